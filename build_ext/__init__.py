@@ -1,0 +1,1 @@
+"""How python-mshv compiles: header choice, the cffi module, the emulator library."""

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * python-mshv's /dev/mshv emulator: shared internal declarations.
+ *
+ * The emulator is a fake mshv_root driver in user space: it hands out real
+ * fds (memfds) as /dev/mshv, partition and VP handles, checks every argument
+ * the way drivers/hv/mshv_root_main.c does, and runs the guest on /dev/kvm.
+ * Files mirror the driver's split:
+ *
+ *   entry.c     mshv_emu_{open,ioctl,mmap,munmap,close}: the exported table
+ *   preload.c   LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*
+ *   fdtable.c   fd -> emulated object table, references
+ *   uaccess.c   copy to/from client pointers (EFAULT, never a crash), memfds
+ *   device.c    /dev/mshv and partition fds: create, initialize, lifetime, dispatch
+ *   regions.c   MSHV_SET_GUEST_MEMORY -> KVM memslots
+ *   vp.c        MSHV_CREATE_VP, VP fd dispatch, VP mmap, VP lifetime
+ *   run.c       MSHV_RUN_VP: KVM_RUN, exits -> hv_message, completion fix-ups
+ *   intercept.c building intercept messages (headers, instruction bytes)
+ *   regs.c      Hyper-V register names <-> KVM register state
+ *   hvcall.c    MSHV_ROOT_HVCALL passthrough: checks, allow-lists, hypercalls
+ *   vpstate.c   MSHV_GET/SET_VP_STATE
+ *   irq.c       MSHV_IRQFD, MSHV_IOEVENTFD, MSHV_SET_MSI_ROUTING
+ *   gpap.c      MSHV_GET_GPAP_ACCESS_BITMAP, access-state tracking
+ *
+ * Rules: every call returns -1 with errno set on failure (kernel errno);
+ * nothing here calls the libc functions that preload.c interposes: use the
+ * emu_sys_* wrappers below, which go straight to the system call.
+ */
+#ifndef MSHV_EMU_H
+#define MSHV_EMU_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+#include <linux/mshv.h>
+#include "mshv_hvdefs.h"
+
+#define EMU_EXPORT __attribute__((visibility("default")))
+
+#define EMU_PAGE_SIZE 4096UL
+#define EMU_MAX_VPS 256			/* MSHV_MAX_VPS */
+#define EMU_MAX_GUEST_IRQS 4096		/* MSHV_MAX_GUEST_IRQS */
+#define EMU_PARTITION_DEPOSIT_PAGES 208
+
+/* ---- raw system calls (never the interposed libc symbols) --------------- */
+
+static inline int emu_sys_ioctl(int fd, unsigned long req, void *arg)
+{
+	return (int)syscall(SYS_ioctl, fd, req, arg);
+}
+
+static inline int emu_sys_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
+static inline void *emu_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static inline int emu_sys_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+static inline int emu_sys_openat(int dirfd, const char *path, int flags, int mode)
+{
+	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
+/* Returns -1/errno like the libc call. */
+int emu_memfd(const char *name, size_t size);
+
+/* ---- objects ------------------------------------------------------------ */
+
+enum emu_kind { EMU_DEVICE = 1, EMU_PARTITION, EMU_VP };
+
+struct emu_region {
+	struct emu_region *next;
+	uint64_t guest_pfn;
+	uint64_t npages;
+	uint64_t userspace_addr;
+	uint8_t flags;			/* 1 << MSHV_SET_MEM_BIT_* */
+	bool mmio;			/* VM_IO/VM_PFNMAP VMA: always RW, uncached */
+	uint32_t slot;			/* KVM memslot */
+};
+
+struct emu_msi_route {
+	uint32_t gsi;
+	uint32_t address_lo;
+	uint32_t address_hi;
+	uint32_t data;
+};
+
+struct emu_irqfd;		/* irq.c */
+struct emu_ioeventfd;		/* irq.c */
+
+/* Per-partition intercept and CPUID configuration set by hypercalls. */
+struct emu_intercepts {
+	bool cpuid;			/* HV_INTERCEPT_TYPE_X64_CPUID installed */
+	bool msr;			/* HV_INTERCEPT_TYPE_X64_MSR */
+	uint32_t exception_bitmap;	/* HV_INTERCEPT_TYPE_EXCEPTION, by vector */
+	/* IO port intercepts are always on for exo partitions. */
+};
+
+struct emu_partition {
+	atomic_int refs;		/* one for the fd, one per VP fd */
+	pthread_mutex_t lock;		/* the partition mutex (mshv_partition_ioctl) */
+	uint64_t id;			/* partition id written into hypercall inputs */
+	int handle_fd;			/* the memfd handed out as the partition fd, -1 once closed */
+	int kvm_fd;			/* /dev/kvm */
+	int vm_fd;			/* KVM VM */
+	uint64_t pt_flags;
+	uint64_t pt_isolation;
+	uint64_t cpu_fbanks[MSHV_NUM_CPU_FEATURES_BANKS];	/* disabled features (v2) */
+	uint64_t disabled_xsave;
+	bool initialized;
+	bool lapic;			/* split irqchip created (MSHV_PT_BIT_LAPIC) */
+
+	struct emu_vp *vps[EMU_MAX_VPS];	/* index stays taken until destroy */
+	size_t kvm_run_size;
+
+	struct emu_region *regions;
+	uint64_t slot_bitmap[512];	/* KVM memslot numbers in use */
+
+	struct emu_msi_route *routes;	/* MSI routing table, nr_routes entries */
+	uint32_t nr_routes;
+	struct emu_irqfd *irqfds;
+	struct emu_ioeventfd *ioeventfds;
+
+	struct emu_intercepts intercepts;
+	bool gpa_access_tracking;	/* HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING */
+	uint64_t synthetic_proc_features;
+	void *props;			/* hvcall.c: other stored partition properties */
+	void *cpuid_results;		/* hvcall.c: REGISTER_INTERCEPT_RESULT entries */
+
+	/* ---- core (device.c/regions.c) additions ---- */
+	/*
+	 * Guards the regions list against RUN_VP readers: SET_GUEST_MEMORY
+	 * (under pt->lock) takes it for writing, emu_gpa_read/write for reading.
+	 */
+	pthread_rwlock_t regions_lock;
+};
+
+struct emu_vp {
+	struct emu_partition *pt;
+	uint32_t index;
+	pthread_mutex_t lock;		/* the VP mutex (mshv_vp_ioctl) */
+	int handle_fd;			/* memfd: page 0 register page, page 1 message page */
+	int vcpu_fd;
+	struct kvm_run *run;		/* mmapped kvm_run, pt->kvm_run_size bytes */
+	struct hv_vp_register_page *reg_page;	/* emulator's mapping of handle page 0 */
+	struct hv_message *msg_page;		/* emulator's mapping of handle page 1 */
+	bool explicit_suspend;		/* HV_REGISTER_EXPLICIT_SUSPEND */
+	bool intercept_suspend;		/* HV_REGISTER_INTERCEPT_SUSPEND */
+	/*
+	 * run.c: what the last intercept left for the next RUN_VP to reconcile
+	 * (KVM's RIP/pending-IO view vs. mshv's "RIP at the instruction").
+	 */
+	int pending;			/* enum emu_pending in run.c, 0 = none */
+	uint64_t pending_rip;
+	atomic_bool running;		/* inside KVM_RUN */
+	pthread_t run_thread;
+};
+
+/* A handle: what one of our fds stands for. */
+struct emu_file {
+	enum emu_kind kind;
+	atomic_int refs;		/* table entries + calls in flight */
+	union {
+		struct emu_partition *pt;
+		struct emu_vp *vp;
+	};
+};
+
+/* ---- fdtable.c ---------------------------------------------------------- */
+
+/* Register a handle fd; the table owns one reference to f. */
+int emu_fd_install(int fd, struct emu_file *f);
+/* Look a handle up, taking a reference (NULL if fd is not ours). */
+struct emu_file *emu_fd_get(int fd);
+void emu_fd_put(struct emu_file *f);
+/* Remove fd from the table and return its handle (reference passes to caller). */
+struct emu_file *emu_fd_remove(int fd);
+/* dup/dup2/dup3/F_DUPFD: newfd refers to the same handle as oldfd. */
+int emu_fd_dup(int oldfd, int newfd);
+
+/* ---- device.c ------------------------------------------------------------ */
+
+int emu_dev_open(void);				/* a /dev/mshv handle fd */
+int emu_dev_ioctl(unsigned long req, void *arg);
+int emu_partition_ioctl(struct emu_partition *pt, unsigned long req, void *arg);
+void emu_partition_get(struct emu_partition *pt);
+void emu_partition_put(struct emu_partition *pt);	/* last ref destroys it */
+void emu_partition_release(struct emu_partition *pt);	/* partition fd closed */
+
+/* ---- regions.c ----------------------------------------------------------- */
+
+int emu_set_guest_memory(struct emu_partition *pt, const struct mshv_user_mem_region *arg);
+void emu_regions_destroy(struct emu_partition *pt);
+/* The region holding gfn, or NULL. Caller holds pt->lock or runs the VP. */
+struct emu_region *emu_region_find(struct emu_partition *pt, uint64_t gfn);
+/* Copy guest physical memory (only RAM regions); returns bytes copied. */
+size_t emu_gpa_read(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len);
+size_t emu_gpa_write(struct emu_partition *pt, uint64_t gpa, const void *buf, size_t len);
+
+/* ---- vp.c ---------------------------------------------------------------- */
+
+int emu_create_vp(struct emu_partition *pt, const struct mshv_create_vp *arg);
+int emu_vp_ioctl(struct emu_vp *vp, unsigned long req, void *arg);
+void *emu_vp_mmap(struct emu_vp *vp, void *addr, size_t len, int prot, int flags, long off);
+void emu_vp_destroy(struct emu_vp *vp);		/* at partition destroy */
+
+/* ---- run.c ------------------------------------------------------------- */
+
+/* MSHV_RUN_VP with vp->lock held; msg receives the 256-byte message. */
+int emu_run_vp(struct emu_vp *vp, struct hv_message *msg);
+/* Settle KVM's pending IO/MMIO before registers are read or written. */
+int emu_vp_settle(struct emu_vp *vp);
+/* Kick a VP out of KVM_RUN (signal delivery, teardown). */
+void emu_vp_kick(struct emu_vp *vp);
+
+/* ---- intercept.c --------------------------------------------------------- */
+
+/* Fill the 40-byte intercept header from the vCPU's current state. */
+int emu_intercept_header(struct emu_vp *vp, struct hv_x64_intercept_message_header *hdr,
+			 uint8_t access_type, uint8_t instruction_length);
+/* Read up to 16 instruction bytes at the guest's RIP; returns the count read. */
+int emu_fetch_instruction(struct emu_vp *vp, uint64_t rip, uint8_t bytes[16]);
+
+/* ---- regs.c -------------------------------------------------------------- */
+
+/* Get/set one Hyper-V register; returns an HV_STATUS_* code (0 = success). */
+uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *value);
+uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *value);
+/* Register page: fill from KVM after an exit; apply dirty classes before a run. */
+int emu_regpage_fill(struct emu_vp *vp);
+int emu_regpage_apply(struct emu_vp *vp);
+
+/* ---- hvcall.c ------------------------------------------------------------ */
+
+enum emu_hvcall_origin { EMU_HVCALL_DEVICE, EMU_HVCALL_PARTITION, EMU_HVCALL_VP };
+int emu_root_hvcall(struct emu_partition *pt, enum emu_hvcall_origin origin,
+		    struct mshv_root_hvcall *uarg);
+void emu_hvcall_destroy(struct emu_partition *pt);	/* free props/cpuid results */
+
+/* ---- vpstate.c ----------------------------------------------------------- */
+
+int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg);
+
+/* ---- irq.c --------------------------------------------------------------- */
+
+int emu_irqfd(struct emu_partition *pt, const struct mshv_user_irqfd *arg);
+int emu_ioeventfd(struct emu_partition *pt, const struct mshv_user_ioeventfd *arg);
+int emu_set_msi_routing(struct emu_partition *pt, const struct mshv_user_irq_table *uarg);
+void emu_irq_release(struct emu_partition *pt);		/* partition fd closed */
+/* Inject an MSI-style interrupt into the partition's LAPICs (assert hypercall). */
+int emu_assert_interrupt(struct emu_partition *pt, uint32_t vector, uint64_t apic_id,
+			 uint32_t type, bool logical, bool level);
+
+/* ---- gpap.c -------------------------------------------------------------- */
+
+int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bitmap *arg);
+/* HvCallGetGpaPagesAccessStates backing; returns an HV status. */
+uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint32_t count,
+			       uint8_t *states, uint64_t flags, uint32_t *done);
+
+/* ---- user pointers ------------------------------------------------------- */
+
+/*
+ * copy_from_user/copy_to_user: a bad pointer from the client must give
+ * EFAULT, never a crash. Implemented with process_vm_readv/writev on our
+ * own pid, which fails with EFAULT instead of faulting.
+ */
+int emu_copy_from_user(void *dst, const void *usrc, size_t len);
+int emu_copy_to_user(void *udst, const void *src, size_t len);
+
+/* ---- core additions (entry.c, device.c, regions.c, vp.c) ------------------ */
+
+/* entry.c: the handle's last reference is gone (every fd closed, no call in flight). */
+void emu_file_release(struct emu_file *f);
+/*
+ * regions.c: re-register every memslot with (on) or without KVM_MEM_LOG_DIRTY_PAGES.
+ * Hook for gpap.c when GPA_PAGE_ACCESS_TRACKING changes; caller holds pt->lock.
+ * New regions get KVM_MEM_LOG_DIRTY_PAGES iff pt->gpa_access_tracking.
+ */
+int emu_regions_set_dirty_logging(struct emu_partition *pt, bool on);
+/*
+ * Notes on ownership:
+ * - device.c frees pt->routes at destroy; irq.c must set it to NULL if it
+ *   frees the table earlier.
+ * - vp->handle_fd is the VP's private fd of its memfd (the client's VP fd is
+ *   a dup of it); emu_vp_mmap maps it. Closed at emu_vp_destroy.
+ * - emu_vp_mmap's off is in bytes (the mmap offset), not pages.
+ */
+
+#endif /* MSHV_EMU_H */

@@ -1,0 +1,114 @@
+"""Command line: ``python -m mshv`` (also installed as ``mshv``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+
+from mshv import abi as abi_mod
+from mshv import backend as backend_mod
+from mshv import probe
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from mshv._abi import ffi, lib
+
+    print(f"kernel:        {platform.system()} {platform.release()} ({platform.machine()})")
+    print(f"header:        {ffi.string(lib.mshv_abi_header()).decode()}")
+    reason = ffi.string(lib.mshv_abi_header_reason()).decode()
+    if reason:
+        print(f"               ({reason})")
+    try:
+        chosen = backend_mod.select()
+    except backend_mod.BackendUnavailable as exc:
+        print(f"backend:       none: {exc}")
+        return 1
+    print(f"backend:       {chosen.name} ({chosen.reason})")
+    if chosen.name == "emulator":
+        print(f"emulator:      {backend_mod.emulator_library_path()}")
+    print("ioctl support (probed with a NULL argument: EFAULT = handled, ENOTTY = unknown):")
+    for result in probe.probe_ioctls():
+        print(f"  {result.name:<30} {result.fd_kind:<10} {result.verdict}")
+    return 0
+
+
+def _cmd_abi(args: argparse.Namespace) -> int:
+    if args.json:
+        json.dump(abi_mod.abi_report(), sys.stdout, indent=1, sort_keys=True)
+        print()
+        return 0
+    if args.collisions:
+        _print_collisions()
+        return 0
+    report = abi_mod.abi_report()
+    print(f"source: {report['source']}")
+    for name, info in report["structs"].items():
+        print(f"struct {name} ({info['size']} bytes)")
+        for field, offset in info["fields"].items():
+            print(f"  {offset:5d}  {field}")
+    print("constants:")
+    for name, value in report["constants"].items():
+        print(f"  {name:<48} {value:#x}")
+    return 0
+
+
+def _fmt(info: abi_mod.IoctlInfo) -> str:
+    return (
+        f"{info.name:<32} {info.number:#010x}  {info.direction}(0x{info.type:02X}, {info.nr:#04x}, "
+        f"{info.size} B)  {info.owner}"
+    )
+
+
+def _print_collisions() -> None:
+    found = abi_mod.collisions()
+    print("Identical ioctl numbers (two definitions, one 32-bit number):")
+    for c in (c for c in found if c.exact):
+        for info in c.members:
+            print(f"  {_fmt(info)}")
+        print()
+    print("Shared type and command number, different size or direction (distinct numbers):")
+    for c in (c for c in found if not c.exact):
+        for info in c.members:
+            print(f"  {_fmt(info)}")
+        print()
+    print("A root-partition client must never send these (they are ENOTTY on mshv_root fds,")
+    print("and on their own devices they mean something else):")
+    for info in abi_mod.never_send():
+        print(f"  {_fmt(info)}")
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    if args.preload_path:
+        print(backend_mod.emulator_library_path())
+        return 0
+    print("usage: mshv emulator --preload-path", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mshv`` command."""
+    parser = argparse.ArgumentParser(prog="mshv", description="Python binding to /dev/mshv")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="backend, kernel, header, ioctl support")
+    p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("abi", help="the compiled ABI: structs, constants, ioctl collisions")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="machine-readable structs and constants")
+    group.add_argument("--collisions", action="store_true", help="ioctl numbers shared in the 0xB8 range")
+    p.set_defaults(func=_cmd_abi)
+    p = sub.add_parser("emulator", help="the /dev/mshv emulator library")
+    p.add_argument("--preload-path", action="store_true", help="print the LD_PRELOAD library path")
+    p.set_defaults(func=_cmd_emulator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mshv`` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Which /dev/mshv the process talks to: the kernel's, or the KVM-backed emulator.
+
+Chosen once per process, at the first use: ``MSHV_BACKEND=kernel|emulator``
+forces a choice; otherwise /dev/mshv when it exists, else the emulator when
+/dev/kvm works. The emulator's entry points pass every fd and path that is not
+theirs through to the real system calls, so choosing it is safe for the rest
+of the process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mshv._abi import ffi, lib
+
+__all__ = ["Backend", "BackendUnavailable", "current", "emulator_library_path", "select"]
+
+DEVICE_PATH = "/dev/mshv"
+KVM_PATH = "/dev/kvm"
+
+
+class BackendUnavailable(RuntimeError):
+    """Neither /dev/mshv nor the emulator can be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The backend in use: ``name`` is "kernel" or "emulator"; ``reason`` says why."""
+
+    name: str
+    reason: str
+    device_path: str = DEVICE_PATH
+
+
+_current: Backend | None = None
+
+
+def emulator_library_path() -> str:
+    """Absolute path of the emulator library (also usable with LD_PRELOAD)."""
+    return str(Path(__file__).resolve().parent / "libmshv_emu.so")
+
+
+def _kvm_problem() -> str | None:
+    if not os.path.exists(KVM_PATH):
+        return f"{KVM_PATH} does not exist (load kvm_intel/kvm_amd, or run where KVM is available)"
+    if not os.access(KVM_PATH, os.R_OK | os.W_OK):
+        return f"{KVM_PATH} is not readable and writable by this user (add the user to the kvm group)"
+    if not os.path.exists(emulator_library_path()):
+        return f"the emulator library is missing at {emulator_library_path()} (reinstall python-mshv)"
+    return None
+
+
+def _use_emulator(reason: str) -> Backend:
+    problem = _kvm_problem()
+    if problem is not None:
+        raise BackendUnavailable(f"cannot use the emulator: {problem}")
+    err = ffi.new("char[]", 512)
+    if lib.mshv_kernel_use_library(emulator_library_path().encode(), err, 512) < 0:
+        raise BackendUnavailable(f"cannot load the emulator: {ffi.string(err).decode()}")
+    return Backend("emulator", reason)
+
+
+def _choose() -> Backend:
+    forced = os.environ.get("MSHV_BACKEND", "").strip().lower()
+    if forced == "kernel":
+        if not os.path.exists(DEVICE_PATH):
+            raise BackendUnavailable(
+                f"MSHV_BACKEND=kernel but {DEVICE_PATH} does not exist: this is not a Hyper-V root "
+                "partition with the mshv_root driver loaded (unset MSHV_BACKEND to use the emulator)"
+            )
+        lib.mshv_kernel_use_libc()
+        return Backend("kernel", "forced by MSHV_BACKEND=kernel")
+    if forced == "emulator":
+        return _use_emulator("forced by MSHV_BACKEND=emulator")
+    if forced:
+        raise BackendUnavailable(f"MSHV_BACKEND={forced!r}: expected 'kernel' or 'emulator'")
+    if os.path.exists(DEVICE_PATH):
+        lib.mshv_kernel_use_libc()
+        return Backend("kernel", f"{DEVICE_PATH} exists")
+    try:
+        return _use_emulator(f"no {DEVICE_PATH}; {KVM_PATH} works")
+    except BackendUnavailable as exc:
+        raise BackendUnavailable(
+            f"no backend: {DEVICE_PATH} does not exist (not a Hyper-V root partition) and {exc}"
+        ) from None
+
+
+def select() -> Backend:
+    """Choose the backend if not yet chosen, and return it."""
+    global _current
+    if _current is None:
+        _current = _choose()
+    return _current
+
+
+def current() -> Backend | None:
+    """The backend chosen so far, or None before the first use."""
+    return _current

@@ -124,7 +124,10 @@ static int mshv_kernel_use_library(const char *path, char *err, size_t errlen)
 }
 
 static int mshv_open(const char *path, int flags) { return mshv_kernel.open(path, flags); }
-static int mshv_ioctl(int fd, unsigned long request, void *arg) { return mshv_kernel.ioctl(fd, request, arg); }
+static int mshv_ioctl(int fd, unsigned long request, void *arg)
+{
+	return mshv_kernel.ioctl(fd, request, arg);
+}
 static void *mshv_mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
 {
 	return mshv_kernel.mmap(addr, length, prot, flags, fd, offset);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, cast
 
 
 class OpenIntEnum(enum.IntEnum):
@@ -44,4 +44,4 @@ def build_enum(enum_name: str, lib: object, prefix: str, exclude: tuple[str, ...
             continue  # an alias: IntEnum would make it one anyway
         seen.add(value)
         members[name] = value
-    return OpenIntEnum(enum_name, members, module="mshv")
+    return cast(Any, OpenIntEnum)(enum_name, members, module="mshv")

@@ -36,7 +36,7 @@ def _probe(fd: int, name: str, fd_kind: str) -> ProbeResult:
             return ProbeResult(name, fd_kind, "supported")
         if exc.errno == errno.ENOTTY:
             return ProbeResult(name, fd_kind, "not supported (ENOTTY)")
-        return ProbeResult(name, fd_kind, f"answered {errno.errorcode.get(exc.errno, exc.errno)}")
+        return ProbeResult(name, fd_kind, f"answered {errno.errorcode.get(exc.errno or 0, exc.errno)}")
     return ProbeResult(name, fd_kind, "accepted a NULL argument (unexpected)")
 
 

@@ -40,12 +40,14 @@ def test_filling_every_field_leaves_reserved_bytes_zero(name: str) -> None:
         if _cstruct.is_reserved(field):
             continue
         if info.type.kind == "primitive":
-            values[field] = (1 << (8 * ffi.sizeof(info.type))) - 1 if info.type.cname.startswith(("unsigned", "uint", "__u")) else -1
+            unsigned = info.type.cname.startswith(("unsigned", "uint", "__u"))
+            values[field] = (1 << (8 * ffi.sizeof(info.type))) - 1 if unsigned else -1
     obj = _cstruct.new(_ctype(name), **values)
     raw = bytes(ffi.buffer(obj))
     for field, info in ctype.fields or []:
         if _cstruct.is_reserved(field):
-            assert raw[info.offset : info.offset + ffi.sizeof(info.type)] == bytes(ffi.sizeof(info.type)), field
+            size = ffi.sizeof(info.type)
+            assert raw[info.offset : info.offset + size] == bytes(size), field
 
 
 def test_a_wrapper_cannot_name_a_reserved_field() -> None:

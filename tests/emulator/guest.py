@@ -51,9 +51,7 @@ def _build_lib() -> str:
     if _built_lib is not None:
         return _built_lib
     sources = sorted((ROOT / "emulator").glob("*.c"))
-    headers = sorted((ROOT / "emulator").glob("*.h")) + sorted(
-        (ROOT / "ioctl_defs" / "include").rglob("*.h")
-    )
+    headers = sorted((ROOT / "emulator").glob("*.h")) + sorted((ROOT / "ioctl_defs" / "include").rglob("*.h"))
     digest = hashlib.sha256()
     for path in sources + headers:
         digest.update(str(path).encode())

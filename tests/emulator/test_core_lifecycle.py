@@ -30,9 +30,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def run_case(client: str, env: dict[str, str], *args: str) -> dict[str, str]:
-    proc = subprocess.run(
-        [client, "case", *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    proc = subprocess.run([client, "case", *args], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return dict(line.partition("=")[::2] for line in proc.stdout.splitlines())
 
@@ -104,8 +102,14 @@ def test_in_process_entry_points(emu_lib):
     lib = ctypes.CDLL(emu_lib, use_errno=True)
     lib.mshv_emu_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
     lib.mshv_emu_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
-    lib.mshv_emu_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                  ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    lib.mshv_emu_mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
     lib.mshv_emu_mmap.restype = ctypes.c_void_p
     lib.mshv_emu_close.argtypes = [ctypes.c_int]
 

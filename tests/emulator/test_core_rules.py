@@ -23,9 +23,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def run_case(client: str, env: dict[str, str], *args: str) -> dict[str, str]:
-    proc = subprocess.run(
-        [client, "case", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([client, "case", *args], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = {}
     for line in proc.stdout.splitlines():

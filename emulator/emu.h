@@ -304,4 +304,23 @@ int emu_regions_set_dirty_logging(struct emu_partition *pt, bool on);
  * - emu_vp_mmap's off is in bytes (the mmap offset), not pages.
  */
 
+/* ---- irq additions (irq.c, gpap.c) ----------------------------------------- */
+
+/*
+ * irq.c, for run.c: KVM_EXIT_IOAPIC_EOI (the guest EOI'd a level-triggered
+ * vector). Signals the resamplefd of RESAMPLE irqfds whose GSI == vector
+ * (mshv_notify_acked_gsi). true: consumed, resume the guest; false: RUN_VP
+ * returns HVMSG_X64_APIC_EOI to the VMM. Needs no lock.
+ */
+bool emu_irq_eoi(struct emu_partition *pt, uint32_t vector);
+/*
+ * irq.c, for run.c: a guest MMIO write KVM did not consume (KVM_EXIT_MMIO,
+ * is_write). true: it matched an ioeventfd KVM could not hold (signalled;
+ * skip the instruction, no intercept message). Needs no lock.
+ */
+bool emu_ioeventfd_mmio_write(struct emu_partition *pt, uint64_t gpa, uint32_t len,
+			      uint64_t data);
+/* gpap.c, for device.c: free the access-state tracking at partition destroy. */
+void emu_gpap_destroy(struct emu_partition *pt);
+
 #endif /* MSHV_EMU_H */

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MSHV_GET_GPAP_ACCESS_BITMAP (mshv_partition_ioctl_get_gpap_access_bitmap)
+ * and the hypervisor side of HvCallGetGpaPagesAccessStates, on KVM dirty
+ * logging.
+ *
+ * The hypervisor keeps an accessed and a dirty bit per guest page once
+ * partition property GPA_PAGE_ACCESS_TRACKING is 1. Here every writable
+ * memslot gets KVM_MEM_LOG_DIRTY_PAGES while tracking is on (regions.c), and
+ * gpap.c keeps its own accessed/dirty bitmaps per region: before pages are
+ * read, KVM_GET_DIRTY_LOG (get-and-reset, so nothing is lost between calls)
+ * is ORed into both bitmaps; the SET/CLEAR flags then act on ours only.
+ * KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is not used: with our own bitmaps there is
+ * nothing to gain from clearing KVM's log page by page.
+ *
+ * Deviations (KVM has no accessed bits): "accessed" = written by the guest,
+ * or set through SET; guest reads are not seen. Read-only regions never get
+ * dirty (KVM refuses dirty logging there; the guest cannot write them
+ * anyway). Pages outside any region read as 0 and ignore the flags (the
+ * hypervisor's answer there is unverified).
+ */
+#include <stdlib.h>
+
+#include "emu.h"
+
+/* MSHV_GPAP_ACCESS_* and the hypercall's batch (HV_GET_GPA_ACCESS_STATES_BATCH_SIZE) */
+#define EMU_GPAP_BATCH ((4096 - sizeof(hv_gpa_page_access_state)) / sizeof(hv_gpa_page_access_state))
+#define EMU_GPAP_FLAGS (HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED | HV_GPA_PAGE_ACCESS_SET_ACCESSED | \
+			HV_GPA_PAGE_ACCESS_CLEAR_DIRTY | HV_GPA_PAGE_ACCESS_SET_DIRTY)
+
+/* Access state of one region's pages. */
+struct emu_gpap_slot {
+	struct emu_gpap_slot *next;
+	uint32_t slot;
+	uint64_t guest_pfn;
+	uint64_t npages;
+	uint64_t *accessed;		/* npages bits */
+	uint64_t *dirty;
+	uint64_t *log;			/* KVM_GET_DIRTY_LOG scratch */
+};
+
+struct emu_gpap {
+	struct emu_gpap *next;
+	struct emu_partition *pt;
+	struct emu_gpap_slot *slots;
+};
+
+/* Guards the list and all state; taken after pt->regions_lock. */
+static pthread_mutex_t emu_gpap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct emu_gpap *emu_gpaps;
+
+static void emu_gpap_slot_free(struct emu_gpap_slot *s)
+{
+	free(s->accessed);
+	free(s->dirty);
+	free(s->log);
+	free(s);
+}
+
+static struct emu_gpap **emu_gpap_lookup(struct emu_partition *pt)
+{
+	struct emu_gpap **pp;
+
+	for (pp = &emu_gpaps; *pp; pp = &(*pp)->next)
+		if ((*pp)->pt == pt)
+			break;
+	return pp;
+}
+
+/* Drop pt's state. Caller holds emu_gpap_lock. */
+static void emu_gpap_forget(struct emu_partition *pt)
+{
+	struct emu_gpap **pp = emu_gpap_lookup(pt), *g = *pp;
+
+	if (!g)
+		return;
+	*pp = g->next;
+	while (g->slots) {
+		struct emu_gpap_slot *s = g->slots;
+
+		g->slots = s->next;
+		emu_gpap_slot_free(s);
+	}
+	free(g);
+}
+
+void emu_gpap_destroy(struct emu_partition *pt)
+{
+	pthread_mutex_lock(&emu_gpap_lock);
+	emu_gpap_forget(pt);
+	pthread_mutex_unlock(&emu_gpap_lock);
+}
+
+/*
+ * HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING: dirty logging on every
+ * memslot (regions.c adds it to new ones while pt->gpa_access_tracking).
+ * Switching on starts from all pages clean; switching off drops the state.
+ */
+int emu_gpap_set_tracking(struct emu_partition *pt, bool on)
+{
+	if (on == pt->gpa_access_tracking)
+		return 0;
+	if (emu_regions_set_dirty_logging(pt, on) < 0) {
+		int err = errno;
+
+		(void)emu_regions_set_dirty_logging(pt, pt->gpa_access_tracking);
+		errno = err;
+		return -1;
+	}
+	pthread_mutex_lock(&emu_gpap_lock);
+	emu_gpap_forget(pt);
+	pt->gpa_access_tracking = on;
+	pthread_mutex_unlock(&emu_gpap_lock);
+	return 0;
+}
+
+static struct emu_gpap_slot *emu_gpap_slot_new(const struct emu_region *r)
+{
+	size_t words = (r->npages + 63) / 64;
+	struct emu_gpap_slot *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->slot = r->slot;
+	s->guest_pfn = r->guest_pfn;
+	s->npages = r->npages;
+	s->accessed = calloc(words, sizeof(uint64_t));
+	s->dirty = calloc(words, sizeof(uint64_t));
+	s->log = calloc(words, sizeof(uint64_t));
+	if (!s->accessed || !s->dirty || !s->log) {
+		emu_gpap_slot_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * Make g->slots match pt->regions (a region that was unmapped and mapped
+ * again starts clean). Caller holds pt->regions_lock and emu_gpap_lock.
+ */
+static int emu_gpap_sync(struct emu_partition *pt, struct emu_gpap *g)
+{
+	struct emu_gpap_slot *old = g->slots, *fresh = NULL;
+
+	for (struct emu_region *r = pt->regions; r; r = r->next) {
+		struct emu_gpap_slot **pp, *s = NULL;
+
+		for (pp = &old; *pp; pp = &(*pp)->next) {
+			if ((*pp)->slot == r->slot && (*pp)->guest_pfn == r->guest_pfn &&
+			    (*pp)->npages == r->npages) {
+				s = *pp;
+				*pp = s->next;
+				break;
+			}
+		}
+		if (!s)
+			s = emu_gpap_slot_new(r);
+		if (!s) {
+			g->slots = fresh;
+			while (old) {
+				s = old;
+				old = s->next;
+				emu_gpap_slot_free(s);
+			}
+			errno = ENOMEM;
+			return -1;
+		}
+		s->next = fresh;
+		fresh = s;
+	}
+	while (old) {
+		struct emu_gpap_slot *s = old;
+
+		old = s->next;
+		emu_gpap_slot_free(s);
+	}
+	g->slots = fresh;
+	return 0;
+}
+
+/* KVM_GET_DIRTY_LOG (get and reset) into the region's dirty and accessed bits. */
+static void emu_gpap_harvest(struct emu_partition *pt, struct emu_gpap_slot *s)
+{
+	struct kvm_dirty_log log = { .slot = s->slot, .dirty_bitmap = s->log };
+	size_t words = (s->npages + 63) / 64;
+
+	/* ENOENT: the slot logs nothing (read-only region) */
+	if (emu_sys_ioctl(pt->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return;
+	for (size_t i = 0; i < words; i++) {
+		s->dirty[i] |= s->log[i];
+		s->accessed[i] |= s->log[i];
+	}
+}
+
+static void emu_bit_assign(uint64_t *map, uint64_t bit, bool on)
+{
+	if (on)
+		map[bit / 64] |= 1ULL << (bit % 64);
+	else
+		map[bit / 64] &= ~(1ULL << (bit % 64));
+}
+
+static bool emu_bit_test(const uint64_t *map, uint64_t bit)
+{
+	return map[bit / 64] >> (bit % 64) & 1;
+}
+
+/*
+ * HvCallGetGpaPagesAccessStates for `count` pages from base_pfn: one state
+ * byte per page (HV_GPA_PAGE_ACCESS_STATE_*), then the flags applied to it.
+ * Caller must not hold pt->regions_lock. Tracking off:
+ * HV_STATUS_INVALID_PARTITION_STATE (our choice; the hypervisor's status
+ * there is unverified). Unknown flag bits: HV_STATUS_INVALID_PARAMETER.
+ */
+uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint32_t count,
+			       uint8_t *states, uint64_t flags, uint32_t *done)
+{
+	struct emu_gpap_slot *s, *hint = NULL;
+	struct emu_gpap *g;
+	uint16_t status = HV_STATUS_SUCCESS;
+
+	*done = 0;
+	if (flags & ~(uint64_t)EMU_GPAP_FLAGS)
+		return HV_STATUS_INVALID_PARAMETER;
+	pthread_rwlock_rdlock(&pt->regions_lock);
+	pthread_mutex_lock(&emu_gpap_lock);
+	if (!pt->gpa_access_tracking) {
+		status = HV_STATUS_INVALID_PARTITION_STATE;
+		goto out;
+	}
+	g = *emu_gpap_lookup(pt);
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g) {
+			status = HV_STATUS_INSUFFICIENT_MEMORY;
+			goto out;
+		}
+		g->pt = pt;
+		g->next = emu_gpaps;
+		emu_gpaps = g;
+	}
+	if (emu_gpap_sync(pt, g) < 0) {
+		status = HV_STATUS_INSUFFICIENT_MEMORY;
+		goto out;
+	}
+	for (s = g->slots; s; s = s->next)
+		if (s->guest_pfn < base_pfn + count && base_pfn < s->guest_pfn + s->npages)
+			emu_gpap_harvest(pt, s);
+
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t pfn = base_pfn + i, bit;
+		uint8_t st = 0;
+
+		s = hint;
+		if (!s || pfn < s->guest_pfn || pfn - s->guest_pfn >= s->npages)
+			for (s = g->slots; s; s = s->next)
+				if (pfn >= s->guest_pfn && pfn - s->guest_pfn < s->npages)
+					break;
+		hint = s;
+		if (s) {
+			bit = pfn - s->guest_pfn;
+			if (emu_bit_test(s->accessed, bit))
+				st |= HV_GPA_PAGE_ACCESS_STATE_ACCESSED;
+			if (emu_bit_test(s->dirty, bit))
+				st |= HV_GPA_PAGE_ACCESS_STATE_DIRTY;
+			/* the flags act after the state is read */
+			if (flags & HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED)
+				emu_bit_assign(s->accessed, bit, false);
+			if (flags & HV_GPA_PAGE_ACCESS_SET_ACCESSED)
+				emu_bit_assign(s->accessed, bit, true);
+			if (flags & HV_GPA_PAGE_ACCESS_CLEAR_DIRTY)
+				emu_bit_assign(s->dirty, bit, false);
+			if (flags & HV_GPA_PAGE_ACCESS_SET_DIRTY)
+				emu_bit_assign(s->dirty, bit, true);
+		}
+		states[i] = st;
+	}
+	*done = count;
+out:
+	pthread_mutex_unlock(&emu_gpap_lock);
+	pthread_rwlock_unlock(&pt->regions_lock);
+	return status;
+}
+
+/* hv_result_to_errno (§5) for the statuses emu_gpa_access_states returns */
+static int emu_gpap_errno(uint16_t status)
+{
+	switch (status) {
+	case HV_STATUS_INVALID_PARAMETER:
+		return EINVAL;
+	case HV_STATUS_INSUFFICIENT_MEMORY:
+		return ENOMEM;
+	default:
+		return EIO;
+	}
+}
+
+/* mshv_partition_ioctl_get_gpap_access_bitmap; args were copied in by device.c */
+int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bitmap *args)
+{
+	uint64_t flags = 0, bitmap_sz;
+	uint8_t mask, *bitmap, states[EMU_GPAP_BATCH];
+	uint32_t remaining, written = 0;
+	bool rsvd = false;
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof(args->rsvd); i++)
+		rsvd |= args->rsvd[i] != 0;
+	if (args->access_type >= MSHV_GPAP_ACCESS_TYPE_COUNT ||
+	    args->access_op >= MSHV_GPAP_ACCESS_OP_COUNT || rsvd || !args->page_count ||
+	    !args->bitmap_ptr) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* NOOP falls into the SET branch: the kernel only tests for CLEAR */
+	if (args->access_type == MSHV_GPAP_ACCESS_TYPE_ACCESSED) {
+		mask = HV_GPA_PAGE_ACCESS_STATE_ACCESSED;
+		if (args->access_op == MSHV_GPAP_ACCESS_OP_CLEAR)
+			/* not accessed implies not dirty */
+			flags = HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED | HV_GPA_PAGE_ACCESS_CLEAR_DIRTY;
+		else
+			flags = HV_GPA_PAGE_ACCESS_SET_ACCESSED;
+	} else {
+		mask = HV_GPA_PAGE_ACCESS_STATE_DIRTY;
+		if (args->access_op == MSHV_GPAP_ACCESS_OP_CLEAR)
+			flags = HV_GPA_PAGE_ACCESS_CLEAR_DIRTY;
+		else
+			/* dirty implies accessed */
+			flags = HV_GPA_PAGE_ACCESS_SET_DIRTY | HV_GPA_PAGE_ACCESS_SET_ACCESSED;
+	}
+	/* DIV_ROUND_UP(page_count, 8); the kernel's page_count-byte vzalloc fails first */
+	bitmap_sz = args->page_count / 8 + (args->page_count % 8 != 0);
+	bitmap = bitmap_sz <= SIZE_MAX ? calloc(bitmap_sz, 1) : NULL;
+	if (!bitmap) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* hv_call_get_gpa_access_states takes a u32 count: larger counts are truncated */
+	remaining = (uint32_t)args->page_count;
+	while (remaining) {
+		uint32_t n = remaining < EMU_GPAP_BATCH ? remaining : EMU_GPAP_BATCH, got;
+		uint16_t status;
+
+		status = emu_gpa_access_states(pt, args->gpap_base + written, n, states, flags, &got);
+		if (status != HV_STATUS_SUCCESS) {
+			errno = emu_gpap_errno(status);
+			ret = -1;
+			goto out;
+		}
+		/* __assign_bit on the ulong array: LSB-first within each byte */
+		for (uint32_t i = 0; i < got; i++)
+			if (states[i] & mask)
+				bitmap[(written + i) / 8] |= 1u << ((written + i) % 8);
+		written += got;
+		remaining -= got;
+	}
+	/* bits past `written` stay zero; copy ceil(page_count / 8) bytes */
+	if (emu_copy_to_user((void *)(uintptr_t)args->bitmap_ptr, bitmap, bitmap_sz) < 0)
+		ret = -1;
+out:
+	free(bitmap);
+	return ret;
+}

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from build_ext import header_choice, kernel_table  # noqa: E402
 import ioctl_defs  # noqa: E402
+from build_ext import header_choice, kernel_table  # noqa: E402
 
 CFLAGS = [
     "-std=gnu11",

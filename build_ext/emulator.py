@@ -49,8 +49,11 @@ class EmulatorBuildExt(build_ext):
     """build_ext that names the emulator library libmshv_emu.so and exports no PyInit."""
 
     def get_ext_filename(self, fullname: str) -> str:
+        # distutils asks with the full dotted name and, from get_ext_fullpath, with its last part.
         if fullname == EXT_NAME:
             return str(Path(*EXT_NAME.split(".")[:-1]) / LIB_FILENAME)
+        if fullname == EXT_NAME.rsplit(".", 1)[-1]:
+            return LIB_FILENAME
         return super().get_ext_filename(fullname)
 
     def get_export_symbols(self, ext: Extension) -> list[str]:

@@ -7,13 +7,54 @@ On a machine without /dev/mshv, the package's emulator runs the same ABI on
 from __future__ import annotations
 
 from mshv.backend import Backend, BackendUnavailable
+from mshv.device import Mshv, PartitionFlag
 from mshv.errors import HvStatus, MshvError, hv_result_to_errno, hv_status_name
+from mshv.intercepts import (
+    ApicEoi,
+    CpuidIntercept,
+    ExceptionIntercept,
+    HaltIntercept,
+    HvMessageType,
+    Intercept,
+    InterceptHeader,
+    IoPortIntercept,
+    MemoryIntercept,
+    MsrIntercept,
+    UnknownIntercept,
+    UnrecoverableException,
+)
+from mshv.memory import GuestMemory
+from mshv.partition import HvPartitionProperty, MemoryRegion, Partition
+from mshv.registers import HvRegister, Segment, Table
+from mshv.vp import Vp
 
 __all__ = [
+    "ApicEoi",
     "Backend",
     "BackendUnavailable",
+    "CpuidIntercept",
+    "ExceptionIntercept",
+    "GuestMemory",
+    "HaltIntercept",
+    "HvMessageType",
+    "HvPartitionProperty",
+    "HvRegister",
     "HvStatus",
+    "Intercept",
+    "InterceptHeader",
+    "IoPortIntercept",
+    "MemoryIntercept",
+    "MemoryRegion",
+    "Mshv",
     "MshvError",
+    "MsrIntercept",
+    "Partition",
+    "PartitionFlag",
+    "Segment",
+    "Table",
+    "UnknownIntercept",
+    "UnrecoverableException",
+    "Vp",
     "hv_result_to_errno",
     "hv_status_name",
 ]

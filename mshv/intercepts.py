@@ -1,0 +1,304 @@
+"""Typed intercept messages: what ``Vp.run()`` returns.
+
+``decode(raw)`` turns the 256-byte ``hv_message`` of MSHV_RUN_VP into one of
+the classes below; a type it has no class for comes back as
+:class:`UnknownIntercept` with the raw bytes, never as an error. The intercept
+header (RIP *at* the intercepted instruction, its length, CPL, mode, CS) is
+decoded for every x64 intercept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mshv._abi import ffi, lib
+from mshv._enums import build_enum
+from mshv.registers import Segment
+
+__all__ = [
+    "ApicEoi",
+    "CpuidIntercept",
+    "ExceptionIntercept",
+    "HaltIntercept",
+    "HvMessageType",
+    "Intercept",
+    "InterceptHeader",
+    "IoPortIntercept",
+    "MemoryIntercept",
+    "MsrIntercept",
+    "UnknownIntercept",
+    "UnrecoverableException",
+    "decode",
+]
+
+HvMessageType: Any = build_enum("HvMessageType", lib, "HVMSG_")
+
+
+def _segment(seg: Any) -> Segment:
+    return Segment(int(seg.base), int(seg.limit), int(seg.selector), int(seg.attributes))
+
+
+@dataclass(frozen=True)
+class InterceptHeader:
+    """The 40-byte header every x64 intercept payload starts with."""
+
+    vp_index: int
+    instruction_length: int
+    cr8: int
+    access_type: int  # HV_INTERCEPT_ACCESS_READ / WRITE / EXECUTE
+    execution_state: int
+    cs: Segment
+    rip: int
+    rflags: int
+
+    @property
+    def cpl(self) -> int:
+        """Current privilege level."""
+        return int(self.execution_state & lib.HV_X64_EXECUTION_STATE_CPL_MASK)
+
+    @property
+    def mode(self) -> str:
+        """CPU mode at the intercept: "real", "protected" or "long"."""
+        if self.execution_state & lib.HV_X64_EXECUTION_STATE_EFER_LMA and self.cs.long_mode:
+            return "long"
+        if self.execution_state & lib.HV_X64_EXECUTION_STATE_CR0_PE:
+            return "protected"
+        return "real"
+
+    @property
+    def next_rip(self) -> int:
+        """RIP past the intercepted instruction."""
+        return self.rip + self.instruction_length
+
+    @classmethod
+    def _from(cls, hdr: Any) -> InterceptHeader:
+        length_cr8 = int(hdr.instruction_length_cr8)
+        return cls(
+            vp_index=int(hdr.vp_index),
+            instruction_length=(length_cr8 & lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK)
+            >> lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT,
+            cr8=(length_cr8 & lib.HV_X64_INTERCEPT_CR8_MASK) >> lib.HV_X64_INTERCEPT_CR8_SHIFT,
+            access_type=int(hdr.intercept_access_type),
+            execution_state=int(hdr.execution_state),
+            cs=_segment(hdr.cs_segment),
+            rip=int(hdr.rip),
+            rflags=int(hdr.rflags),
+        )
+
+
+@dataclass(frozen=True)
+class Intercept:
+    """Base of every decoded message: its type and the raw 256 bytes."""
+
+    message_type: Any
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class UnknownIntercept(Intercept):
+    """A message type this version does not decode (the raw bytes are kept)."""
+
+
+@dataclass(frozen=True)
+class X64Intercept(Intercept):
+    """An x64 intercept: it carries the intercept header."""
+
+    header: InterceptHeader
+
+    @property
+    def rip(self) -> int:
+        """RIP of the intercepted instruction."""
+        return self.header.rip
+
+
+@dataclass(frozen=True)
+class IoPortIntercept(X64Intercept):
+    """IN/OUT (and INS/OUTS) on a port: HVMSG_X64_IO_PORT_INTERCEPT."""
+
+    port: int
+    size: int  # bytes: 1, 2 or 4
+    string: bool
+    rep: bool
+    rax: int
+    instruction_bytes: bytes
+    rcx: int
+    rsi: int
+    rdi: int
+    ds: Segment
+    es: Segment
+
+    @property
+    def is_write(self) -> bool:
+        """True for OUT/OUTS."""
+        return bool(self.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE)
+
+    @property
+    def value(self) -> int:
+        """For OUT: the value written (RAX masked to the access size)."""
+        return self.rax & ((1 << (8 * self.size)) - 1)
+
+    def completion_rax(self, value: int) -> int:
+        """For IN: RAX after merging ``value`` by access size (the upper bytes are kept)."""
+        mask = (1 << (8 * self.size)) - 1
+        if self.size == 4:  # a 32-bit IN zero-extends into RAX
+            return value & mask
+        return (self.rax & ~mask & ((1 << 64) - 1)) | (value & mask)
+
+
+@dataclass(frozen=True)
+class MemoryIntercept(X64Intercept):
+    """A guest access to an unmapped GPA (MMIO) or one its mapping forbids."""
+
+    gpa: int
+    gva: int
+    gva_valid: bool
+    instruction_bytes: bytes
+    cache_type: int
+
+    @property
+    def is_write(self) -> bool:
+        """True for a write access."""
+        return bool(self.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE)
+
+
+@dataclass(frozen=True)
+class HaltIntercept(X64Intercept):
+    """HLT on a partition without an in-hypervisor LAPIC: HVMSG_X64_HALT."""
+
+
+@dataclass(frozen=True)
+class UnrecoverableException(X64Intercept):
+    """The VP cannot continue (e.g. a triple fault): HVMSG_UNRECOVERABLE_EXCEPTION."""
+
+
+@dataclass(frozen=True)
+class MsrIntercept(X64Intercept):
+    """RDMSR/WRMSR on an intercepted MSR."""
+
+    msr: int
+    rdx: int
+    rax: int
+
+
+@dataclass(frozen=True)
+class CpuidIntercept(X64Intercept):
+    """CPUID with CPUID intercepts installed."""
+
+    rax: int
+    rcx: int
+    rdx: int
+    rbx: int
+
+
+@dataclass(frozen=True)
+class ExceptionIntercept(X64Intercept):
+    """An intercepted exception."""
+
+    vector: int
+    error_code: int
+
+
+@dataclass(frozen=True)
+class ApicEoi(Intercept):
+    """An EOI of a level-triggered interrupt: HVMSG_X64_APIC_EOI."""
+
+    vp_index: int
+    vector: int
+
+
+def _payload(msg: Any, ctype: str) -> Any:
+    return ffi.cast(f"{ctype} *", msg.payload)
+
+
+def _bytes(array: Any, count: int) -> bytes:
+    return bytes(ffi.buffer(array, 16))[: min(int(count), 16)]
+
+
+def decode(raw: bytes) -> Intercept:
+    """Decode a 256-byte ``hv_message`` into its typed intercept object."""
+    if len(raw) != lib.HV_MESSAGE_SIZE:
+        raise ValueError(f"an hv_message is {lib.HV_MESSAGE_SIZE} bytes, got {len(raw)}")
+    msg = ffi.from_buffer("struct hv_message *", raw)
+    mtype = HvMessageType(int(msg.header.message_type))
+    decoder = _DECODERS.get(int(mtype))
+    if decoder is None:
+        return UnknownIntercept(mtype, raw)
+    result: Intercept = decoder(mtype, raw, msg)
+    return result
+
+
+def _io(mtype: Any, raw: bytes, msg: Any) -> IoPortIntercept:
+    p = _payload(msg, "struct hv_x64_io_port_intercept_message")
+    info = int(p.access_info)
+    return IoPortIntercept(
+        mtype, raw, InterceptHeader._from(p.header),
+        port=int(p.port_number),
+        size=(info & lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK)
+        >> lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT,
+        string=bool(info & lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP),
+        rep=bool(info & lib.HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX),
+        rax=int(p.rax),
+        instruction_bytes=_bytes(p.instruction_bytes, p.instruction_byte_count),
+        rcx=int(p.rcx), rsi=int(p.rsi), rdi=int(p.rdi),
+        ds=_segment(p.ds_segment), es=_segment(p.es_segment),
+    )  # fmt: skip
+
+
+def _memory(mtype: Any, raw: bytes, msg: Any) -> MemoryIntercept:
+    p = _payload(msg, "struct hv_x64_memory_intercept_message")
+    return MemoryIntercept(
+        mtype, raw, InterceptHeader._from(p.header),
+        gpa=int(p.guest_physical_address),
+        gva=int(p.guest_virtual_address),
+        gva_valid=bool(p.memory_access_info & lib.HV_X64_MEMORY_ACCESS_INFO_GVA_VALID),
+        instruction_bytes=_bytes(p.instruction_bytes, p.instruction_byte_count),
+        cache_type=int(p.cache_type),
+    )  # fmt: skip
+
+
+def _header_only(cls: type) -> Any:
+    def make(mtype: Any, raw: bytes, msg: Any) -> Any:
+        p = _payload(msg, "struct hv_x64_intercept_message_header")
+        return cls(mtype, raw, InterceptHeader._from(p[0]))
+
+    return make
+
+
+def _msr(mtype: Any, raw: bytes, msg: Any) -> MsrIntercept:
+    p = _payload(msg, "struct hv_x64_msr_intercept_message")
+    return MsrIntercept(
+        mtype, raw, InterceptHeader._from(p.header), int(p.msr_number), int(p.rdx), int(p.rax)
+    )
+
+
+def _cpuid(mtype: Any, raw: bytes, msg: Any) -> CpuidIntercept:
+    p = _payload(msg, "struct hv_x64_cpuid_intercept_message")
+    return CpuidIntercept(
+        mtype, raw, InterceptHeader._from(p.header), int(p.rax), int(p.rcx), int(p.rdx), int(p.rbx)
+    )
+
+
+def _exception(mtype: Any, raw: bytes, msg: Any) -> ExceptionIntercept:
+    p = _payload(msg, "struct hv_x64_exception_intercept_message")
+    return ExceptionIntercept(
+        mtype, raw, InterceptHeader._from(p.header), int(p.exception_vector), int(p.error_code)
+    )
+
+
+def _eoi(mtype: Any, raw: bytes, msg: Any) -> ApicEoi:
+    p = _payload(msg, "struct hv_x64_apic_eoi_message")
+    return ApicEoi(mtype, raw, int(p.vp_index), int(p.interrupt_vector))
+
+
+_DECODERS: dict[int, Any] = {
+    lib.HVMSG_X64_IO_PORT_INTERCEPT: _io,
+    lib.HVMSG_UNMAPPED_GPA: _memory,
+    lib.HVMSG_GPA_INTERCEPT: _memory,
+    lib.HVMSG_X64_HALT: _header_only(HaltIntercept),
+    lib.HVMSG_UNRECOVERABLE_EXCEPTION: _header_only(UnrecoverableException),
+    lib.HVMSG_X64_MSR_INTERCEPT: _msr,
+    lib.HVMSG_X64_CPUID_INTERCEPT: _cpuid,
+    lib.HVMSG_X64_EXCEPTION_INTERCEPT: _exception,
+    lib.HVMSG_X64_APIC_EOI: _eoi,
+}

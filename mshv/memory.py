@@ -1,0 +1,152 @@
+"""Guest memory: host memory a partition maps at a guest physical address.
+
+``GuestMemory`` owns one host mapping (anonymous, memfd, or hugetlbfs 2 MiB
+pages) and exposes it as bytes and through the buffer protocol. While a
+partition maps it (see ``Partition.map_memory``), it cannot be closed, so the
+guest never sees freed host memory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mshv import _kernel
+from mshv._abi import ffi, lib
+
+__all__ = ["GuestMemory", "HUGE_PAGE_SIZE", "PAGE_SIZE"]
+
+PAGE_SIZE: int = lib.MSHV_HV_PAGE_SIZE
+HUGE_PAGE_SIZE = 2 * 1024 * 1024
+_MAP_HUGE_2MB = 21 << lib.MAP_HUGE_SHIFT  # log2(2 MiB) in the MAP_HUGE field
+
+
+class GuestMemory:
+    """Host memory for a guest: ``size`` bytes, page aligned, zero filled.
+
+    Args:
+        size: bytes; a multiple of 4 KiB (2 MiB with ``hugepages``).
+        hugepages: back it with 2 MiB hugetlb pages (reserve them in
+            /proc/sys/vm/nr_hugepages first).
+        memfd: back it with a memfd (shareable by fd) instead of anonymous memory.
+
+    Example:
+        >>> mem = GuestMemory(0x10000)
+        >>> mem.write(0x100, b"\\xf4")
+        >>> mem.read(0x100, 1)
+        b'\\xf4'
+        >>> mem.close()
+    """
+
+    def __init__(self, size: int, *, hugepages: bool = False, memfd: bool = False) -> None:
+        align = HUGE_PAGE_SIZE if hugepages else PAGE_SIZE
+        if not isinstance(size, int) or size <= 0 or size % align:
+            raise ValueError(f"size must be a positive multiple of {align:#x}, got {size!r}")
+        self.size = size
+        self.hugepages = hugepages
+        self._fd = -1
+        self._mapped_by = 0  # regions currently mapping this memory
+        flags = lib.MAP_SHARED
+        if memfd:
+            self._fd = lib.mshv_memfd_create(
+                b"mshv-guest", lib.MFD_CLOEXEC | (lib.MFD_HUGETLB if hugepages else 0)
+            )
+            if self._fd < 0:
+                raise OSError(ffi.errno, f"memfd_create: {os.strerror(ffi.errno)}")
+            if lib.mshv_ftruncate(self._fd, size) < 0:
+                err = ffi.errno
+                _kernel.close(self._fd)
+                raise OSError(err, f"ftruncate({size:#x}): {os.strerror(err)}")
+        else:
+            flags |= lib.MAP_ANONYMOUS | ((lib.MAP_HUGETLB | _MAP_HUGE_2MB) if hugepages else 0)
+        try:
+            self._ptr: Any = _kernel.mmap(size, lib.PROT_READ | lib.PROT_WRITE, flags, self._fd, 0)
+        except OSError:
+            if self._fd >= 0:
+                _kernel.close(self._fd)
+            raise
+        self._buffer: Any = ffi.buffer(self._ptr, size)
+
+    # -- lifetime -------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has freed the memory."""
+        return self._ptr is None
+
+    def close(self) -> None:
+        """Free the memory. Raises RuntimeError while a partition still maps it."""
+        if self._ptr is None:
+            return
+        if self._mapped_by:
+            raise RuntimeError(f"{self!r} is still mapped by {self._mapped_by} region(s): unmap it first")
+        _kernel.munmap(self._ptr, self.size)
+        self._ptr = None
+        self._buffer = None
+        if self._fd >= 0:
+            _kernel.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> GuestMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "hugetlb" if self.hugepages else ("memfd" if self._fd >= 0 else "anonymous")
+        return f"<GuestMemory size={self.size:#x} {kind} mapped_by={self._mapped_by} closed={self.closed}>"
+
+    # -- access ---------------------------------------------------------------------------
+    def _live(self) -> Any:
+        if self._ptr is None:
+            raise ValueError("I/O on closed GuestMemory")
+        return self._buffer
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"range {offset:#x}+{length:#x} is outside {self.size:#x} bytes")
+
+    @property
+    def address(self) -> int:
+        """The host virtual address (hva) of byte 0."""
+        self._live()
+        return int(ffi.cast("uintptr_t", self._ptr))
+
+    @property
+    def fd(self) -> int:
+        """The memfd backing this memory, or -1 for anonymous memory."""
+        return self._fd
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes at ``offset``."""
+        buf = self._live()
+        self._check(offset, length)
+        return bytes(buf[offset : offset + length])
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset``."""
+        buf = self._live()
+        self._check(offset, len(data))
+        buf[offset : offset + len(data)] = data
+
+    def load_file(self, offset: int, path: str | os.PathLike[str]) -> int:
+        """Copy a file's contents to ``offset``; returns its size."""
+        with open(path, "rb") as f:
+            data = f.read()
+        self.write(offset, data)
+        return len(data)
+
+    def view(self) -> memoryview:
+        """A writable memoryview of the whole memory (valid until close)."""
+        return memoryview(self._live())
+
+    def __buffer__(self, flags: int) -> memoryview:  # PEP 688 (Python 3.12+)
+        return memoryview(self._live())
+
+    # -- bookkeeping for regions ------------------------------------------------------------
+    def _acquire(self) -> None:
+        self._live()
+        self._mapped_by += 1
+
+    def _release(self) -> None:
+        self._mapped_by -= 1

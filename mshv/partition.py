@@ -1,0 +1,212 @@
+"""A guest partition: initialize, VPs, guest memory regions, properties, interrupts.
+
+Created by ``Mshv.create_partition``; owns its partition fd. ``close()`` closes
+the VPs, unmaps the memory regions and then closes the fd.
+"""
+
+from __future__ import annotations
+
+import struct
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from mshv import _cstruct, _kernel
+from mshv._abi import ffi, lib
+from mshv._enums import build_enum
+from mshv.hvcall import HvcallInput, HvcallResult, hvcall
+from mshv.memory import PAGE_SIZE, GuestMemory
+from mshv.vp import Vp
+
+__all__ = ["HvPartitionProperty", "MemoryRegion", "Partition"]
+
+HvPartitionProperty: Any = build_enum("HvPartitionProperty", lib, "HV_PARTITION_PROPERTY_")
+_MAX_VPS = 256  # MSHV_MAX_VPS (drivers/hv/mshv_root.h); not part of the uapi header
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """One guest memory mapping: ``size`` bytes of ``memory`` at ``offset`` shown at ``gpa``."""
+
+    memory: GuestMemory
+    gpa: int
+    size: int
+    offset: int
+    writable: bool
+    executable: bool
+
+    @property
+    def hva(self) -> int:
+        """Host virtual address of the region's first byte."""
+        return self.memory.address + self.offset
+
+    def __repr__(self) -> str:
+        perms = "r" + ("w" if self.writable else "-") + ("x" if self.executable else "-")
+        return f"<MemoryRegion gpa={self.gpa:#x} size={self.size:#x} {perms}>"
+
+
+class Partition:
+    """A guest partition (an MSHV_CREATE_PARTITION fd)."""
+
+    def __init__(self, fd: int, flags: int) -> None:
+        self._fd = fd
+        self.flags = flags
+        self.initialized = False
+        self._vps: dict[int, Vp] = {}
+        self._regions: list[MemoryRegion] = []
+        self._finalizer = weakref.finalize(self, _kernel.close, fd)
+
+    # -- lifetime -------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once the partition fd is closed."""
+        return self._fd < 0
+
+    @property
+    def fd(self) -> int:
+        """The partition fd."""
+        return self._live()
+
+    def _live(self) -> int:
+        if self._fd < 0:
+            raise ValueError("partition is closed")
+        return self._fd
+
+    def close(self) -> None:
+        """Close the VPs, unmap every region, then close the partition fd."""
+        if self._fd < 0:
+            return
+        for vp in list(self._vps.values()):
+            vp.close()
+        for region in list(self._regions):
+            self.unmap_memory(region)
+        self._finalizer.detach()
+        fd, self._fd = self._fd, -1
+        _kernel.close(fd)
+
+    def __enter__(self) -> Partition:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Partition flags={self.flags:#x} initialized={self.initialized} vps={sorted(self._vps)} "
+            f"regions={len(self._regions)} closed={self.closed}>"
+        )
+
+    # -- setup ----------------------------------------------------------------------------
+    def initialize(self) -> None:
+        """Initialize the partition (MSHV_INITIALIZE_PARTITION); a second call does nothing."""
+        _kernel.ioctl(self._live(), lib.MSHV_INITIALIZE_PARTITION)
+        self.initialized = True
+
+    def create_vp(self, index: int = 0) -> Vp:
+        """Create VP ``index`` (MSHV_CREATE_VP); it starts suspended, in the reset state."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"VP index must be an int, not {type(index).__name__}")
+        if not 0 <= index < _MAX_VPS:
+            raise ValueError(f"VP index must be 0..{_MAX_VPS - 1}, got {index}")
+        arg = _cstruct.new("struct mshv_create_vp", vp_index=index)
+        fd = _kernel.ioctl(self._live(), lib.MSHV_CREATE_VP, arg, details=f"vp_index={index}")
+        vp = Vp(self, index, fd)
+        self._vps[index] = vp
+        return vp
+
+    @property
+    def vps(self) -> dict[int, Vp]:
+        """The VPs created through this object, by index."""
+        return dict(self._vps)
+
+    # -- memory ---------------------------------------------------------------------------
+    @property
+    def regions(self) -> list[MemoryRegion]:
+        """The regions mapped through this object."""
+        return list(self._regions)
+
+    def map_memory(
+        self,
+        memory: GuestMemory,
+        gpa: int,
+        *,
+        size: int | None = None,
+        offset: int = 0,
+        writable: bool = True,
+        executable: bool = True,
+    ) -> MemoryRegion:
+        """Map ``size`` bytes of ``memory`` (from ``offset``) at guest physical address ``gpa``.
+
+        Wraps MSHV_SET_GUEST_MEMORY. Alignment, bounds and overlap with this
+        partition's regions are checked before the kernel sees the request.
+        """
+        self._live()
+        size = memory.size - offset if size is None else size
+        if gpa < 0 or gpa % PAGE_SIZE or offset < 0 or offset % PAGE_SIZE:
+            raise ValueError(f"gpa {gpa:#x} and offset {offset:#x} must be {PAGE_SIZE:#x}-aligned")
+        if size <= 0 or size % PAGE_SIZE or offset + size > memory.size:
+            raise ValueError(f"size {size:#x} at offset {offset:#x} must be page-sized within {memory!r}")
+        for other in self._regions:
+            if gpa < other.gpa + other.size and other.gpa < gpa + size:
+                raise ValueError(f"gpa range {gpa:#x}+{size:#x} overlaps {other!r}")
+        memory._acquire()
+        try:
+            self._set_memory(memory.address + offset, gpa, size, writable, executable, unmap=False)
+        except BaseException:
+            memory._release()
+            raise
+        region = MemoryRegion(memory, gpa, size, offset, writable, executable)
+        self._regions.append(region)
+        return region
+
+    def unmap_memory(self, region: MemoryRegion) -> None:
+        """Unmap a region made by :meth:`map_memory` (MSHV_SET_GUEST_MEMORY with UNMAP)."""
+        if region not in self._regions:
+            raise ValueError(f"{region!r} is not mapped in this partition")
+        self._set_memory(region.hva, region.gpa, region.size, False, False, unmap=True)
+        self._regions.remove(region)
+        region.memory._release()
+
+    def _set_memory(
+        self, hva: int, gpa: int, size: int, writable: bool, executable: bool, unmap: bool
+    ) -> None:
+        flags = (
+            (writable << lib.MSHV_SET_MEM_BIT_WRITABLE)
+            | (executable << lib.MSHV_SET_MEM_BIT_EXECUTABLE)
+            | (unmap << lib.MSHV_SET_MEM_BIT_UNMAP)
+        )
+        arg = _cstruct.new(
+            "struct mshv_user_mem_region",
+            size=size,
+            guest_pfn=gpa // PAGE_SIZE,
+            userspace_addr=hva,
+            flags=flags,
+        )
+        what = "unmap" if unmap else "map"
+        _kernel.ioctl(
+            self._live(), lib.MSHV_SET_GUEST_MEMORY, arg, details=f"{what} gpa={gpa:#x} size={size:#x}"
+        )
+
+    # -- hypercalls -----------------------------------------------------------------------
+    def hvcall(self, code: int, data: bytes, output_size: int = 0, reps: int = 0) -> HvcallResult:
+        """Pass hypercall ``code`` through (MSHV_ROOT_HVCALL on the partition fd)."""
+        return hvcall(self._live(), code, data, output_size, reps)
+
+    def get_property(self, code: int) -> int:
+        """Read a partition property (HvCallGetPartitionProperty)."""
+        return _get_property(self._live(), code)
+
+    def set_property(self, code: int, value: int) -> None:
+        """Write a partition property (HvCallSetPartitionProperty)."""
+        data = HvcallInput("struct hv_input_set_partition_property")
+        data.header.property_code = int(code)
+        data.header.property_value = value
+        hvcall(self._live(), lib.HVCALL_SET_PARTITION_PROPERTY, data.to_bytes())
+
+
+def _get_property(fd: int, code: int) -> int:
+    data = HvcallInput("struct hv_input_get_partition_property")
+    data.header.property_code = int(code)
+    out_size = ffi.sizeof("struct hv_output_get_partition_property")
+    res = hvcall(fd, lib.HVCALL_GET_PARTITION_PROPERTY, data.to_bytes(), out_size)
+    return int(struct.unpack_from("<Q", res.output)[0])

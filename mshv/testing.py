@@ -1,0 +1,91 @@
+"""Helpers for scripts and tests: assemble guest code, get a partition with one VP at it.
+
+``assemble`` runs GNU ``as``/``ld``/``objcopy`` (binutils must be installed).
+
+Example:
+    >>> from mshv.testing import assemble, partition_with_one_vp
+    >>> code = assemble("mov $0x42, %al; out %al, $0x10; hlt", mode="real")
+    >>> with partition_with_one_vp(code, mode="real") as (pt, vp, mem):
+    ...     exit = vp.run()
+    ...     (exit.port, exit.value)
+    (16, 66)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mshv.device import Mshv
+from mshv.memory import GuestMemory
+from mshv.partition import Partition
+from mshv.registers import Segment, Table
+from mshv.vp import Vp
+
+__all__ = ["CODE_GPA", "assemble", "partition_with_one_vp", "real_mode_registers"]
+
+CODE_GPA = 0x1000
+_MODES = {"real": ".code16", "protected": ".code32", "long": ".code64"}
+
+
+def assemble(source: str, *, mode: str = "real", base: int = CODE_GPA) -> bytes:
+    """Assemble AT&T-syntax ``source`` into a flat binary linked to run at ``base``.
+
+    Args:
+        mode: "real" (16-bit), "protected" (32-bit) or "long" (64-bit).
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {sorted(_MODES)}, got {mode!r}")
+    with tempfile.TemporaryDirectory(prefix="mshv-asm-") as tmp:
+        src, obj, elf, out = (Path(tmp) / n for n in ("g.S", "g.o", "g.elf", "g.bin"))
+        src.write_text(f"{_MODES[mode]}\n.globl _start\n_start:\n{source}\n")
+        for cmd in (
+            ["as", "--64", "-o", str(obj), str(src)],
+            ["ld", "-m", "elf_x86_64", "-Ttext", hex(base), "-e", "_start", "-o", str(elf), str(obj)],
+            ["objcopy", "-O", "binary", "-j", ".text", "-j", ".data", str(elf), str(out)],
+        ):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.strip()}")
+        return out.read_bytes()
+
+
+def real_mode_registers(rip: int = CODE_GPA, rsp: int = 0x8000) -> dict[str, object]:
+    """Registers for a 16-bit real-mode VP running at ``rip`` with every segment at 0."""
+    data = Segment(base=0, limit=0xFFFF, selector=0, attributes=0x93)
+    return {
+        "cs": Segment(base=0, limit=0xFFFF, selector=0, attributes=0x9B),
+        "ds": data, "es": data, "ss": data, "fs": data, "gs": data,
+        "rip": rip, "rsp": rsp, "rflags": 0x2,
+        "idtr": Table(base=0, limit=0x3FF),
+    }  # fmt: skip
+
+
+@contextlib.contextmanager
+def partition_with_one_vp(
+    code: bytes,
+    *,
+    mode: str = "real",
+    memory_size: int = 0x10000,
+    lapic: bool = False,
+) -> Iterator[tuple[Partition, Vp, GuestMemory]]:
+    """A partition with ``memory_size`` bytes at GPA 0, ``code`` at CODE_GPA and VP 0 ready to run it.
+
+    Only "real" mode is set up here; other modes set their own registers
+    (page tables, GDT) after entering.
+    """
+    if mode != "real":
+        raise ValueError("partition_with_one_vp sets up real mode only; set other modes' registers yourself")
+    with Mshv() as hv, GuestMemory(memory_size) as mem:
+        pt = hv.create_partition(lapic=lapic)
+        try:
+            mem.write(CODE_GPA, code)
+            pt.map_memory(mem, 0)
+            vp = pt.create_vp(0)
+            vp.set_registers(real_mode_registers())  # type: ignore[arg-type]
+            yield pt, vp, mem
+        finally:
+            pt.close()

@@ -1,0 +1,192 @@
+"""A virtual processor: registers, VP state, run and intercepts.
+
+Created by ``Partition.create_vp``; owns its VP fd. ``run()`` issues
+MSHV_RUN_VP with the GIL released and returns the typed intercept. The VP
+stops with RIP *at* the intercepted instruction: complete it (write results,
+move RIP past it) before the next run, e.g. with :meth:`complete_io`.
+"""
+
+from __future__ import annotations
+
+import errno
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mshv import _cstruct, _kernel
+from mshv._abi import ffi, lib
+from mshv.errors import MshvError
+from mshv.intercepts import Intercept, IoPortIntercept, decode
+from mshv.registers import RegisterValue, get_registers, set_registers
+
+if TYPE_CHECKING:
+    from mshv.partition import Partition
+
+__all__ = ["Vp"]
+
+
+class _Registers:
+    """Attribute access to one VP's registers: ``vp.regs.rip``, ``vp.regs.rax = 1``."""
+
+    def __init__(self, vp: Vp) -> None:
+        object.__setattr__(self, "_vp", vp)
+
+    _vp: Vp
+
+    def __getattr__(self, name: str) -> RegisterValue:
+        return self._vp.reg_read(name)
+
+    def __setattr__(self, name: str, value: RegisterValue) -> None:
+        self._vp.reg_write(name, value)
+
+
+class Vp:
+    """One VP of a partition (MSHV_CREATE_VP). Use ``Partition.create_vp`` to make one."""
+
+    def __init__(self, partition: Partition, index: int, fd: int) -> None:
+        self.partition = partition
+        self.index = index
+        self._fd = fd
+        self._run_buf = ffi.new("struct mshv_run_vp *")
+        self.exits = 0
+        self._finalizer = weakref.finalize(self, _kernel.close, fd)
+
+    # -- lifetime -------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once the VP fd is closed (the VP itself lives until the partition ends)."""
+        return self._fd < 0
+
+    @property
+    def fd(self) -> int:
+        """The VP fd."""
+        self._live()
+        return self._fd
+
+    def close(self) -> None:
+        """Close the VP fd. The VP index stays taken until the partition is destroyed."""
+        if self._fd < 0:
+            return
+        self._finalizer.detach()
+        fd, self._fd = self._fd, -1
+        _kernel.close(fd)
+
+    def __enter__(self) -> Vp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Vp index={self.index} exits={self.exits} closed={self.closed}>"
+
+    def _live(self) -> int:
+        if self._fd < 0:
+            raise ValueError(f"VP {self.index} is closed")
+        return self._fd
+
+    # -- registers ------------------------------------------------------------------------
+    @property
+    def regs(self) -> Any:
+        """Registers by attribute: ``vp.regs.rip``; each access is one hypercall."""
+        return _Registers(self)
+
+    def get_registers(self, names: Iterable[str | int]) -> dict[str, RegisterValue]:
+        """Read registers by name (HvCallGetVpRegisters, chunked by 256)."""
+        return get_registers(self._live(), self.index, names)
+
+    def set_registers(self, values: Mapping[str | int, RegisterValue]) -> None:
+        """Write registers by name (HvCallSetVpRegisters, chunked by 127)."""
+        set_registers(self._live(), self.index, values)
+
+    def reg_read(self, name: str | int) -> RegisterValue:
+        """Read one register."""
+        return next(iter(self.get_registers([name]).values()))
+
+    def reg_write(self, name: str | int, value: RegisterValue) -> None:
+        """Write one register."""
+        self.set_registers({name: value})
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, *, interruptible: bool = False) -> Intercept:
+        """Run the VP until its next intercept (MSHV_RUN_VP; the GIL is released).
+
+        Args:
+            interruptible: raise InterruptedError when a signal interrupts the run;
+                by default the run is resumed.
+        """
+        fd = self._live()
+        while True:
+            try:
+                _kernel.ioctl(fd, lib.MSHV_RUN_VP, self._run_buf, details=f"vp={self.index}")
+            except MshvError as exc:
+                if exc.errno == errno.EINTR:
+                    if interruptible:
+                        raise InterruptedError(errno.EINTR, f"MSHV_RUN_VP on VP {self.index}") from None
+                    continue
+                raise
+            self.exits += 1
+            return decode(bytes(ffi.buffer(self._run_buf)))
+
+    def complete_io(self, intercept: IoPortIntercept, value: int | None = None) -> None:
+        """Complete a (non-string) port IO intercept the mshv way.
+
+        For IN, ``value`` is merged into RAX by access size; RIP moves past the
+        instruction in the same hypercall.
+        """
+        regs: dict[str | int, RegisterValue] = {"rip": intercept.header.next_rip}
+        if not intercept.is_write:
+            if value is None:
+                raise ValueError("an IN needs the value read from the port")
+            regs["rax"] = intercept.completion_rax(value)
+        self.set_registers(regs)
+
+    def skip(self, intercept: Intercept) -> None:
+        """Move RIP past the intercepted instruction without other effects."""
+        header = getattr(intercept, "header", None)
+        if header is None:
+            raise ValueError(f"{type(intercept).__name__} has no instruction to skip")
+        self.reg_write("rip", header.next_rip)
+
+    # -- VP state -------------------------------------------------------------------------
+    def get_state(self, state_type: int, size: int = 4096) -> bytes:
+        """Read a VP state blob (MSHV_GET_VP_STATE) into a page-aligned buffer; returns its bytes.
+
+        A buffer that is too small is grown to the size the kernel asks for.
+        """
+        data, _ = self._state(state_type, size, None)
+        return data
+
+    def set_state(self, state_type: int, data: bytes) -> None:
+        """Write a VP state blob (MSHV_SET_VP_STATE)."""
+        size = max(4096, -(-len(data) // 4096) * 4096)
+        self._state(state_type, size, data)
+
+    def _state(self, state_type: int, size: int, data: bytes | None) -> tuple[bytes, int]:
+        fd = self._live()
+        if not 0 <= state_type < lib.MSHV_VP_STATE_COUNT:
+            raise ValueError(f"unknown VP state type {state_type}")
+        for _attempt in range(2):
+            if size <= 0 or size % 4096:
+                raise ValueError(f"VP state buffer size must be a multiple of 4096, got {size}")
+            raw = ffi.new("unsigned char[]", size + 4096)
+            aligned = ffi.cast("unsigned char *", (int(ffi.cast("uintptr_t", raw)) + 4095) & ~4095)
+            if data is not None:
+                ffi.memmove(aligned, data, len(data))
+            args = _cstruct.new(
+                "struct mshv_get_set_vp_state",
+                type=state_type,
+                buf_sz=size,
+                buf_ptr=ffi.cast("uint64_t", aligned),
+            )
+            req = lib.MSHV_SET_VP_STATE if data is not None else lib.MSHV_GET_VP_STATE
+            try:
+                _kernel.ioctl(fd, req, args, details=f"vp={self.index} type={state_type} size={size}")
+            except MshvError as exc:
+                if exc.errno == errno.EINVAL and args.buf_sz > size:
+                    size = int(args.buf_sz)  # the kernel wrote back the size it needs
+                    continue
+                raise
+            used = int(args.buf_sz)
+            return bytes(ffi.buffer(aligned, min(used, size))), used
+        raise MshvError(errno.EINVAL, "MSHV_GET_VP_STATE", None, f"size kept growing past {size}")

@@ -1,0 +1,32 @@
+"""Fixtures for the Python API tests: they run real guests on the available backend.
+
+No machine here has /dev/mshv, so the backend is the emulator on /dev/kvm. A
+missing /dev/kvm FAILS these tests: it is never a reason to skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from mshv import Mshv, Partition
+
+
+@pytest.fixture(scope="session")
+def backend_ready() -> None:
+    if not os.path.exists("/dev/mshv"):
+        assert os.path.exists("/dev/kvm"), "neither /dev/mshv nor /dev/kvm: the tests need one of them"
+
+
+@pytest.fixture
+def hv(backend_ready: None) -> Iterator[Mshv]:
+    with Mshv() as device:
+        yield device
+
+
+@pytest.fixture
+def partition(hv: Mshv) -> Iterator[Partition]:
+    with hv.create_partition(lapic=False) as pt:
+        yield pt

@@ -1,0 +1,98 @@
+"""mshv/memory.py and Partition.map_memory: guest memory lifetime and validation."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from mshv import GuestMemory, MshvError, Partition
+
+
+def test_read_write_and_buffer() -> None:
+    with GuestMemory(0x4000) as mem:
+        mem.write(0x10, b"abc")
+        assert mem.read(0x10, 3) == b"abc"
+        view = mem.view()
+        view[0x20] = 0x7F
+        assert mem.read(0x20, 1) == b"\x7f"
+        with pytest.raises(ValueError):
+            mem.read(0x3FFF, 2)
+
+
+def test_size_is_checked() -> None:
+    for size in (0, 100, -4096):
+        with pytest.raises(ValueError):
+            GuestMemory(size)
+    with pytest.raises(ValueError):
+        GuestMemory(0x1000, hugepages=True)  # not a multiple of 2 MiB
+
+
+def test_memfd_backed() -> None:
+    with GuestMemory(0x2000, memfd=True) as mem:
+        assert mem.fd >= 0
+        mem.write(0, b"x")
+        assert mem.read(0, 1) == b"x"
+
+
+def test_use_after_close_is_an_error() -> None:
+    mem = GuestMemory(0x1000)
+    mem.close()
+    mem.close()
+    with pytest.raises(ValueError, match="closed"):
+        mem.read(0, 1)
+
+
+def test_memory_cannot_be_freed_while_mapped(partition: Partition) -> None:
+    mem = GuestMemory(0x10000)
+    region = partition.map_memory(mem, 0x100000, writable=True)
+    with pytest.raises(RuntimeError, match="still mapped"):
+        mem.close()
+    partition.unmap_memory(region)
+    mem.close()
+    assert mem.closed
+
+
+def test_map_validation_happens_before_the_kernel(partition: Partition) -> None:
+    with GuestMemory(0x10000) as mem:
+        with pytest.raises(ValueError):
+            partition.map_memory(mem, 0x1234)
+        with pytest.raises(ValueError):
+            partition.map_memory(mem, 0, size=0x20000)
+        partition.map_memory(mem, 0, size=0x8000)
+        with pytest.raises(ValueError, match="overlaps"):
+            partition.map_memory(mem, 0x4000, offset=0x8000, size=0x8000)
+        partition.close()
+
+
+def test_partition_close_unmaps_and_releases_memory(hv: object) -> None:
+    from mshv import Mshv
+
+    assert isinstance(hv, Mshv)
+    mem = GuestMemory(0x10000)
+    pt = hv.create_partition(lapic=False)
+    pt.map_memory(mem, 0)
+    pt.create_vp(0)
+    pt.close()
+    mem.close()  # allowed now
+    assert pt.closed and mem.closed
+
+
+def test_same_host_memory_at_two_gpas(partition: Partition) -> None:
+    with GuestMemory(0x10000) as mem:
+        a = partition.map_memory(mem, 0)
+        b = partition.map_memory(mem, 0x100000)
+        assert a.hva == b.hva
+        partition.close()
+
+
+def test_kernel_rejection_is_a_typed_error(partition: Partition) -> None:
+    with GuestMemory(0x10000) as mem:
+        region = partition.map_memory(mem, 0)
+        partition.unmap_memory(region)
+        with pytest.raises(ValueError):
+            partition.unmap_memory(region)  # not mapped any more: caught before the kernel
+        # ask the kernel directly for an unmap of something never mapped: ENOENT (≥6.19)
+        with pytest.raises(MshvError) as info:
+            partition._set_memory(mem.address, 0x500000, 0x1000, False, False, unmap=True)
+        assert info.value.errno == errno.ENOENT

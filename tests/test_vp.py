@@ -1,0 +1,150 @@
+"""mshv/vp.py: run real guest code and complete its intercepts the mshv way."""
+
+from __future__ import annotations
+
+import pytest
+
+from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, MshvError, Partition, Segment
+from mshv.testing import CODE_GPA, assemble, partition_with_one_vp, real_mode_registers
+
+ECHO = """
+    mov $0x42, %al
+    out %al, $0x10          # OUT: the VMM sees 0x42
+    in $0x11, %al           # IN: the VMM supplies a value
+    out %al, $0x12          # OUT it back: the guest saw the value
+    mov $0x1234, %ax
+    out %ax, $0x14          # 16-bit OUT
+    hlt
+"""
+
+
+def test_port_io_echo_in_real_mode(backend_ready: None) -> None:
+    with partition_with_one_vp(assemble(ECHO)) as (_pt, vp, _mem):
+        out = vp.run()
+        assert isinstance(out, IoPortIntercept) and out.is_write
+        assert (out.port, out.size, out.value) == (0x10, 1, 0x42)
+        assert out.header.rip == CODE_GPA + 2  # RIP *at* the OUT (after the 2-byte mov)
+        assert out.header.instruction_length == 2 and out.header.mode == "real"
+        assert out.instruction_bytes[:2] == b"\xe6\x10"
+        vp.complete_io(out)
+
+        inp = vp.run()
+        assert isinstance(inp, IoPortIntercept) and not inp.is_write
+        assert (inp.port, inp.size, inp.header.rip) == (0x11, 1, CODE_GPA + 4)
+        vp.complete_io(inp, 0x5A)
+
+        back = vp.run()
+        assert isinstance(back, IoPortIntercept)
+        assert (back.port, back.value) == (0x12, 0x5A)
+        vp.complete_io(back)
+
+        wide = vp.run()
+        assert isinstance(wide, IoPortIntercept)
+        assert (wide.port, wide.size, wide.value) == (0x14, 2, 0x1234)
+        vp.complete_io(wide)
+
+        halt = vp.run()
+        assert isinstance(halt, HaltIntercept)
+        assert vp.exits == 5
+
+
+MMIO = """
+    mov $0x100, %bx
+    mov %bx, %ds            # DS base 0x1000: the MMIO page at GPA 0x20000 is DS:0x1F000
+    mov $0x2000, %ax
+    mov %ax, %ds            # DS base 0x20000
+    movb $0x99, (0x10)      # MMIO write of 0x99 to GPA 0x20010
+    movb (0x20), %al        # MMIO read from GPA 0x20020
+    out %al, $0x30
+    hlt
+"""
+
+
+def test_mmio_read_and_write_surface_as_memory_intercepts(backend_ready: None) -> None:
+    with partition_with_one_vp(assemble(MMIO)) as (_pt, vp, _mem):
+        write = vp.run()
+        assert isinstance(write, MemoryIntercept) and write.is_write
+        assert write.gpa == 0x20010
+        assert write.instruction_bytes[:1] == b"\xc6"  # movb $imm8, moffs
+        vp.skip(write)  # a device would record the 0x99 here
+
+        read = vp.run()
+        assert isinstance(read, MemoryIntercept) and not read.is_write
+        assert read.gpa == 0x20020
+        vp.set_registers({"rax": 0x77, "rip": read.header.next_rip})
+
+        out = vp.run()
+        assert isinstance(out, IoPortIntercept) and (out.port, out.value) == (0x30, 0x77)
+
+
+def test_register_batches_round_trip_200_names(backend_ready: None) -> None:
+    with partition_with_one_vp(assemble("hlt")) as (_pt, vp, _mem):
+        gprs = [
+            "rax",
+            "rbx",
+            "rcx",
+            "rdx",
+            "rsi",
+            "rdi",
+            "rbp",
+            "r8",
+            "r9",
+            "r10",
+            "r11",
+            "r12",
+            "r13",
+            "r14",
+            "r15",
+        ]
+        values = {name: 0x1111_0000_0000 + i for i, name in enumerate(gprs)}
+        vp.set_registers(values)
+        names = (gprs * 14)[:200]
+        got = vp.get_registers(names)
+        assert {n: got[n] for n in gprs} == values
+        cs = vp.reg_read("cs")
+        assert isinstance(cs, Segment) and cs.selector == 0 and cs.present
+
+
+def test_bad_register_input_changes_nothing(backend_ready: None) -> None:
+    with partition_with_one_vp(assemble("hlt")) as (_pt, vp, _mem):
+        vp.reg_write("rbx", 7)
+        with pytest.raises(TypeError):
+            vp.set_registers({"rbx": 8, "cs": 5})
+        with pytest.raises(ValueError):
+            vp.set_registers({"rbx": 9, "rcx": 1 << 64})
+        with pytest.raises(ValueError):
+            vp.set_registers({"rbx": 10, "no_such_register": 1})
+        assert vp.reg_read("rbx") == 7
+
+
+def test_closed_vp_raises_value_error(partition: Partition) -> None:
+    vp = partition.create_vp(0)
+    vp.close()
+    vp.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        vp.run()
+
+
+def test_duplicate_vp_index_is_eexist(partition: Partition) -> None:
+    partition.create_vp(3)
+    with pytest.raises(MshvError) as info:
+        partition.create_vp(3)
+    assert info.value.errno == 17 and info.value.op == "MSHV_CREATE_VP"
+
+
+def test_vp_index_is_checked_before_the_kernel(partition: Partition) -> None:
+    with pytest.raises(ValueError):
+        partition.create_vp(256)
+    with pytest.raises(TypeError):
+        partition.create_vp("0")  # type: ignore[arg-type]
+
+
+def test_real_mode_registers_are_applied(partition: Partition) -> None:
+    with GuestMemory(0x10000) as mem:
+        mem.write(CODE_GPA, assemble("hlt"))
+        partition.map_memory(mem, 0)
+        vp = partition.create_vp(0)
+        vp.set_registers(real_mode_registers(rip=CODE_GPA))  # type: ignore[arg-type]
+        assert vp.regs.rip == CODE_GPA
+        assert isinstance(vp.run(), HaltIntercept)
+        partition.close()

@@ -87,6 +87,13 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return 2
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mshv.demo import run_demo
+
+    run_demo(loops=args.loops)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mshv`` command."""
     parser = argparse.ArgumentParser(prog="mshv", description="Python binding to /dev/mshv")
@@ -98,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--json", action="store_true", help="machine-readable structs and constants")
     group.add_argument("--collisions", action="store_true", help="ioctl numbers shared in the 0xB8 range")
     p.set_defaults(func=_cmd_abi)
+    p = sub.add_parser("demo", help="run a long-mode guest with a port-IO console and an MMIO device")
+    p.add_argument("--loops", type=int, default=20000, help="OUT exits to time")
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("emulator", help="the /dev/mshv emulator library")
     p.add_argument("--preload-path", action="store_true", help="print the LD_PRELOAD library path")
     p.set_defaults(func=_cmd_emulator)

@@ -25,7 +25,7 @@ from mshv.partition import Partition
 from mshv.registers import Segment, Table
 from mshv.vp import Vp
 
-__all__ = ["CODE_GPA", "assemble", "partition_with_one_vp", "real_mode_registers"]
+__all__ = ["CODE_GPA", "assemble", "long_mode_registers", "partition_with_one_vp", "real_mode_registers"]
 
 CODE_GPA = 0x1000
 _MODES = {"real": ".code16", "protected": ".code32", "long": ".code64"}
@@ -61,6 +61,30 @@ def real_mode_registers(rip: int = CODE_GPA, rsp: int = 0x8000) -> dict[str, obj
         "ds": data, "es": data, "ss": data, "fs": data, "gs": data,
         "rip": rip, "rsp": rsp, "rflags": 0x2,
         "idtr": Table(base=0, limit=0x3FF),
+    }  # fmt: skip
+
+
+def long_mode_registers(
+    mem: GuestMemory, entry: int, *, page_tables: int = 0x2000, rsp: int = 0x8000
+) -> dict[str, object]:
+    """Write identity-mapped page tables for the first 1 GiB (2 MiB pages) into ``mem`` at
+    ``page_tables`` (3 pages: PML4, PDPT, PD) and return the registers of a 64-bit VP at ``entry``.
+    """
+    pml4, pdpt, pd = page_tables, page_tables + 0x1000, page_tables + 0x2000
+    present_rw = 0x3
+    mem.write(pml4, (pdpt | present_rw).to_bytes(8, "little"))
+    mem.write(pdpt, (pd | present_rw).to_bytes(8, "little"))
+    large = 0x80  # PS: a 2 MiB page
+    mem.write(pd, b"".join(((i << 21) | present_rw | large).to_bytes(8, "little") for i in range(512)))
+    data = Segment.flat(0x10, code=False)
+    return {
+        "cr3": pml4,
+        "cr4": 1 << 5,  # PAE
+        "efer": (1 << 8) | (1 << 10),  # LME | LMA
+        "cr0": (1 << 0) | (1 << 4) | (1 << 31),  # PE | ET | PG
+        "cs": Segment.flat(0x8, code=True, long_mode=True),
+        "ds": data, "es": data, "ss": data, "fs": data, "gs": data,
+        "rip": entry, "rsp": rsp, "rflags": 0x2,
     }  # fmt: skip
 
 

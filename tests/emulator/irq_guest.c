@@ -15,6 +15,7 @@
  * handler ran (al = vector), port 0x12 = an unexpected vector.
  */
 #include <signal.h>
+#include <stdbool.h>
 
 #include "irq_client.h"
 #include "mshv_hvdefs.h"
@@ -69,7 +70,24 @@ static const struct hv_x64_io_port_intercept_message *io(const struct hv_message
 	return (const void *)msg->payload;
 }
 
-static void run_guest(const char *image_path)
+/* HvCallAssertVirtualInterrupt through the passthrough: vector to APIC 0, fixed, edge */
+static int assert_interrupt(int pt, uint32_t vector)
+{
+	struct hv_input_assert_virtual_interrupt in = {
+		.control = HV_X64_INTERRUPT_TYPE_FIXED,
+		.dest_addr = 0,
+		.vector = vector,
+	};
+	struct mshv_root_hvcall call = {
+		.code = HVCALL_ASSERT_VIRTUAL_INTERRUPT,
+		.in_sz = sizeof(in),
+		.in_ptr = (uint64_t)(uintptr_t)&in,
+	};
+
+	return E.ioctl(pt, MSHV_ROOT_HVCALL, &call);
+}
+
+static void run_guest(const char *image_path, bool by_hvcall)
 {
 	struct mshv_user_irq_table *table;
 	struct mshv_create_vp vp_arg = { .vp_index = 0 };
@@ -151,8 +169,15 @@ static void run_guest(const char *image_path)
 	EXPECT_EQ(HVMSG_X64_IO_PORT_INTERCEPT, msg.header.message_type);
 	EXPECT_EQ(0x10, io(&msg)->port_number);
 	skip(rp, &msg);
-	eventfd_put(irq_efd, 1);
-	EXPECT_EQ(0, eventfd_take(irq_efd));	/* consumed by the irqfd */
+	if (by_hvcall) {
+		if (assert_interrupt(pt, VECTOR) < 0) {
+			fprintf(stderr, "ROOT_HVCALL(ASSERT_VIRTUAL_INTERRUPT): %s\n", strerror(errno));
+			exit(3);
+		}
+	} else {
+		eventfd_put(irq_efd, 1);
+		EXPECT_EQ(0, eventfd_take(irq_efd));	/* consumed by the irqfd */
+	}
 
 	/* Third stop: the handler for vector 0x40 reports on port 0x11. */
 	run(vp, &msg);
@@ -171,11 +196,17 @@ static const char *image;
 
 static void guest_irqfd_ioeventfd(void)
 {
-	run_guest(image);
+	run_guest(image, false);
+}
+
+static void guest_assert_interrupt(void)
+{
+	run_guest(image, true);
 }
 
 static const struct test_case cases[] = {
 	CASE(guest_irqfd_ioeventfd),
+	CASE(guest_assert_interrupt),
 };
 
 int main(int argc, char **argv)

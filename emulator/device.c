@@ -138,7 +138,12 @@ static int emu_partition_kvm_init(struct emu_partition *pt)
 {
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_SPLIT_IRQCHIP,
-		.args[0] = 24,		/* IOAPIC routes reserved for userspace */
+		/*
+		 * KVM exits on EOI only for level routes with GSI below this
+		 * count, and mshv matches resamplers by vector == GSI
+		 * (mshv_notify_acked_gsi), so cover every guest GSI.
+		 */
+		.args[0] = EMU_MAX_GUEST_IRQS,
 	};
 
 	pt->kvm_fd = emu_kvm_open();
@@ -304,6 +309,7 @@ static void emu_partition_destroy(struct emu_partition *pt)
 			pt->vps[i] = NULL;
 		}
 	}
+	emu_gpap_destroy(pt);
 	emu_regions_destroy(pt);
 	emu_hvcall_destroy(pt);
 	free(pt->routes);

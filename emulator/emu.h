@@ -171,6 +171,11 @@ struct emu_vp {
 	uint64_t pending_rip;
 	atomic_bool running;		/* inside KVM_RUN */
 	pthread_t run_thread;
+	/* ---- run.c/regs.c/vpstate.c (owner: run) ---- */
+	bool sync_valid;		/* run->s.regs holds the vCPU's REGS/SREGS/EVENTS */
+	void *vpstate;			/* vpstate.c: SIMP/SIEFP pages, synthetic timers */
+	uint32_t cpuid_gen;		/* hvcall.c: CPUID results generation applied */
+	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
 };
 
 /* A handle: what one of our fds stands for. */
@@ -304,6 +309,41 @@ int emu_regions_set_dirty_logging(struct emu_partition *pt, bool on);
  * - emu_vp_mmap's off is in bytes (the mmap offset), not pages.
  */
 
+/* ---- run additions (run.c, intercept.c, regs.c, hvcall.c, vpstate.c) ------ */
+
+/* regs.c: make run->s.regs current (fetches it once before the first KVM_RUN). */
+int emu_regs_sync(struct emu_vp *vp);
+/* regs.c: conversions shared by intercept.c and vpstate.c */
+void emu_seg_to_hv(const struct kvm_segment *k, struct hv_x64_segment_register *h);
+void emu_seg_from_hv(const struct hv_x64_segment_register *h, struct kvm_segment *k);
+uint64_t emu_pending_interruption(const struct kvm_vcpu_events *ev);
+uint64_t emu_interrupt_state(const struct kvm_vcpu_events *ev);
+int emu_xcr0_get(struct emu_vp *vp, __u64 *xcr0);
+/* run.c: give KVM this VP's installed exception intercepts and CPUID results */
+int emu_vp_prepare(struct emu_vp *vp);
+/* hvcall.c: apply registered CPUID results to a VP's KVM CPUID (pt->lock not needed) */
+int emu_cpuid_results_apply(struct emu_vp *vp);
+/* hvcall.c: the partition's XSAVE layout (XSAVE_STATES, MAX_XSAVE_DATA_SIZE) */
+struct emu_xsave_layout {
+	uint64_t states;		/* XFEM bits, x87 and SSE included */
+	uint32_t size;			/* compacted size of states */
+	uint32_t std_off[64];		/* component offsets, standard form (CPUID 0xD.i.EBX) */
+	uint32_t comp_off[64];		/* component offsets, compacted form */
+	uint32_t comp_size[64];
+};
+const struct emu_xsave_layout *emu_xsave_layout(struct emu_partition *pt);
+/* vpstate.c: free the per-VP stored state (call from emu_vp_destroy). */
+void emu_vpstate_destroy(struct emu_vp *vp);
+
+/* ---- for gpap.c (owner: irq): implemented there ---------------------------- */
+
+/*
+ * HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING set through
+ * SET_PARTITION_PROPERTY (hvcall.c calls it with pt->lock held): switch dirty
+ * logging of the partition's memslots on or off. Returns -1/errno on failure.
+ */
+int emu_gpap_set_tracking(struct emu_partition *pt, bool on);
+
 /* ---- irq additions (irq.c, gpap.c) ----------------------------------------- */
 
 /*
@@ -322,5 +362,100 @@ bool emu_ioeventfd_mmio_write(struct emu_partition *pt, uint64_t gpa, uint32_t l
 			      uint64_t data);
 /* gpap.c, for device.c: free the access-state tracking at partition destroy. */
 void emu_gpap_destroy(struct emu_partition *pt);
+
+/*
+ * ---- to move into mshv_hvdefs.h (owner: run) --------------------------------
+ * Bit numbers of union hv_partition_processor_features (kernel hvhdk.h, in
+ * bitfield order): bank 0 = PROCESSOR_FEATURES0, bank 1 = PROCESSOR_FEATURES1;
+ * and of union hv_partition_processor_xsave_features.
+ */
+#define HV_PROC_FEATURE0_SSE3_BIT	0
+#define HV_PROC_FEATURE0_LAHF_SAHF_BIT	1
+#define HV_PROC_FEATURE0_SSSE3_BIT	2
+#define HV_PROC_FEATURE0_SSE4_1_BIT	3
+#define HV_PROC_FEATURE0_SSE4_2_BIT	4
+#define HV_PROC_FEATURE0_SSE4A_BIT	5
+#define HV_PROC_FEATURE0_XOP_BIT	6
+#define HV_PROC_FEATURE0_POPCNT_BIT	7
+#define HV_PROC_FEATURE0_CMPXCHG16B_BIT	8
+#define HV_PROC_FEATURE0_ALTMOVCR8_BIT	9
+#define HV_PROC_FEATURE0_LZCNT_BIT	10
+#define HV_PROC_FEATURE0_MIS_ALIGN_SSE_BIT	11
+#define HV_PROC_FEATURE0_MMX_EXT_BIT	12
+#define HV_PROC_FEATURE0_AMD3DNOW_BIT	13
+#define HV_PROC_FEATURE0_EXTENDED_AMD3DNOW_BIT	14
+#define HV_PROC_FEATURE0_PAGE_1GB_BIT	15
+#define HV_PROC_FEATURE0_AES_BIT	16
+#define HV_PROC_FEATURE0_PCLMULQDQ_BIT	17
+#define HV_PROC_FEATURE0_PCID_BIT	18
+#define HV_PROC_FEATURE0_FMA4_BIT	19
+#define HV_PROC_FEATURE0_F16C_BIT	20
+#define HV_PROC_FEATURE0_RDRAND_BIT	21
+#define HV_PROC_FEATURE0_RD_WR_FS_GS_BIT	22
+#define HV_PROC_FEATURE0_SMEP_BIT	23
+#define HV_PROC_FEATURE0_ENHANCED_FAST_STRING_BIT	24
+#define HV_PROC_FEATURE0_BMI1_BIT	25
+#define HV_PROC_FEATURE0_BMI2_BIT	26
+#define HV_PROC_FEATURE0_HLE_DEPRECATED_BIT	27
+#define HV_PROC_FEATURE0_RTM_DEPRECATED_BIT	28
+#define HV_PROC_FEATURE0_MOVBE_BIT	29
+#define HV_PROC_FEATURE0_NPIEP1_BIT	30
+#define HV_PROC_FEATURE0_DEP_X87_FPU_SAVE_BIT	31
+#define HV_PROC_FEATURE0_RDSEED_BIT	32
+#define HV_PROC_FEATURE0_ADX_BIT	33
+#define HV_PROC_FEATURE0_INTEL_PREFETCH_BIT	34
+#define HV_PROC_FEATURE0_SMAP_BIT	35
+#define HV_PROC_FEATURE0_HLE_BIT	36
+#define HV_PROC_FEATURE0_RTM_BIT	37
+#define HV_PROC_FEATURE0_RDTSCP_BIT	38
+#define HV_PROC_FEATURE0_CLFLUSHOPT_BIT	39
+#define HV_PROC_FEATURE0_CLWB_BIT	40
+#define HV_PROC_FEATURE0_SHA_BIT	41
+#define HV_PROC_FEATURE0_X87_POINTERS_SAVED_BIT	42
+#define HV_PROC_FEATURE0_INVPCID_BIT	43
+#define HV_PROC_FEATURE0_IBRS_BIT	44
+#define HV_PROC_FEATURE0_STIBP_BIT	45
+#define HV_PROC_FEATURE0_IBPB_BIT	46
+#define HV_PROC_FEATURE0_UNRESTRICTED_GUEST_BIT	47
+#define HV_PROC_FEATURE0_MDD_BIT	48
+#define HV_PROC_FEATURE0_FAST_SHORT_REP_MOV_BIT	49
+#define HV_PROC_FEATURE0_L1DCACHE_FLUSH_BIT	50
+#define HV_PROC_FEATURE0_RDCL_NO_BIT	51
+#define HV_PROC_FEATURE0_IBRS_ALL_BIT	52
+#define HV_PROC_FEATURE0_SKIP_L1DF_BIT	53
+#define HV_PROC_FEATURE0_SSB_NO_BIT	54
+#define HV_PROC_FEATURE0_RSB_A_NO_BIT	55
+#define HV_PROC_FEATURE0_VIRT_SPEC_CTRL_BIT	56
+#define HV_PROC_FEATURE0_RD_PID_BIT	57
+#define HV_PROC_FEATURE0_UMIP_BIT	58
+#define HV_PROC_FEATURE0_MBS_NO_BIT	59
+#define HV_PROC_FEATURE0_MB_CLEAR_BIT	60
+#define HV_PROC_FEATURE0_TAA_NO_BIT	61
+#define HV_PROC_FEATURE0_TSX_CTRL_BIT	62
+#define HV_PROC_FEATURE1_ACOUNT_MCOUNT_BIT	0
+#define HV_PROC_FEATURE1_TSC_INVARIANT_BIT	1
+#define HV_PROC_FEATURE1_CL_ZERO_BIT	2
+#define HV_PROC_FEATURE1_RDPRU_BIT	3
+#define HV_PROC_FEATURE1_LA57_BIT	4
+#define HV_PROC_FEATURE1_MBEC_BIT	5
+#define HV_PROC_FEATURE1_NESTED_VIRT_BIT	6
+#define HV_PROC_FEATURE1_PSFD_BIT	7
+#define HV_PROC_FEATURE1_CET_SS_BIT	8
+#define HV_PROC_FEATURE1_CET_IBT_BIT	9
+#define HV_PROC_FEATURE1_VMX_EXCEPTION_INJECT_BIT	10
+#define HV_PROC_FEATURE1_ENQCMD_BIT	11
+#define HV_PROC_FEATURE1_UMWAIT_TPAUSE_BIT	12
+#define HV_PROC_FEATURE1_MOVDIRI_BIT	13
+#define HV_PROC_FEATURE1_MOVDIR64B_BIT	14
+#define HV_PROC_FEATURE1_CLDEMOTE_BIT	15
+#define HV_PROC_FEATURE1_SERIALIZE_BIT	16
+#define HV_PROC_FEATURE1_TSC_DEADLINE_TMR_BIT	17
+#define HV_PROC_FEATURE1_TSC_ADJUST_BIT	18
+#define HV_PROC_FEATURE1_FZLREP_MOVSB_BIT	19
+#define HV_PROC_FEATURE1_FSREP_STOSB_BIT	20
+#define HV_PROC_FEATURE1_FSREP_CMPSB_BIT	21
+#define HV_PROC_XSAVE_FEATURE_XSAVE_BIT		0
+#define HV_PROC_XSAVE_FEATURE_XSAVEOPT_BIT	1
+#define HV_PROC_XSAVE_FEATURE_AVX_BIT		2
 
 #endif /* MSHV_EMU_H */

@@ -1,0 +1,549 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MSHV_RUN_VP (mshv_vp_ioctl_run_vp, mshv_run_vp_with_hyp_scheduler): one
+ * KVM_RUN loop per call, each KVM exit turned into the hv_message the
+ * hypervisor would deliver (kernel-behaviour.md §4.1 "What the hypervisor
+ * delivers", hyperv-definitions.md for the layouts).
+ *
+ * The one hard part is RIP. mshv stops the VP *at* the intercepted
+ * instruction with nothing pending; the VMM completes the access and writes
+ * RIP = rip + instruction_length itself. KVM instead (kvm-facts.md):
+ *  - OUT: on this host RIP is already past the OUT at the exit; mainline
+ *    VMX/SVM leaves RIP at it and skips it in the next KVM_RUN
+ *    (complete_fast_pio_out). We learn which on the first OUT (settle once,
+ *    see whether RIP moved) and then skip the extra KVM_RUN if it never does.
+ *  - IN, MMIO, RDMSR/WRMSR: RIP at the instruction with an access pending
+ *    that the next KVM_RUN completes (writing RAX/the destination and moving
+ *    RIP). We complete it at once with KVM_RUN immediate_exit=1 and zeroed
+ *    data ("settle"), read the instruction length from how far RIP moved,
+ *    then restore the registers to their values at the exit. From then on
+ *    KVM holds exactly the mshv state: whatever the VMM writes (RAX, RIP,
+ *    through the hypercall or the register page) is what counts, and a VMM
+ *    that does not move RIP re-executes the instruction, as on mshv.
+ *    Cost: one extra KVM_RUN that does not enter the guest, per IN/MMIO/MSR
+ *    exit (the lazy alternative, settling only when the VMM leaves RIP alone,
+ *    saves it but relies on KVM dropping a pending access when RIP changed,
+ *    which the emulated-PIO path does not promise; see kvm-facts.md).
+ *  - String IO (INS/OUTS) runs through KVM's instruction emulator one
+ *    element per exit (OUTS: registers already advanced for that element;
+ *    INS: pending). We put RSI/RDI/RCX/RIP back to the instruction's start
+ *    and report the whole instruction, which the VMM then emulates in full
+ *    (as with mshv). INS side effect: the elements KVM completed while
+ *    settling were written to guest memory as zeros, before the VMM writes
+ *    the real data over them.
+ * Register writes go to kvm_run->s.regs (KVM_CAP_SYNC_REGS) and are applied
+ * by the next KVM_RUN, so the fast path costs no extra ioctl.
+ */
+#include <signal.h>
+
+#include "emu.h"
+#include "intercept.h"
+
+#define EMU_SYNC_ALL (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
+#define EMU_SETTLE_MAX 4096		/* KVM_RUNs to drain one string instruction */
+#define X86_RFLAGS_DF (1ULL << 10)
+
+/* How this host's KVM leaves a non-string OUT: unknown, pending, or done at exit. */
+enum { EMU_OUT_UNKNOWN, EMU_OUT_PENDING, EMU_OUT_DONE };
+static atomic_int emu_out_mode = EMU_OUT_UNKNOWN;
+
+static int emu_kvm_run(struct emu_vp *vp)
+{
+	int ret;
+
+	vp->run->kvm_valid_regs = EMU_SYNC_ALL;
+	ret = emu_sys_ioctl(vp->vcpu_fd, KVM_RUN, NULL);
+	if (ret < 0 && errno != EINTR)
+		vp->sync_valid = false;
+	return ret;
+}
+
+/*
+ * Complete what KVM has pending without running guest code: KVM_RUN with
+ * immediate_exit runs complete_userspace_io and returns EINTR. An access
+ * that needs userspace again (the next element of a string instruction)
+ * returns 0 with a new exit: zero its data and go on.
+ */
+static int emu_settle_now(struct emu_vp *vp)
+{
+	struct kvm_run *run = vp->run;
+
+	for (int i = 0; i < EMU_SETTLE_MAX; i++) {
+		if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_IN)
+			memset((char *)run + run->io.data_offset, 0,
+			       (size_t)run->io.size * run->io.count);
+		else if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write)
+			memset(run->mmio.data, 0, sizeof(run->mmio.data));
+		else if (run->exit_reason == KVM_EXIT_X86_RDMSR ||
+			 run->exit_reason == KVM_EXIT_X86_WRMSR) {
+			run->msr.error = 0;
+			if (run->exit_reason == KVM_EXIT_X86_RDMSR)
+				run->msr.data = 0;
+		}
+		run->immediate_exit = 1;
+		if (emu_kvm_run(vp) < 0) {
+			run->immediate_exit = 0;
+			return errno == EINTR ? 0 : -1;
+		}
+		run->immediate_exit = 0;
+		if (run->exit_reason != KVM_EXIT_IO && run->exit_reason != KVM_EXIT_MMIO)
+			break;
+	}
+	errno = EIO;
+	return -1;
+}
+
+/* Nothing is ever left pending between RUN_VPs: exits are settled eagerly. */
+int emu_vp_settle(struct emu_vp *vp)
+{
+	return 0;
+}
+
+/* The VP's registers become `regs` at the next KVM_RUN (and now, for readers). */
+static void emu_set_regs_lazy(struct emu_vp *vp, const struct kvm_regs *regs)
+{
+	vp->run->s.regs.regs = *regs;
+	vp->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
+static uint64_t emu_ip_mask(int bits)
+{
+	return bits == 64 ? ~0ULL : bits == 32 ? 0xffffffffULL : 0xffffULL;
+}
+
+/* Does the instruction at code[] match what KVM reported for this exit? */
+static bool emu_io_matches(const struct kvm_run *run, const struct emu_io_insn *d)
+{
+	bool in = run->io.direction == KVM_EXIT_IO_IN;
+
+	if (d->in != in || d->size != run->io.size)
+		return false;
+	if (d->imm_port && d->port != run->io.port)
+		return false;
+	return true;
+}
+
+/*
+ * RIP is already past an IO instruction: find where it began. Try every
+ * length 1..15 ending at rip and keep the shortest instruction that decodes
+ * to the access KVM reported. A longer candidate differs only in leading
+ * prefix-like bytes, and rip + length is the same for all, so a VMM that
+ * advances RIP by the reported length lands on the right byte either way.
+ */
+static int emu_io_find_start(struct emu_vp *vp, uint64_t rip, int bits,
+			     struct emu_io_insn *d, uint64_t *start)
+{
+	const struct kvm_run *run = vp->run;
+	uint64_t mask = emu_ip_mask(bits);
+	uint8_t code[16];
+
+	for (int len = 1; len <= 15; len++) {
+		uint64_t at = (rip - (uint64_t)len) & mask;
+
+		if (emu_fetch_code(vp, at, code, len) != len)
+			continue;
+		if (emu_decode_io(code, len, bits, d) == 0 && d->len == len &&
+		    emu_io_matches(run, d)) {
+			*start = at;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void emu_io_message(struct emu_vp *vp, struct hv_message *msg, const struct kvm_regs *r,
+			   uint64_t start, const struct emu_io_insn *d)
+{
+	struct hv_x64_io_port_intercept_message *io = (void *)msg->payload;
+	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
+	uint8_t info;
+
+	emu_message_init(msg, HVMSG_X64_IO_PORT_INTERCEPT, sizeof(*io));
+	emu_intercept_header(vp, &io->header,
+			     d->in ? HV_INTERCEPT_ACCESS_READ : HV_INTERCEPT_ACCESS_WRITE,
+			     (uint8_t)d->len);
+	io->header.rip = start;
+	io->header.rflags = r->rflags;
+	io->port_number = vp->run->io.port;
+	info = (uint8_t)((d->size << HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT) &
+			 HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK);
+	if (d->string)
+		info |= HV_X64_IO_PORT_ACCESS_INFO_STRING_OP;
+	if (d->rep)
+		info |= HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX;
+	io->access_info = info;
+	io->rax = r->rax;
+	io->instruction_byte_count = (uint8_t)emu_fetch_code(vp, start, io->instruction_bytes,
+							     d->len);
+	emu_seg_to_hv(&sr->ds, &io->ds_segment);
+	emu_seg_to_hv(&sr->es, &io->es_segment);
+	io->rcx = r->rcx;
+	io->rsi = r->rsi;
+	io->rdi = r->rdi;
+}
+
+/* Fallback when no instruction could be decoded: a one-byte IN/OUT. */
+static void emu_io_guess(const struct kvm_run *run, struct emu_io_insn *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->len = 1;
+	d->size = run->io.size;
+	d->full_size = run->io.size;
+	d->addr_bits = 64;
+	d->in = run->io.direction == KVM_EXIT_IO_IN;
+}
+
+/* IN and INS: pending on every host, RIP at the instruction; settle and restore. */
+static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_insn *d,
+		       int bits)
+{
+	struct kvm_run *run = vp->run;
+	struct kvm_run saved = *run;
+	struct kvm_regs r = run->s.regs.regs;
+
+	if (emu_settle_now(vp) < 0)
+		return -1;
+	if (!d->string && run->s.regs.regs.rip != r.rip)
+		d->len = (int)((run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits));
+	*run = saved;
+	emu_set_regs_lazy(vp, &r);
+	emu_io_message(vp, msg, &r, r.rip, d);
+	return 0;
+}
+
+/*
+ * OUTS: KVM's emulator did one element at the exit and advanced RSI (and
+ * RCX for REP); RIP moved past only if the instruction ended. Undo that.
+ */
+static void emu_exit_outs(struct emu_vp *vp, struct hv_message *msg,
+			  const struct emu_io_insn *d, uint64_t start)
+{
+	struct kvm_regs r = vp->run->s.regs.regs;
+	uint64_t amask = emu_ip_mask(d->addr_bits), step = (uint64_t)d->size;
+
+	if (r.rflags & X86_RFLAGS_DF)
+		r.rsi = (r.rsi & ~amask) | ((r.rsi + step) & amask);
+	else
+		r.rsi = (r.rsi & ~amask) | ((r.rsi - step) & amask);
+	if (d->rep)
+		r.rcx = (r.rcx & ~amask) | ((r.rcx + 1) & amask);
+	r.rip = start;
+	emu_set_regs_lazy(vp, &r);
+	emu_io_message(vp, msg, &r, start, d);
+}
+
+static int emu_exit_io(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct kvm_run *run = vp->run;
+	int bits = emu_code_bits(&run->s.regs.sregs);
+	struct kvm_regs r = run->s.regs.regs;
+	struct emu_io_insn d;
+	uint64_t start;
+	uint8_t code[16];
+	bool have;
+	int n;
+
+	n = emu_fetch_code(vp, r.rip, code, 15);
+	have = emu_decode_io(code, n, bits, &d) == 0 && emu_io_matches(run, &d);
+	if (run->io.direction == KVM_EXIT_IO_IN) {
+		if (!have)
+			emu_io_guess(run, &d);
+		return emu_exit_in(vp, msg, &d, bits);
+	}
+	/* a REP OUTS still in progress: RIP stays at it until RCX is 0 */
+	if (have && d.string && d.rep && (r.rcx & emu_ip_mask(d.addr_bits)) != 0) {
+		emu_exit_outs(vp, msg, &d, r.rip);
+		return 0;
+	}
+	if (atomic_load(&emu_out_mode) != EMU_OUT_DONE) {
+		struct kvm_run saved = *run;
+
+		if (emu_settle_now(vp) < 0)
+			return -1;
+		if (run->s.regs.regs.rip != r.rip) {
+			/* mainline: the OUT was pending and RIP was at it */
+			atomic_store(&emu_out_mode, EMU_OUT_PENDING);
+			if (!have)
+				emu_io_guess(&saved, &d);
+			d.len = (int)((run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits));
+			*run = saved;
+			emu_set_regs_lazy(vp, &r);
+			emu_io_message(vp, msg, &r, r.rip, &d);
+			return 0;
+		}
+		*run = saved;
+	}
+	/* done at the exit: RIP is past the instruction, put it back at it */
+	if (emu_io_find_start(vp, r.rip, bits, &d, &start) < 0) {
+		emu_io_guess(run, &d);
+		start = (r.rip - 1) & emu_ip_mask(bits);
+	}
+	if (d.string) {
+		emu_exit_outs(vp, msg, &d, start);
+		return 0;
+	}
+	atomic_store(&emu_out_mode, EMU_OUT_DONE);
+	r.rip = start;
+	emu_set_regs_lazy(vp, &r);
+	emu_io_message(vp, msg, &r, start, &d);
+	return 0;
+}
+
+/*
+ * UNMAPPED_GPA (no region) or GPA_INTERCEPT (a region refused the access);
+ * 1 with a message, 0 when an ioeventfd consumed the write, -1 on error.
+ */
+static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct kvm_run *run = vp->run;
+	struct kvm_run saved = *run;
+	struct kvm_regs r = run->s.regs.regs;
+	struct hv_x64_memory_intercept_message *m = (void *)msg->payload;
+	uint64_t gpa = run->mmio.phys_addr, len = 0;
+	struct emu_region *region;
+	int bits = emu_code_bits(&run->s.regs.sregs);
+
+	if (run->mmio.is_write && run->mmio.len <= 8) {
+		uint64_t data = 0;
+
+		memcpy(&data, run->mmio.data, run->mmio.len);
+		if (emu_ioeventfd_mmio_write(vp->pt, gpa, run->mmio.len, data)) {
+			/* a doorbell: the write is consumed, the guest goes on (§3.6) */
+			if (emu_settle_now(vp) < 0)
+				return -1;
+			return 0;
+		}
+	}
+	if (emu_settle_now(vp) < 0)
+		return -1;
+	if (run->s.regs.regs.rip != r.rip)
+		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
+	*run = saved;
+	emu_set_regs_lazy(vp, &r);
+
+	region = emu_region_find(vp->pt, gpa >> 12);
+	emu_message_init(msg, region ? HVMSG_GPA_INTERCEPT : HVMSG_UNMAPPED_GPA, sizeof(*m));
+	emu_intercept_header(vp, &m->header,
+			     saved.mmio.is_write ? HV_INTERCEPT_ACCESS_WRITE :
+						   HV_INTERCEPT_ACCESS_READ,
+			     (uint8_t)(len > 15 ? 0 : len));
+	m->cache_type = region && !region->mmio ? HV_CACHE_TYPE_WRITE_BACK :
+						  HV_CACHE_TYPE_UNCACHED;
+	/* KVM does not report the linear address: gva_valid stays 0 */
+	m->memory_access_info = 0;
+	m->guest_virtual_address = 0;
+	m->guest_physical_address = gpa;
+	m->instruction_byte_count = (uint8_t)emu_fetch_instruction(vp, r.rip,
+								   m->instruction_bytes);
+	return 1;
+}
+
+static int emu_exit_msr(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct kvm_run *run = vp->run;
+	struct kvm_run saved = *run;
+	struct kvm_regs r = run->s.regs.regs;
+	struct hv_x64_msr_intercept_message *m = (void *)msg->payload;
+	uint64_t len = 0;
+
+	if (emu_settle_now(vp) < 0)
+		return -1;
+	if (run->s.regs.regs.rip != r.rip)
+		len = run->s.regs.regs.rip - r.rip;
+	*run = saved;
+	emu_set_regs_lazy(vp, &r);
+	emu_message_init(msg, HVMSG_X64_MSR_INTERCEPT, sizeof(*m));
+	emu_intercept_header(vp, &m->header,
+			     saved.exit_reason == KVM_EXIT_X86_WRMSR ? HV_INTERCEPT_ACCESS_WRITE :
+								       HV_INTERCEPT_ACCESS_READ,
+			     (uint8_t)(len > 15 ? 0 : len));
+	m->msr_number = saved.msr.index;
+	m->rax = r.rax;
+	m->rdx = r.rdx;
+	return 0;
+}
+
+static void emu_exit_debug(struct emu_vp *vp, struct hv_message *msg)
+{
+	const struct kvm_sync_regs *s = &vp->run->s.regs;
+	const struct kvm_regs *r = &s->regs;
+	struct hv_x64_exception_intercept_message *m = (void *)msg->payload;
+
+	emu_message_init(msg, HVMSG_X64_EXCEPTION_INTERCEPT, sizeof(*m));
+	emu_intercept_header(vp, &m->header, HV_INTERCEPT_ACCESS_EXECUTE, 0);
+	m->exception_vector = (uint16_t)vp->run->debug.arch.exception;
+	if (m->exception_vector == 3)
+		m->exception_info = HV_X64_EXCEPTION_INFO_SOFTWARE_EXCEPTION;
+	m->exception_parameter = vp->run->debug.arch.dr6;
+	m->instruction_byte_count = (uint8_t)emu_fetch_instruction(vp, r->rip,
+								   m->instruction_bytes);
+	emu_seg_to_hv(&s->sregs.ds, &m->ds_segment);
+	emu_seg_to_hv(&s->sregs.ss, &m->ss_segment);
+	m->rax = r->rax; m->rcx = r->rcx; m->rdx = r->rdx; m->rbx = r->rbx;
+	m->rsp = r->rsp; m->rbp = r->rbp; m->rsi = r->rsi; m->rdi = r->rdi;
+	m->r8 = r->r8; m->r9 = r->r9; m->r10 = r->r10; m->r11 = r->r11;
+	m->r12 = r->r12; m->r13 = r->r13; m->r14 = r->r14; m->r15 = r->r15;
+}
+
+/* Header-only messages (HALT, UNRECOVERABLE_EXCEPTION). */
+static void emu_header_only(struct emu_vp *vp, struct hv_message *msg, uint32_t type,
+			    uint8_t access, uint8_t len, uint64_t rip)
+{
+	struct hv_x64_intercept_message_header *h = (void *)msg->payload;
+
+	emu_message_init(msg, type, sizeof(*h));
+	emu_intercept_header(vp, h, access, len);
+	h->rip = rip;
+}
+
+/*
+ * One exit: 1 with *msg filled, 0 to run again, -1 on error.
+ * HLT (partitions without LAPIC; with one, KVM's in-kernel LAPIC halts the
+ * vCPU inside KVM_RUN, which matches the hypervisor blocking in RUN_VP):
+ * KVM has already moved RIP past the HLT. The message reports the HLT
+ * itself (rip at it, length 1) and the VP stays after it, so a resumed VP
+ * continues like a woken CPU; the hypervisor's choice here is unverified
+ * (kernel-behaviour.md §4.1). Triple fault and KVM emulation failures
+ * (kvm-facts.md: instructions this host's KVM cannot emulate) both become
+ * UNRECOVERABLE_EXCEPTION: the VP cannot go on in either case.
+ */
+static int emu_handle_exit(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct kvm_run *run = vp->run;
+	const struct kvm_regs *r = &run->s.regs.regs;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		return emu_exit_io(vp, msg) < 0 ? -1 : 1;
+	case KVM_EXIT_MMIO:
+		return emu_exit_mmio(vp, msg);
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		return emu_exit_msr(vp, msg) < 0 ? -1 : 1;
+	case KVM_EXIT_HLT:
+		if (vp->pt->lapic)
+			return 0;
+		emu_header_only(vp, msg, HVMSG_X64_HALT, HV_INTERCEPT_ACCESS_EXECUTE, 1,
+				r->rip - 1);
+		return 1;
+	case KVM_EXIT_DEBUG:
+		emu_exit_debug(vp, msg);
+		return 1;
+	case KVM_EXIT_IOAPIC_EOI: {
+		struct hv_x64_apic_eoi_message *m = (void *)msg->payload;
+
+		/* a resampler's GSI: consumed in the kernel (mshv_notify_acked_gsi) */
+		if (emu_irq_eoi(vp->pt, run->eoi.vector))
+			return 0;
+
+		emu_message_init(msg, HVMSG_X64_APIC_EOI, sizeof(*m));
+		m->vp_index = vp->index;
+		m->interrupt_vector = run->eoi.vector;
+		return 1;
+	}
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+	case KVM_EXIT_INTERNAL_ERROR:
+	case KVM_EXIT_FAIL_ENTRY:
+	case KVM_EXIT_SYSTEM_EVENT:
+	default:
+		emu_header_only(vp, msg, HVMSG_UNRECOVERABLE_EXCEPTION,
+				HV_INTERCEPT_ACCESS_EXECUTE, 0, r->rip);
+		return 1;
+	}
+}
+
+/*
+ * What hypercalls configured since this VP last ran: exception intercepts
+ * (#DB/#BP through KVM guest debugging) and registered CPUID results.
+ */
+int emu_vp_prepare(struct emu_vp *vp)
+{
+	uint32_t bitmap = vp->pt->intercepts.exception_bitmap;
+
+	if (vp->debug_applied != bitmap) {
+		struct kvm_guest_debug dbg;
+
+		memset(&dbg, 0, sizeof(dbg));
+		if (bitmap & ((1U << 1) | (1U << 3))) {
+			dbg.control = KVM_GUESTDBG_ENABLE;
+			if (bitmap & (1U << 3))
+				dbg.control |= KVM_GUESTDBG_USE_SW_BP;
+			if (bitmap & (1U << 1))
+				dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		}
+		if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+			return -1;
+		vp->debug_applied = bitmap;
+	}
+	return emu_cpuid_results_apply(vp);
+}
+
+/* mshv_run_vp_with_hyp_scheduler, with KVM_RUN as the dispatch. */
+int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct kvm_run *run = vp->run;
+	int ret;
+
+	if (emu_regs_sync(vp) < 0 || emu_vp_prepare(vp) < 0)
+		return -1;
+	/* step 1: resume: INTERCEPT_SUSPEND = 0, then EXPLICIT_SUSPEND = 0 */
+	vp->intercept_suspend = false;
+	vp->explicit_suspend = false;
+	if (emu_regpage_apply(vp) < 0)
+		return -1;
+	for (;;) {
+		vp->run_thread = pthread_self();
+		atomic_store(&vp->running, true);
+		ret = emu_kvm_run(vp);
+		atomic_store(&vp->running, false);
+		if (ret < 0) {
+			/*
+			 * step 3: a signal with no intercept in flight: EINTR, the VP
+			 * explicitly suspended and resumable by the next RUN_VP.
+			 */
+			if (errno == EINTR) {
+				run->immediate_exit = 0;
+				vp->explicit_suspend = true;
+				errno = EINTR;
+			}
+			return -1;
+		}
+		ret = emu_handle_exit(vp, msg);
+		if (ret < 0)
+			return -1;
+		if (ret > 0)
+			break;
+	}
+	memcpy(vp->msg_page, msg, sizeof(*msg));
+	emu_regpage_fill(vp);
+	return 0;
+}
+
+static void emu_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void emu_kick_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = emu_kick_handler;	/* no SA_RESTART: KVM_RUN returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGRTMAX - 1, &sa, NULL);
+}
+
+/* Kick a VP out of KVM_RUN: immediate_exit for the next entry, a signal for now. */
+void emu_vp_kick(struct emu_vp *vp)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, emu_kick_install);
+	vp->run->immediate_exit = 1;
+	if (atomic_load(&vp->running))
+		pthread_kill(vp->run_thread, SIGRTMAX - 1);
+}

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.tools.kernel_headers import fetch_include_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tools.kernel_headers import fetch_include_dir  # noqa: E402
 
 HEADERS = ("linux/mshv.h", "misc/mrvl_cn10k_dpi.h")
 PRELUDE = "#include <sys/ioctl.h>\n#include <stddef.h>\n#include <stdio.h>\n"

@@ -1,6 +1,6 @@
 """Fetch Debian sid's linux-libc-dev and unpack it into a cache, never into the system.
 
-``python -m tests.tools.kernel_headers`` prints the include directory. The
+``python tests/tools/kernel_headers.py`` prints the include directory. The
 package is downloaded with ``apt-get download`` using a private sources list
 and state directory (the machine's own apt configuration is not touched), then
 unpacked with ``dpkg -x``. The result is cached per package version under

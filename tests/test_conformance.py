@@ -31,9 +31,14 @@ def real_include() -> Path:
 
 
 @pytest.fixture(scope="module")
-def ours() -> dict[str, Any]:
+def ours(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # Run outside the checkout, so the installed package answers, not the source tree.
     out = subprocess.run(
-        [sys.executable, "-m", "mshv", "abi", "--json"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mshv", "abi", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path_factory.mktemp("abi"),
     ).stdout
     return dict(json.loads(out))
 

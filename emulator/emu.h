@@ -313,6 +313,8 @@ int emu_regions_set_dirty_logging(struct emu_partition *pt, bool on);
 
 /* regs.c: make run->s.regs current (fetches it once before the first KVM_RUN). */
 int emu_regs_sync(struct emu_vp *vp);
+/* regs.c: apply register writes that KVM validates together (SREGS); an HV status */
+uint16_t emu_regs_commit(struct emu_vp *vp);
 /* regs.c: conversions shared by intercept.c and vpstate.c */
 void emu_seg_to_hv(const struct kvm_segment *k, struct hv_x64_segment_register *h);
 void emu_seg_from_hv(const struct hv_x64_segment_register *h, struct kvm_segment *k);

@@ -356,11 +356,16 @@ static uint16_t emu_hc_get_vp_registers(struct emu_call *c)
 	return HV_STATUS_SUCCESS;
 }
 
+/*
+ * Registers KVM validates as a set (CR0/CR4/EFER/segments) are committed
+ * once at the end; if KVM refuses them the call fails with reps at the
+ * first such register of the batch (none of them is applied).
+ */
 static uint16_t emu_hc_set_vp_registers(struct emu_call *c)
 {
 	const struct hv_input_set_vp_registers *in = (const void *)c->in;
 	struct emu_vp *vp;
-	uint16_t st;
+	uint16_t st = HV_STATUS_SUCCESS, first_sregs = 0xffff;
 
 	if (sizeof(*in) + (size_t)c->reps * sizeof(struct hv_register_assoc) > EMU_HV_PAGE)
 		return HV_STATUS_INVALID_HYPERCALL_INPUT;
@@ -368,19 +373,26 @@ static uint16_t emu_hc_set_vp_registers(struct emu_call *c)
 	if (st)
 		return st;
 	for (; c->done < c->reps; c->done++) {
+		bool was_pending = vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS;
 		struct hv_register_assoc a;
 		union hv_register_value v;
 
 		memcpy(&a, &in->elements[c->done], sizeof(a));
-		if (a.reserved1 || a.reserved2)
-			return HV_STATUS_INVALID_PARAMETER;
 		memcpy(&v, (const char *)&in->elements[c->done] +
 			   offsetof(struct hv_register_assoc, value), sizeof(v));
-		st = emu_reg_set(vp, a.name, &v);
+		st = (a.reserved1 || a.reserved2) ? HV_STATUS_INVALID_PARAMETER :
+						    emu_reg_set(vp, a.name, &v);
 		if (st)
-			return st;
+			break;
+		if (!was_pending && (vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS))
+			first_sregs = c->done;
 	}
-	return HV_STATUS_SUCCESS;
+	if (emu_regs_commit(vp) != HV_STATUS_SUCCESS) {
+		if (first_sregs != 0xffff)
+			c->done = first_sregs;
+		return HV_STATUS_INVALID_PARAMETER;
+	}
+	return st;
 }
 
 /* ---- partition properties --------------------------------------------------- */

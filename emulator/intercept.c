@@ -55,6 +55,11 @@ static int emu_translate(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t
 	return 0;
 }
 
+int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa)
+{
+	return emu_translate(vp, &vp->run->s.regs.sregs, linear, gpa);
+}
+
 /* Read len bytes at CS:ip, page by page; returns the bytes read. */
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
 {
@@ -189,4 +194,189 @@ void emu_message_init(struct hv_message *msg, uint32_t type, size_t size)
 	memset(msg, 0, sizeof(*msg));
 	msg->header.message_type = type;
 	msg->header.payload_size = (uint8_t)size;
+}
+
+/* ---- general instruction length (legacy + REX encodings; no VEX/EVEX) ---- */
+
+enum { IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_BW, IMM_FAR, IMM_MOFFS, IMM_GRP3 };
+
+/* 1-byte map: bit 7 = ModRM, low bits = immediate kind; 0xff = prefix/invalid */
+static uint8_t emu_op1(uint8_t op, int bits)
+{
+	const uint8_t M = 0x80;
+
+	if (op < 0x40) {
+		switch (op & 7) {
+		case 0: case 1: case 2: case 3:
+			return M;
+		case 4:
+			return IMM_B;
+		case 5:
+			return IMM_Z;
+		default:
+			return op == 0x0f ? 0xff : IMM_NONE;
+		}
+	}
+	if (op >= 0x70 && op <= 0x7f)
+		return IMM_B;
+	if (op >= 0xb0 && op <= 0xb7)
+		return IMM_B;
+	if (op >= 0xb8 && op <= 0xbf)
+		return IMM_V;
+	if (op >= 0xd8 && op <= 0xdf)
+		return M;
+	if (op >= 0xe0 && op <= 0xe7)
+		return IMM_B;
+	switch (op) {
+	case 0x62: case 0x63: case 0x84: case 0x85: case 0x86: case 0x87: case 0x88:
+	case 0x89: case 0x8a: case 0x8b: case 0x8c: case 0x8d: case 0x8e: case 0x8f:
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0xfe: case 0xff:
+		return M;
+	case 0xc4: case 0xc5:
+		return bits == 64 ? 0xff : M;	/* VEX in 64-bit mode: not decoded */
+	case 0x68: case 0xa9: case 0xe8: case 0xe9:
+		return IMM_Z;
+	case 0x69: case 0x81: case 0xc7:
+		return M | IMM_Z;
+	case 0x6a: case 0xa8: case 0xcd: case 0xd4: case 0xd5: case 0xeb:
+		return IMM_B;
+	case 0x6b: case 0x80: case 0x82: case 0x83: case 0xc0: case 0xc1: case 0xc6:
+		return M | IMM_B;
+	case 0xc2: case 0xca:
+		return IMM_W;
+	case 0xc8:
+		return IMM_BW;
+	case 0x9a: case 0xea:
+		return IMM_FAR;
+	case 0xa0: case 0xa1: case 0xa2: case 0xa3:
+		return IMM_MOFFS;
+	case 0xf6: case 0xf7:
+		return M | IMM_GRP3;
+	}
+	return IMM_NONE;
+}
+
+/* 0F map */
+static uint8_t emu_op2(uint8_t op)
+{
+	const uint8_t M = 0x80;
+
+	if ((op >= 0x80 && op <= 0x8f))
+		return IMM_Z;
+	if ((op >= 0x70 && op <= 0x73) || op == 0xa4 || op == 0xac || op == 0xba ||
+	    (op >= 0xc2 && op <= 0xc6))
+		return M | IMM_B;
+	if (op == 0x0f)
+		return M | IMM_B;	/* 3DNow! */
+	if ((op >= 0x04 && op <= 0x0c && op != 0x0d) || op == 0x0e || op == 0x77 ||
+	    (op >= 0x30 && op <= 0x37) || (op >= 0xa0 && op <= 0xa2) ||
+	    (op >= 0xa8 && op <= 0xaa) || (op >= 0xc8 && op <= 0xcf))
+		return IMM_NONE;
+	return M;
+}
+
+/*
+ * Decode the length of the instruction at code[0..avail); returns 0 and
+ * fills *d, or -1. Enough for every instruction that can write memory
+ * outside VEX/EVEX encodings.
+ */
+int emu_decode_insn(const uint8_t *code, int avail, int bits, struct emu_insn *d)
+{
+	bool opsize = false, addrsize = false;
+	int i = 0, imm = 0, osz, asz;
+	uint8_t op, kind;
+
+	memset(d, 0, sizeof(*d));
+	d->seg = -1;
+	for (; i < avail && i < 14; i++) {
+		uint8_t b = code[i];
+
+		if (b == 0x66)
+			opsize = true;
+		else if (b == 0x67)
+			addrsize = true;
+		else if (b == 0xf0 || b == 0xf2 || b == 0xf3)
+			;
+		else if (b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e)
+			d->seg = (b >> 3) & 3;		/* ES 0, CS 1, SS 2, DS 3 */
+		else if (b == 0x64 || b == 0x65)
+			d->seg = b - 0x64 + 4;		/* FS 4, GS 5 */
+		else
+			break;
+	}
+	if (bits == 64 && i < avail && (code[i] & 0xf0) == 0x40)
+		d->rex = code[i++];
+	if (i >= avail)
+		return -1;
+	osz = (d->rex & 8) ? 8 : bits == 16 ? (opsize ? 4 : 2) : (opsize ? 2 : 4);
+	asz = bits == 64 ? (addrsize ? 4 : 8) : (bits == 16) != addrsize ? 2 : 4;
+	d->addr_bits = asz * 8;
+	op = code[i++];
+	d->opcode = op;
+	if (op == 0x0f) {
+		if (i >= avail)
+			return -1;
+		op = code[i++];
+		d->opcode = 0x0f00 | op;
+		if (op == 0x38 || op == 0x3a) {
+			if (i >= avail)
+				return -1;
+			i++;
+			kind = 0x80 | (op == 0x3a ? IMM_B : IMM_NONE);
+		} else {
+			kind = emu_op2(op);
+		}
+	} else {
+		kind = emu_op1(op, bits);
+		if (kind == 0xff)
+			return -1;
+		if ((op & 0xf0) == 0x40 && bits == 64)
+			return -1;
+	}
+	if (kind & 0x80) {
+		uint8_t modrm, mod, rm;
+
+		if (i >= avail)
+			return -1;
+		modrm = code[i++];
+		d->modrm = modrm;
+		d->has_modrm = true;
+		mod = modrm >> 6;
+		rm = modrm & 7;
+		if (mod != 3) {
+			d->has_mem = true;
+			if (asz == 2) {
+				d->disp_size = mod == 1 ? 1 : (mod == 2 || (mod == 0 && rm == 6)) ? 2 : 0;
+			} else {
+				if (rm == 4) {
+					if (i >= avail)
+						return -1;
+					d->sib = code[i++];
+					d->has_sib = true;
+				}
+				d->disp_size = mod == 1 ? 1 : mod == 2 ? 4 :
+					(rm == 5 || (d->has_sib && (d->sib & 7) == 5)) ? 4 : 0;
+			}
+			d->disp_at = i;
+			i += d->disp_size;
+		}
+	}
+	switch (kind & 0x7f) {
+	case IMM_B: imm = 1; break;
+	case IMM_W: imm = 2; break;
+	case IMM_Z: imm = osz == 2 ? 2 : 4; break;
+	case IMM_V: imm = osz; break;
+	case IMM_BW: imm = 3; break;
+	case IMM_FAR: imm = (osz == 2 ? 2 : 4) + 2; break;
+	case IMM_MOFFS: imm = asz; d->has_mem = true; d->moffs_at = i; break;
+	case IMM_GRP3: imm = ((d->modrm >> 3) & 7) < 2 ? (op == 0xf6 ? 1 : osz == 2 ? 2 : 4) : 0;
+		break;
+	}
+	if (op >= 0xa4 && op <= 0xaf && d->opcode == op && op != 0xa8 && op != 0xa9)
+		d->string = true;
+	i += imm;
+	if (i > avail || i > 15)
+		return -1;
+	d->len = i;
+	return 0;
 }

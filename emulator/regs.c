@@ -306,59 +306,87 @@ static uint16_t emu_set_events(struct emu_vp *vp, uint32_t name, uint64_t v)
 
 /* ---- FPU / XMM ----------------------------------------------------------- */
 
+/*
+ * Through KVM_GET/SET_XSAVE, not KVM_GET/SET_FPU: KVM_GET_FPU never fills
+ * MXCSR, and KVM_SET_FPU leaves XSTATE_BV alone, so XMM values written with
+ * it are dropped as "init state" by the next XRSTOR (measured on this host;
+ * kvm_arch_vcpu_ioctl_get/set_fpu in arch/x86/kvm/x86.c).
+ * FXSAVE legacy area: FCW@0 FSW@2 FTW@4 FOP@6 FIP@8 FDP@16 MXCSR@24
+ * MXCSR_MASK@28 ST0-7@32 XMM0-15@160; XSTATE_BV@512.
+ */
+#define FX_FCW 0
+#define FX_FSW 2
+#define FX_FTW 4
+#define FX_FOP 6
+#define FX_FIP 8
+#define FX_FDP 16
+#define FX_MXCSR 24
+#define FX_MXCSR_MASK 28
+#define FX_ST0 32
+#define FX_XMM0 160
+#define XSAVE_XSTATE_BV 512
+
 static uint16_t emu_fpu_get(struct emu_vp *vp, uint32_t name, union hv_register_value *v)
 {
-	struct kvm_fpu fpu;
+	struct kvm_xsave x;
+	const uint8_t *fx = (const uint8_t *)x.region;
 
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_FPU, &fpu) < 0)
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &x) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	if (name >= HV_X64_REGISTER_XMM0 && name <= HV_X64_REGISTER_XMM15) {
-		memcpy(&v->reg128, fpu.xmm[name - HV_X64_REGISTER_XMM0], 16);
+		memcpy(&v->reg128, fx + FX_XMM0 + 16 * (name - HV_X64_REGISTER_XMM0), 16);
 	} else if (name >= HV_X64_REGISTER_FP_MMX0 && name <= HV_X64_REGISTER_FP_MMX7) {
-		const uint8_t *r = fpu.fpr[name - HV_X64_REGISTER_FP_MMX0];
+		const uint8_t *r = fx + FX_ST0 + 16 * (name - HV_X64_REGISTER_FP_MMX0);
 
 		memcpy(&v->fp.mantissa, r, 8);
 		v->fp.exponent_sign = (uint64_t)r[8] | ((uint64_t)r[9] << 8);
 	} else if (name == HV_X64_REGISTER_FP_CONTROL_STATUS) {
-		v->fp_control_status.fp_control = fpu.fcw;
-		v->fp_control_status.fp_status = fpu.fsw;
-		v->fp_control_status.fp_tag = fpu.ftwx;
-		v->fp_control_status.last_fp_op = fpu.last_opcode;
-		v->fp_control_status.last_fp_rip = fpu.last_ip;
+		memcpy(&v->fp_control_status.fp_control, fx + FX_FCW, 2);
+		memcpy(&v->fp_control_status.fp_status, fx + FX_FSW, 2);
+		v->fp_control_status.fp_tag = fx[FX_FTW];
+		memcpy(&v->fp_control_status.last_fp_op, fx + FX_FOP, 2);
+		memcpy(&v->fp_control_status.last_fp_rip, fx + FX_FIP, 8);
 	} else {	/* HV_X64_REGISTER_XMM_CONTROL_STATUS */
-		v->xmm_control_status.last_fp_rdp = fpu.last_dp;
-		v->xmm_control_status.xmm_status_control = fpu.mxcsr;
-		/* KVM_GET_FPU has no MXCSR_MASK; the architectural default (SDM 11.6.6) */
-		v->xmm_control_status.xmm_status_control_mask = 0xffbf;
+		memcpy(&v->xmm_control_status.last_fp_rdp, fx + FX_FDP, 8);
+		memcpy(&v->xmm_control_status.xmm_status_control, fx + FX_MXCSR, 4);
+		memcpy(&v->xmm_control_status.xmm_status_control_mask, fx + FX_MXCSR_MASK, 4);
 	}
 	return HV_STATUS_SUCCESS;
 }
 
 static uint16_t emu_fpu_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *v)
 {
-	struct kvm_fpu fpu;
+	struct kvm_xsave x;
+	uint8_t *fx = (uint8_t *)x.region;
+	uint64_t bv;
 
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_FPU, &fpu) < 0)
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &x) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
+	memcpy(&bv, fx + XSAVE_XSTATE_BV, 8);
 	if (name >= HV_X64_REGISTER_XMM0 && name <= HV_X64_REGISTER_XMM15) {
-		memcpy(fpu.xmm[name - HV_X64_REGISTER_XMM0], &v->reg128, 16);
+		memcpy(fx + FX_XMM0 + 16 * (name - HV_X64_REGISTER_XMM0), &v->reg128, 16);
+		bv |= HV_X64_XFEM_LEGACY_SSE;
 	} else if (name >= HV_X64_REGISTER_FP_MMX0 && name <= HV_X64_REGISTER_FP_MMX7) {
-		uint8_t *r = fpu.fpr[name - HV_X64_REGISTER_FP_MMX0];
+		uint8_t *r = fx + FX_ST0 + 16 * (name - HV_X64_REGISTER_FP_MMX0);
 
 		memcpy(r, &v->fp.mantissa, 8);
 		r[8] = (uint8_t)v->fp.exponent_sign;
 		r[9] = (uint8_t)(v->fp.exponent_sign >> 8);
+		bv |= HV_X64_XFEM_LEGACY_X87;
 	} else if (name == HV_X64_REGISTER_FP_CONTROL_STATUS) {
-		fpu.fcw = v->fp_control_status.fp_control;
-		fpu.fsw = v->fp_control_status.fp_status;
-		fpu.ftwx = v->fp_control_status.fp_tag;
-		fpu.last_opcode = v->fp_control_status.last_fp_op;
-		fpu.last_ip = v->fp_control_status.last_fp_rip;
+		memcpy(fx + FX_FCW, &v->fp_control_status.fp_control, 2);
+		memcpy(fx + FX_FSW, &v->fp_control_status.fp_status, 2);
+		fx[FX_FTW] = v->fp_control_status.fp_tag;
+		memcpy(fx + FX_FOP, &v->fp_control_status.last_fp_op, 2);
+		memcpy(fx + FX_FIP, &v->fp_control_status.last_fp_rip, 8);
+		bv |= HV_X64_XFEM_LEGACY_X87;
 	} else {
-		fpu.last_dp = v->xmm_control_status.last_fp_rdp;
-		fpu.mxcsr = v->xmm_control_status.xmm_status_control;
+		memcpy(fx + FX_FDP, &v->xmm_control_status.last_fp_rdp, 8);
+		memcpy(fx + FX_MXCSR, &v->xmm_control_status.xmm_status_control, 4);
+		bv |= HV_X64_XFEM_LEGACY_SSE;
 	}
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+	memcpy(fx + XSAVE_XSTATE_BV, &bv, 8);
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_XSAVE, &x) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	if (name >= HV_X64_REGISTER_XMM0 && name <= HV_X64_REGISTER_XMM5)
 		memcpy(&(&vp->reg_page->xmm0)[name - HV_X64_REGISTER_XMM0], &v->reg128, 16);
@@ -508,39 +536,55 @@ static bool emu_is_sregs_name(uint32_t name)
 	return false;
 }
 
+/*
+ * SREGS writes go to the cache and are committed together by
+ * emu_regs_commit() at the end of the SET_VP_REGISTERS call (or by the next
+ * KVM_RUN): KVM checks CR0, CR4, EFER and CS as one set
+ * (kvm_is_valid_sregs), so a VMM entering long mode in one batch must not
+ * be refused half way.
+ */
 static uint16_t emu_sregs_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *v)
 {
-	struct kvm_sregs sr = vp->run->s.regs.sregs;
-	struct kvm_segment *seg = emu_seg(&sr, name);
+	struct kvm_sregs *sr = &vp->run->s.regs.sregs;
+	struct kvm_segment *seg = emu_seg(sr, name);
 
 	if (seg) {
 		emu_seg_from_hv(&v->segment, seg);
 	} else {
 		switch (name) {
 		case HV_X64_REGISTER_IDTR:
-			sr.idt.limit = v->table.limit;
-			sr.idt.base = v->table.base;
+			sr->idt.limit = v->table.limit;
+			sr->idt.base = v->table.base;
 			break;
 		case HV_X64_REGISTER_GDTR:
-			sr.gdt.limit = v->table.limit;
-			sr.gdt.base = v->table.base;
+			sr->gdt.limit = v->table.limit;
+			sr->gdt.base = v->table.base;
 			break;
-		case HV_X64_REGISTER_CR0: sr.cr0 = v->reg64; break;
-		case HV_X64_REGISTER_CR2: sr.cr2 = v->reg64; break;
-		case HV_X64_REGISTER_CR3: sr.cr3 = v->reg64; break;
-		case HV_X64_REGISTER_CR4: sr.cr4 = v->reg64; break;
-		case HV_X64_REGISTER_CR8: sr.cr8 = v->reg64; break;
-		case HV_X64_REGISTER_EFER: sr.efer = v->reg64; break;
-		case HV_X64_REGISTER_APIC_BASE: sr.apic_base = v->reg64; break;
+		case HV_X64_REGISTER_CR0: sr->cr0 = v->reg64; break;
+		case HV_X64_REGISTER_CR2: sr->cr2 = v->reg64; break;
+		case HV_X64_REGISTER_CR3: sr->cr3 = v->reg64; break;
+		case HV_X64_REGISTER_CR4: sr->cr4 = v->reg64; break;
+		case HV_X64_REGISTER_CR8: sr->cr8 = v->reg64; break;
+		case HV_X64_REGISTER_EFER: sr->efer = v->reg64; break;
+		case HV_X64_REGISTER_APIC_BASE: sr->apic_base = v->reg64; break;
 		}
 	}
-	/* at once, so KVM's refusal fails this hypercall (kvm_arch_vcpu_ioctl_set_sregs) */
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
-		return HV_STATUS_INVALID_PARAMETER;
-	/* read back what KVM made of it (e.g. EFER.LMA, CR8/TPR) */
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_SREGS, &vp->run->s.regs.sregs) < 0)
-		vp->run->s.regs.sregs = sr;
+	vp->run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
+	return HV_STATUS_SUCCESS;
+}
+
+uint16_t emu_regs_commit(struct emu_vp *vp)
+{
+	if (!(vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS))
+		return HV_STATUS_SUCCESS;
 	vp->run->kvm_dirty_regs &= ~KVM_SYNC_X86_SREGS;
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_SREGS, &vp->run->s.regs.sregs) < 0) {
+		/* refused: the cache goes back to what KVM holds */
+		emu_sys_ioctl(vp->vcpu_fd, KVM_GET_SREGS, &vp->run->s.regs.sregs);
+		return HV_STATUS_INVALID_PARAMETER;
+	}
+	/* what KVM made of it (e.g. CR8 from the TPR) */
+	emu_sys_ioctl(vp->vcpu_fd, KVM_GET_SREGS, &vp->run->s.regs.sregs);
 	return HV_STATUS_SUCCESS;
 }
 
@@ -655,7 +699,7 @@ int emu_regpage_fill(struct emu_vp *vp)
 	struct kvm_regs *r = &s->regs;
 	struct kvm_sregs *sr = &s->sregs;
 	struct kvm_debugregs dr;
-	struct kvm_fpu fpu;
+	struct kvm_xsave x;
 
 	rp->rax = r->rax; rp->rcx = r->rcx; rp->rdx = r->rdx; rp->rbx = r->rbx;
 	rp->rsp = r->rsp; rp->rbp = r->rbp; rp->rsi = r->rsi; rp->rdi = r->rdi;
@@ -676,8 +720,8 @@ int emu_regpage_fill(struct emu_vp *vp)
 	rp->efer = sr->efer;
 	rp->pending_interruption = emu_pending_interruption(&s->events);
 	rp->interrupt_state = emu_interrupt_state(&s->events);
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_FPU, &fpu) == 0)
-		memcpy(&rp->xmm0, fpu.xmm, 6 * sizeof(struct hv_u128));
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &x) == 0)
+		memcpy(&rp->xmm0, (uint8_t *)x.region + FX_XMM0, 6 * sizeof(struct hv_u128));
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_DEBUGREGS, &dr) == 0)
 		rp->dr7 = dr.dr7;
 	{
@@ -731,12 +775,16 @@ int emu_regpage_apply(struct emu_vp *vp)
 		vp->run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
 	}
 	if (dirty & (1U << HV_X64_REGISTER_CLASS_XMM)) {
-		struct kvm_fpu fpu;
+		struct kvm_xsave x;
+		uint64_t bv;
 
-		if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_FPU, &fpu) < 0)
+		if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &x) < 0)
 			return -1;
-		memcpy(fpu.xmm, &rp->xmm0, 6 * sizeof(struct hv_u128));
-		if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+		memcpy((uint8_t *)x.region + FX_XMM0, &rp->xmm0, 6 * sizeof(struct hv_u128));
+		memcpy(&bv, (uint8_t *)x.region + XSAVE_XSTATE_BV, 8);
+		bv |= HV_X64_XFEM_LEGACY_SSE;
+		memcpy((uint8_t *)x.region + XSAVE_XSTATE_BV, &bv, 8);
+		if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_XSAVE, &x) < 0)
 			return -1;
 	}
 	rp->dirty = 0;

@@ -289,6 +289,113 @@ static int emu_exit_io(struct emu_vp *vp, struct hv_message *msg)
 	return 0;
 }
 
+static uint64_t emu_gpr_by_num(const struct kvm_regs *r, int n)
+{
+	const __u64 *v[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi,
+			       &r->rdi, &r->r8, &r->r9, &r->r10, &r->r11, &r->r12, &r->r13,
+			       &r->r14, &r->r15 };
+
+	return *v[n & 15];
+}
+
+static int64_t emu_sread(const uint8_t *p, int n)
+{
+	switch (n) {
+	case 1: return (int8_t)p[0];
+	case 2: { int16_t v; memcpy(&v, p, 2); return v; }
+	case 4: { int32_t v; memcpy(&v, p, 4); return v; }
+	case 8: { int64_t v; memcpy(&v, p, 8); return v; }
+	}
+	return 0;
+}
+
+/* The linear address of a decoded memory operand (registers as they are now). */
+static int emu_insn_linear(struct emu_vp *vp, const struct emu_insn *d, const uint8_t *code,
+			   uint64_t rip_after, int bits, uint64_t *linear)
+{
+	const struct kvm_regs *r = &vp->run->s.regs.regs;
+	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
+	const struct kvm_segment *segs[6] = { &sr->es, &sr->cs, &sr->ss, &sr->ds, &sr->fs, &sr->gs };
+	uint64_t ea, amask = d->addr_bits == 64 ? ~0ULL : d->addr_bits == 32 ? 0xffffffffULL :
+			     0xffffULL;
+	int seg = 3;		/* DS */
+
+	if (d->moffs_at) {
+		ea = 0;
+		memcpy(&ea, code + d->moffs_at, (size_t)d->addr_bits / 8);
+	} else if (d->has_modrm && d->has_mem) {
+		int mod = d->modrm >> 6, rm = d->modrm & 7;
+		int64_t disp = emu_sread(code + d->disp_at, d->disp_size);
+
+		if (d->addr_bits == 16) {
+			static const int8_t b16[8] = { 3, 3, 5, 5, 6, 7, 5, 3 };	/* bx bx bp bp si di bp bx */
+			static const int8_t i16[8] = { 6, 7, 6, 7, -1, -1, -1, -1 };	/* si di si di */
+
+			ea = (mod == 0 && rm == 6) ? 0 : emu_gpr_by_num(r, b16[rm]);
+			if (i16[rm] >= 0)
+				ea += emu_gpr_by_num(r, i16[rm]);
+			if ((rm == 2 || rm == 3 || rm == 6) && !(mod == 0 && rm == 6))
+				seg = 2;
+		} else if (d->has_sib) {
+			int base = (d->sib & 7) | ((d->rex & 1) << 3);
+			int index = ((d->sib >> 3) & 7) | ((d->rex & 2) << 2);
+
+			ea = index == 4 ? 0 : emu_gpr_by_num(r, index) << (d->sib >> 6);
+			if (!((d->sib & 7) == 5 && mod == 0))
+				ea += emu_gpr_by_num(r, base);
+			if ((base & 7) == 4 || ((base & 7) == 5 && mod != 0))
+				seg = 2;
+		} else if (mod == 0 && rm == 5) {
+			ea = bits == 64 ? rip_after : 0;	/* RIP-relative in 64-bit mode */
+		} else {
+			ea = emu_gpr_by_num(r, rm | ((d->rex & 1) << 3));
+			if (rm == 5)
+				seg = 2;
+		}
+		ea += (uint64_t)disp;
+	} else {
+		return -1;
+	}
+	ea &= amask;
+	if (d->seg >= 0)
+		seg = d->seg;
+	if (bits == 64)
+		*linear = ea + (seg >= 4 ? segs[seg]->base : 0);
+	else
+		*linear = (segs[seg]->base + ea) & 0xffffffffULL;
+	return 0;
+}
+
+/*
+ * An MMIO write is complete at the exit and RIP is past it (KVM writes the
+ * emulator's registers back for writes). Find the instruction that ended at
+ * rip_after: every length 1..15 that decodes to exactly that length with a
+ * memory operand; the one whose operand's address translates to the
+ * faulting GPA wins, else the shortest such candidate. -1 if none.
+ */
+static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t gpa, int bits)
+{
+	uint64_t mask = emu_ip_mask(bits);
+	int fallback = -1;
+
+	for (int len = 1; len <= 15; len++) {
+		uint64_t at = (rip_after - (uint64_t)len) & mask, linear, g;
+		struct emu_insn d;
+		uint8_t code[16];
+
+		if (emu_fetch_code(vp, at, code, len) != len)
+			continue;
+		if (emu_decode_insn(code, len, bits, &d) < 0 || d.len != len || !d.has_mem)
+			continue;
+		if (!d.string && emu_insn_linear(vp, &d, code, rip_after, bits, &linear) == 0 &&
+		    emu_linear_to_gpa(vp, linear, &g) == 0 && g == gpa)
+			return len;
+		if (fallback < 0)
+			fallback = len;
+	}
+	return fallback;
+}
+
 /*
  * UNMAPPED_GPA (no region) or GPA_INTERCEPT (a region refused the access);
  * 1 with a message, 0 when an ioeventfd consumed the write, -1 on error.
@@ -316,8 +423,20 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 	}
 	if (emu_settle_now(vp) < 0)
 		return -1;
-	if (run->s.regs.regs.rip != r.rip)
+	if (run->s.regs.regs.rip != r.rip) {
+		/* pending until now (reads, and writes on other hosts): RIP was at it */
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
+	} else if (saved.mmio.is_write) {
+		/* done at the exit, RIP past it: find the start (SREGS as at the exit) */
+		int n;
+
+		*run = saved;
+		n = emu_mmio_write_start(vp, r.rip, gpa, bits);
+		if (n > 0) {
+			len = (uint64_t)n;
+			r.rip = (r.rip - len) & emu_ip_mask(bits);
+		}
+	}
 	*run = saved;
 	emu_set_regs_lazy(vp, &r);
 
@@ -400,10 +519,11 @@ static void emu_header_only(struct emu_vp *vp, struct hv_message *msg, uint32_t 
  * One exit: 1 with *msg filled, 0 to run again, -1 on error.
  * HLT (partitions without LAPIC; with one, KVM's in-kernel LAPIC halts the
  * vCPU inside KVM_RUN, which matches the hypervisor blocking in RUN_VP):
- * KVM has already moved RIP past the HLT. The message reports the HLT
- * itself (rip at it, length 1) and the VP stays after it, so a resumed VP
- * continues like a woken CPU; the hypervisor's choice here is unverified
- * (kernel-behaviour.md §4.1). Triple fault and KVM emulation failures
+ * KVM has already moved RIP past the HLT; like every other intercept the VP
+ * is put back *at* the HLT (length 1), so a VMM that wants the guest to go
+ * on advances RIP itself, and one that does not gets HALT again (a CPU with
+ * no interrupt source stays halted). The hypervisor's exact choice is
+ * unverified (kernel-behaviour.md §4.1). Triple fault and KVM emulation failures
  * (kvm-facts.md: instructions this host's KVM cannot emulate) both become
  * UNRECOVERABLE_EXCEPTION: the VP cannot go on in either case.
  */
@@ -420,12 +540,16 @@ static int emu_handle_exit(struct emu_vp *vp, struct hv_message *msg)
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:
 		return emu_exit_msr(vp, msg) < 0 ? -1 : 1;
-	case KVM_EXIT_HLT:
+	case KVM_EXIT_HLT: {
+		struct kvm_regs at = *r;
+
 		if (vp->pt->lapic)
 			return 0;
-		emu_header_only(vp, msg, HVMSG_X64_HALT, HV_INTERCEPT_ACCESS_EXECUTE, 1,
-				r->rip - 1);
+		at.rip = (at.rip - 1) & emu_ip_mask(emu_code_bits(&run->s.regs.sregs));
+		emu_set_regs_lazy(vp, &at);
+		emu_header_only(vp, msg, HVMSG_X64_HALT, HV_INTERCEPT_ACCESS_EXECUTE, 1, at.rip);
 		return 1;
+	}
 	case KVM_EXIT_DEBUG:
 		emu_exit_debug(vp, msg);
 		return 1;

@@ -11,12 +11,12 @@ Example:
 from __future__ import annotations
 
 import enum
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from mshv import _cstruct, _kernel, backend
 from mshv._abi import lib
+from mshv._owner import FdOwner
 from mshv.partition import Partition, _get_property
 
 __all__ = ["Mshv", "PartitionFlag"]
@@ -33,39 +33,20 @@ class PartitionFlag(enum.IntFlag):
     SMT_ENABLED_GUEST = 1 << lib.MSHV_PT_BIT_SMT_ENABLED_GUEST
 
 
-class Mshv:
-    """An open /dev/mshv (the kernel's, or the emulator's: see :mod:`mshv.backend`)."""
+class Mshv(FdOwner):
+    """An open /dev/mshv (the kernel's, or the emulator's: see :mod:`mshv.backend`).
+
+    Partitions do not depend on this fd: they keep working after ``close()``.
+    """
+
+    _what = "Mshv"
 
     def __init__(self) -> None:
         self.backend = backend.select()
-        self._fd = _kernel.open_path(self.backend.device_path, lib.O_RDWR | lib.O_CLOEXEC)
-        self._finalizer = weakref.finalize(self, _kernel.close, self._fd)
-
-    @property
-    def closed(self) -> bool:
-        """True once the device fd is closed (partitions do not depend on it)."""
-        return self._fd < 0
-
-    @property
-    def fd(self) -> int:
-        """The /dev/mshv fd."""
-        if self._fd < 0:
-            raise ValueError("Mshv is closed")
-        return self._fd
-
-    def close(self) -> None:
-        """Close /dev/mshv; partitions already created keep working."""
-        if self._fd < 0:
-            return
-        self._finalizer.detach()
-        fd, self._fd = self._fd, -1
-        _kernel.close(fd)
+        self._own(_kernel.open_path(self.backend.device_path, lib.O_RDWR | lib.O_CLOEXEC))
 
     def __enter__(self) -> Mshv:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Mshv backend={self.backend.name} closed={self.closed}>"

@@ -7,13 +7,13 @@ the VPs, unmaps the memory regions and then closes the fd.
 from __future__ import annotations
 
 import struct
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from mshv import _cstruct, _kernel
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
+from mshv._owner import FdOwner
 from mshv.hvcall import HvcallInput, HvcallResult, hvcall
 from mshv.memory import PAGE_SIZE, GuestMemory
 from mshv.vp import Vp
@@ -45,50 +45,29 @@ class MemoryRegion:
         return f"<MemoryRegion gpa={self.gpa:#x} size={self.size:#x} {perms}>"
 
 
-class Partition:
-    """A guest partition (an MSHV_CREATE_PARTITION fd)."""
+class Partition(FdOwner):
+    """A guest partition (an MSHV_CREATE_PARTITION fd).
+
+    ``close()`` closes the VPs, unmaps every region, then closes the partition fd.
+    """
+
+    _what = "partition"
 
     def __init__(self, fd: int, flags: int) -> None:
-        self._fd = fd
         self.flags = flags
         self.initialized = False
         self._vps: dict[int, Vp] = {}
         self._regions: list[MemoryRegion] = []
-        self._finalizer = weakref.finalize(self, _kernel.close, fd)
+        self._own(fd)
 
-    # -- lifetime -------------------------------------------------------------------------
-    @property
-    def closed(self) -> bool:
-        """True once the partition fd is closed."""
-        return self._fd < 0
-
-    @property
-    def fd(self) -> int:
-        """The partition fd."""
-        return self._live()
-
-    def _live(self) -> int:
-        if self._fd < 0:
-            raise ValueError("partition is closed")
-        return self._fd
-
-    def close(self) -> None:
-        """Close the VPs, unmap every region, then close the partition fd."""
-        if self._fd < 0:
-            return
+    def _close_children(self) -> None:
         for vp in list(self._vps.values()):
             vp.close()
         for region in list(self._regions):
             self.unmap_memory(region)
-        self._finalizer.detach()
-        fd, self._fd = self._fd, -1
-        _kernel.close(fd)
 
     def __enter__(self) -> Partition:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

@@ -9,12 +9,12 @@ move RIP past it) before the next run, e.g. with :meth:`complete_io`.
 from __future__ import annotations
 
 import errno
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mshv import _cstruct, _kernel
 from mshv._abi import ffi, lib
+from mshv._owner import FdOwner
 from mshv.errors import MshvError
 from mshv.intercepts import Intercept, IoPortIntercept, decode
 from mshv.registers import RegisterValue, get_registers, set_registers
@@ -40,50 +40,26 @@ class _Registers:
         self._vp.reg_write(name, value)
 
 
-class Vp:
-    """One VP of a partition (MSHV_CREATE_VP). Use ``Partition.create_vp`` to make one."""
+class Vp(FdOwner):
+    """One VP of a partition (MSHV_CREATE_VP). Use ``Partition.create_vp`` to make one.
+
+    Closing the VP fd does not delete the VP: its index stays taken until the
+    partition is destroyed (mshv_vp_release).
+    """
 
     def __init__(self, partition: Partition, index: int, fd: int) -> None:
         self.partition = partition
         self.index = index
-        self._fd = fd
+        self._what = f"VP {index}"
         self._run_buf = ffi.new("struct mshv_run_vp *")
         self.exits = 0
-        self._finalizer = weakref.finalize(self, _kernel.close, fd)
-
-    # -- lifetime -------------------------------------------------------------------------
-    @property
-    def closed(self) -> bool:
-        """True once the VP fd is closed (the VP itself lives until the partition ends)."""
-        return self._fd < 0
-
-    @property
-    def fd(self) -> int:
-        """The VP fd."""
-        self._live()
-        return self._fd
-
-    def close(self) -> None:
-        """Close the VP fd. The VP index stays taken until the partition is destroyed."""
-        if self._fd < 0:
-            return
-        self._finalizer.detach()
-        fd, self._fd = self._fd, -1
-        _kernel.close(fd)
+        self._own(fd)
 
     def __enter__(self) -> Vp:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<Vp index={self.index} exits={self.exits} closed={self.closed}>"
-
-    def _live(self) -> int:
-        if self._fd < 0:
-            raise ValueError(f"VP {self.index} is closed")
-        return self._fd
 
     # -- registers ------------------------------------------------------------------------
     @property

@@ -249,7 +249,7 @@ int emu_fetch_instruction(struct emu_vp *vp, uint64_t rip, uint8_t bytes[16]);
 uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *value);
 uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *value);
 /* Register page: fill from KVM after an exit; apply dirty classes before a run. */
-int emu_regpage_fill(struct emu_vp *vp);
+int emu_regpage_fill(struct emu_vp *vp, bool full);	/* full: also XMM0-5, DR7, XFEM */
 int emu_regpage_apply(struct emu_vp *vp);
 
 /* ---- hvcall.c ------------------------------------------------------------ */

@@ -70,8 +70,12 @@ int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
 		uint64_t linear = emu_cs_linear(sr, ip + (uint64_t)done), gpa;
 		size_t chunk = EMU_PAGE_SIZE - (linear & (EMU_PAGE_SIZE - 1));
 
-		if (emu_code_bits(sr) == 16)	/* the 64 KiB segment wraps byte by byte */
-			chunk = 1;
+		if (emu_code_bits(sr) == 16) {	/* IP wraps at 64 KiB */
+			size_t to_wrap = 0x10000 - ((ip + (uint64_t)done) & 0xffff);
+
+			if (chunk > to_wrap)
+				chunk = to_wrap;
+		}
 		if (chunk > (size_t)(len - done))
 			chunk = (size_t)(len - done);
 		if (emu_translate(vp, sr, linear, &gpa) < 0)

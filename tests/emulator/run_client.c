@@ -348,6 +348,34 @@ static void case_signal(int argc, char **argv)
 	printf("explicit_suspend2=%lu\n", (unsigned long)get1(w.vp, HV_REGISTER_EXPLICIT_SUSPEND));
 }
 
+/*
+ * in_repeat <image>: the guest starts with `in $0x60, %al; out %al, $0x61`.
+ * RUN_VP again without completing the IN: mshv re-executes it (RIP was left
+ * at it), so the same IN intercept comes back; then complete it.
+ */
+static void case_in_repeat(int argc, char **argv)
+{
+	struct world w;
+	struct mshv_run_vp run;
+	struct hv_message *m = (void *)run.msg_buf;
+	struct hv_x64_io_port_intercept_message *io = (void *)m->payload;
+
+	world_init(&w, 0, 0x20000, true);
+	load_image(&w, argv[0], 0);
+	for (int i = 0; i < 2; i++) {
+		if (ioctl(w.vp, MSHV_RUN_VP, &run))
+			die("run");
+		printf("run%d.port=%#x\nrun%d.rip=%#lx\nrun%d.access=%u\n", i, io->port_number, i,
+		       (unsigned long)io->header.rip, i, io->header.intercept_access_type);
+	}
+	set1(w.vp, HV_X64_REGISTER_RAX, 0x33);
+	set1(w.vp, HV_X64_REGISTER_RIP, io->header.rip + 2);
+	if (ioctl(w.vp, MSHV_RUN_VP, &run))
+		die("run");
+	printf("echo.port=%#x\necho.value=%#lx\n", io->port_number,
+	       (unsigned long)(io->rax & 0xff));
+}
+
 /* ---- long mode: page tables built here, registers set by hypercall ----------- */
 
 /*
@@ -940,6 +968,7 @@ struct kase {
 static const struct kase cases[] = {
 	{ "trace", case_trace },
 	{ "signal", case_signal },
+	{ "in_repeat", case_in_repeat },
 	{ "longmode", case_longmode },
 	{ "regs", case_regs },
 	{ "suspend", case_suspend },

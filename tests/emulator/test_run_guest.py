@@ -215,3 +215,27 @@ def test_long_mode_guest(client, preload_env, tmp_path):
     assert num(out, "exit2.rax") == 0xC0FFEE  # the VMM's MMIO value reached the guest
     assert num(out, "exit3.gpa") == 0x200020 and num(out, "exit3.access") == ACCESS_WRITE
     assert num(out, "exit3.rip") == 0x10019 and num(out, "exit3.len") == 11
+
+
+IN_GUEST = (
+    """
+start:
+    in $0x60, %al
+    out %al, $0x61
+    hlt
+"""
+    + RESET
+)
+
+
+def test_in_not_completed_runs_again(client, preload_env, tmp_path):
+    """mshv semantics (§4.1: RIP stays at the intercepted instruction): a RUN_VP after an
+    IN intercept that the VMM did not complete re-executes the IN (same intercept again);
+    once completed (RAX, RIP + length) the guest sees the VMM's value."""
+    image = tmp_path / "in.bin"
+    image.write_bytes(assemble(IN_GUEST, tmp_path, 16))
+    out = run_case(client, preload_env, "in_repeat", str(image))
+    for i in (0, 1):
+        assert num(out, f"run{i}.port") == 0x60 and num(out, f"run{i}.rip") == 0
+        assert num(out, f"run{i}.access") == ACCESS_READ
+    assert num(out, "echo.port") == 0x61 and num(out, "echo.value") == 0x33

@@ -959,6 +959,23 @@ _Static_assert(sizeof(struct hv_input_assert_virtual_interrupt) == 32,
 	       "assert interrupt input is 32 bytes");
 
 /*
+ * An x86 MSI as mshv_copy_girq_info decodes a MSHV_SET_MSI_ROUTING entry
+ * (union hv_msi_address_register / hv_msi_data_register): address_lo holds
+ * the 0xFEE base, the destination APIC id and the logical-destination bit;
+ * data holds the vector, the delivery mode (an HV_X64_INTERRUPT_TYPE_*) and
+ * the trigger mode (bit 15 set: level-triggered).
+ */
+#define HV_MSI_ADDRESS_BASE			0xFEE00000U
+#define HV_MSI_ADDRESS_DESTINATION_MODE_LOGICAL	(1U << 2)
+#define HV_MSI_ADDRESS_DESTINATION_ID_SHIFT	12
+#define HV_MSI_ADDRESS_DESTINATION_ID_MASK	(0xFFU << 12)
+#define HV_MSI_DATA_VECTOR_MASK			0xFFU
+#define HV_MSI_DATA_DELIVERY_MODE_SHIFT		8
+#define HV_MSI_DATA_DELIVERY_MODE_MASK		(0x7U << 8)
+#define HV_MSI_DATA_LEVEL_ASSERT		(1U << 14)
+#define HV_MSI_DATA_TRIGGER_MODE_LEVEL		(1U << 15)
+
+/*
  * The kernel headers carry no input block for ClearVirtualInterrupt; the
  * hypercall takes the partition id only (the passthrough's 8-byte minimum).
  */

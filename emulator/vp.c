@@ -78,6 +78,7 @@ static int emu_vp_set_cpuid(struct emu_vp *vp)
 /* Undo whatever part of a VP exists; used by destroy and by create's failure path. */
 static void emu_vp_free(struct emu_vp *vp)
 {
+	emu_vpstate_destroy(vp);	/* SIMP/SIEFP pages, synthetic timers */
 	if (vp->reg_page)
 		emu_sys_munmap(vp->reg_page, EMU_VP_PAGES * EMU_PAGE_SIZE);
 	if (vp->handle_fd >= 0)

@@ -87,6 +87,12 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return 2
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from mshv.bench import run_bench
+
+    return run_bench(quick=args.quick, json_path=args.json, plot_path=args.plot)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mshv.demo import run_demo
 
@@ -108,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run a long-mode guest with a port-IO console and an MMIO device")
     p.add_argument("--loops", type=int, default=20000, help="OUT exits to time")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("bench", help="benchmark exits, memory mapping and registers against C baselines")
+    p.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw exit latency and map cost (needs matplotlib)")
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("emulator", help="the /dev/mshv emulator library")
     p.add_argument("--preload-path", action="store_true", help="print the LD_PRELOAD library path")
     p.set_defaults(func=_cmd_emulator)

@@ -1,0 +1,184 @@
+"""What the benchmark suites share: C baselines, guest code, partitions, recorded ratios.
+
+The C baselines (bench/c/*.c) are compiled at run time with gcc into a cache
+directory keyed by the sources' hash, and run once per session: each prints
+JSON lines (bench/c/bench_common.h). The /dev/mshv client runs under
+LD_PRELOAD of the emulator library when the backend is the emulator, and
+directly on a root host (the kernel's /dev/mshv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mshv import GuestMemory, Mshv, Partition, Vp, backend
+from mshv.testing import assemble, long_mode_registers
+
+BENCH_DIR = Path(__file__).resolve().parent
+C_DIR = BENCH_DIR / "c"
+ROOT = BENCH_DIR.parent
+INCLUDE_DIRS = [ROOT / "ioctl_defs" / "include" / "bundled", ROOT / "ioctl_defs" / "include"]
+
+QUICK = os.environ.get("MSHV_BENCH_QUICK", "") == "1"
+
+# Guest layout; the C side has the same numbers in bench_common.h.
+CODE_GPA = 0x10000
+RAM_SIZE = 0x40000
+MMIO_GPA = 0x100000
+TOUCH_GPA = 0x10000000
+MAP_GPA = 0x100000000
+IN_VALUE = 0x5A
+MMIO_VALUE = 0x1234
+PORT = 0x80
+
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+MAP_SIZES_4K = [4 * KIB * 4**i for i in range(10)] + [2 * MIB]  # 4 KiB ... 1 GiB, and 2 MiB
+MAP_SIZES_2M = [2 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, GIB]
+
+GUESTS = {
+    "out": f"mov ${PORT:#x}, %dx\n1: out %al, %dx\njmp 1b",
+    "in": f"mov ${PORT:#x}, %dx\n1: in %dx, %al\njmp 1b",
+    "mmio_read": f"mov ${MMIO_GPA:#x}, %rbx\n1: mov (%rbx), %eax\njmp 1b",
+    "mmio_write": f"mov ${MMIO_GPA:#x}, %rbx\n1: mov %eax, (%rbx)\njmp 1b",
+    "touch": f"mov ${TOUCH_GPA:#x}, %rbx\n1: movb $1, (%rbx)\nout %al, ${PORT:#x}\njmp 1b",
+}
+EXIT_KINDS = ["out", "in", "mmio_read", "mmio_write"]
+
+
+def exits_per_round() -> tuple[int, int]:
+    """(exits per round, rounds) for the exit-latency cases."""
+    return (1000, 5) if QUICK else (20000, 9)
+
+
+def cache_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / f"mshv-bench-{os.getuid()}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def guest_image(kind: str) -> Path:
+    """The flat binary of guest ``kind`` (64-bit code at CODE_GPA), cached by source."""
+    source = GUESTS[kind]
+    path = cache_dir() / f"guest-{kind}-{hashlib.sha256(source.encode()).hexdigest()[:12]}.bin"
+    if not path.exists():
+        path.write_bytes(assemble(source, mode="long", base=CODE_GPA))
+    return path
+
+
+def compile_c(name: str) -> Path:
+    """gcc bench/c/<name>.c into the cache; the key covers the sources and headers."""
+    sources = [C_DIR / f"{name}.c", C_DIR / "bench_common.h"]
+    sources += sorted(p for d in INCLUDE_DIRS for p in d.rglob("*.h"))
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.read_bytes())
+    exe = cache_dir() / f"{name}-{digest.hexdigest()[:16]}"
+    if not exe.exists():
+        cmd = [os.environ.get("CC", "gcc"), "-O2", "-Wall", "-Wextra", "-Werror"]
+        cmd += [f"-I{d}" for d in INCLUDE_DIRS] + ["-o", f"{exe}.tmp", str(sources[0])]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+        os.replace(f"{exe}.tmp", exe)
+    return exe
+
+
+@dataclass
+class CResult:
+    """One C baseline: median ns per exit or per call, and its samples."""
+
+    case: str
+    unit: str
+    median_ns: float
+    samples_ns: list[float] = field(default_factory=list)
+
+
+class CBaselines:
+    """Runs each C baseline once per session and remembers the result."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, CResult] = {}
+        self.notes: list[str] = []
+
+    def _run(self, exe: Path, args: list[str], mshv: bool) -> CResult:
+        env = dict(os.environ)
+        chosen = backend.select()
+        if mshv and chosen.name == "emulator":
+            env["LD_PRELOAD"] = backend.emulator_library_path()
+        proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{exe.name} {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = CResult(data["case"], data["unit"], float(data["median_ns"]), data["samples_ns"])
+        self.results[result.case] = result
+        return result
+
+    def get(self, case: str, args: list[str], *, mshv: bool = True) -> CResult:
+        """The result of C ``case`` (``c_kvm_*`` run kvm_exits, the rest mshv_client)."""
+        if case not in self.results:
+            exe = compile_c("mshv_client" if mshv else "kvm_exits")
+            self._run(exe, args, mshv)
+        return self.results[case]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"results": {k: vars(v) for k, v in self.results.items()}, "notes": self.notes}
+
+
+def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: int,
+           c: CResult | None, **extra: Any) -> None:  # fmt: skip
+    """Store the case's median (ns per ``unit``) and its ratio to the C baseline in the JSON."""
+    median_ns = benchmark.stats.stats.median * 1e9 / per
+    info = benchmark.extra_info
+    info.update(case=case, group=group, impl=impl, unit=unit, median_ns=median_ns, **extra)
+    if c is not None:
+        info.update(c_case=c.case, c_median_ns=c.median_ns, ratio_to_c=median_ns / c.median_ns)
+
+
+@contextmanager
+def long_mode_vp(kind: str) -> Iterator[tuple[Partition, Vp, GuestMemory]]:
+    """A partition with RAM at GPA 0 and VP 0 in 64-bit mode at guest ``kind``'s code."""
+    with Mshv() as hv, GuestMemory(RAM_SIZE) as mem:
+        pt = hv.create_partition(lapic=False)
+        try:
+            mem.write(CODE_GPA, guest_image(kind).read_bytes())
+            pt.map_memory(mem, 0)
+            vp = pt.create_vp(0)
+            vp.set_registers(long_mode_registers(mem, CODE_GPA))  # type: ignore[arg-type]
+            yield pt, vp, mem
+        finally:
+            pt.close()
+
+
+@contextmanager
+def hugepages(count: int, notes: list[str]) -> Iterator[bool]:
+    """Reserve ``count`` 2 MiB hugetlb pages (root only); restores the old value afterwards."""
+    path = Path("/proc/sys/vm/nr_hugepages")
+    try:
+        old = int(path.read_text())
+    except OSError as exc:
+        notes.append(f"hugetlb: cannot read {path}: {exc}")
+        yield False
+        return
+    ok = old >= count
+    if not ok:
+        try:
+            path.write_text(str(count))
+            ok = int(path.read_text()) >= count
+        except OSError as exc:
+            notes.append(f"hugetlb: cannot reserve {count} pages: {exc}")
+    if not ok:
+        notes.append(f"hugetlb: only {path.read_text().strip()} of {count} 2 MiB pages reserved")
+    try:
+        yield ok
+    finally:
+        if int(path.read_text()) != old:
+            path.write_text(str(old))

@@ -1,0 +1,102 @@
+"""Exit latency: one guest, four exit kinds, every driver, ns per exit, against C.
+
+The guest loops on one access (`out`, `in`, an MMIO read, an MMIO write) in
+64-bit mode. Drivers: the raw KVM loop in C (the floor), the /dev/mshv C
+client (register page or hypercall completion), the Cython RunLoop, the
+pure-Python RunLoop, and plain ``vp.run()`` + completion by hypercall. Ratios
+are to the C client with register-page completion (``c_mshv_<kind>_regpage``)
+measured in the same session; ``ratio_to_kvm`` is to the raw KVM loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _support import EXIT_KINDS, IN_VALUE, MMIO_VALUE, CBaselines, exits_per_round, guest_image, long_mode_vp
+from _support import record as record_case
+
+from mshv import IoPortIntercept, MemoryIntercept, Vp
+
+
+def _c_cases(cbase: CBaselines, kind: str) -> dict[str, Any]:
+    n, rounds = exits_per_round()
+    image = str(guest_image(kind))
+    kvm = cbase.get(f"c_kvm_{kind}", [image, kind, str(n), str(rounds)], mshv=False)
+    out = {"kvm": kvm}
+    for how in ("regpage", "hvcall"):
+        out[how] = cbase.get(f"c_mshv_{kind}_{how}", ["exits", image, kind, str(n), str(rounds), how])
+    return out
+
+
+@pytest.mark.parametrize("kind", EXIT_KINDS)
+def bench_c_baselines(kind: str, cbase: CBaselines) -> None:
+    """Run the C baselines of ``kind`` (raw KVM; mshv client, both completions)."""
+    c = _c_cases(cbase, kind)
+    assert c["kvm"].median_ns > 0 and c["regpage"].median_ns > 0
+
+
+def _complete(vp: Vp, kind: str, exit_: Any) -> None:
+    """The mshv completion a Python VMM writes: results and RIP past the instruction."""
+    if kind == "out":
+        assert isinstance(exit_, IoPortIntercept)
+        vp.complete_io(exit_)
+    elif kind == "in":
+        assert isinstance(exit_, IoPortIntercept)
+        vp.complete_io(exit_, IN_VALUE)
+    elif kind == "mmio_read":  # the VMM knows its guest: mov (%rbx), %eax
+        assert isinstance(exit_, MemoryIntercept)
+        vp.set_registers({"rip": exit_.header.next_rip, "rax": MMIO_VALUE})
+    else:
+        assert isinstance(exit_, MemoryIntercept)
+        vp.set_registers({"rip": exit_.header.next_rip})
+
+
+def _record(benchmark: Any, cbase: CBaselines, kind: str, impl: str, n: int) -> None:
+    c = _c_cases(cbase, kind)
+    record_case(benchmark, case=f"exit_{kind}_{impl}", group=f"exit_{kind}", impl=impl, unit="exit",
+                per=n, c=c["regpage"], kind=kind)  # fmt: skip
+    benchmark.extra_info["ratio_to_kvm"] = benchmark.extra_info["median_ns"] / c["kvm"].median_ns
+
+
+@pytest.mark.parametrize("kind", EXIT_KINDS)
+def bench_exit_python_run(benchmark: Any, kind: str, cbase: CBaselines) -> None:
+    """``vp.run()`` + completion by HvCallSetVpRegisters, in Python."""
+    n, rounds = exits_per_round()
+    with long_mode_vp(kind) as (_pt, vp, _mem):
+
+        def run_n() -> None:
+            for _ in range(n):
+                _complete(vp, kind, vp.run())
+
+        benchmark.pedantic(run_n, rounds=rounds, warmup_rounds=1)
+    _record(benchmark, cbase, kind, "python_run", n)
+
+
+def _runloop(vp: Vp, native: bool) -> Any:
+    try:
+        from mshv.runloop import RunLoop
+    except ImportError:
+        pytest.skip("mshv.runloop is not there yet")
+    try:
+        return RunLoop(vp, native=native)
+    except (ImportError, RuntimeError) as exc:
+        pytest.skip(f"RunLoop(native={native}) unavailable: {exc}")
+
+
+@pytest.mark.parametrize("kind", ["out"])
+@pytest.mark.parametrize("native", [True, False], ids=["cython", "pure"])
+def bench_exit_runloop(benchmark: Any, kind: str, native: bool, cbase: CBaselines) -> None:
+    """``RunLoop.run(max_exits=n)`` with a native port counter: no Python per exit."""
+    n, rounds = exits_per_round()
+    with long_mode_vp(kind) as (_pt, vp, _mem):
+        loop = _runloop(vp, native)
+        counter = loop.port_counter(0x80)
+
+        def run_n() -> None:
+            result = loop.run(max_exits=n)
+            assert result.exits == n, result
+
+        benchmark.pedantic(run_n, rounds=rounds, warmup_rounds=1)
+        assert counter is not None
+    _record(benchmark, cbase, kind, "runloop_cython" if native else "runloop_pure", n)

@@ -1,0 +1,121 @@
+"""Guest memory: map+unmap per call by region size and page size, first touch, dirty bitmap.
+
+Map+unmap is MSHV_SET_GUEST_MEMORY twice on memory that is never touched, at a
+GPA no guest uses; Python goes through ``Partition.map_memory``/``unmap_memory``
+and C through the ioctl, on the same backend in the same session. Sizes are
+4 KiB ... 1 GiB in powers of 4 (and 2 MiB); with 2 MiB hugetlb pages, 2 MiB ...
+1 GiB. Hugetlb pages are reserved for the session when possible; when they
+cannot be, those cases are skipped and the reason is in the JSON notes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _support import (
+    GIB,
+    MAP_GPA,
+    MAP_SIZES_2M,
+    MAP_SIZES_4K,
+    MIB,
+    QUICK,
+    TOUCH_GPA,
+    CBaselines,
+    guest_image,
+    long_mode_vp,
+    record,
+)
+
+from mshv import GuestMemory, IoPortIntercept, Mshv
+
+
+def _rounds(size: int) -> int:
+    return (5 if size >= 256 * MIB else 15) if QUICK else (21 if size >= 256 * MIB else 101)
+
+
+def _map_case(benchmark: Any, cbase: CBaselines, size: int, huge: bool) -> None:
+    pages = "2m" if huge else "4k"
+    rounds = _rounds(size)
+    c = cbase.get(f"c_map_{pages}_{size}", ["map", str(size), str(int(huge)), str(rounds)])
+    with Mshv() as hv, GuestMemory(size, hugepages=huge) as mem:
+        with hv.create_partition(lapic=False) as pt:
+
+            def map_unmap() -> None:
+                pt.unmap_memory(pt.map_memory(mem, MAP_GPA))
+
+            benchmark.pedantic(map_unmap, rounds=rounds, warmup_rounds=1)
+    record(benchmark, case=f"map_{pages}_{size}", group=f"map_{pages}", impl="python", unit="call",
+           per=1, c=c, size=size, pages=pages)  # fmt: skip
+    benchmark.extra_info["per_gib_ns"] = benchmark.extra_info["median_ns"] * GIB / size
+
+
+@pytest.mark.parametrize("size", MAP_SIZES_4K)
+def bench_map_unmap_4k(benchmark: Any, size: int, cbase: CBaselines) -> None:
+    """Map + unmap of ``size`` bytes of anonymous memory (4 KiB pages)."""
+    _map_case(benchmark, cbase, size, huge=False)
+
+
+@pytest.mark.parametrize("size", MAP_SIZES_2M)
+def bench_map_unmap_2m(benchmark: Any, size: int, cbase: CBaselines, hugetlb: bool) -> None:
+    """Map + unmap of ``size`` bytes of 2 MiB hugetlb memory."""
+    if not hugetlb:
+        pytest.skip("no 2 MiB hugetlb pages could be reserved (see the notes)")
+    _map_case(benchmark, cbase, size, huge=True)
+
+
+TOUCH_SIZE = 2 * MIB
+
+
+def bench_first_touch(benchmark: Any, cbase: CBaselines) -> None:
+    """RUN_VP in which the guest first writes a freshly mapped region (one OUT exit included)."""
+    rounds = 15 if QUICK else 101
+    c = cbase.get(f"c_touch_{TOUCH_SIZE}", ["touch", str(guest_image("touch")), str(TOUCH_SIZE), str(rounds)])
+    with long_mode_vp("touch") as (pt, vp, _mem):
+        state: dict[str, Any] = {}
+
+        def setup() -> None:
+            state["mem"] = GuestMemory(TOUCH_SIZE)
+            state["region"] = pt.map_memory(state["mem"], TOUCH_GPA)
+
+        def run() -> None:
+            state["exit"] = vp.run()
+
+        def teardown() -> None:
+            exit_ = state["exit"]
+            assert isinstance(exit_, IoPortIntercept) and state["mem"].read(0, 1) == b"\x01"
+            vp.complete_io(exit_)
+            pt.unmap_memory(state["region"])
+            state["mem"].close()
+
+        benchmark.pedantic(run, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=1)
+    record(benchmark, case=f"touch_{TOUCH_SIZE}", group="touch", impl="python", unit="call", per=1, c=c,
+           size=TOUCH_SIZE)  # fmt: skip
+
+
+BITMAP_SIZE = GIB
+
+
+def _dirty_fetch(pt: Any) -> Any:
+    """The dirty-bitmap fetch (clear) of the Python API: Partition.dirty_pages or mshv.dirty."""
+    npages = BITMAP_SIZE // 4096
+    if hasattr(pt, "dirty_pages"):
+        return lambda: pt.dirty_pages(MAP_GPA, npages)
+    from mshv import dirty
+
+    return lambda: dirty.dirty_pages(pt.fd, MAP_GPA, npages, clear=True)
+
+
+def bench_dirty_bitmap(benchmark: Any, cbase: CBaselines) -> None:
+    """MSHV_GET_GPAP_ACCESS_BITMAP (dirty, clear) over a 1 GiB region with tracking on."""
+    rounds = 5 if QUICK else 31
+    c = cbase.get(f"c_bitmap_{BITMAP_SIZE}", ["bitmap", str(BITMAP_SIZE), str(rounds)])
+    with Mshv() as hv, GuestMemory(BITMAP_SIZE) as mem, hv.create_partition(lapic=False) as pt:
+        pt.map_memory(mem, MAP_GPA)
+        from mshv import dirty
+
+        dirty.enable_tracking(pt)
+        fetch = _dirty_fetch(pt)
+        benchmark.pedantic(fetch, rounds=rounds, warmup_rounds=1)
+    record(benchmark, case=f"bitmap_{BITMAP_SIZE}", group="bitmap", impl="python", unit="call", per=1, c=c,
+           size=BITMAP_SIZE)  # fmt: skip

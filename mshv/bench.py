@@ -1,0 +1,172 @@
+"""``mshv bench``: run the benchmark suites of bench/ and report them against C.
+
+The suites are pytest-benchmark files (bench/bench_*.py) that also run the C
+baselines (bench/c/*.c, compiled at run time with gcc) in the same session.
+This module runs them in a subprocess with a progress display on stderr,
+merges pytest-benchmark's JSON with the C results into one report, prints a
+table (backend, kernel, CPU, each case's median and ratio to C), writes the
+report as JSON and draws a PNG (see :mod:`mshv._bench_plot`).
+
+The suites and C sources live in the source tree, not in the installed
+package: the tree is found through $MSHV_BENCH_DIR, next to this package
+(an in-place build), or in the current directory or its parents.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mshv import backend as backend_mod
+
+__all__ = ["find_bench_dir", "machine_info", "run_bench"]
+
+_MISSING_PLUGIN = (
+    "mshv bench needs pytest-benchmark: pip install 'python-mshv[bench]' (or pip install pytest-benchmark)"
+)
+
+
+def find_bench_dir() -> Path:
+    """The bench/ directory of a python-mshv source tree.
+
+    Raises:
+        FileNotFoundError: no tree found; the message says where it looked.
+    """
+    candidates: list[Path] = []
+    if os.environ.get("MSHV_BENCH_DIR"):
+        candidates.append(Path(os.environ["MSHV_BENCH_DIR"]))
+    candidates.append(Path(__file__).resolve().parent.parent / "bench")
+    cwd = Path.cwd().resolve()
+    candidates += [d / "bench" for d in (cwd, *cwd.parents)] + [cwd]
+    for path in candidates:
+        if (path / "bench_exits.py").is_file() and (path / "c" / "mshv_client.c").is_file():
+            return path
+    raise FileNotFoundError(
+        "mshv bench runs the suites of a python-mshv source tree (bench/ and ioctl_defs/include/): "
+        "run it inside a checkout or set MSHV_BENCH_DIR=<checkout>/bench"
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(quick: bool) -> dict[str, Any]:
+    """Backend, kernel, CPU and Python of this run."""
+    chosen = backend_mod.select()
+    return {
+        "backend": chosen.name,
+        "backend_reason": chosen.reason,
+        "kernel": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "quick": quick,
+    }
+
+
+def _run_suites(bench_dir: Path, quick: bool, tmp: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    bench_json, c_json = tmp / "pytest-benchmark.json", tmp / "c.json"
+    env = dict(os.environ, MSHV_BENCH_C_JSON=str(c_json), MSHV_BENCH_PROGRESS="1")
+    env["MSHV_BENCH_QUICK"] = "1" if quick else "0"
+    cmd = [sys.executable, "-m", "pytest", "-qq", "--benchmark-quiet", f"--benchmark-json={bench_json}"]
+    cmd += ["-p", "no:cacheprovider", "--rootdir", str(bench_dir), "-c", str(bench_dir / "pytest.ini")]
+    cmd.append(str(bench_dir))
+    # pytest's own output goes to stderr with the progress lines: stdout is the table.
+    proc = subprocess.run(cmd, cwd=bench_dir, env=env, stdout=sys.stderr)
+    bench = json.loads(bench_json.read_text()) if bench_json.exists() else {"benchmarks": []}
+    c = json.loads(c_json.read_text()) if c_json.exists() else {"results": {}, "notes": []}
+    return proc.returncode, bench, c
+
+
+def build_report(machine: dict[str, Any], bench: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    """One report: machine, Python cases (median, ratio to C), C baselines, notes."""
+    cases: dict[str, Any] = {}
+    for entry in bench.get("benchmarks", []):
+        info = dict(entry.get("extra_info", {}))
+        if "case" in info:
+            info["rounds"] = entry["stats"]["rounds"]
+            cases[info.pop("case")] = info
+    c_results = c.get("results", {})
+    for name, result in c_results.items():
+        if name.startswith("c_mshv_") and name.endswith(("_regpage", "_hvcall")):
+            kind = name[len("c_mshv_") :].rsplit("_", 1)[0]
+            kvm = c_results.get(f"c_kvm_{kind}")
+            if kvm:
+                result["ratio_to_kvm"] = result["median_ns"] / kvm["median_ns"]
+    return {"machine": machine, "cases": cases, "c": c_results, "notes": c.get("notes", [])}
+
+
+def _fmt_ns(ns: float) -> str:
+    if ns >= 1e6:
+        return f"{ns / 1e6:9.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:9.2f} µs"
+    return f"{ns:9.0f} ns"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a plain-text table."""
+    m = report["machine"]
+    lines = [
+        f"backend: {m['backend']} ({m['backend_reason']})",
+        f"kernel:  {m['kernel']}",
+        f"cpu:     {m['cpu']} ({m['cpus']} cpus)   python {m['python']}   quick={m['quick']}",
+        "",
+        f"{'C baseline':<34} {'median':>12} {'per':<5} {'vs raw KVM':>10}",
+    ]
+    for name, r in report["c"].items():
+        ratio = f"{r['ratio_to_kvm']:9.2f}x" if "ratio_to_kvm" in r else ""
+        lines.append(f"{name:<34} {_fmt_ns(r['median_ns']):>12} {r['unit']:<5} {ratio:>10}")
+    lines += ["", f"{'case':<34} {'median':>12} {'per':<5} {'C baseline':<30} {'C median':>12} {'ratio':>7}"]
+    for name, r in report["cases"].items():
+        c_med = _fmt_ns(r["c_median_ns"]) if "c_median_ns" in r else ""
+        ratio = f"{r['ratio_to_c']:6.2f}x" if "ratio_to_c" in r else ""
+        lines.append(
+            f"{name:<34} {_fmt_ns(r['median_ns']):>12} {r['unit']:<5} {r.get('c_case', ''):<30} "
+            f"{c_med:>12} {ratio:>7}"
+        )
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
+
+
+def run_bench(quick: bool = False, json_path: str | None = None, plot_path: str | None = None) -> int:
+    """Run the suites, print the table, write the JSON report and the plot; returns an exit code."""
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        print(_MISSING_PLUGIN, file=sys.stderr)
+        return 2
+    try:
+        bench_dir = find_bench_dir()
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    machine = machine_info(quick)
+    with tempfile.TemporaryDirectory(prefix="mshv-bench-") as tmp:
+        code, bench, c = _run_suites(bench_dir, quick, Path(tmp))
+    report = build_report(machine, bench, c)
+    print(format_table(report))
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    if plot_path:
+        from mshv._bench_plot import PlotUnavailable, plot_report
+
+        try:
+            plot_report(report, plot_path)
+        except PlotUnavailable as exc:
+            print(f"mshv bench: no plot: {exc}", file=sys.stderr)
+    if code != 0:
+        print(f"mshv bench: the suites failed (pytest exit status {code})", file=sys.stderr)
+    return code

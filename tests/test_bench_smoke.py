@@ -1,0 +1,60 @@
+"""``mshv bench --quick`` runs every bench and writes its report: it checks execution, never timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ["out", "in", "mmio_read", "mmio_write"]
+SIZES_4K = [4096 * 4**i for i in range(10)] + [2 << 20]
+SIZES_2M = [2 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30]
+
+
+def _expected(hugetlb: bool) -> tuple[set[str], set[str]]:
+    cases = {f"exit_{k}_python_run" for k in KINDS}
+    cases |= {f"map_4k_{s}" for s in SIZES_4K} | {"touch_2097152", "bitmap_1073741824"}
+    cases |= {f"regs_{op}_{n}" for op in ("get", "set") for n in (1, 16, 200)}
+    if hugetlb:
+        cases |= {f"map_2m_{s}" for s in SIZES_2M}
+    if importlib.util.find_spec("mshv.runloop") is not None:
+        cases |= {"exit_out_runloop_pure"}
+    if importlib.util.find_spec("mshv._runloop") is not None:
+        cases |= {"exit_out_runloop_cython"}
+    c = {f"c_kvm_{k}" for k in KINDS} | {f"c_mshv_{k}_{how}" for k in KINDS for how in ("regpage", "hvcall")}
+    c |= {f"c_map_4k_{s}" for s in SIZES_4K} | {"c_touch_2097152", "c_bitmap_1073741824"}
+    c |= {f"c_regs_{op}_{n}" for op in ("get", "set") for n in (1, 16, 200)}
+    if hugetlb:
+        c |= {f"c_map_2m_{s}" for s in SIZES_2M}
+    return cases, c
+
+
+def test_bench_quick_writes_every_case(tmp_path: Path) -> None:
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    has_plot = importlib.util.find_spec("matplotlib") is not None
+    cmd = [sys.executable, "-m", "mshv", "bench", "--quick", "--json", str(out_json)]
+    cmd += ["--plot", str(out_png)]
+    env = dict(os.environ, MSHV_BENCH_DIR=str(ROOT / "bench"))
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "backend:" in proc.stdout and "ratio" in proc.stdout
+
+    report = json.loads(out_json.read_text())
+    assert report["machine"]["backend"] in ("emulator", "kernel")
+    hugetlb = not any(n.startswith("hugetlb") for n in report["notes"])
+    cases, c_cases = _expected(hugetlb)
+    assert cases <= set(report["cases"]), sorted(cases - set(report["cases"]))
+    assert c_cases <= set(report["c"]), sorted(c_cases - set(report["c"]))
+    for name, case in report["cases"].items():
+        assert case["median_ns"] > 0, name
+        assert case["ratio_to_c"] > 0 and case["c_median_ns"] > 0, name
+    for name, result in report["c"].items():
+        assert result["median_ns"] > 0, name
+    if has_plot:
+        assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "matplotlib is not installed" in proc.stderr

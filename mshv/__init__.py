@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from mshv.backend import Backend, BackendUnavailable
 from mshv.device import Mshv, PartitionFlag
+from mshv.dirty import PageAccess
 from mshv.errors import HvStatus, MshvError, hv_result_to_errno, hv_status_name
+from mshv.intercept_config import CpuidValues, InterceptAccess, InterceptType
 from mshv.intercepts import (
     ApicEoi,
     CpuidIntercept,
@@ -23,9 +25,12 @@ from mshv.intercepts import (
     UnknownIntercept,
     UnrecoverableException,
 )
+from mshv.interrupts import EventFd, InterruptType, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import GuestMemory
 from mshv.partition import HvPartitionProperty, MemoryRegion, Partition
 from mshv.registers import HvRegister, Segment, Table
+from mshv.state import LapicState, SyntheticTimer
+from mshv.translate import GvaTranslation, TranslateFlag, TranslateResult
 from mshv.vp import Vp
 
 __all__ = [
@@ -57,5 +62,19 @@ __all__ = [
     "Vp",
     "hv_result_to_errno",
     "hv_status_name",
+    "CpuidValues",
+    "EventFd",
+    "GvaTranslation",
+    "InterceptAccess",
+    "InterceptType",
+    "InterruptType",
+    "Ioeventfd",
+    "Irqfd",
+    "LapicState",
+    "MsiRoute",
+    "PageAccess",
+    "SyntheticTimer",
+    "TranslateFlag",
+    "TranslateResult",
 ]
 __version__ = "0.1.0.dev0"

@@ -7,14 +7,17 @@ the VPs, unmaps the memory regions and then closes the fd.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mshv import _cstruct, _kernel
+from mshv import _cstruct, _kernel, dirty, intercept_config, interrupts
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv._owner import FdOwner
+from mshv.dirty import PageAccess
 from mshv.hvcall import HvcallInput, HvcallResult, hvcall
+from mshv.interrupts import EventFd, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import PAGE_SIZE, GuestMemory
 from mshv.vp import Vp
 
@@ -181,6 +184,52 @@ class Partition(FdOwner):
         data.header.property_code = int(code)
         data.header.property_value = value
         hvcall(self._live(), lib.HVCALL_SET_PARTITION_PROPERTY, data.to_bytes())
+
+    # -- interrupts (mshv.interrupts) -----------------------------------------------------
+    def irqfd(self, eventfd: EventFd | int, gsi: int, resample: EventFd | int | None = None) -> Irqfd:
+        """Bind ``eventfd`` to ``gsi`` (MSHV_IRQFD); the handle's ``close()`` deassigns it."""
+        return interrupts.assign_irqfd(self, eventfd, gsi, resample)
+
+    def ioeventfd(
+        self, eventfd: EventFd | int, gpa: int, size: int = 0, datamatch: int | None = None
+    ) -> Ioeventfd:
+        """Turn guest MMIO writes to ``gpa`` into ``eventfd`` signals (MSHV_IOEVENTFD)."""
+        return interrupts.assign_ioeventfd(self, eventfd, gpa, size, datamatch)
+
+    def set_msi_routing(self, routes: Mapping[int, MsiRoute]) -> None:
+        """Replace the GSI -> MSI routing table (MSHV_SET_MSI_ROUTING)."""
+        interrupts.set_msi_routing(self._live(), routes)
+
+    def assert_interrupt(self, vector: int, apic_id: int = 0, **control: Any) -> None:
+        """Assert ``vector`` on APIC ``apic_id`` (HvCallAssertVirtualInterrupt); see
+        :func:`mshv.interrupts.assert_interrupt` for ``delivery``, ``level``, ``logical``."""
+        interrupts.assert_interrupt(self._live(), vector, apic_id, **control)
+
+    # -- dirty and accessed pages (mshv.dirty) ----------------------------------------------
+    def enable_dirty_tracking(self, enabled: bool = True) -> None:
+        """Switch page access tracking on (property GPA_PAGE_ACCESS_TRACKING)."""
+        dirty.enable_tracking(self, enabled)
+
+    def dirty_pages(self, gpa: int, npages: int, clear: bool = True) -> list[int]:
+        """GPAs of the pages the guest wrote (MSHV_GET_GPAP_ACCESS_BITMAP); see :mod:`mshv.dirty`."""
+        return dirty.dirty_pages(self._live(), gpa, npages, clear)
+
+    def accessed_pages(self, gpa: int, npages: int, clear: bool = True) -> list[int]:
+        """GPAs of the pages the guest accessed (MSHV_GET_GPAP_ACCESS_BITMAP)."""
+        return dirty.accessed_pages(self._live(), gpa, npages, clear)
+
+    def gpa_access_states(self, gpa: int, npages: int, **ops: bool) -> list[PageAccess]:
+        """Per-page access states (HvCallGetGpaPagesAccessStates); ``ops``: clear_/set_ accessed/dirty."""
+        return dirty.gpa_access_states(self._live(), gpa, npages, **ops)
+
+    # -- intercepts (mshv.intercept_config) ---------------------------------------------------
+    def install_intercept(self, kind: str, *, access: int | None = None, **parameter: int) -> None:
+        """Install an intercept (HvCallInstallIntercept): "io_port", "msr", "cpuid", "exception"..."""
+        intercept_config.install_intercept(self._live(), kind, access=access, **parameter)
+
+    def set_cpuid_result(self, leaf: int, subleaf: int | None = None, **registers: Any) -> None:
+        """Set CPUID results for every VP (HvCallRegisterInterceptResult, HV_ANY_VP)."""
+        intercept_config.set_cpuid_result(self._live(), lib.HV_ANY_VP, leaf, subleaf, **registers)
 
 
 def _get_property(fd: int, code: int) -> int:

@@ -25,7 +25,14 @@ from mshv.partition import Partition
 from mshv.registers import Segment, Table
 from mshv.vp import Vp
 
-__all__ = ["CODE_GPA", "assemble", "long_mode_registers", "partition_with_one_vp", "real_mode_registers"]
+__all__ = [
+    "CODE_GPA",
+    "assemble",
+    "long_mode_registers",
+    "partition_with_one_vp",
+    "protected_mode_registers",
+    "real_mode_registers",
+]
 
 CODE_GPA = 0x1000
 _MODES = {"real": ".code16", "protected": ".code32", "long": ".code64"}
@@ -83,6 +90,37 @@ def long_mode_registers(
         "efer": (1 << 8) | (1 << 10),  # LME | LMA
         "cr0": (1 << 0) | (1 << 4) | (1 << 31),  # PE | ET | PG
         "cs": Segment.flat(0x8, code=True, long_mode=True),
+        "ds": data, "es": data, "ss": data, "fs": data, "gs": data,
+        "rip": entry, "rsp": rsp, "rflags": 0x2,
+    }  # fmt: skip
+
+
+def _descriptor(seg: Segment) -> bytes:
+    """The 8-byte GDT descriptor of ``seg`` (the attribute word is the descriptor's bits 40-55)."""
+    limit = seg.limit >> 12 if seg.attributes & (1 << 15) else seg.limit  # G: 4 KiB units
+    value = (
+        (limit & 0xFFFF)
+        | ((seg.base & 0xFFFFFF) << 16)
+        | ((seg.attributes & 0xF0FF) << 40)
+        | (((limit >> 16) & 0xF) << 48)
+        | ((seg.base >> 24) << 56)
+    )
+    return value.to_bytes(8, "little")
+
+
+def protected_mode_registers(
+    mem: GuestMemory, entry: int, *, gdt: int = 0x500, rsp: int = 0x8000
+) -> dict[str, object]:
+    """Write a flat GDT (null, code 0x08, data 0x10) into ``mem`` at ``gdt`` and return the
+    registers of a 32-bit protected-mode VP (paging off) at ``entry``; interrupts and
+    exceptions can be delivered through an IDT the guest loads.
+    """
+    code, data = Segment.flat(0x8, code=True), Segment.flat(0x10, code=False)
+    mem.write(gdt, bytes(8) + _descriptor(code) + _descriptor(data))
+    return {
+        "gdtr": Table(base=gdt, limit=3 * 8 - 1),
+        "cr0": (1 << 0) | (1 << 4),  # PE | ET
+        "cs": code,
         "ds": data, "es": data, "ss": data, "fs": data, "gs": data,
         "rip": entry, "rsp": rsp, "rflags": 0x2,
     }  # fmt: skip

@@ -12,12 +12,15 @@ import errno
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mshv import _cstruct, _kernel
+from mshv import _cstruct, _kernel, intercept_config, state, translate
 from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
 from mshv.errors import MshvError
+from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, decode
 from mshv.registers import RegisterValue, get_registers, set_registers
+from mshv.state import LapicState, SyntheticTimer
+from mshv.translate import GvaTranslation, TranslateFlag
 
 if TYPE_CHECKING:
     from mshv.partition import Partition
@@ -166,3 +169,57 @@ class Vp(FdOwner):
             used = int(args.buf_sz)
             return bytes(ffi.buffer(aligned, min(used, size))), used
         raise MshvError(errno.EINVAL, "MSHV_GET_VP_STATE", None, f"size kept growing past {size}")
+
+    # -- typed VP state (mshv.state) ------------------------------------------------------------
+    def get_lapic(self) -> LapicState:
+        """Read the local APIC (MSHV_GET_VP_STATE, LAPIC)."""
+        return state.get_lapic(self)
+
+    def set_lapic(self, lapic: LapicState) -> None:
+        """Write the local APIC (MSHV_SET_VP_STATE, LAPIC)."""
+        state.set_lapic(self, lapic)
+
+    def get_xsave(self) -> bytes:
+        """Read the compacted XSAVE area (MSHV_GET_VP_STATE, XSAVE)."""
+        return state.get_xsave(self)
+
+    def set_xsave(self, data: bytes) -> None:
+        """Write the compacted XSAVE area (MSHV_SET_VP_STATE, XSAVE)."""
+        state.set_xsave(self, data)
+
+    def get_simp(self) -> bytes:
+        """Read the SynIC message page (MSHV_GET_VP_STATE, SIMP)."""
+        return state.get_simp(self)
+
+    def set_simp(self, page: bytes) -> None:
+        """Write the SynIC message page (MSHV_SET_VP_STATE, SIMP)."""
+        state.set_simp(self, page)
+
+    def get_siefp(self) -> bytes:
+        """Read the SynIC event-flags page (MSHV_GET_VP_STATE, SIEFP)."""
+        return state.get_siefp(self)
+
+    def set_siefp(self, page: bytes) -> None:
+        """Write the SynIC event-flags page (MSHV_SET_VP_STATE, SIEFP)."""
+        state.set_siefp(self, page)
+
+    def get_synthetic_timers(self) -> list[SyntheticTimer]:
+        """Read the four synthetic timers (MSHV_GET_VP_STATE, SYNTHETIC_TIMERS)."""
+        return state.get_synthetic_timers(self)
+
+    def set_synthetic_timers(self, timers: list[SyntheticTimer]) -> None:
+        """Write the four synthetic timers (MSHV_SET_VP_STATE, SYNTHETIC_TIMERS)."""
+        state.set_synthetic_timers(self, timers)
+
+    # -- translation and CPUID ----------------------------------------------------------------
+    def translate_gva(self, gva: int, flags: int = TranslateFlag.VALIDATE_READ) -> GvaTranslation:
+        """Translate a guest virtual address (HvCallTranslateVirtualAddress): (result, gpa)."""
+        return translate.translate_gva(self._live(), self.index, gva, flags)
+
+    def set_cpuid_result(self, leaf: int, subleaf: int | None = None, **registers: Any) -> None:
+        """Set this VP's CPUID results (HvCallRegisterInterceptResult); before its first run."""
+        intercept_config.set_cpuid_result(self._live(), self.index, leaf, subleaf, **registers)
+
+    def get_cpuid(self, leaf: int, subleaf: int = 0) -> CpuidValues:
+        """What CPUID ``leaf``/``subleaf`` returns on this VP (HvCallGetVpCpuidValues)."""
+        return intercept_config.get_cpuid(self._live(), self.index, leaf, subleaf)

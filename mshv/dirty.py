@@ -1,0 +1,139 @@
+"""Which guest pages were written (dirty) or touched (accessed): for live migration and snapshots.
+
+The hypervisor keeps an accessed and a dirty bit per guest page once the
+partition property GPA_PAGE_ACCESS_TRACKING is 1 (:func:`enable_tracking`).
+:func:`dirty_pages` and :func:`accessed_pages` read them through
+MSHV_GET_GPAP_ACCESS_BITMAP and return the **guest physical addresses** of the
+pages found (page-aligned GPAs, ascending). :func:`gpa_access_states` reads
+the raw per-page states with HvCallGetGpaPagesAccessStates.
+
+Reading without clearing uses the hypercall, not the ioctl: the ioctl's
+"no-op" is carried out as "set" by the kernel (kernel-behaviour.md §3.8), so
+it would mark every page in the range.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from mshv import _cstruct, _kernel
+from mshv._abi import ffi, lib
+from mshv.errors import MshvError
+from mshv.hvcall import HvcallInput, hvcall
+from mshv.memory import PAGE_SIZE
+
+if TYPE_CHECKING:
+    from mshv.partition import Partition
+
+__all__ = ["PageAccess", "accessed_pages", "dirty_pages", "enable_tracking", "gpa_access_states"]
+
+_BATCH = lib.HV_HYP_PAGE_SIZE // ffi.sizeof("hv_gpa_page_access_state")  # one output page
+_MAX_PAGES = (1 << 32) - 1  # the kernel passes page_count to the hypervisor as a u32
+
+
+class PageAccess(enum.IntFlag):
+    """The state of one guest page (HV_GPA_PAGE_ACCESS_STATE_*)."""
+
+    ACCESSED = lib.HV_GPA_PAGE_ACCESS_STATE_ACCESSED
+    DIRTY = lib.HV_GPA_PAGE_ACCESS_STATE_DIRTY
+
+
+def enable_tracking(partition: Partition, enabled: bool = True) -> None:
+    """Switch dirty/accessed tracking on or off (partition property GPA_PAGE_ACCESS_TRACKING)."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, not {type(enabled).__name__}")
+    partition.set_property(lib.HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING, int(enabled))
+
+
+def _check_range(gpa: int, npages: int) -> None:
+    for name, value in (("gpa", gpa), ("npages", npages)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if gpa < 0 or gpa % PAGE_SIZE:
+        raise ValueError(f"gpa must be a non-negative multiple of {PAGE_SIZE:#x}, got {gpa:#x}")
+    if not 0 < npages <= _MAX_PAGES or gpa + npages * PAGE_SIZE > 1 << 64:
+        raise ValueError(f"npages must be 1..{_MAX_PAGES} within the 64-bit GPA space, got {npages}")
+
+
+def _bitmap(fd: int, access_type: int, gpa: int, npages: int) -> list[int]:
+    _check_range(gpa, npages)
+    bitmap = ffi.new("unsigned char[]", (npages + 7) // 8)
+    arg = _cstruct.new(
+        "struct mshv_gpap_access_bitmap",
+        access_type=access_type,
+        access_op=lib.MSHV_GPAP_ACCESS_OP_CLEAR,
+        page_count=npages,
+        gpap_base=gpa // PAGE_SIZE,
+        bitmap_ptr=ffi.cast("uint64_t", bitmap),
+    )
+    _kernel.ioctl(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, details=f"gpa={gpa:#x} npages={npages}")
+    data = bytes(ffi.buffer(bitmap))
+    return [gpa + i * PAGE_SIZE for i in range(npages) if data[i // 8] >> (i % 8) & 1]
+
+
+def _states_matching(fd: int, gpa: int, npages: int, state: PageAccess) -> list[int]:
+    states = gpa_access_states(fd, gpa, npages)
+    return [gpa + i * PAGE_SIZE for i, s in enumerate(states) if s & state]
+
+
+def dirty_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]:
+    """GPAs of the pages in ``npages`` pages from ``gpa`` that the guest wrote.
+
+    With ``clear`` (MSHV_GET_GPAP_ACCESS_BITMAP, DIRTY + CLEAR) the dirty bits
+    are reset after they are read; without it (HvCallGetGpaPagesAccessStates)
+    nothing changes.
+    """
+    if not clear:
+        return _states_matching(fd, gpa, npages, PageAccess.DIRTY)
+    return _bitmap(fd, lib.MSHV_GPAP_ACCESS_TYPE_DIRTY, gpa, npages)
+
+
+def accessed_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]:
+    """GPAs of the pages in ``npages`` pages from ``gpa`` that the guest accessed.
+
+    With ``clear`` (MSHV_GET_GPAP_ACCESS_BITMAP, ACCESSED + CLEAR) the accessed
+    bits are reset after they are read, and the kernel resets the dirty bits
+    too (not accessed implies not dirty); without it nothing changes.
+    """
+    if not clear:
+        return _states_matching(fd, gpa, npages, PageAccess.ACCESSED)
+    return _bitmap(fd, lib.MSHV_GPAP_ACCESS_TYPE_ACCESSED, gpa, npages)
+
+
+def gpa_access_states(
+    fd: int,
+    gpa: int,
+    npages: int,
+    *,
+    clear_accessed: bool = False,
+    set_accessed: bool = False,
+    clear_dirty: bool = False,
+    set_dirty: bool = False,
+) -> list[PageAccess]:
+    """The access state of each of ``npages`` pages from ``gpa`` (HvCallGetGpaPagesAccessStates).
+
+    The ``clear_*``/``set_*`` operations are applied after the states are
+    read. Calls are batched by one output page and ``reps`` is checked.
+    """
+    _check_range(gpa, npages)
+    flags = 0
+    for wanted, flag in (
+        (clear_accessed, lib.HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED),
+        (set_accessed, lib.HV_GPA_PAGE_ACCESS_SET_ACCESSED),
+        (clear_dirty, lib.HV_GPA_PAGE_ACCESS_CLEAR_DIRTY),
+        (set_dirty, lib.HV_GPA_PAGE_ACCESS_SET_DIRTY),
+    ):
+        if wanted:
+            flags |= flag
+    states: list[PageAccess] = []
+    for first in range(0, npages, _BATCH):
+        count = min(_BATCH, npages - first)
+        data = HvcallInput("struct hv_input_get_gpa_pages_access_state")
+        data.header.flags = flags
+        data.header.hv_gpa_page_number = gpa // PAGE_SIZE + first
+        res = hvcall(fd, lib.HVCALL_GET_GPA_PAGES_ACCESS_STATES, data.to_bytes(), count, reps=count)
+        if res.reps != count:
+            raise MshvError(0, "HvCallGetGpaPagesAccessStates", int(res.status), f"reps {res.reps}/{count}")
+        states.extend(PageAccess(b) for b in res.output)
+    return states

@@ -1,0 +1,108 @@
+"""mshv/dirty.py: the pages a real guest wrote come back as dirty GPAs, once per clear."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+
+import pytest
+
+from mshv import GuestMemory, HaltIntercept, MshvError, Partition
+from mshv.dirty import PageAccess
+from mshv.testing import CODE_GPA, assemble, real_mode_registers
+
+WRITER = """
+    movb $1, 0x3000
+    movw $2, 0x5010
+    movl $3, 0x9ffc
+    hlt
+"""
+WRITTEN = [0x3000, 0x5000, 0x9000]
+
+
+@pytest.fixture
+def mem(partition: Partition) -> Iterator[GuestMemory]:
+    with GuestMemory(0x10000) as memory:
+        yield memory
+        partition.close()  # unmaps the memory before it is freed
+
+
+def _run_writer(partition: Partition, mem: GuestMemory) -> None:
+    mem.write(CODE_GPA, assemble(WRITER))
+    partition.map_memory(mem, 0)
+    vp = partition.create_vp(0)
+    vp.set_registers(real_mode_registers())  # type: ignore[arg-type]
+    partition.enable_dirty_tracking()
+    assert partition.dirty_pages(0, 16) == []  # the host's own writes are not the guest's
+    assert isinstance(vp.run(), HaltIntercept)
+
+
+def test_dirty_pages_are_the_pages_the_guest_wrote(partition: Partition, mem: GuestMemory) -> None:
+    _run_writer(partition, mem)
+    assert partition.dirty_pages(0, 16, clear=False) == WRITTEN
+    states = partition.gpa_access_states(0x3000, 3)
+    assert states == [
+        PageAccess.ACCESSED | PageAccess.DIRTY,
+        PageAccess(0),
+        PageAccess.ACCESSED | PageAccess.DIRTY,
+    ]
+    assert partition.dirty_pages(0, 16) == WRITTEN  # read and clear
+    assert partition.dirty_pages(0, 16) == []
+    assert partition.dirty_pages(0x5000, 1, clear=False) == []
+    assert mem.read(0x9FFC, 4) == (3).to_bytes(4, "little")
+
+
+def test_accessed_pages_and_their_clear(partition: Partition, mem: GuestMemory) -> None:
+    _run_writer(partition, mem)
+    accessed = partition.accessed_pages(0, 16, clear=False)
+    assert set(WRITTEN) <= set(accessed)
+    assert partition.accessed_pages(0, 16) == accessed
+    # clearing "accessed" clears "dirty" too: not accessed implies not dirty (§3.8)
+    assert partition.dirty_pages(0, 16, clear=False) == []
+    assert partition.accessed_pages(0, 16, clear=False) == []
+
+
+def test_gpa_access_state_operations_apply_after_reading(partition: Partition, mem: GuestMemory) -> None:
+    _run_writer(partition, mem)
+    before = partition.gpa_access_states(0x6000, 2, set_dirty=True)
+    assert before == [PageAccess(0), PageAccess(0)]
+    assert partition.dirty_pages(0x6000, 2, clear=False) == [0x6000, 0x7000]
+    partition.gpa_access_states(0, 16, clear_dirty=True, clear_accessed=True)
+    assert partition.dirty_pages(0, 16, clear=False) == []
+
+
+def test_a_range_larger_than_one_hypercall_is_batched(partition: Partition, mem: GuestMemory) -> None:
+    _run_writer(partition, mem)
+    states = partition.gpa_access_states(0, 5000)  # 4096 pages per call, then 904
+    assert len(states) == 5000
+    assert [i * 0x1000 for i, s in enumerate(states) if s & PageAccess.DIRTY] == WRITTEN
+
+
+def test_tracking_must_be_enabled(partition: Partition, mem: GuestMemory) -> None:
+    partition.map_memory(mem, 0)
+    with pytest.raises(MshvError) as info:
+        partition.dirty_pages(0, 16)
+    assert info.value.errno == errno.EIO and info.value.op == "MSHV_GET_GPAP_ACCESS_BITMAP"
+    partition.enable_dirty_tracking()
+    partition.enable_dirty_tracking(False)
+    with pytest.raises(MshvError):
+        partition.gpa_access_states(0, 16)
+
+
+def test_bad_ranges_raise_before_the_kernel(partition: Partition) -> None:
+    partition.enable_dirty_tracking()
+    with pytest.raises(ValueError):
+        partition.dirty_pages(0x1001, 1)
+    with pytest.raises(ValueError):
+        partition.dirty_pages(0, 0)
+    with pytest.raises(ValueError):
+        partition.accessed_pages(0, 1 << 32)
+    with pytest.raises(ValueError):
+        partition.gpa_access_states((1 << 64) - 0x1000, 2)
+    with pytest.raises(TypeError):
+        partition.dirty_pages("0", 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        partition.enable_dirty_tracking(1)  # type: ignore[arg-type]
+    partition.close()
+    with pytest.raises(ValueError, match="closed"):
+        partition.dirty_pages(0, 1)

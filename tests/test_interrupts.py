@@ -202,3 +202,12 @@ def test_bad_interrupt_input_raises_before_the_kernel(partition: Partition) -> N
             partition.irqfd(ev, GSI)
         with pytest.raises(ValueError, match="closed"):
             partition.assert_interrupt(VECTOR)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import mshv.interrupts
+
+    result = doctest.testmod(mshv.interrupts)
+    assert result.attempted >= 1 and result.failed == 0

@@ -29,6 +29,7 @@ from mshv.interrupts import EventFd, InterruptType, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import GuestMemory
 from mshv.partition import HvPartitionProperty, MemoryRegion, Partition
 from mshv.registers import HvRegister, Segment, Table
+from mshv.runloop import RunLoop, RunResult
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag, TranslateResult
 from mshv.vp import Vp
@@ -76,5 +77,7 @@ __all__ = [
     "SyntheticTimer",
     "TranslateFlag",
     "TranslateResult",
+    "RunLoop",
+    "RunResult",
 ]
 __version__ = "0.1.0.dev0"

@@ -1,0 +1,278 @@
+"""The pure-Python twin of the Cython run loop (``mshv._runloop.NativeEngine``).
+
+Same interface and behaviour, used when the extension was not built or when
+``RunLoop(vp, native=False)`` asks for it. It peeks at the ``hv_message``
+through cffi instead of decoding it into objects, finishes buffer and counter
+ports through the register page (or a hypercall when the page is not valid),
+and hands everything else, byte-backed MMIO included, to ``slow``.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mshv import _kernel
+from mshv._abi import ffi, lib
+from mshv.errors import MshvError
+
+__all__ = ["KINDS", "PyEngine"]
+
+KINDS = {"buffer": 1, "counter": 2, "bytes": 3, "python": 4}
+_BUFFER, _COUNTER, _BYTES, _PYTHON = KINDS.values()
+MAX_PORT_ENTRIES, MAX_MMIO_ENTRIES, MAX_STOP_TYPES, MAX_STOP_PORTS = 64, 32, 32, 64
+
+_RUN_VP = lib.MSHV_RUN_VP
+_HALT = lib.HVMSG_X64_HALT
+_IO = lib.HVMSG_X64_IO_PORT_INTERCEPT
+_MEMORY = (lib.HVMSG_UNMAPPED_GPA, lib.HVMSG_GPA_INTERCEPT)
+_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
+_STRING = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
+_SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
+_SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
+_LEN_MASK = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK
+_LEN_SHIFT = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT
+_DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
+_DIRTY_GENERAL = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
+_WITH_MESSAGE = ("halt", "message_type", "port", "unhandled")
+
+
+def _check_signals() -> None:
+    """Entering a Python function runs pending signal handlers (their exception propagates)."""
+
+
+@dataclass
+class _Entry:
+    slot: int
+    first: int
+    last: int
+    kind: int
+    hits: int = 0
+    output: bytearray | None = None
+    inq: bytearray = field(default_factory=bytearray)
+    inq_pos: int = 0
+    view: memoryview | None = None  # held on an MMIO bytearray: no resize while registered
+
+
+class PyEngine:
+    """The loop behind :class:`mshv.runloop.RunLoop` (native=False); see NativeEngine."""
+
+    def __init__(
+        self,
+        fd: int,
+        page: Any,
+        slow: Callable[[int, bytes], bool],
+        complete: Callable[[int, int | None], None],
+    ) -> None:
+        self._fd = fd
+        self._page = page  # struct hv_vp_register_page * or None
+        self._slow = slow
+        self._complete = complete
+        self._buf = ffi.new("struct mshv_run_vp *")
+        self._msg = ffi.cast("struct hv_message *", self._buf)
+        self._io = ffi.cast("struct hv_x64_io_port_intercept_message *", self._msg.payload)
+        self._mem = ffi.cast("struct hv_x64_memory_intercept_message *", self._msg.payload)
+        self._ports: list[_Entry] = []
+        self._mmio: list[_Entry] = []
+        self._stop_requested = False
+        self._running = False
+        self._closed = False
+        self.exits = 0
+
+    def close(self) -> None:
+        if self._running:
+            raise RuntimeError("the run loop is running: stop() it first")
+        for entry in self._mmio:
+            if entry.view is not None:
+                entry.view.release()
+        self._ports.clear()
+        self._mmio.clear()
+        self._closed = True
+
+    def _editable(self) -> None:
+        if self._closed:
+            raise ValueError("the run loop is closed")
+        if self._running:
+            raise RuntimeError("handlers cannot change while the loop runs")
+
+    # -- handlers ----------------------------------------------------------------------------
+    def add_port(self, slot: int, first: int, last: int, kind: int, output: bytearray | None = None) -> None:
+        self._editable()
+        if len(self._ports) >= MAX_PORT_ENTRIES:
+            raise ValueError(f"at most {MAX_PORT_ENTRIES} port handlers")
+        if kind == _BUFFER and type(output) is not bytearray:
+            raise TypeError("a port buffer's output must be a bytearray")
+        self._ports.append(_Entry(slot, first, last, kind, output=output))
+
+    def add_mmio(self, slot: int, gpa: int, size: int, kind: int, data: bytearray | None = None) -> None:
+        self._editable()
+        if len(self._mmio) >= MAX_MMIO_ENTRIES:
+            raise ValueError(f"at most {MAX_MMIO_ENTRIES} MMIO handlers")
+        view = memoryview(data) if kind == _BYTES and data is not None else None
+        self._mmio.append(_Entry(slot, gpa, gpa + size - 1, kind, view=view))
+
+    def remove(self, slot: int) -> bool:
+        self._editable()
+        for table in (self._ports, self._mmio):
+            for i, entry in enumerate(table):
+                if entry.slot == slot:
+                    if entry.view is not None:
+                        entry.view.release()
+                    del table[i]
+                    return True
+        return False
+
+    def _entry(self, slot: int) -> _Entry:
+        for entry in self._ports + self._mmio:
+            if entry.slot == slot:
+                return entry
+        raise KeyError(slot)
+
+    def feed(self, slot: int, data: bytes) -> None:
+        entry = self._entry(slot)
+        del entry.inq[: entry.inq_pos]
+        entry.inq_pos = 0
+        entry.inq += data
+
+    def pending(self, slot: int) -> int:
+        entry = self._entry(slot)
+        return len(entry.inq) - entry.inq_pos
+
+    def hits(self, slot: int) -> int:
+        return self._entry(slot).hits
+
+    def stop(self) -> None:
+        self._stop_requested = True
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(
+        self,
+        max_exits: int,
+        stop_types: tuple[int, ...],
+        stop_ports: tuple[int, ...],
+        deadline: float,
+        stop_on_halt: bool,
+    ) -> tuple[str, int, bytes | None]:
+        if self._closed:
+            raise ValueError("the run loop is closed")
+        if self._running:
+            raise RuntimeError("the run loop is already running")
+        if len(stop_types) > MAX_STOP_TYPES or len(stop_ports) > MAX_STOP_PORTS:
+            raise ValueError(f"at most {MAX_STOP_TYPES} message types and {MAX_STOP_PORTS} ports")
+        start = self.exits
+        self._running = True
+        try:
+            reason = self._loop(
+                max_exits, frozenset(stop_types), frozenset(stop_ports), deadline, stop_on_halt
+            )
+        finally:
+            self._running = False
+        raw = bytes(ffi.buffer(self._msg, lib.HV_MESSAGE_SIZE)) if reason in _WITH_MESSAGE else None
+        return reason, self.exits - start, raw
+
+    def _loop(
+        self,
+        max_exits: int,
+        stop_types: frozenset[int],
+        stop_ports: frozenset[int],
+        deadline: float,
+        stop_on_halt: bool,
+    ) -> str:
+        n = 0
+        fd, buf, header = self._fd, self._buf, self._msg.header
+        while True:
+            if self._stop_requested:
+                self._stop_requested = False
+                return "stopped"
+            if 0 <= max_exits <= n:
+                return "max_exits"
+            if deadline >= 0 and time.monotonic() >= deadline:
+                return "deadline"
+            try:
+                _kernel.ioctl(fd, _RUN_VP, buf)
+            except MshvError as exc:
+                if exc.errno != errno.EINTR:
+                    raise
+                _check_signals()
+                if self._stop_requested:
+                    self._stop_requested = False
+                    return "stopped"
+                return "signal"
+            self.exits += 1
+            n += 1
+            mtype = header.message_type
+            if mtype == _HALT and stop_on_halt:
+                return "halt"
+            if mtype in stop_types:
+                return "message_type"
+            if mtype == _IO:
+                reason = self._on_io(stop_ports)
+            elif mtype in _MEMORY:
+                reason = self._on_memory()
+            else:
+                reason = "unhandled"
+            if reason is not None:
+                return reason
+
+    def _on_io(self, stop_ports: frozenset[int]) -> str | None:
+        io = self._io
+        port = io.port_number
+        if port in stop_ports:
+            return "port"
+        info = io.access_info
+        if info & _STRING:
+            return "unhandled"
+        for e in self._ports:
+            if e.first <= port <= e.last:
+                break
+        else:
+            return "unhandled"
+        if e.kind == _PYTHON:
+            return self._python(e)
+        size = (info & _SIZE_MASK) >> _SIZE_SHIFT
+        mask = (1 << (8 * size)) - 1
+        hdr = io.header
+        next_rip = hdr.rip + ((hdr.instruction_length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
+        if hdr.intercept_access_type == _WRITE:
+            if e.output is not None:
+                e.output += (io.rax & mask).to_bytes(size, "little")
+            e.hits += 1
+            self._complete_io(next_rip, None)
+            return None
+        value = 0
+        if e.kind == _BUFFER:
+            chunk = e.inq[e.inq_pos : e.inq_pos + size]
+            e.inq_pos += len(chunk)
+            value = int.from_bytes(chunk, "little")
+        e.hits += 1
+        rax = value & mask if size == 4 else (io.rax & ~mask) | (value & mask)
+        self._complete_io(next_rip, rax)
+        return None
+
+    def _complete_io(self, next_rip: int, rax: int | None) -> None:
+        page = self._page
+        if page is not None and page.isvalid:
+            page.rip = next_rip
+            if rax is None:
+                page.dirty |= _DIRTY_IP
+            else:
+                page.rax = rax
+                page.dirty |= _DIRTY_IP | _DIRTY_GENERAL
+            return
+        self._complete(next_rip, rax)
+
+    def _on_memory(self) -> str | None:
+        gpa = self._mem.guest_physical_address
+        for e in self._mmio:
+            if e.first <= gpa <= e.last:
+                return self._python(e)
+        return "unhandled"
+
+    def _python(self, e: _Entry) -> str | None:
+        if self._slow(e.slot, bytes(ffi.buffer(self._msg, lib.HV_MESSAGE_SIZE))):
+            e.hits += 1
+            return None
+        return "unhandled"

@@ -1,0 +1,165 @@
+"""Handlers registered on a :class:`mshv.runloop.RunLoop`: what serves an exit, and its counters.
+
+Each handler is made by a RunLoop method (``port_buffer``, ``port_counter``,
+``mmio_bytes``, ``on_io``, ``on_mmio``) and reads its state from the loop's
+engine, the Cython one or its pure-Python twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mshv.runloop import RunLoop
+
+__all__ = [
+    "MAX_PORT", "UNHANDLED", "Handler", "IoFn", "IoHandler", "MmioBytes", "MmioFn", "MmioHandler",
+    "PortBuffer", "PortCounter", "check_int",
+]  # fmt: skip
+
+IoFn = Callable[[int, int, "int | None"], Any]  # (port, size, value written or None) -> value read
+MmioFn = Callable[[int, int, "int | None"], Any]  # (gpa, size, value written or None) -> value read
+UNHANDLED: Any = object()  # a callback returns this to leave the exit to the caller of run()
+MAX_PORT = 0xFFFF
+
+
+class Handler:
+    """A handler registered on a RunLoop; pass it to :meth:`RunLoop.remove`.
+
+    Attributes:
+        name: what it serves, e.g. ``port_counter(0x80)``.
+        ports: (first, last) port it serves, or None.
+        gpas: (gpa, size) it serves, or None.
+    """
+
+    kind = "python"
+
+    def __init__(
+        self,
+        loop: RunLoop,
+        slot: int,
+        name: str,
+        *,
+        ports: tuple[int, int] | None = None,
+        gpas: tuple[int, int] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._slot = slot
+        self._final: int | None = None
+        self.name = name
+        self.ports = ports
+        self.gpas = gpas
+
+    @property
+    def exits(self) -> int:
+        """Exits this handler completed."""
+        if self._final is not None:
+            return self._final
+        return int(self._loop._engine.hits(self._slot))
+
+    def overlaps(self, ports: tuple[int, int] | None, gpas: tuple[int, int] | None) -> bool:
+        """True if this handler serves any of ``ports`` (first, last) or ``gpas`` (gpa, size)."""
+        if ports is not None and self.ports is not None:
+            return ports[0] <= self.ports[1] and self.ports[0] <= ports[1]
+        if gpas is not None and self.gpas is not None:
+            return gpas[0] < self.gpas[0] + self.gpas[1] and self.gpas[0] < gpas[0] + gpas[1]
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} exits={self.exits}>"
+
+
+class PortBuffer(Handler):
+    """Ports backed by bytes: OUT appends to :attr:`output`, IN reads the input queue (0s when empty)."""
+
+    kind = "buffer"
+
+    def __init__(self, loop: RunLoop, slot: int, first_port: int, last_port: int) -> None:
+        name = f"port_buffer({first_port:#x}-{last_port:#x})"
+        super().__init__(loop, slot, name, ports=(first_port, last_port))
+        self.first_port = first_port
+        self.last_port = last_port
+        self._output = bytearray()
+
+    @property
+    def output(self) -> bytearray:
+        """Bytes the guest wrote (each OUT adds its access size, little-endian)."""
+        return self._output
+
+    def feed(self, data: bytes) -> None:
+        """Queue ``data`` for the guest's IN."""
+        self._loop._engine.feed(self._slot, bytes(data))
+
+    @property
+    def pending(self) -> int:
+        """Bytes queued and not yet read by the guest."""
+        return int(self._loop._engine.pending(self._slot))
+
+
+class PortCounter(Handler):
+    """A port that counts accesses: OUT is discarded, IN reads 0."""
+
+    kind = "counter"
+
+    def __init__(self, loop: RunLoop, slot: int, port: int) -> None:
+        super().__init__(loop, slot, f"port_counter({port:#x})", ports=(port, port))
+        self.port = port
+
+    @property
+    def count(self) -> int:
+        """Accesses so far."""
+        return self.exits
+
+
+class MmioBytes(Handler):
+    """GPAs backed by a bytearray; bytes past its end read as 0 and drop writes."""
+
+    kind = "bytes"
+
+    def __init__(self, loop: RunLoop, slot: int, gpa: int, data: bytearray) -> None:
+        name = f"mmio_bytes({gpa:#x}+{len(data):#x})"
+        super().__init__(loop, slot, name, gpas=(gpa, len(data)))
+        self.gpa = gpa
+        self.data = data
+
+    def read(self, gpa: int, size: int) -> int:
+        """The little-endian value of ``size`` bytes at ``gpa`` (0s past the end)."""
+        off = gpa - self.gpa
+        return int.from_bytes(bytes(self.data[off : off + size]).ljust(size, b"\0"), "little")
+
+    def write(self, gpa: int, size: int, value: int) -> None:
+        """Store ``size`` bytes of ``value`` at ``gpa``, little-endian (dropped past the end)."""
+        off = gpa - self.gpa
+        chunk = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")[: max(0, len(self.data) - off)]
+        self.data[off : off + len(chunk)] = chunk
+
+
+class IoHandler(Handler):
+    """A Python callback ``fn(port, size, value)`` for a port; see :meth:`RunLoop.on_io`."""
+
+    def __init__(self, loop: RunLoop, slot: int, port: int, fn: IoFn) -> None:
+        name = f"on_io({port:#x}, {getattr(fn, '__name__', 'fn')})"
+        super().__init__(loop, slot, name, ports=(port, port))
+        self.port = port
+        self.fn = fn
+
+
+class MmioHandler(Handler):
+    """A Python callback ``fn(gpa, size, value)`` for a GPA range; see :meth:`RunLoop.on_mmio`."""
+
+    def __init__(self, loop: RunLoop, slot: int, gpa: int, size: int, fn: MmioFn) -> None:
+        name = f"on_mmio({gpa:#x}+{size:#x}, {getattr(fn, '__name__', 'fn')})"
+        super().__init__(loop, slot, name, gpas=(gpa, size))
+        self.gpa = gpa
+        self.size = size
+        self.fn = fn
+
+
+def check_int(value: object, what: str, low: int, high: int) -> int:
+    """Return ``value`` if it is an int in [low, high]; TypeError / ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be in [{low:#x}, {high:#x}], got {value:#x}")
+    return value

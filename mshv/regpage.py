@@ -1,0 +1,135 @@
+"""The VP register page: a VP's registers in shared memory, read and written without a hypercall.
+
+The page is an mmap of the VP fd at offset MSHV_VP_MMAP_OFFSET_REGISTERS pages
+(``struct hv_vp_register_page``). After each intercept the hypervisor fills it
+(GPRs, RIP, RFLAGS, XMM0-5, segments, control registers) and sets ``isvalid``;
+a VMM writes a register into it and sets that register's class bit in
+``dirty`` (GENERAL, IP, XMM, SEGMENT, FLAGS), and the next MSHV_RUN_VP applies
+it. Completing a port IO this way costs no hypercall.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from mshv import _kernel
+from mshv._abi import ffi, lib
+
+if TYPE_CHECKING:
+    from mshv.vp import Vp
+
+__all__ = ["RegisterPage"]
+
+_GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
+_CLASS = {name: lib.HV_X64_REGISTER_CLASS_GENERAL for name in _GPRS}
+_CLASS["rip"] = lib.HV_X64_REGISTER_CLASS_IP
+_CLASS["rflags"] = lib.HV_X64_REGISTER_CLASS_FLAGS
+_READ_ONLY = ("cr0", "cr3", "cr4", "cr8", "efer", "dr7", "xfem")
+_MASK64 = (1 << 64) - 1
+
+
+class RegisterPage:
+    """One VP's register page, mapped read/write (mmap of the VP fd, MSHV_VP_MMAP_OFFSET_REGISTERS).
+
+    Reads see the state of the last intercept while :attr:`valid` is set.
+    Writes (GPRs, RIP, RFLAGS) mark their class dirty; the next MSHV_RUN_VP
+    applies them.
+
+    Args:
+        vp: the VP whose page to map; the page stays usable after the VP fd
+            is closed, until :meth:`close`.
+
+    Raises:
+        MshvError: the backend has no register page (ENODEV on SNP partitions).
+
+    Example:
+        >>> from mshv.testing import assemble, partition_with_one_vp
+        >>> with partition_with_one_vp(assemble("mov $7, %ax; out %al, $0x10; hlt")) as (pt, vp, mem):
+        ...     exit = vp.run()
+        ...     with RegisterPage(vp) as page:
+        ...         page.write("rip", exit.header.next_rip)
+        ...         (page.valid, page.read("rax") & 0xFFFF)
+        ...     type(vp.run()).__name__
+        (True, 7)
+        'HaltIntercept'
+    """
+
+    def __init__(self, vp: Vp) -> None:
+        self.size: int = lib.MSHV_HV_PAGE_SIZE
+        prot = lib.PROT_READ | lib.PROT_WRITE
+        offset = lib.MSHV_VP_MMAP_OFFSET_REGISTERS * self.size
+        self._addr: Any = _kernel.mmap(self.size, prot, lib.MAP_SHARED, vp.fd, offset)
+        self._page: Any = ffi.cast("struct hv_vp_register_page *", self._addr)
+        self._finalizer = weakref.finalize(self, _kernel.munmap, self._addr, self.size)
+
+    # -- lifetime -------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` unmapped the page."""
+        return self._page is None
+
+    def close(self) -> None:
+        """Unmap the page (munmap); idempotent."""
+        if self._page is None:
+            return
+        self._page = None
+        self._finalizer()
+
+    def __enter__(self) -> RegisterPage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._page is None:
+            return "<RegisterPage closed=True>"
+        return f"<RegisterPage valid={self.valid} dirty={self.dirty:#x} closed=False>"
+
+    def _live(self) -> Any:
+        if self._page is None:
+            raise ValueError("the register page is closed")
+        return self._page
+
+    # -- access ---------------------------------------------------------------------------
+    @property
+    def address(self) -> int:
+        """The host address of the mapping (for C code such as the Cython run loop)."""
+        self._live()
+        return int(ffi.cast("uintptr_t", self._addr))
+
+    @property
+    def raw(self) -> Any:
+        """The ``struct hv_vp_register_page *`` cdata (valid until :meth:`close`)."""
+        return self._live()
+
+    @property
+    def valid(self) -> bool:
+        """True when the hypervisor filled the page at the last intercept (``isvalid``)."""
+        return bool(self._live().isvalid)
+
+    @property
+    def dirty(self) -> int:
+        """The class bits (1 << HV_X64_REGISTER_CLASS_*) the next MSHV_RUN_VP will apply."""
+        return int(self._live().dirty)
+
+    def read(self, name: str) -> int:
+        """Return a GPR, ``rip``, ``rflags`` or a read-only control register from the page."""
+        page = self._live()
+        if name not in _CLASS and name not in _READ_ONLY:
+            raise ValueError(f"the register page has no 64-bit register {name!r}")
+        return int(getattr(page, name))
+
+    def write(self, name: str, value: int) -> None:
+        """Write a GPR, ``rip`` or ``rflags`` and mark its class dirty for the next MSHV_RUN_VP."""
+        page = self._live()
+        cls = _CLASS.get(name)
+        if cls is None:
+            raise ValueError(f"{name!r} cannot be written through the register page")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} takes an int, not {type(value).__name__}")
+        if not 0 <= value <= _MASK64:
+            raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
+        setattr(page, name, value)
+        page.dirty |= 1 << cls

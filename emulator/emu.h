@@ -176,6 +176,7 @@ struct emu_vp {
 	void *vpstate;			/* vpstate.c: SIMP/SIEFP pages, synthetic timers */
 	uint32_t cpuid_gen;		/* hvcall.c: CPUID results generation applied */
 	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
+	atomic_bool ran;		/* run.c: KVM_RUN was called once (CPUID is frozen) */
 };
 
 /* A handle: what one of our fds stands for. */

@@ -12,6 +12,7 @@
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "emu.h"
 
@@ -547,12 +548,89 @@ static uint16_t emu_hc_set_property(struct emu_call *c)
  * so success. MSR: KVM_CAP_X86_USER_SPACE_MSR, so accesses to MSRs KVM does
  * not implement (and filtered ones) come out as MSR intercepts; MSRs KVM
  * handles itself never do. Exceptions: #DB (1) and #BP (3) through
- * KVM_SET_GUEST_DEBUG; KVM cannot hand other vectors to user space.
+ * KVM_SET_GUEST_DEBUG, where this KVM delivers them (probed, see
+ * emu_exception_exits); KVM cannot hand other vectors to user space.
  * CPUID: KVM always handles CPUID in the kernel and has no CPUID exit, so
  * the intercept cannot be delivered: HV_STATUS_OPERATION_DENIED (EIO), and
  * a VMM shapes CPUID with REGISTER_INTERCEPT_RESULT instead, as QEMU does.
  * Other valid types KVM cannot produce: OPERATION_DENIED as well.
  */
+/*
+ * Does this host's KVM hand a guest #BP (INT3, with KVM_GUESTDBG_USE_SW_BP)
+ * or #DB (trap flag, with KVM_GUESTDBG_USE_HW_BP) to user space? Mainline
+ * VMX/SVM does; the paravirtual kvm_pvm measured here does not (the guest
+ * takes the exception itself). Probed once per process with a scratch VM:
+ * a real-mode page whose IVT sends every vector to a HLT.
+ */
+static bool emu_exception_exits(int kvm_fd, unsigned int vector)
+{
+	static const uint8_t bp_code[] = { 0xcc, 0xf4 };		/* int3; hlt */
+	static const uint8_t db_code[] = { 0x9c, 0x58, 0x0d, 0x00, 0x01, 0x50,
+					   0x9d, 0x90, 0xf4 };	/* set TF; nop; hlt */
+	struct kvm_userspace_memory_region slot = { .memory_size = EMU_PAGE_SIZE };
+	struct kvm_guest_debug dbg = { .control = KVM_GUESTDBG_ENABLE };
+	struct kvm_regs regs = { .rip = 0x600, .rflags = 2 };
+	struct kvm_sregs sregs;
+	struct kvm_run *run = MAP_FAILED;
+	int vm = -1, vcpu = -1, run_size;
+	bool exits = false;
+	uint8_t *mem;
+
+	mem = emu_sys_mmap(NULL, EMU_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return false;
+	for (int i = 0; i < 256; i++)		/* every vector: 0000:0500 */
+		memcpy(mem + 4 * i, (const uint8_t[]){ 0x00, 0x05, 0x00, 0x00 }, 4);
+	mem[0x500] = 0xf4;
+	if (vector == 3)
+		memcpy(mem + 0x600, bp_code, sizeof(bp_code));
+	else
+		memcpy(mem + 0x600, db_code, sizeof(db_code));
+	dbg.control |= vector == 3 ? KVM_GUESTDBG_USE_SW_BP : KVM_GUESTDBG_USE_HW_BP;
+	slot.userspace_addr = (uint64_t)(uintptr_t)mem;
+	vm = emu_sys_ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	run_size = emu_sys_ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
+	if (vm < 0 || run_size <= 0 || emu_sys_ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		goto out;
+	vcpu = emu_sys_ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		goto out;
+	run = emu_sys_mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	if (run == MAP_FAILED || emu_sys_ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+		goto out;
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	if (emu_sys_ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 ||
+	    emu_sys_ioctl(vcpu, KVM_SET_REGS, &regs) < 0 ||
+	    emu_sys_ioctl(vcpu, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+		goto out;
+	if (emu_sys_ioctl(vcpu, KVM_RUN, NULL) == 0)
+		exits = run->exit_reason == KVM_EXIT_DEBUG;
+out:
+	if (run != MAP_FAILED)
+		emu_sys_munmap(run, (size_t)run_size);
+	if (vcpu >= 0)
+		emu_sys_close(vcpu);
+	if (vm >= 0)
+		emu_sys_close(vm);
+	emu_sys_munmap(mem, EMU_PAGE_SIZE);
+	return exits;
+}
+
+static bool emu_exception_delivered(int kvm_fd, unsigned int vector)
+{
+	/* 0 = not probed, 1 = exits, 2 = does not; per vector (1 and 3) */
+	static atomic_int probed[4];
+	int v = atomic_load(&probed[vector]);
+
+	if (!v) {
+		v = emu_exception_exits(kvm_fd, vector) ? 1 : 2;
+		atomic_store(&probed[vector], v);
+	}
+	return v == 1;
+}
+
 static uint16_t emu_hc_install_intercept(struct emu_call *c)
 {
 	const struct hv_input_install_intercept *in = (const void *)c->in;
@@ -585,6 +663,9 @@ static uint16_t emu_hc_install_intercept(struct emu_call *c)
 		if (vec >= 32)
 			return HV_STATUS_INVALID_PARAMETER;
 		if (vec != 1 && vec != 3)
+			return HV_STATUS_OPERATION_DENIED;
+		/* never accept what this KVM would not deliver */
+		if (!emu_exception_delivered(pt->kvm_fd, vec))
 			return HV_STATUS_OPERATION_DENIED;
 		pt->intercepts.exception_bitmap |= 1U << vec;
 		return HV_STATUS_SUCCESS;
@@ -656,6 +737,18 @@ static uint16_t emu_hc_register_intercept_result(struct emu_call *c)
 	if (in->vp_index != HV_ANY_VP &&
 	    (in->vp_index >= EMU_MAX_VPS || !c->pt->vps[in->vp_index]))
 		return HV_STATUS_INVALID_VP_INDEX;
+	/*
+	 * KVM freezes a vCPU's CPUID at its first KVM_RUN (EBUSY upstream,
+	 * EINVAL on this host), so a result for a VP that has run could never
+	 * take effect: refuse it here rather than fail every later RUN_VP.
+	 */
+	for (int i = 0; i < EMU_MAX_VPS; i++) {
+		struct emu_vp *vp = c->pt->vps[i];
+
+		if (vp && atomic_load(&vp->ran) &&
+		    (in->vp_index == HV_ANY_VP || in->vp_index == (uint32_t)i))
+			return HV_STATUS_OPERATION_DENIED;
+	}
 	n = realloc(p->cpuid, (p->ncpuid + 1) * sizeof(*n));
 	if (!n)
 		return HV_STATUS_INSUFFICIENT_MEMORY;
@@ -668,9 +761,8 @@ static uint16_t emu_hc_register_intercept_result(struct emu_call *c)
 	for (int i = 0; i < EMU_MAX_VPS; i++) {
 		struct emu_vp *vp = c->pt->vps[i];
 
-		if (vp && !atomic_load(&vp->running) && emu_cpuid_results_apply(vp) < 0 &&
-		    errno == EBUSY)
-			return HV_STATUS_OPERATION_DENIED;
+		if (vp && !atomic_load(&vp->running) && emu_cpuid_results_apply(vp) < 0)
+			return HV_STATUS_OPERATION_FAILED;
 	}
 	return HV_STATUS_SUCCESS;
 }

@@ -33,5 +33,6 @@ int emu_code_bits(const struct kvm_sregs *sr);
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len);
 int emu_decode_io(const uint8_t *code, int avail, int bits, struct emu_io_insn *d);
 void emu_message_init(struct hv_message *msg, uint32_t type, size_t size);
+bool emu_insn_uses_xmm(const uint8_t *code, int len);
 
 #endif /* MSHV_EMU_INTERCEPT_H */

@@ -55,6 +55,7 @@ static int emu_kvm_run(struct emu_vp *vp)
 	int ret;
 
 	vp->run->kvm_valid_regs = EMU_SYNC_ALL;
+	atomic_store(&vp->ran, true);
 	ret = emu_sys_ioctl(vp->vcpu_fd, KVM_RUN, NULL);
 	if (ret < 0 && errno != EINTR)
 		vp->sync_valid = false;
@@ -667,6 +668,28 @@ int emu_vp_prepare(struct emu_vp *vp)
 	return emu_cpuid_results_apply(vp);
 }
 
+/*
+ * XMM0-5, DR7 and XFEM cost three vCPU ioctls (several microseconds each on
+ * this nested host) to put on the register page. A port-IO intercept never
+ * needs them, nor does a memory intercept by an instruction without SSE/AVX
+ * operands; those pages keep the values of the last full fill (read the
+ * registers with GET_VP_REGISTERS for current ones).
+ */
+static bool emu_regpage_needs_xstate(const struct hv_message *msg)
+{
+	const struct hv_x64_memory_intercept_message *m = (const void *)msg->payload;
+
+	switch (msg->header.message_type) {
+	case HVMSG_X64_IO_PORT_INTERCEPT:
+		return false;
+	case HVMSG_UNMAPPED_GPA:
+	case HVMSG_GPA_INTERCEPT:
+		return emu_insn_uses_xmm(m->instruction_bytes, m->instruction_byte_count);
+	default:
+		return true;
+	}
+}
+
 /* mshv_run_vp_with_hyp_scheduler, with KVM_RUN as the dispatch. */
 int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 {
@@ -704,7 +727,7 @@ int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 			break;
 	}
 	memcpy(vp->msg_page, msg, sizeof(*msg));
-	emu_regpage_fill(vp, msg->header.message_type != HVMSG_X64_IO_PORT_INTERCEPT);
+	emu_regpage_fill(vp, emu_regpage_needs_xstate(msg));
 	return 0;
 }
 

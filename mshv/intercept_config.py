@@ -12,7 +12,10 @@
 On the emulator (KVM cannot trap CPUID), a CPUID intercept is refused with
 HV_STATUS_OPERATION_DENIED and CPUID is shaped with :func:`set_cpuid_result`;
 MSR intercepts cover the MSRs KVM does not implement itself; exception
-intercepts exist for #DB (1) and #BP (3) only.
+intercepts exist for #DB (1) and #BP (3) only, and only where the host's KVM
+hands them to user space (refused with OPERATION_DENIED elsewhere, e.g. on a
+paravirtual kvm_pvm host). CPUID results must be registered before a VP's
+first run: KVM freezes CPUID then (OPERATION_DENIED afterwards).
 """
 
 from __future__ import annotations

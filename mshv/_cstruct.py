@@ -6,6 +6,7 @@ so a wrapper never names a reserved field: :func:`new` refuses to.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -21,18 +22,26 @@ def is_reserved(field: str) -> bool:
     return bool(_RESERVED.match(field))
 
 
+@functools.cache
+def _settable(ctype: str) -> tuple[str, frozenset[str], frozenset[str]]:
+    """(pointer type, settable fields, reserved fields) of a struct, computed once per type."""
+    names = [name for name, _ in ffi.typeof(ctype).fields or []]
+    reserved = frozenset(n for n in names if is_reserved(n))
+    return f"{ctype} *", frozenset(names) - reserved, reserved
+
+
 def new(ctype: str, **values: Any) -> Any:
     """Return ``ffi.new(ctype + " *")`` with the named fields set.
 
     Raises:
         TypeError: a field is unknown to the struct, or is a reserved field.
     """
-    obj = ffi.new(f"{ctype} *")
-    fields = {name for name, _ in ffi.typeof(ctype).fields or []}
+    pointer, settable, reserved = _settable(ctype)
+    obj = ffi.new(pointer)
     for name, value in values.items():
-        if name not in fields:
+        if name not in settable:
+            if name in reserved:
+                raise TypeError(f"{ctype}.{name} is reserved and must stay zero")
             raise TypeError(f"{ctype} has no field {name!r}")
-        if is_reserved(name):
-            raise TypeError(f"{ctype}.{name} is reserved and must stay zero")
         setattr(obj, name, value)
     return obj

@@ -3,8 +3,8 @@
 Same interface and behaviour, used when the extension was not built or when
 ``RunLoop(vp, native=False)`` asks for it. It peeks at the ``hv_message``
 through cffi instead of decoding it into objects, finishes buffer and counter
-ports through the register page (or a hypercall when the page is not valid),
-and hands everything else, byte-backed MMIO included, to ``slow``.
+ports and simple MOVs on byte-backed MMIO through the register page (or a
+hypercall when the page is not valid), and hands everything else to ``slow``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
+from mshv._mov import mmio_mov
 from mshv.errors import MshvError
+from mshv.handlers import bytes_read, bytes_write
 
 __all__ = ["KINDS", "PyEngine"]
 
@@ -55,6 +57,15 @@ class _Entry:
     inq: bytearray = field(default_factory=bytearray)
     inq_pos: int = 0
     view: memoryview | None = None  # held on an MMIO bytearray: no resize while registered
+    data: bytearray | None = None
+
+    def read(self, gpa: int, size: int) -> int:
+        assert self.data is not None
+        return bytes_read(self.data, gpa - self.first, size)
+
+    def write(self, gpa: int, size: int, value: int) -> None:
+        assert self.data is not None
+        bytes_write(self.data, gpa - self.first, size, value)
 
 
 class PyEngine:
@@ -112,7 +123,7 @@ class PyEngine:
         if len(self._mmio) >= MAX_MMIO_ENTRIES:
             raise ValueError(f"at most {MAX_MMIO_ENTRIES} MMIO handlers")
         view = memoryview(data) if kind == _BYTES and data is not None else None
-        self._mmio.append(_Entry(slot, gpa, gpa + size - 1, kind, view=view))
+        self._mmio.append(_Entry(slot, gpa, gpa + size - 1, kind, view=view, data=data))
 
     def remove(self, slot: int) -> bool:
         self._editable()
@@ -268,8 +279,13 @@ class PyEngine:
         gpa = self._mem.guest_physical_address
         for e in self._mmio:
             if e.first <= gpa <= e.last:
-                return self._python(e)
-        return "unhandled"
+                break
+        else:
+            return "unhandled"
+        if e.kind == _BYTES and mmio_mov(self._page, self._mem, e.read, e.write):
+            e.hits += 1
+            return None
+        return self._python(e)
 
     def _python(self, e: _Entry) -> str | None:
         if self._slow(e.slot, bytes(ffi.buffer(self._msg, lib.HV_MESSAGE_SIZE))):

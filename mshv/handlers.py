@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_PORT", "UNHANDLED", "Handler", "IoFn", "IoHandler", "MmioBytes", "MmioFn", "MmioHandler",
-    "PortBuffer", "PortCounter", "check_int",
+    "PortBuffer", "PortCounter", "bytes_read", "bytes_write", "check_int",
 ]  # fmt: skip
 
 IoFn = Callable[[int, int, "int | None"], Any]  # (port, size, value written or None) -> value read
@@ -125,14 +125,11 @@ class MmioBytes(Handler):
 
     def read(self, gpa: int, size: int) -> int:
         """The little-endian value of ``size`` bytes at ``gpa`` (0s past the end)."""
-        off = gpa - self.gpa
-        return int.from_bytes(bytes(self.data[off : off + size]).ljust(size, b"\0"), "little")
+        return bytes_read(self.data, gpa - self.gpa, size)
 
     def write(self, gpa: int, size: int, value: int) -> None:
         """Store ``size`` bytes of ``value`` at ``gpa``, little-endian (dropped past the end)."""
-        off = gpa - self.gpa
-        chunk = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")[: max(0, len(self.data) - off)]
-        self.data[off : off + len(chunk)] = chunk
+        bytes_write(self.data, gpa - self.gpa, size, value)
 
 
 class IoHandler(Handler):
@@ -154,6 +151,17 @@ class MmioHandler(Handler):
         self.gpa = gpa
         self.size = size
         self.fn = fn
+
+
+def bytes_read(data: bytearray, offset: int, size: int) -> int:
+    """The little-endian value of ``size`` bytes of ``data`` at ``offset`` (0s past the end)."""
+    return int.from_bytes(bytes(data[offset : offset + size]).ljust(size, b"\0"), "little")
+
+
+def bytes_write(data: bytearray, offset: int, size: int, value: int) -> None:
+    """Store ``size`` bytes of ``value`` into ``data`` at ``offset`` (dropped past the end)."""
+    chunk = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")[: max(0, len(data) - offset)]
+    data[offset : offset + len(chunk)] = chunk
 
 
 def check_int(value: object, what: str, low: int, high: int) -> int:

@@ -81,6 +81,9 @@ class RunResult:
 class RunLoop:
     """Run a VP and serve its exits (MSHV_RUN_VP in a loop; completions through the register page).
 
+    Close the loop (or use ``with``) before the partition: it owns a mapping of the VP's
+    register page, which keeps the VP fd's file alive.
+
     Args:
         vp: the VP to run. The loop maps its register page and owns that mapping.
         native: None picks the Cython loop when it was built, else the pure-Python
@@ -113,15 +116,20 @@ class RunLoop:
         self._handlers: dict[int, Handler] = {}
         self._next_slot = 1
         self._engine: NativeEngine | _pyloop.PyEngine
-        if native:
-            table = int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))
-            page = self._page.address if self._page is not None else 0
-            self._engine = _NATIVE.NativeEngine(vp.fd, table, page, self._slow, self._complete)
-            self._kinds: dict[str, int] = _NATIVE.KINDS
-        else:
-            raw = self._page.raw if self._page is not None else None
-            self._engine = _pyloop.PyEngine(vp.fd, raw, self._slow, self._complete)
-            self._kinds = _pyloop.KINDS
+        try:
+            if native:
+                table = int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))
+                page = self._page.address if self._page is not None else 0
+                self._engine = _NATIVE.NativeEngine(vp.fd, table, page, self._slow, self._complete)
+                self._kinds: dict[str, int] = _NATIVE.KINDS
+            else:
+                raw = self._page.raw if self._page is not None else None
+                self._engine = _pyloop.PyEngine(vp.fd, raw, self._slow, self._complete)
+                self._kinds = _pyloop.KINDS
+        except BaseException:
+            if self._page is not None:
+                self._page.close()
+            raise
         self.native = bool(native)
         self._closed = False
 

@@ -326,3 +326,12 @@ def test_handler_registration_rules(native: bool) -> None:
     assert loop.closed
     with pytest.raises(ValueError, match="closed"):
         loop.run()
+
+
+@pytest.mark.parametrize("name", ["mshv.runloop", "mshv.regpage"])
+def test_docstring_examples_run(name: str, backend_ready: None) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

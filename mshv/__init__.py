@@ -29,6 +29,7 @@ from mshv.interrupts import EventFd, InterruptType, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import GuestMemory
 from mshv.partition import HvPartitionProperty, MemoryRegion, Partition
 from mshv.registers import HvRegister, Segment, Table
+from mshv.regpage import RegisterPage
 from mshv.runloop import RunLoop, RunResult
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag, TranslateResult
@@ -79,5 +80,6 @@ __all__ = [
     "TranslateResult",
     "RunLoop",
     "RunResult",
+    "RegisterPage",
 ]
 __version__ = "0.1.0.dev0"

@@ -430,16 +430,58 @@ static int emu_insn_linear(struct emu_vp *vp, const struct emu_insn *d, const ui
 }
 
 /*
+ * Operand size in bytes of the common memory-writing one-byte opcodes (ALU
+ * 00-3F, TEST/XCHG/MOV 84-8B, group 1 80-83, MOV moffs A0-A3, C6/C7, F6/F7,
+ * FE/FF), 0 when unknown. Intel SDM vol. 2, opcode map A-2.
+ */
+static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bits)
+{
+	uint16_t op = d->opcode;
+	bool p66 = false, byte_form;
+
+	for (int i = 0; i < d->len; i++) {
+		uint8_t b = code[i];
+
+		if (b == 0x66)
+			p66 = true;
+		else if (!(b == 0x67 || b == 0xf0 || b == 0xf2 || b == 0xf3 || b == 0x2e ||
+			   b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65))
+			break;
+	}
+	if (op <= 0x3f && (op & 7) <= 3)
+		byte_form = !(op & 1);
+	else if (op == 0x80 || op == 0x82)
+		byte_form = true;
+	else if (op == 0x81 || op == 0x83)
+		byte_form = false;
+	else if ((op >= 0x84 && op <= 0x8b) || (op >= 0xa0 && op <= 0xa3) || op == 0xc6 ||
+		 op == 0xc7 || op == 0xf6 || op == 0xf7 || op == 0xfe || op == 0xff)
+		byte_form = !(op & 1);
+	else
+		return 0;
+	if (byte_form)
+		return 1;
+	if (d->rex & 8)
+		return 8;
+	if (bits == 16)
+		return p66 ? 4 : 2;
+	return p66 ? 2 : 4;
+}
+
+/*
  * An MMIO write is complete at the exit and RIP is past it (KVM writes the
  * emulator's registers back for writes). Find the instruction that ended at
  * rip_after: every length 1..15 that decodes to exactly that length with a
- * memory operand; the one whose operand's address translates to the
- * faulting GPA wins, else the shortest such candidate. -1 if none.
+ * memory operand. A candidate whose operand's address translates to the
+ * faulting GPA and whose operand size is the access size wins (so a REX.W or
+ * 0x66 prefix is not dropped: 48 89 4b 08 is not 89 4b 08); else the
+ * shortest one with the right address; else the shortest. -1 if none.
  */
-static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t gpa, int bits)
+static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t gpa,
+				uint32_t access_len, int bits)
 {
 	uint64_t mask = emu_ip_mask(bits);
-	int fallback = -1;
+	int fallback = -1, addr_match = -1;
 
 	for (int len = 1; len <= 15; len++) {
 		uint64_t at = (rip_after - (uint64_t)len) & mask, linear, g;
@@ -451,12 +493,18 @@ static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t 
 		if (emu_decode_insn(code, len, bits, &d) < 0 || d.len != len || !d.has_mem)
 			continue;
 		if (!d.string && emu_insn_linear(vp, &d, code, rip_after, bits, &linear) == 0 &&
-		    emu_linear_to_gpa(vp, linear, &g) == 0 && g == gpa)
-			return len;
+		    emu_linear_to_gpa(vp, linear, &g) == 0 && g == gpa) {
+			int size = emu_insn_opsize(code, &d, bits);
+
+			if (size == 0 || (uint32_t)size == access_len)
+				return len;
+			if (addr_match < 0)
+				addr_match = len;
+		}
 		if (fallback < 0)
 			fallback = len;
 	}
-	return fallback;
+	return addr_match > 0 ? addr_match : fallback;
 }
 
 /*
@@ -494,7 +542,7 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		int n;
 
 		*run = saved;
-		n = emu_mmio_write_start(vp, r.rip, gpa, bits);
+		n = emu_mmio_write_start(vp, r.rip, gpa, saved.mmio.len, bits);
 		if (n > 0) {
 			len = (uint64_t)n;
 			r.rip = (r.rip - len) & emu_ip_mask(bits);

@@ -65,3 +65,34 @@ def test_port_io_and_mmio(partition: Partition, memory: GuestMemory, mode: str) 
     assert writes == [(MMIO, 4, 0xABCDEF01)]
     assert vp.reg_read("rbx") == MMIO + 8
     assert vp.exits == 7
+
+
+PREFIXED_WRITES = f"""
+    mov ${MMIO:#x}, %rbx
+    mov $0x1122334455667788, %rcx
+    mov %rcx, 8(%rbx)           # 48 89 4b 08: REX.W, an 8-byte write
+    mov %cx, 16(%rbx)           # 66 89 4b 10: operand-size prefix, 2 bytes
+    mov %ecx, 24(%rbx)          # 89 4b 18: 4 bytes
+    hlt
+"""
+
+
+def test_prefixed_mmio_writes_keep_their_prefix(partition: Partition, memory: GuestMemory) -> None:
+    """A write is past its instruction at KVM's exit; the emulator must find the whole of it."""
+    memory.write(ENTRY, assemble(PREFIXED_WRITES, mode="long", base=ENTRY))
+    vp = partition.create_vp(0)
+    vp.set_registers(long_mode_registers(memory, ENTRY))  # type: ignore[arg-type]
+    seen: list[tuple[bytes, int, int]] = []
+    writes: list[tuple[int, int, int]] = []
+    while not isinstance(exit_ := vp.run(), HaltIntercept):
+        assert isinstance(exit_, MemoryIntercept) and exit_.is_write
+        n = exit_.header.instruction_length
+        seen.append((exit_.instruction_bytes[:n], exit_.gpa, exit_.header.rip))
+        emulate_mmio(vp, exit_, read=lambda g, s: 0, write=lambda g, s, v: writes.append((g, s, v)))
+    assert [code for code, _, _ in seen] == [b"\x48\x89\x4b\x08", b"\x66\x89\x4b\x10", b"\x89\x4b\x18"]
+    assert writes == [
+        (MMIO + 8, 8, 0x1122334455667788),
+        (MMIO + 16, 2, 0x7788),
+        (MMIO + 24, 4, 0x55667788),
+    ]
+    assert seen[1][2] == seen[0][2] + 4 and seen[2][2] == seen[1][2] + 4  # RIP at each instruction

@@ -19,6 +19,7 @@ from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, decode
 from mshv.registers import RegisterValue, get_registers, set_registers
+from mshv.regpage import RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
 
@@ -56,10 +57,32 @@ class Vp(FdOwner):
         self._what = f"VP {index}"
         self._run_buf = ffi.new("struct mshv_run_vp *")
         self.exits = 0
+        self._page: RegisterPage | None = None
+        self._page_missing = False
+        # The page holds the whole GPR class: once registers were set by hypercall since
+        # the last intercept, writing it back would undo them, so completion falls back.
+        self._page_current = False
         self._own(fd)
 
     def __enter__(self) -> Vp:
         return self
+
+    def _close_children(self) -> None:
+        if self._page is not None:
+            self._page.close()
+            self._page = None
+
+    @property
+    def register_page(self) -> RegisterPage | None:
+        """The VP's register page, mapped at first use; None where the backend has none (SNP)."""
+        if self._page is None and not self._page_missing:
+            try:
+                self._page = RegisterPage(self)
+            except MshvError as exc:
+                if exc.errno not in (errno.ENODEV, errno.EINVAL):
+                    raise
+                self._page_missing = True
+        return self._page
 
     def __repr__(self) -> str:
         return f"<Vp index={self.index} exits={self.exits} closed={self.closed}>"
@@ -76,6 +99,7 @@ class Vp(FdOwner):
 
     def set_registers(self, values: Mapping[str | int, RegisterValue]) -> None:
         """Write registers by name (HvCallSetVpRegisters, chunked by 127)."""
+        self._page_current = False
         set_registers(self._live(), self.index, values)
 
     def reg_read(self, name: str | int) -> RegisterValue:
@@ -105,19 +129,27 @@ class Vp(FdOwner):
                     continue
                 raise
             self.exits += 1
+            self._page_current = True
             return decode(bytes(ffi.buffer(self._run_buf)))
 
     def complete_io(self, intercept: IoPortIntercept, value: int | None = None) -> None:
         """Complete a (non-string) port IO intercept the mshv way.
 
         For IN, ``value`` is merged into RAX by access size; RIP moves past the
-        instruction in the same hypercall.
+        instruction. Both go through the register page when it is valid (no
+        hypercall), else through one HvCallSetVpRegisters.
         """
+        if not intercept.is_write and value is None:
+            raise ValueError("an IN needs the value read from the port")
+        page = self.register_page
+        if page is not None and self._page_current and page.valid:
+            if not intercept.is_write:
+                page.write("rax", intercept.completion_rax(value))  # type: ignore[arg-type]
+            page.write("rip", intercept.header.next_rip)
+            return
         regs: dict[str | int, RegisterValue] = {"rip": intercept.header.next_rip}
         if not intercept.is_write:
-            if value is None:
-                raise ValueError("an IN needs the value read from the port")
-            regs["rax"] = intercept.completion_rax(value)
+            regs["rax"] = intercept.completion_rax(value)  # type: ignore[arg-type]
         self.set_registers(regs)
 
     def skip(self, intercept: Intercept) -> None:

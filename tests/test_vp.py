@@ -148,3 +148,19 @@ def test_real_mode_registers_are_applied(partition: Partition) -> None:
         assert vp.regs.rip == CODE_GPA
         assert isinstance(vp.run(), HaltIntercept)
         partition.close()
+
+
+def test_complete_io_keeps_registers_set_since_the_intercept(backend_ready: None) -> None:
+    """complete_io goes through the register page, but never undoes a register set by hypercall."""
+    code = assemble("in $0x11, %al; out %al, $0x12; mov %bl, %al; out %al, $0x13; hlt")
+    with partition_with_one_vp(code) as (_pt, vp, _mem):
+        inp = vp.run()
+        assert isinstance(inp, IoPortIntercept) and not inp.is_write
+        vp.set_registers({"rbx": 0x33})
+        vp.complete_io(inp, 0x5A)
+        echo = vp.run()
+        assert isinstance(echo, IoPortIntercept) and echo.value == 0x5A
+        vp.complete_io(echo)  # through the page: nothing was set since this intercept
+        bl = vp.run()
+        assert isinstance(bl, IoPortIntercept) and (bl.port, bl.value) == (0x13, 0x33)
+        assert vp.register_page is not None and vp.register_page.valid

@@ -63,6 +63,8 @@ int mshv_ioctl(int fd, unsigned long request, void *arg);
 void *mshv_mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int mshv_munmap(void *addr, size_t length);
 int mshv_close(int fd);
+int mshv_set_guest_memory(int fd, uint64_t size, uint64_t guest_pfn, uint64_t userspace_addr,
+                          uint8_t flags);
 int mshv_memfd_create(const char *name, unsigned int flags);
 int mshv_ftruncate(int fd, long length);
 int mshv_madvise(void *addr, size_t length, int advice);
@@ -134,6 +136,23 @@ static void *mshv_mmap(void *addr, size_t length, int prot, int flags, int fd, l
 }
 static int mshv_munmap(void *addr, size_t length) { return mshv_kernel.munmap(addr, length); }
 static int mshv_close(int fd) { return mshv_kernel.close(fd); }
+
+/*
+ * MSHV_SET_GUEST_MEMORY with the struct filled in C (reserved bytes zero):
+ * the benchmarked map path, one cffi call with integer arguments.
+ */
+static int mshv_set_guest_memory(int fd, uint64_t size, uint64_t guest_pfn, uint64_t userspace_addr,
+				 uint8_t flags)
+{
+	struct mshv_user_mem_region region;
+
+	memset(&region, 0, sizeof(region));
+	region.size = size;
+	region.guest_pfn = guest_pfn;
+	region.userspace_addr = userspace_addr;
+	region.flags = flags;
+	return mshv_kernel.ioctl(fd, MSHV_SET_GUEST_MEMORY, &region);
+}
 
 /* Guest memory backing: not /dev/mshv calls, so they go to libc directly. */
 static int mshv_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }

@@ -8,12 +8,13 @@ releases the GIL around each call, so a blocking ioctl (RUN_VP) does not hold it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mshv._abi import ffi, lib
 from mshv.errors import MshvError
 
-__all__ = ["close", "ioctl", "mmap", "munmap", "open_path"]
+__all__ = ["close", "ioctl", "mmap", "munmap", "open_path", "set_guest_memory"]
 
 _IOCTL_NAMES: dict[int, str] = {}
 
@@ -37,12 +38,26 @@ def open_path(path: str, flags: int) -> int:
     return fd
 
 
-def ioctl(fd: int, request: int, arg: Any = ffi.NULL, details: str = "") -> int:
-    """Issue one ioctl through the kernel table; returns its non-negative result."""
+def ioctl(fd: int, request: int, arg: Any = ffi.NULL, details: str | Callable[[], str] = "") -> int:
+    """Issue one ioctl through the kernel table; returns its non-negative result.
+
+    ``details`` (the key arguments, for the error message) may be a callable,
+    so hot paths format nothing unless the call fails.
+    """
     ret = int(lib.mshv_ioctl(fd, request, arg))
     if ret < 0:
-        raise MshvError(ffi.errno, ioctl_name(request), details=details)
+        err = ffi.errno
+        text = details() if callable(details) else details
+        raise MshvError(err, ioctl_name(request), details=text)
     return ret
+
+
+def set_guest_memory(
+    fd: int, size: int, guest_pfn: int, userspace_addr: int, flags: int, details: Callable[[], str]
+) -> None:
+    """MSHV_SET_GUEST_MEMORY with the struct filled in C (the map path's one call)."""
+    if lib.mshv_set_guest_memory(fd, size, guest_pfn, userspace_addr, flags) < 0:
+        raise MshvError(ffi.errno, "MSHV_SET_GUEST_MEMORY", details=details())
 
 
 def mmap(length: int, prot: int, flags: int, fd: int, offset: int) -> Any:

@@ -66,6 +66,7 @@ class GuestMemory:
                 _kernel.close(self._fd)
             raise
         self._buffer: Any = ffi.buffer(self._ptr, size)
+        self._address = int(ffi.cast("uintptr_t", self._ptr))
 
     # -- lifetime -------------------------------------------------------------------------
     @property
@@ -110,7 +111,7 @@ class GuestMemory:
     def address(self) -> int:
         """The host virtual address (hva) of byte 0."""
         self._live()
-        return int(ffi.cast("uintptr_t", self._ptr))
+        return self._address
 
     @property
     def fd(self) -> int:

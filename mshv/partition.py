@@ -27,7 +27,7 @@ HvPartitionProperty: Any = build_enum("HvPartitionProperty", lib, "HV_PARTITION_
 _MAX_VPS = 256  # MSHV_MAX_VPS (drivers/hv/mshv_root.h); not part of the uapi header
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a region is one mapping: identity, not value
 class MemoryRegion:
     """One guest memory mapping: ``size`` bytes of ``memory`` at ``offset`` shown at ``gpa``."""
 
@@ -157,16 +157,13 @@ class Partition(FdOwner):
             | (executable << lib.MSHV_SET_MEM_BIT_EXECUTABLE)
             | (unmap << lib.MSHV_SET_MEM_BIT_UNMAP)
         )
-        arg = _cstruct.new(
-            "struct mshv_user_mem_region",
-            size=size,
-            guest_pfn=gpa // PAGE_SIZE,
-            userspace_addr=hva,
-            flags=flags,
-        )
-        what = "unmap" if unmap else "map"
-        _kernel.ioctl(
-            self._live(), lib.MSHV_SET_GUEST_MEMORY, arg, details=f"{what} gpa={gpa:#x} size={size:#x}"
+        _kernel.set_guest_memory(
+            self._live(),
+            size,
+            gpa // PAGE_SIZE,
+            hva,
+            flags,
+            lambda: f"{'unmap' if unmap else 'map'} gpa={gpa:#x} size={size:#x}",
         )
 
     # -- hypercalls -----------------------------------------------------------------------

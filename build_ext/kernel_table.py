@@ -141,8 +141,8 @@ static int mshv_close(int fd) { return mshv_kernel.close(fd); }
  * MSHV_SET_GUEST_MEMORY with the struct filled in C (reserved bytes zero):
  * the benchmarked map path, one cffi call with integer arguments.
  */
-static int mshv_set_guest_memory(int fd, uint64_t size, uint64_t guest_pfn, uint64_t userspace_addr,
-				 uint8_t flags)
+static int mshv_set_guest_memory(int fd, uint64_t size, uint64_t guest_pfn,
+				uint64_t userspace_addr, uint8_t flags)
 {
 	struct mshv_user_mem_region region;
 

@@ -258,6 +258,8 @@ int emu_regpage_apply(struct emu_vp *vp);
 enum emu_hvcall_origin { EMU_HVCALL_DEVICE, EMU_HVCALL_PARTITION, EMU_HVCALL_VP };
 int emu_root_hvcall(struct emu_partition *pt, enum emu_hvcall_origin origin,
 		    struct mshv_root_hvcall *uarg);
+/* hv_result_to_errno (kernel-behaviour.md §5): the errno a failed status gives. */
+int emu_hv_status_errno(uint16_t status);
 void emu_hvcall_destroy(struct emu_partition *pt);	/* free props/cpuid results */
 
 /* ---- vpstate.c ----------------------------------------------------------- */

@@ -283,19 +283,6 @@ out:
 	return status;
 }
 
-/* hv_result_to_errno (§5) for the statuses emu_gpa_access_states returns */
-static int emu_gpap_errno(uint16_t status)
-{
-	switch (status) {
-	case HV_STATUS_INVALID_PARAMETER:
-		return EINVAL;
-	case HV_STATUS_INSUFFICIENT_MEMORY:
-		return ENOMEM;
-	default:
-		return EIO;
-	}
-}
-
 /* mshv_partition_ioctl_get_gpap_access_bitmap; args were copied in by device.c */
 int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bitmap *args)
 {
@@ -344,7 +331,7 @@ int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bit
 
 		status = emu_gpa_access_states(pt, args->gpap_base + written, n, states, flags, &got);
 		if (status != HV_STATUS_SUCCESS) {
-			errno = emu_gpap_errno(status);
+			errno = emu_hv_status_errno(status);
 			ret = -1;
 			goto out;
 		}

@@ -24,7 +24,7 @@ enum emu_cpuid_reg { R_EAX, R_EBX, R_ECX, R_EDX };
 
 /* ---- §5: status -> errno (hv_result_to_errno, hv_status_infos) ----------- */
 
-static int emu_hv_status_errno(uint16_t status)
+int emu_hv_status_errno(uint16_t status)
 {
 	switch (status) {
 	case HV_STATUS_SUCCESS:

@@ -225,19 +225,6 @@ static uint16_t emu_state_stored(struct emu_vp *vp, uint8_t type, bool set, uint
 	return HV_STATUS_SUCCESS;
 }
 
-/* §5, for the statuses this file produces */
-static int emu_state_errno(uint16_t st)
-{
-	switch (st) {
-	case HV_STATUS_INVALID_PARAMETER:
-		return EINVAL;
-	case HV_STATUS_INSUFFICIENT_MEMORY:
-		return ENOMEM;
-	default:
-		return EIO;
-	}
-}
-
 /* mshv_vp_ioctl_get_set_state (VP mutex held) */
 int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg)
 {
@@ -315,7 +302,7 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 	else
 		st = emu_state_stored(vp, args.type, set, buf, needed);
 	if (st) {
-		errno = emu_state_errno(st);
+		errno = emu_hv_status_errno(st);
 		ret = -1;
 		goto out;
 	}

@@ -507,6 +507,86 @@ static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t 
 	return addr_match > 0 ? addr_match : fallback;
 }
 
+/* A STOS or MOVS at code[]: its element size and whether it has a REP prefix. */
+static bool emu_string_store(const uint8_t *code, const struct emu_insn *d, int bits, int *size,
+			     bool *rep)
+{
+	bool p66 = false;
+
+	*rep = false;
+	for (int i = 0; i < d->len; i++) {
+		uint8_t b = code[i];
+
+		if (b == 0x66)
+			p66 = true;
+		else if (b == 0xf2 || b == 0xf3)
+			*rep = true;
+		else if (!(b == 0x67 || b == 0xf0 || b == 0x2e || b == 0x36 || b == 0x3e ||
+			   b == 0x26 || b == 0x64 || b == 0x65))
+			break;
+	}
+	if (d->opcode == 0xaa || d->opcode == 0xa4)
+		*size = 1;
+	else if (d->opcode == 0xab || d->opcode == 0xa5)
+		*size = (d->rex & 8) ? 8 : (bits == 16) != p66 ? 2 : 4;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * A STOS/MOVS writing MMIO: KVM's emulator did the element at the exit and
+ * advanced RDI (RSI for MOVS, RCX under REP); RIP moved past the instruction
+ * only if it ended. mshv stops *at* the element, so undo it, as emu_exit_outs
+ * does for OUTS. Not moved (a REP with RCX left): the instruction is at RIP.
+ * Moved: try every start 1..15 bytes back, longest first (prefixes kept), and
+ * take a STOS/MOVS of the access size whose undone destination is the faulting
+ * GPA; a REP only if RCX ended at 0 (then REP or not means the same). A byte
+ * before a MOVS that looks like a segment prefix is taken as one.
+ * Ambiguous, resolved as "not moved": a STOS/MOVS followed at once by a REP
+ * one with the same element and RCX left. Returns the length with *r at the
+ * start, or 0.
+ */
+static int emu_mmio_string_undo(struct emu_vp *vp, struct kvm_regs *r, uint64_t gpa,
+				uint32_t access_len, int bits, bool moved)
+{
+	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
+	uint64_t mask = emu_ip_mask(bits);
+
+	for (int len = moved ? 15 : 0; len >= (moved ? 1 : 0); len--) {
+		uint64_t at = (r->rip - (uint64_t)len) & mask, amask, step, rdi, g;
+		int avail = moved ? len : 15, size;
+		struct emu_insn d;
+		uint8_t code[16];
+		bool rep;
+
+		if (emu_fetch_code(vp, at, code, avail) != avail ||
+		    emu_decode_insn(code, avail, bits, &d) < 0 || (moved && d.len != len) ||
+		    !d.string || !emu_string_store(code, &d, bits, &size, &rep) ||
+		    (uint32_t)size != access_len)
+			continue;
+		amask = emu_ip_mask(d.addr_bits);
+		if (moved ? rep && (r->rcx & amask) != 0 : !rep || (r->rcx & amask) == 0)
+			continue;
+		step = (uint64_t)size;
+		rdi = (r->rflags & X86_RFLAGS_DF) ? r->rdi + step : r->rdi - step;
+		if (emu_linear_to_gpa(vp, (bits == 64 ? 0 : sr->es.base) + (rdi & amask), &g) < 0 ||
+		    g != gpa)
+			continue;
+		r->rdi = (r->rdi & ~amask) | (rdi & amask);
+		if (d.opcode == 0xa4 || d.opcode == 0xa5) {
+			uint64_t rsi = (r->rflags & X86_RFLAGS_DF) ? r->rsi + step : r->rsi - step;
+
+			r->rsi = (r->rsi & ~amask) | (rsi & amask);
+		}
+		if (rep)
+			r->rcx = (r->rcx & ~amask) | ((r->rcx + 1) & amask);
+		r->rip = at;
+		return d.len;
+	}
+	return 0;
+}
+
 /*
  * UNMAPPED_GPA (no region) or GPA_INTERCEPT (a region refused the access);
  * 1 with a message, 0 when an ioeventfd consumed the write, -1 on error.
@@ -538,12 +618,18 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		/* pending until now (reads, and writes on other hosts): RIP was at it */
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
 	} else if (saved.mmio.is_write) {
-		/* done at the exit, RIP past it: find the start (SREGS as at the exit) */
+		/* done at the exit (RIP past it unless a REP goes on): find the start */
 		int n;
 
 		*run = saved;
-		n = emu_mmio_write_start(vp, r.rip, gpa, saved.mmio.len, bits);
-		if (n > 0) {
+		n = emu_mmio_string_undo(vp, &r, gpa, saved.mmio.len, bits, false);
+		if (n == 0)
+			n = emu_mmio_string_undo(vp, &r, gpa, saved.mmio.len, bits, true);
+		if (n > 0)
+			len = (uint64_t)n;	/* r is at the element KVM did */
+		else
+			n = emu_mmio_write_start(vp, r.rip, gpa, saved.mmio.len, bits);
+		if (len == 0 && n > 0) {
 			len = (uint64_t)n;
 			r.rip = (r.rip - len) & emu_ip_mask(bits);
 		}

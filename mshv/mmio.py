@@ -6,8 +6,9 @@ the access against its device model, writes back only the registers that
 changed and moves RIP past the instruction.
 
 Supported: MOV between a register or an immediate and memory, MOVZX, MOVSX,
-MOVSXD, and the read-modify-write forms ADD/SUB/AND/OR/XOR with a memory
-destination (their RFLAGS result is not computed), in real, protected and long mode.
+MOVSXD, the read-modify-write forms ADD/SUB/AND/OR/XOR with a memory
+destination (their RFLAGS result is not computed), and STOS/MOVS with or without
+REP (:mod:`mshv._mmio_string`), in real, protected and long mode.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import iced_x86 as iced
 
+from mshv._mmio_string import emulate_string, is_string
 from mshv.intercepts import MemoryIntercept
 
 if TYPE_CHECKING:
@@ -107,14 +109,22 @@ def _sign_extend(value: int, size: int) -> int:
 def emulate_mmio(vp: Vp, intercept: MemoryIntercept, *, read: MmioRead, write: MmioWrite) -> None:
     """Complete ``intercept`` on ``vp``: perform its access through ``read``/``write``, advance RIP.
 
+    A STOS/MOVS is done whole (REP: RCX elements), its RAM side through the partition's
+    regions; ``read``/``write`` see each MMIO element.
+
     Raises:
         UnsupportedInstruction: the instruction is not handled (nothing was changed).
+        GuestAccessError: a STOS/MOVS address does not translate or its RAM side is not
+            mapped (nothing was changed).
     """
     bitness = _bitness(intercept)
     decoder = iced.Decoder(bitness, intercept.instruction_bytes, ip=intercept.header.rip)
     instr = decoder.decode()
     if instr.code == iced.Code.INVALID:
         raise UnsupportedInstruction(f"cannot decode {intercept.instruction_bytes.hex()}")
+    if is_string(instr):
+        emulate_string(vp, intercept, instr, read, write)
+        return
     size = iced.MemorySizeExt.size(instr.memory_size)
     gpa = intercept.gpa
     regs = _Regs(vp)

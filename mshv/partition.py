@@ -107,6 +107,13 @@ class Partition(FdOwner):
         """The regions mapped through this object."""
         return list(self._regions)
 
+    def region_at(self, gpa: int) -> MemoryRegion | None:
+        """The region mapped through this object that holds guest physical address ``gpa``, or None."""
+        for region in self._regions:
+            if region.gpa <= gpa < region.gpa + region.size:
+                return region
+        return None
+
     def map_memory(
         self,
         memory: GuestMemory,

@@ -9,10 +9,10 @@ move RIP past it) before the next run, e.g. with :meth:`complete_io`.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mshv import _cstruct, _kernel, intercept_config, state, translate
+from mshv import _cstruct, _kernel, intercept_config, state, stringio, translate
 from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
 from mshv.errors import MshvError
@@ -151,6 +151,16 @@ class Vp(FdOwner):
         if not intercept.is_write:
             regs["rax"] = intercept.completion_rax(value)  # type: ignore[arg-type]
         self.set_registers(regs)
+
+    def complete_string_io(
+        self,
+        intercept: IoPortIntercept,
+        *,
+        read_port: Callable[[int, int], int] | None = None,
+        write_port: Callable[[int, int, int], None] | None = None,
+    ) -> int:
+        """Perform a whole INS/OUTS over guest memory and move RIP past it; see :mod:`mshv.stringio`."""
+        return stringio.complete_string_io(self, intercept, read_port=read_port, write_port=write_port)
 
     def skip(self, intercept: Intercept) -> None:
         """Move RIP past the intercepted instruction without other effects."""

@@ -4,7 +4,7 @@ Same interface and behaviour, used when the extension was not built or when
 ``RunLoop(vp, native=False)`` asks for it. It peeks at the ``hv_message``
 through cffi instead of decoding it into objects, finishes buffer and counter
 ports and simple MOVs on byte-backed MMIO through the register page (or a
-hypercall when the page is not valid), and hands everything else to ``slow``.
+hypercall when the page is not valid), and hands everything else (INS/OUTS included) to ``slow``.
 """
 
 from __future__ import annotations
@@ -152,6 +152,12 @@ class PyEngine:
         entry = self._entry(slot)
         return len(entry.inq) - entry.inq_pos
 
+    def take(self, slot: int, size: int) -> bytes:
+        entry = self._entry(slot)
+        chunk = bytes(entry.inq[entry.inq_pos : entry.inq_pos + size])
+        entry.inq_pos += len(chunk)
+        return chunk
+
     def hits(self, slot: int) -> int:
         return self._entry(slot).hits
 
@@ -233,15 +239,13 @@ class PyEngine:
         port = io.port_number
         if port in stop_ports:
             return "port"
-        info = io.access_info
-        if info & _STRING:
-            return "unhandled"
         for e in self._ports:
             if e.first <= port <= e.last:
                 break
         else:
             return "unhandled"
-        if e.kind == _PYTHON:
+        info = io.access_info
+        if e.kind == _PYTHON or info & _STRING:  # INS/OUTS: Handler.string_io in Python
             return self._python(e)
         size = (info & _SIZE_MASK) >> _SIZE_SHIFT
         mask = (1 << (8 * size)) - 1

@@ -7,7 +7,7 @@ it calls MSHV_RUN_VP through the kernel table with the GIL released, decodes the
 MOV-to/from-memory MMIO (byte-backed ranges) itself: the results go into the
 VP register page (RAX/GPRs, RIP, dirty class bits), which the next MSHV_RUN_VP
 applies, so no hypercall and no Python object is made per exit. Python is
-called only for exits it cannot finish (Python handlers, other instructions).
+called only for exits it cannot finish (Python handlers, INS/OUTS, other instructions).
 An exception raised there stops the loop and propagates out of ``run()``.
 """
 
@@ -249,6 +249,14 @@ cdef class NativeEngine:
         cdef PortEntry *e = self._port_slot(slot)
         return e.inq_len - e.inq_pos
 
+    def take(self, int slot, size_t size):
+        """Pop up to ``size`` bytes queued on a buffer port (INS, completed in Python)."""
+        cdef PortEntry *e = self._port_slot(slot)
+        cdef size_t n = min(size, e.inq_len - e.inq_pos)
+        data = PyBytes_FromStringAndSize(<char *>e.inq + e.inq_pos, n) if n else b""
+        e.inq_pos += n
+        return data
+
     def hits(self, int slot):
         """Exits the handler under ``slot`` completed."""
         cdef int i
@@ -376,14 +384,12 @@ cdef class NativeEngine:
         for i in range(self._nstop_ports):
             if port == self._stop_ports[i]:
                 return R_PORT
-        if io.access_info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP:
-            return R_UNHANDLED  # INS/OUTS: the caller completes them
         i = self._find_port(port)
         if i < 0:
             return R_UNHANDLED
         e = &self._ports[i]
-        if e.kind == KIND_PYTHON:
-            return self._python(e.slot, msg, &e.hits)
+        if e.kind == KIND_PYTHON or io.access_info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP:
+            return self._python(e.slot, msg, &e.hits)  # INS/OUTS: Handler.string_io in Python
         size = (io.access_info & HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK) >> \
             HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
         mask = (1ULL << (8 * size)) - 1

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mshv.intercepts import IoPortIntercept
     from mshv.runloop import RunLoop
+    from mshv.vp import Vp
 
 __all__ = [
     "MAX_PORT", "UNHANDLED", "Handler", "IoFn", "IoHandler", "MmioBytes", "MmioFn", "MmioHandler",
@@ -69,6 +71,25 @@ class Handler:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} exits={self.exits}>"
 
+    def string_io(self, vp: Vp, intercept: IoPortIntercept) -> bool:
+        """Complete an INS/OUTS on this handler's port over guest memory (the loops' Python
+        fallback, :func:`mshv.stringio.complete_string_io`); False leaves it unhandled."""
+        try:
+            vp.complete_string_io(intercept, read_port=self._port_read, write_port=self._port_write)
+        except _Declined:
+            return False
+        return True
+
+    def _port_read(self, port: int, size: int) -> int:
+        raise _Declined
+
+    def _port_write(self, port: int, size: int, value: int) -> None:
+        raise _Declined
+
+
+class _Declined(Exception):
+    """A port callback returned UNHANDLED during an INS/OUTS (no register was changed)."""
+
 
 class PortBuffer(Handler):
     """Ports backed by bytes: OUT appends to :attr:`output`, IN reads the input queue (0s when empty)."""
@@ -96,6 +117,12 @@ class PortBuffer(Handler):
         """Bytes queued and not yet read by the guest."""
         return int(self._loop._engine.pending(self._slot))
 
+    def _port_read(self, port: int, size: int) -> int:
+        return int.from_bytes(self._loop._engine.take(self._slot, size).ljust(size, b"\0"), "little")
+
+    def _port_write(self, port: int, size: int, value: int) -> None:
+        self._output.extend(value.to_bytes(size, "little"))
+
 
 class PortCounter(Handler):
     """A port that counts accesses: OUT is discarded, IN reads 0."""
@@ -108,8 +135,14 @@ class PortCounter(Handler):
 
     @property
     def count(self) -> int:
-        """Accesses so far."""
+        """Accesses so far (an INS/OUTS counts once, whatever its RCX)."""
         return self.exits
+
+    def _port_read(self, port: int, size: int) -> int:
+        return 0
+
+    def _port_write(self, port: int, size: int, value: int) -> None:
+        pass
 
 
 class MmioBytes(Handler):
@@ -140,6 +173,16 @@ class IoHandler(Handler):
         super().__init__(loop, slot, name, ports=(port, port))
         self.port = port
         self.fn = fn
+
+    def _port_read(self, port: int, size: int) -> int:
+        value = self.fn(port, size, None)
+        if value is UNHANDLED:
+            raise _Declined
+        return int(value or 0)
+
+    def _port_write(self, port: int, size: int, value: int) -> None:
+        if self.fn(port, size, value) is UNHANDLED:
+            raise _Declined
 
 
 class MmioHandler(Handler):

@@ -229,7 +229,7 @@ class RunLoop:
 
         For OUT, ``value`` is the value written; for IN it is None and ``fn`` returns
         the value read (None reads as 0). Returning :data:`UNHANDLED` leaves the exit
-        to the caller: ``run()`` returns "unhandled". INS/OUTS always return "unhandled".
+        to the caller: ``run()`` returns "unhandled". INS/OUTS call ``fn`` per element.
         """
         port = check_int(port, "port", 0, MAX_PORT)
         if not callable(fn):
@@ -336,6 +336,8 @@ class RunLoop:
         """Serve one exit in Python for handler ``slot``; False leaves it unhandled."""
         handler = self._handlers[slot]
         intercept = decode(raw)
+        if isinstance(intercept, IoPortIntercept) and intercept.string:
+            return handler.string_io(self.vp, intercept)
         if isinstance(intercept, IoPortIntercept) and isinstance(handler, IoHandler):
             return self._python_io(handler, intercept)
         if not isinstance(intercept, MemoryIntercept):

@@ -335,3 +335,57 @@ def test_docstring_examples_run(name: str, backend_ready: None) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_string_io_on_registered_ports_is_completed_over_guest_memory(native: bool) -> None:
+    asm = """
+        mov $msg, %si
+        mov $5, %cx
+        mov $0xe9, %dx
+        rep outsb                     # port_buffer: the console gets the string
+        mov $0x3000, %di
+        mov $4, %cx
+        rep insb                      # port_buffer: the fed bytes land at 0x3000
+        mov 0x3000, %eax
+        out %eax, $0xe9               # the guest echoes them
+        mov $0x80, %dx
+        mov $3, %cx
+        rep outsw                     # on_io: one call per element
+        insw                          # on_io without REP: one element
+        mov 0x3004, %ax
+        out %ax, $0xe9
+        movw $0xffff, 0x3010
+        mov $0x3010, %di
+        mov $0x81, %dx
+        mov $2, %cx
+        rep insb                      # port_counter: reads 0s, counts one exit
+        mov 0x3010, %ax
+        out %ax, $0xe9
+        mov $0x70, %dx
+        outsb                         # no handler: "unhandled"
+        hlt
+    msg: .ascii "hello, string io"
+    """
+    seen: list[tuple[int, int, int | None]] = []
+
+    def io(port: int, size: int, value: int | None) -> int | None:
+        seen.append((port, size, value))
+        return 0xBEEF if value is None else None
+
+    with real_mode(asm, native) as (vp, loop):
+        console = loop.port_buffer(0xE9, data=b"echo")
+        loop.on_io(0x80, io)
+        counter = loop.port_counter(0x81)
+        result = loop.run()
+        assert result.reason == "unhandled" and isinstance(result.intercept, IoPortIntercept)
+        assert (result.intercept.port, result.intercept.string) == (0x70, True)
+        assert bytes(console.output) == b"hello" + b"echo" + b"\xef\xbe" + b"\0\0"
+        assert console.pending == 0 and console.exits == 5
+        assert seen == [(0x80, 2, 0x202C), (0x80, 2, 0x7473), (0x80, 2, 0x6972), (0x80, 2, None)]  # ", stri"
+        assert counter.count == 1
+        assert vp.reg_read("rsi") == 0x1000 + assemble(asm).index(b"hello") + 11
+        vp.complete_string_io(
+            result.intercept, write_port=lambda port, size, value: seen.append((port, size, value))
+        )
+        assert seen[-1] == (0x70, 1, ord("n"))
+        assert loop.run().reason == "halt"

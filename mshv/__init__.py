@@ -32,6 +32,7 @@ from mshv.registers import HvRegister, Segment, Table
 from mshv.regpage import RegisterPage
 from mshv.runloop import RunLoop, RunResult
 from mshv.state import LapicState, SyntheticTimer
+from mshv.stringio import GuestAccessError
 from mshv.translate import GvaTranslation, TranslateFlag, TranslateResult
 from mshv.vp import Vp
 
@@ -81,5 +82,6 @@ __all__ = [
     "RunLoop",
     "RunResult",
     "RegisterPage",
+    "GuestAccessError",
 ]
 __version__ = "0.1.0.dev0"

@@ -33,6 +33,7 @@ from mshv._linear import (
 from mshv.intercepts import IoPortIntercept
 
 if TYPE_CHECKING:
+    from mshv.partition import MemoryRegion
     from mshv.vp import Vp
 
 __all__ = ["GuestAccessError", "ReadPort", "WritePort", "complete_string_io"]
@@ -56,6 +57,22 @@ def _shape(intercept: IoPortIntercept) -> tuple[int, str, int]:
             f"the intercepted instruction {instr} ({intercept.instruction_bytes.hex()}) is not INS/OUTS"
         )
     return address_bits(instr), segment_name(instr), instr.len
+
+
+def _elements(
+    memory: LinearMemory, base: int, index: int, count: int, size: int, step: int, mask: int, write: bool
+) -> tuple[list[int], list[list[tuple[MemoryRegion, int, int]]]]:
+    """Where the elements live: each one's offset in the bytes of the returned places, in the
+    guest's order. Elements that do not wrap around the address size are one block (a
+    translation per page); otherwise each element is its own place.
+    """
+    low = index if step > 0 else index - (count - 1) * size
+    if low >= 0 and low + count * size - 1 <= mask:
+        forward = range(0, count * size, size)
+        offsets = list(forward) if step > 0 else list(reversed(forward))
+        return offsets, [memory.ram(base + low, count * size, write)] if count else []
+    places = [memory.ram(base + ((index + i * step) & mask), size, write) for i in range(count)]
+    return [i * size for i in range(count)], places
 
 
 def complete_string_io(
@@ -102,16 +119,21 @@ def complete_string_io(
         base, index = memory.segment_base(segment, given), intercept.rsi
     else:
         base, index = memory.segment_base("es", intercept.es), intercept.rdi
-    places = [memory.ram(base + ((index + i * step) & mask), size, not out) for i in range(count)]
+    offsets, places = _elements(memory, base, index & mask, count, size, step, mask, not out)
     if out:
         assert write_port is not None
-        for data in [read_pieces(pieces) for pieces in places]:
-            write_port(port, size, int.from_bytes(data, "little"))
+        data = b"".join(read_pieces(pieces) for pieces in places)
+        for offset in offsets:
+            write_port(port, size, int.from_bytes(data[offset : offset + size], "little"))
     else:
         assert read_port is not None
-        values = [int(read_port(port, size)) & ((1 << (8 * size)) - 1) for _ in places]
-        for pieces, value in zip(places, values, strict=True):
-            write_pieces(pieces, value.to_bytes(size, "little"))
+        buffer = bytearray(count * size)
+        for offset in offsets:
+            value = int(read_port(port, size)) & ((1 << (8 * size)) - 1)
+            buffer[offset : offset + size] = value.to_bytes(size, "little")
+        for pieces in places:
+            write_pieces(pieces, bytes(buffer[: sum(n for _, _, n in pieces)]))
+            del buffer[: sum(n for _, _, n in pieces)]
     next_rip = (intercept.header.rip + length) & ((1 << code_bits(intercept.header)) - 1)
     regs: dict[str | int, int] = {"rip": next_rip}
     regs["rsi" if out else "rdi"] = advance(index, count * step, bits)

@@ -19,11 +19,18 @@ from mshv.intercepts import (
     HvMessageType,
     Intercept,
     InterceptHeader,
+    InterruptionDeliverable,
+    InvalidVpRegisterValue,
     IoPortIntercept,
     MemoryIntercept,
     MsrIntercept,
+    OpaqueIntercept,
+    SintDeliverable,
+    SipiIntercept,
+    TimerExpired,
     UnknownIntercept,
     UnrecoverableException,
+    UnsupportedFeature,
 )
 from mshv.interrupts import EventFd, InterruptType, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import GuestMemory
@@ -83,5 +90,12 @@ __all__ = [
     "RunResult",
     "RegisterPage",
     "GuestAccessError",
+    "InterruptionDeliverable",
+    "InvalidVpRegisterValue",
+    "OpaqueIntercept",
+    "SintDeliverable",
+    "SipiIntercept",
+    "TimerExpired",
+    "UnsupportedFeature",
 ]
 __version__ = "0.1.0.dev0"

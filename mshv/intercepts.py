@@ -24,11 +24,18 @@ __all__ = [
     "HvMessageType",
     "Intercept",
     "InterceptHeader",
+    "InterruptionDeliverable",
+    "InvalidVpRegisterValue",
     "IoPortIntercept",
     "MemoryIntercept",
     "MsrIntercept",
+    "OpaqueIntercept",
+    "SintDeliverable",
+    "SipiIntercept",
+    "TimerExpired",
     "UnknownIntercept",
     "UnrecoverableException",
+    "UnsupportedFeature",
     "decode",
 ]
 
@@ -200,6 +207,60 @@ class ExceptionIntercept(X64Intercept):
 
 
 @dataclass(frozen=True)
+class SipiIntercept(X64Intercept):
+    """A startup IPI sent by the guest: HVMSG_X64_SIPI_INTERCEPT."""
+
+    target_vp_index: int
+    vector: int
+
+
+@dataclass(frozen=True)
+class InterruptionDeliverable(X64Intercept):
+    """The VP can now take the pending interruption asked for (DELIVERABILITY_NOTIFICATIONS)."""
+
+    deliverable_type: int  # interrupt, NMI or exception (the hv_x64_pending_interruption types)
+
+
+@dataclass(frozen=True)
+class SintDeliverable(X64Intercept):
+    """Synthetic interrupt sources that became deliverable: HVMSG_SYNIC_SINT_DELIVERABLE."""
+
+    deliverable_sints: int  # bit n = SINTn
+
+
+@dataclass(frozen=True)
+class TimerExpired(Intercept):
+    """A synthetic timer expired: HVMSG_TIMER_EXPIRED."""
+
+    timer_index: int
+    expiration_time: int
+    delivery_time: int
+
+
+@dataclass(frozen=True)
+class InvalidVpRegisterValue(Intercept):
+    """The VP's registers cannot be run (e.g. inconsistent control registers)."""
+
+    vp_index: int
+
+
+@dataclass(frozen=True)
+class UnsupportedFeature(Intercept):
+    """The guest used a feature the hypervisor does not support for it."""
+
+    vp_index: int
+    feature_code: int  # HV_UNSUPPORTED_FEATURE_*
+    feature_parameter: int
+
+
+@dataclass(frozen=True)
+class OpaqueIntercept(Intercept):
+    """An intercept whose details are not visible to the root (isolated partitions)."""
+
+    vp_index: int
+
+
+@dataclass(frozen=True)
 class ApicEoi(Intercept):
     """An EOI of a level-triggered interrupt: HVMSG_X64_APIC_EOI."""
 
@@ -291,14 +352,59 @@ def _eoi(mtype: Any, raw: bytes, msg: Any) -> ApicEoi:
     return ApicEoi(mtype, raw, int(p.vp_index), int(p.interrupt_vector))
 
 
+def _sipi(mtype: Any, raw: bytes, msg: Any) -> SipiIntercept:
+    p = _payload(msg, "struct hv_x64_sipi_intercept_message")
+    return SipiIntercept(
+        mtype, raw, InterceptHeader._from(p.header), int(p.target_vp_index), int(p.interrupt_vector)
+    )
+
+
+def _deliverable(mtype: Any, raw: bytes, msg: Any) -> InterruptionDeliverable:
+    p = _payload(msg, "struct hv_x64_interruption_deliverable_message")
+    return InterruptionDeliverable(mtype, raw, InterceptHeader._from(p.header), int(p.deliverable_type))
+
+
+def _sint_deliverable(mtype: Any, raw: bytes, msg: Any) -> SintDeliverable:
+    p = _payload(msg, "struct hv_x64_sint_deliverable_message")
+    return SintDeliverable(mtype, raw, InterceptHeader._from(p.header), int(p.deliverable_sints))
+
+
+def _timer(mtype: Any, raw: bytes, msg: Any) -> TimerExpired:
+    p = _payload(msg, "struct hv_timer_message_payload")
+    return TimerExpired(mtype, raw, int(p.timer_index), int(p.expiration_time), int(p.delivery_time))
+
+
+def _invalid_register(mtype: Any, raw: bytes, msg: Any) -> InvalidVpRegisterValue:
+    p = _payload(msg, "struct hv_x64_invalid_vp_register_message")
+    return InvalidVpRegisterValue(mtype, raw, int(p.vp_index))
+
+
+def _unsupported(mtype: Any, raw: bytes, msg: Any) -> UnsupportedFeature:
+    p = _payload(msg, "struct hv_x64_unsupported_feature_message")
+    return UnsupportedFeature(mtype, raw, int(p.vp_index), int(p.feature_code), int(p.feature_parameter))
+
+
+def _opaque(mtype: Any, raw: bytes, msg: Any) -> OpaqueIntercept:
+    p = _payload(msg, "struct hv_opaque_intercept_message")
+    return OpaqueIntercept(mtype, raw, int(p.vp_index))
+
+
 _DECODERS: dict[int, Any] = {
     lib.HVMSG_X64_IO_PORT_INTERCEPT: _io,
     lib.HVMSG_UNMAPPED_GPA: _memory,
     lib.HVMSG_GPA_INTERCEPT: _memory,
+    lib.HVMSG_UNACCEPTED_GPA: _memory,
     lib.HVMSG_X64_HALT: _header_only(HaltIntercept),
     lib.HVMSG_UNRECOVERABLE_EXCEPTION: _header_only(UnrecoverableException),
     lib.HVMSG_X64_MSR_INTERCEPT: _msr,
     lib.HVMSG_X64_CPUID_INTERCEPT: _cpuid,
     lib.HVMSG_X64_EXCEPTION_INTERCEPT: _exception,
     lib.HVMSG_X64_APIC_EOI: _eoi,
+    lib.HVMSG_X64_SIPI_INTERCEPT: _sipi,
+    lib.HVMSG_X64_INTERRUPTION_DELIVERABLE: _deliverable,
+    lib.HVMSG_SYNIC_SINT_DELIVERABLE: _sint_deliverable,
+    lib.HVMSG_TIMER_EXPIRED: _timer,
+    lib.HVMSG_INVALID_VP_REGISTER_VALUE: _invalid_register,
+    lib.HVMSG_UNSUPPORTED_FEATURE: _unsupported,
+    lib.HVMSG_OPAQUE_INTERCEPT: _opaque,
 }

@@ -1,0 +1,153 @@
+"""mshv/intercepts.py: every message type decodes to its typed object; unknown types stay raw.
+
+The messages are built here field by field (the layouts come from the compiled
+ABI), so each decoder is checked against values it could not have guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mshv import (
+    HvMessageType,
+    InterruptionDeliverable,
+    InvalidVpRegisterValue,
+    IoPortIntercept,
+    MemoryIntercept,
+    OpaqueIntercept,
+    SintDeliverable,
+    SipiIntercept,
+    TimerExpired,
+    UnknownIntercept,
+    UnsupportedFeature,
+)
+from mshv._abi import ffi, lib
+from mshv.intercepts import decode
+
+
+def _message(mtype: int, payload_type: str) -> tuple[Any, Any]:
+    msg = ffi.new("struct hv_message *")
+    msg.header.message_type = mtype
+    msg.header.payload_size = ffi.sizeof(payload_type)
+    return msg, ffi.cast(f"{payload_type} *", msg.payload)
+
+
+def _fill_header(h: Any) -> None:
+    h.vp_index = 3
+    h.instruction_length_cr8 = 2 | (5 << lib.HV_X64_INTERCEPT_CR8_SHIFT)
+    h.intercept_access_type = lib.HV_INTERCEPT_ACCESS_WRITE
+    h.execution_state = lib.HV_X64_EXECUTION_STATE_CR0_PE | 3
+    h.cs_segment.selector = 0x1B
+    h.rip = 0x401000
+    h.rflags = 0x202
+
+
+def _raw(msg: Any) -> bytes:
+    return bytes(ffi.buffer(msg))
+
+
+def test_io_port_intercept_fields() -> None:
+    msg, p = _message(lib.HVMSG_X64_IO_PORT_INTERCEPT, "struct hv_x64_io_port_intercept_message")
+    _fill_header(p.header)
+    p.port_number = 0x3F8
+    p.access_info = 2 | lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP | lib.HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX
+    p.rax, p.rcx, p.rsi, p.rdi = 0x1234_5678, 9, 0x2000, 0x3000
+    p.instruction_byte_count = 2
+    p.instruction_bytes[0:2] = [0xF3, 0x6F]
+    io = decode(_raw(msg))
+    assert isinstance(io, IoPortIntercept)
+    assert (io.port, io.size, io.string, io.rep, io.is_write) == (0x3F8, 2, True, True, True)
+    assert (io.value, io.rcx, io.rsi, io.rdi, io.instruction_bytes) == (
+        0x5678,
+        9,
+        0x2000,
+        0x3000,
+        b"\xf3\x6f",
+    )
+    h = io.header
+    assert (h.vp_index, h.instruction_length, h.cr8, h.cpl, h.mode) == (3, 2, 5, 3, "protected")
+    assert (h.rip, h.next_rip, h.cs.selector, h.rflags) == (0x401000, 0x401002, 0x1B, 0x202)
+    assert io.completion_rax(0xABCD) == 0x1234_ABCD
+
+
+@pytest.mark.parametrize("mtype", ["UNMAPPED_GPA", "GPA_INTERCEPT", "UNACCEPTED_GPA"])
+def test_memory_intercepts(mtype: str) -> None:
+    msg, p = _message(getattr(lib, f"HVMSG_{mtype}"), "struct hv_x64_memory_intercept_message")
+    _fill_header(p.header)
+    p.guest_physical_address, p.guest_virtual_address = 0xFEE0_0000, 0x7000
+    p.memory_access_info = lib.HV_X64_MEMORY_ACCESS_INFO_GVA_VALID
+    m = decode(_raw(msg))
+    assert isinstance(m, MemoryIntercept) and m.message_type == HvMessageType[mtype]
+    assert (m.gpa, m.gva, m.gva_valid, m.is_write) == (0xFEE0_0000, 0x7000, True, True)
+
+
+def test_sipi_deliverable_and_sint_messages() -> None:
+    msg, p = _message(lib.HVMSG_X64_SIPI_INTERCEPT, "struct hv_x64_sipi_intercept_message")
+    _fill_header(p.header)
+    p.target_vp_index, p.interrupt_vector = 2, 0x9A
+    sipi = decode(_raw(msg))
+    assert isinstance(sipi, SipiIntercept) and (sipi.target_vp_index, sipi.vector, sipi.rip) == (
+        2,
+        0x9A,
+        0x401000,
+    )
+
+    msg, p = _message(
+        lib.HVMSG_X64_INTERRUPTION_DELIVERABLE, "struct hv_x64_interruption_deliverable_message"
+    )
+    _fill_header(p.header)
+    p.deliverable_type = 2
+    deliverable = decode(_raw(msg))
+    assert isinstance(deliverable, InterruptionDeliverable) and deliverable.deliverable_type == 2
+
+    msg, p = _message(lib.HVMSG_SYNIC_SINT_DELIVERABLE, "struct hv_x64_sint_deliverable_message")
+    _fill_header(p.header)
+    p.deliverable_sints = 0b1000_0001
+    sint = decode(_raw(msg))
+    assert isinstance(sint, SintDeliverable) and sint.deliverable_sints == 0x81
+
+
+def test_messages_without_an_intercept_header() -> None:
+    msg, p = _message(lib.HVMSG_TIMER_EXPIRED, "struct hv_timer_message_payload")
+    p.timer_index, p.expiration_time, p.delivery_time = 1, 1000, 1005
+    timer = decode(_raw(msg))
+    assert isinstance(timer, TimerExpired) and (
+        timer.timer_index,
+        timer.expiration_time,
+        timer.delivery_time,
+    ) == (
+        1,
+        1000,
+        1005,
+    )
+    msg, p = _message(lib.HVMSG_INVALID_VP_REGISTER_VALUE, "struct hv_x64_invalid_vp_register_message")
+    p.vp_index = 7
+    assert decode(_raw(msg)) == InvalidVpRegisterValue(HvMessageType.INVALID_VP_REGISTER_VALUE, _raw(msg), 7)
+    msg, p = _message(lib.HVMSG_UNSUPPORTED_FEATURE, "struct hv_x64_unsupported_feature_message")
+    p.vp_index, p.feature_code, p.feature_parameter = 1, lib.HV_UNSUPPORTED_FEATURE_TASK_SWITCH_TSS, 0x28
+    feature = decode(_raw(msg))
+    assert isinstance(feature, UnsupportedFeature) and (feature.feature_code, feature.feature_parameter) == (
+        lib.HV_UNSUPPORTED_FEATURE_TASK_SWITCH_TSS,
+        0x28,
+    )
+    msg, p = _message(lib.HVMSG_OPAQUE_INTERCEPT, "struct hv_opaque_intercept_message")
+    p.vp_index = 4
+    opaque = decode(_raw(msg))
+    assert isinstance(opaque, OpaqueIntercept) and opaque.vp_index == 4
+
+
+def test_unknown_types_stay_raw() -> None:
+    msg = ffi.new("struct hv_message *")
+    msg.header.message_type = 0x8FFF_0001
+    msg.payload[0] = 0x1122
+    unknown = decode(_raw(msg))
+    assert isinstance(unknown, UnknownIntercept)
+    assert int(unknown.message_type) == 0x8FFF_0001 and unknown.message_type.name == "UNKNOWN_0x8fff0001"
+    assert unknown.raw[16:18] == b"\x22\x11"
+
+
+def test_a_message_must_be_256_bytes() -> None:
+    with pytest.raises(ValueError):
+        decode(b"\0" * 255)

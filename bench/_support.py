@@ -25,8 +25,18 @@ from mshv.testing import assemble, long_mode_registers
 
 BENCH_DIR = Path(__file__).resolve().parent
 C_DIR = BENCH_DIR / "c"
-ROOT = BENCH_DIR.parent
-INCLUDE_DIRS = [ROOT / "ioctl_defs" / "include" / "bundled", ROOT / "ioctl_defs" / "include"]
+
+def _include_root() -> Path:
+    """ioctl_defs/include of a checkout, else the copy installed as mshv/include."""
+    checkout = BENCH_DIR.parent / "ioctl_defs" / "include"
+    if (checkout / "mshv_hvdefs.h").is_file():
+        return checkout
+    import mshv
+
+    return Path(mshv.__file__).resolve().parent / "include"
+
+
+INCLUDE_DIRS = [_include_root() / "bundled", _include_root()]
 
 QUICK = os.environ.get("MSHV_BENCH_QUICK", "") == "1"
 

@@ -7,9 +7,10 @@ merges pytest-benchmark's JSON with the C results into one report, prints a
 table (backend, kernel, CPU, each case's median and ratio to C), writes the
 report as JSON and draws a PNG (see :mod:`mshv._bench_plot`).
 
-The suites and C sources live in the source tree, not in the installed
-package: the tree is found through $MSHV_BENCH_DIR, next to this package
-(an in-place build), or in the current directory or its parents.
+The suites and C sources live in bench/ of the source tree and are installed
+with the package as ``mshv/bench_suite`` (with the headers as ``mshv/include``).
+$MSHV_BENCH_DIR, an in-place build's bench/, or a checkout around the current
+directory take precedence over the installed copy.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ def find_bench_dir() -> Path:
     candidates.append(Path(__file__).resolve().parent.parent / "bench")
     cwd = Path.cwd().resolve()
     candidates += [d / "bench" for d in (cwd, *cwd.parents)] + [cwd]
+    candidates.append(Path(__file__).resolve().parent / "bench_suite")
     for path in candidates:
         if (path / "bench_exits.py").is_file() and (path / "c" / "mshv_client.c").is_file():
             return path
     raise FileNotFoundError(
-        "mshv bench runs the suites of a python-mshv source tree (bench/ and ioctl_defs/include/): "
-        "run it inside a checkout or set MSHV_BENCH_DIR=<checkout>/bench"
+        "mshv bench found no benchmark suites: the installed mshv/bench_suite is missing "
+        "(reinstall python-mshv) and no checkout's bench/ was found; set MSHV_BENCH_DIR=<checkout>/bench"
     )
 
 

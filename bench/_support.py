@@ -26,6 +26,7 @@ from mshv.testing import assemble, long_mode_registers
 BENCH_DIR = Path(__file__).resolve().parent
 C_DIR = BENCH_DIR / "c"
 
+
 def _include_root() -> Path:
     """ioctl_defs/include of a checkout, else the copy installed as mshv/include."""
     checkout = BENCH_DIR.parent / "ioctl_defs" / "include"
@@ -84,16 +85,20 @@ def guest_image(kind: str) -> Path:
     return path
 
 
-def compile_c(name: str) -> Path:
-    """gcc bench/c/<name>.c into the cache; the key covers the sources and headers."""
+def compile_c(name: str, *, shared: bool = False) -> Path:
+    """gcc bench/c/<name>.c (an executable, or a shared library) into the cache.
+
+    The cache key covers the sources and headers.
+    """
     sources = [C_DIR / f"{name}.c", C_DIR / "bench_common.h"]
     sources += sorted(p for d in INCLUDE_DIRS for p in d.rglob("*.h"))
     digest = hashlib.sha256()
     for path in sources:
         digest.update(path.read_bytes())
-    exe = cache_dir() / f"{name}-{digest.hexdigest()[:16]}"
+    exe = cache_dir() / f"{name}-{digest.hexdigest()[:16]}{'.so' if shared else ''}"
     if not exe.exists():
         cmd = [os.environ.get("CC", "gcc"), "-O2", "-Wall", "-Wextra", "-Werror"]
+        cmd += ["-shared", "-fPIC"] if shared else []
         cmd += [f"-I{d}" for d in INCLUDE_DIRS] + ["-o", f"{exe}.tmp", str(sources[0])]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -141,6 +146,40 @@ class CBaselines:
 
     def to_json(self) -> dict[str, Any]:
         return {"results": {k: vars(v) for k, v in self.results.items()}, "notes": self.notes}
+
+
+class InProcessC:
+    """The C map+unmap timer (bench/c/map_inproc.c) loaded into this process.
+
+    It calls MSHV_SET_GUEST_MEMORY through mshv._abi's kernel table, so the C
+    and Python sides use the same backend in the same process and time window.
+    """
+
+    def __init__(self) -> None:
+        from cffi import FFI
+
+        from mshv._abi import lib
+
+        self._ffi = FFI()
+        self._ffi.cdef(
+            "long long bench_map_unmap_ns(void *table, int pt_fd, unsigned long long uaddr,"
+            " unsigned long long size, unsigned long long gpa);"
+        )
+        self._lib = self._ffi.dlopen(str(compile_c("map_inproc", shared=True)))
+        self._table = self._ffi.cast("void *", int(_abi_ffi().cast("uintptr_t", lib.mshv_kernel_table())))
+
+    def map_unmap_ns(self, pt_fd: int, uaddr: int, size: int, gpa: int) -> int:
+        """ns for one map + unmap, timed in C."""
+        ns = int(self._lib.bench_map_unmap_ns(self._table, pt_fd, uaddr, size, gpa))
+        if ns < 0:
+            raise OSError(-ns, f"C map/unmap of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
+        return ns
+
+
+def _abi_ffi() -> Any:
+    from mshv._abi import ffi
+
+    return ffi
 
 
 def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: int,

@@ -24,12 +24,18 @@ from mshv.vp import Vp
 __all__ = ["HvPartitionProperty", "MemoryRegion", "Partition"]
 
 HvPartitionProperty: Any = build_enum("HvPartitionProperty", lib, "HV_PARTITION_PROPERTY_")
+_WRITABLE = 1 << lib.MSHV_SET_MEM_BIT_WRITABLE
+_EXECUTABLE = 1 << lib.MSHV_SET_MEM_BIT_EXECUTABLE
+_UNMAP = 1 << lib.MSHV_SET_MEM_BIT_UNMAP
 _MAX_VPS = 256  # MSHV_MAX_VPS (drivers/hv/mshv_root.h); not part of the uapi header
 
 
-@dataclass(frozen=True, eq=False)  # a region is one mapping: identity, not value
+@dataclass(frozen=True, eq=False, slots=True)  # a region is one mapping: identity, not value
 class MemoryRegion:
-    """One guest memory mapping: ``size`` bytes of ``memory`` at ``offset`` shown at ``gpa``."""
+    """One guest memory mapping: ``size`` bytes of ``memory`` at ``offset`` shown at ``gpa``.
+
+    ``hva`` is the host virtual address of its first byte.
+    """
 
     memory: GuestMemory
     gpa: int
@@ -37,11 +43,7 @@ class MemoryRegion:
     offset: int
     writable: bool
     executable: bool
-
-    @property
-    def hva(self) -> int:
-        """Host virtual address of the region's first byte."""
-        return self.memory.address + self.offset
+    hva: int
 
     def __repr__(self) -> str:
         perms = "r" + ("w" if self.writable else "-") + ("x" if self.executable else "-")
@@ -138,13 +140,15 @@ class Partition(FdOwner):
         for other in self._regions:
             if gpa < other.gpa + other.size and other.gpa < gpa + size:
                 raise ValueError(f"gpa range {gpa:#x}+{size:#x} overlaps {other!r}")
+        hva = memory.address + offset
         memory._acquire()
         try:
-            self._set_memory(memory.address + offset, gpa, size, writable, executable, unmap=False)
+            flags = (_WRITABLE if writable else 0) | (_EXECUTABLE if executable else 0)
+            self._set_memory(hva, gpa, size, flags)
         except BaseException:
             memory._release()
             raise
-        region = MemoryRegion(memory, gpa, size, offset, writable, executable)
+        region = MemoryRegion(memory, gpa, size, offset, writable, executable, hva)
         self._regions.append(region)
         return region
 
@@ -152,25 +156,19 @@ class Partition(FdOwner):
         """Unmap a region made by :meth:`map_memory` (MSHV_SET_GUEST_MEMORY with UNMAP)."""
         if region not in self._regions:
             raise ValueError(f"{region!r} is not mapped in this partition")
-        self._set_memory(region.hva, region.gpa, region.size, False, False, unmap=True)
+        self._set_memory(region.hva, region.gpa, region.size, _UNMAP)
         self._regions.remove(region)
         region.memory._release()
 
-    def _set_memory(
-        self, hva: int, gpa: int, size: int, writable: bool, executable: bool, unmap: bool
-    ) -> None:
-        flags = (
-            (writable << lib.MSHV_SET_MEM_BIT_WRITABLE)
-            | (executable << lib.MSHV_SET_MEM_BIT_EXECUTABLE)
-            | (unmap << lib.MSHV_SET_MEM_BIT_UNMAP)
-        )
+    def _set_memory(self, hva: int, gpa: int, size: int, flags: int) -> None:
+        """MSHV_SET_GUEST_MEMORY with ``flags`` (1 << MSHV_SET_MEM_BIT_*)."""
         _kernel.set_guest_memory(
             self._live(),
             size,
             gpa // PAGE_SIZE,
             hva,
             flags,
-            lambda: f"{'unmap' if unmap else 'map'} gpa={gpa:#x} size={size:#x}",
+            lambda: f"{'unmap' if flags & _UNMAP else 'map'} gpa={gpa:#x} size={size:#x}",
         )
 
     # -- hypercalls -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ import errno
 import pytest
 
 from mshv import GuestMemory, MshvError, Partition
+from mshv._abi import lib
 
 
 def test_read_write_and_buffer() -> None:
@@ -94,5 +95,5 @@ def test_kernel_rejection_is_a_typed_error(partition: Partition) -> None:
             partition.unmap_memory(region)  # not mapped any more: caught before the kernel
         # ask the kernel directly for an unmap of something never mapped: ENOENT (≥6.19)
         with pytest.raises(MshvError) as info:
-            partition._set_memory(mem.address, 0x500000, 0x1000, False, False, unmap=True)
+            partition._set_memory(mem.address, 0x500000, 0x1000, 1 << lib.MSHV_SET_MEM_BIT_UNMAP)
         assert info.value.errno == errno.ENOENT

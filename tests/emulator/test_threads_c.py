@@ -52,8 +52,9 @@ def client(tmp_path_factory: pytest.TempPathFactory, emu_lib: str) -> tuple[str,
 
 def run_case(client: tuple[str, str], env: dict[str, str], *args: str) -> dict[str, str]:
     exe, image = client
-    proc = subprocess.run([exe, args[0], image, *args[1:]], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [exe, args[0], image, *args[1:]], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
 

@@ -27,14 +27,18 @@ from mshv.vp import Vp
 
 __all__ = [
     "CODE_GPA",
+    "PAGED_CODE_GPA",
     "assemble",
+    "entry_gpa",
+    "start_vp",
     "long_mode_registers",
     "partition_with_one_vp",
     "protected_mode_registers",
     "real_mode_registers",
 ]
 
-CODE_GPA = 0x1000
+CODE_GPA = 0x1000  # real mode code: below 64 KiB, so CS base 0 reaches it
+PAGED_CODE_GPA = 0x10000  # protected/long mode code: above the GDT (0x500) and page tables (0x2000)
 _MODES = {"real": ".code16", "protected": ".code32", "long": ".code64"}
 
 
@@ -126,28 +130,51 @@ def protected_mode_registers(
     }  # fmt: skip
 
 
+def entry_gpa(mode: str) -> int:
+    """Where :func:`start_vp` puts a guest's code in ``mode`` (link it there with ``assemble``)."""
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {sorted(_MODES)}, got {mode!r}")
+    return CODE_GPA if mode == "real" else PAGED_CODE_GPA
+
+
+def start_vp(partition: Partition, memory: GuestMemory, code: bytes, *, mode: str, index: int = 0) -> Vp:
+    """Copy ``code`` to :func:`entry_gpa` in ``memory`` (mapped at GPA 0), create VP ``index``
+    and set it up to run the code in ``mode``: flat segments, and for "protected" a GDT at 0x500,
+    for "long" identity-mapped page tables at 0x2000 (memory must cover 0x10000 + the code).
+    """
+    entry = entry_gpa(mode)
+    memory.write(entry, code)
+    vp = partition.create_vp(index)
+    if mode == "real":
+        regs = real_mode_registers(rip=entry)
+    elif mode == "protected":
+        regs = protected_mode_registers(memory, entry)
+    else:
+        regs = long_mode_registers(memory, entry)
+    vp.set_registers(regs)  # type: ignore[arg-type]
+    return vp
+
+
 @contextlib.contextmanager
 def partition_with_one_vp(
     code: bytes,
     *,
     mode: str = "real",
-    memory_size: int = 0x10000,
+    memory_size: int | None = None,
     lapic: bool = False,
 ) -> Iterator[tuple[Partition, Vp, GuestMemory]]:
-    """A partition with ``memory_size`` bytes at GPA 0, ``code`` at CODE_GPA and VP 0 ready to run it.
+    """A partition with memory at GPA 0 and VP 0 ready to run ``code`` in ``mode``.
 
-    Only "real" mode is set up here; other modes set their own registers
-    (page tables, GDT) after entering.
+    ``code`` must be linked at :func:`entry_gpa` (``assemble(..., mode=mode, base=entry_gpa(mode))``;
+    ``assemble``'s default base is right for real mode). The memory is 64 KiB in real mode and
+    256 KiB otherwise unless ``memory_size`` says.
     """
-    if mode != "real":
-        raise ValueError("partition_with_one_vp sets up real mode only; set other modes' registers yourself")
-    with Mshv() as hv, GuestMemory(memory_size) as mem:
+    size = memory_size or (0x10000 if mode == "real" else 0x40000)
+    with Mshv() as hv, GuestMemory(size) as mem:
         pt = hv.create_partition(lapic=lapic)
         try:
-            mem.write(CODE_GPA, code)
             pt.map_memory(mem, 0)
-            vp = pt.create_vp(0)
-            vp.set_registers(real_mode_registers())  # type: ignore[arg-type]
+            vp = start_vp(pt, mem, code, mode=mode)
             yield pt, vp, mem
         finally:
             pt.close()

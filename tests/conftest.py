@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mshv import Mshv, Partition
+from mshv import GuestMemory, Mshv, Partition
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +30,12 @@ def hv(backend_ready: None) -> Iterator[Mshv]:
 def partition(hv: Mshv) -> Iterator[Partition]:
     with hv.create_partition(lapic=False) as pt:
         yield pt
+
+
+@pytest.fixture
+def memory(partition: Partition) -> Iterator[GuestMemory]:
+    """256 KiB of guest memory mapped at GPA 0 of ``partition`` (room for mshv.testing.start_vp)."""
+    with GuestMemory(0x40000) as mem:
+        partition.map_memory(mem, 0)
+        yield mem
+        partition.close()

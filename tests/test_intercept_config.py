@@ -10,7 +10,6 @@ are accepted for #DB and #BP only.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,9 +29,9 @@ from mshv import (
 )
 from mshv._abi import lib
 from mshv.intercept_config import get_cpuid
-from mshv.testing import assemble, long_mode_registers, protected_mode_registers
+from mshv.testing import PAGED_CODE_GPA, assemble, start_vp
 
-ENTRY = 0x10000
+ENTRY = PAGED_CODE_GPA
 UNKNOWN_MSR = 0x1234  # no MSR of KVM's: its accesses reach user space
 
 MSR_GUEST = f"""
@@ -59,20 +58,8 @@ CPUID_GUEST = """
 """
 
 
-@pytest.fixture
-def memory(partition: Partition) -> Iterator[GuestMemory]:
-    with GuestMemory(0x40000) as mem:
-        partition.map_memory(mem, 0)
-        yield mem
-        partition.close()
-
-
 def _vp_at(partition: Partition, mem: GuestMemory, source: str, mode: str) -> Vp:
-    mem.write(ENTRY, assemble(source, mode=mode, base=ENTRY))
-    vp = partition.create_vp(0)
-    setup = long_mode_registers if mode == "long" else protected_mode_registers
-    vp.set_registers(setup(mem, ENTRY))  # type: ignore[arg-type]
-    return vp
+    return start_vp(partition, mem, assemble(source, mode=mode, base=ENTRY), mode=mode)
 
 
 def _outs(vp: Vp) -> list[int]:

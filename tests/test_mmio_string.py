@@ -3,39 +3,17 @@ real guests in real, protected and long mode; the guest reports what it sees by 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, Partition, Vp
 from mshv.mmio import emulate_mmio
-from mshv.testing import assemble, long_mode_registers, protected_mode_registers, real_mode_registers
+from mshv.testing import assemble, entry_gpa, start_vp
 
 ENTRY = 0x10000
 REAL_ENTRY = 0x1000
 MMIO = 0xE0000  # below 1 MiB (reachable in real mode) and above the 0x40000 bytes of RAM
 
 
-@pytest.fixture
-def memory(partition: Partition) -> Iterator[GuestMemory]:
-    with GuestMemory(0x40000) as mem:
-        partition.map_memory(mem, 0)
-        yield mem
-        partition.close()
-
-
 def start(partition: Partition, memory: GuestMemory, asm: str, mode: str) -> Vp:
-    entry = REAL_ENTRY if mode == "real" else ENTRY
-    memory.write(entry, assemble(asm, mode=mode, base=entry))
-    vp = partition.create_vp(0)
-    if mode == "real":
-        regs = real_mode_registers(rip=entry)
-    elif mode == "protected":
-        regs = protected_mode_registers(memory, entry)
-    else:
-        regs = long_mode_registers(memory, entry)
-    vp.set_registers(regs)  # type: ignore[arg-type]
-    return vp
+    return start_vp(partition, memory, assemble(asm, mode=mode, base=entry_gpa(mode)), mode=mode)
 
 
 class Device:

@@ -4,15 +4,13 @@ mshv way (RIP moved past the instruction by the VMM). Real mode: tests/test_vp.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, Partition
 from mshv.mmio import emulate_mmio
-from mshv.testing import assemble, long_mode_registers, protected_mode_registers
+from mshv.testing import PAGED_CODE_GPA, assemble, start_vp
 
-ENTRY = 0x10000
+ENTRY = PAGED_CODE_GPA
 MMIO = 0x100000  # no memory there: every access is a memory intercept
 
 GUEST = f"""
@@ -28,20 +26,9 @@ GUEST = f"""
 """
 
 
-@pytest.fixture
-def memory(partition: Partition) -> Iterator[GuestMemory]:
-    with GuestMemory(0x40000) as mem:
-        partition.map_memory(mem, 0)
-        yield mem
-        partition.close()
-
-
 @pytest.mark.parametrize("mode", ["protected", "long"])
 def test_port_io_and_mmio(partition: Partition, memory: GuestMemory, mode: str) -> None:
-    memory.write(ENTRY, assemble(GUEST, mode=mode, base=ENTRY))
-    vp = partition.create_vp(0)
-    setup = long_mode_registers if mode == "long" else protected_mode_registers
-    vp.set_registers(setup(memory, ENTRY))  # type: ignore[arg-type]
+    vp = start_vp(partition, memory, assemble(GUEST, mode=mode, base=ENTRY), mode=mode)
     writes: list[tuple[int, int, int]] = []
     outs: list[tuple[int, int]] = []
     while True:
@@ -79,9 +66,7 @@ PREFIXED_WRITES = f"""
 
 def test_prefixed_mmio_writes_keep_their_prefix(partition: Partition, memory: GuestMemory) -> None:
     """A write is past its instruction at KVM's exit; the emulator must find the whole of it."""
-    memory.write(ENTRY, assemble(PREFIXED_WRITES, mode="long", base=ENTRY))
-    vp = partition.create_vp(0)
-    vp.set_registers(long_mode_registers(memory, ENTRY))  # type: ignore[arg-type]
+    vp = start_vp(partition, memory, assemble(PREFIXED_WRITES, mode="long", base=ENTRY), mode="long")
     seen: list[tuple[bytes, int, int]] = []
     writes: list[tuple[int, int, int]] = []
     while not isinstance(exit_ := vp.run(), HaltIntercept):

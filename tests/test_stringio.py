@@ -3,39 +3,21 @@ protected and long mode, by real guests; the guest checks what it got and report
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, Partition, Vp
 from mshv.stringio import GuestAccessError
-from mshv.testing import assemble, long_mode_registers, protected_mode_registers, real_mode_registers
+from mshv.testing import assemble, entry_gpa, start_vp
 
 ENTRY = 0x10000
 REAL_ENTRY = 0x1000  # real mode: IP is 16 bits, CS base 0
 CONSOLE = 0xE9
 
 
-@pytest.fixture
-def memory(partition: Partition) -> Iterator[GuestMemory]:
-    with GuestMemory(0x40000) as mem:
-        partition.map_memory(mem, 0)
-        yield mem
-        partition.close()
-
-
 def start(partition: Partition, memory: GuestMemory, asm: str, mode: str) -> Vp:
-    entry = REAL_ENTRY if mode == "real" else ENTRY
-    memory.write(entry, assemble(asm, mode=mode, base=entry))
-    vp = partition.create_vp(0)
-    if mode == "real":
-        regs = real_mode_registers(rip=entry)
-    elif mode == "protected":
-        regs = protected_mode_registers(memory, ENTRY)
-    else:
-        regs = long_mode_registers(memory, ENTRY)
-    vp.set_registers(regs)  # type: ignore[arg-type]
-    return vp
+    return start_vp(partition, memory, assemble(asm, mode=mode, base=entry_gpa(mode)), mode=mode)
 
 
 def run(vp: Vp, read_port: Callable[[int, int], int] | None = None) -> tuple[bytearray, list[int], int]:

@@ -15,6 +15,7 @@ it would mark every page in the range.
 from __future__ import annotations
 
 import enum
+import re
 from typing import TYPE_CHECKING
 
 from mshv import _cstruct, _kernel
@@ -68,8 +69,30 @@ def _bitmap(fd: int, access_type: int, gpa: int, npages: int) -> list[int]:
         bitmap_ptr=ffi.cast("uint64_t", bitmap),
     )
     _kernel.ioctl(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, details=f"gpa={gpa:#x} npages={npages}")
-    data = bytes(ffi.buffer(bitmap))
-    return [gpa + i * PAGE_SIZE for i in range(npages) if data[i // 8] >> (i % 8) & 1]
+    return _set_pages(bytes(ffi.buffer(bitmap)), gpa)
+
+
+# For each byte value, the page offsets (bit i LSB-first -> i pages) of its set bits.
+_BIT_PAGES = [tuple(i * PAGE_SIZE for i in range(8) if value >> i & 1) for value in range(256)]
+_NONZERO = re.compile(rb"[^\x00]")
+
+
+def _set_pages(bitmap: bytes, gpa: int) -> list[int]:
+    """GPAs of the set bits of an LSB-first page bitmap starting at ``gpa``.
+
+    A sparse bitmap (the usual case between two fetches) is scanned for its
+    non-zero bytes by the regex engine, in C, so a clean 1 GiB bitmap (32 KiB)
+    costs microseconds; a dense one is walked byte by byte.
+    """
+    stride = 8 * PAGE_SIZE
+    if 4 * (len(bitmap) - bitmap.count(0)) > len(bitmap):
+        return [gpa + i * stride + off for i, b in enumerate(bitmap) if b for off in _BIT_PAGES[b]]
+    pages: list[int] = []
+    for match in _NONZERO.finditer(bitmap):
+        index = match.start()
+        base = gpa + index * stride
+        pages.extend(base + offset for offset in _BIT_PAGES[bitmap[index]])
+    return pages
 
 
 def _states_matching(fd: int, gpa: int, npages: int, state: PageAccess) -> list[int]:

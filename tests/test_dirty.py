@@ -106,3 +106,21 @@ def test_bad_ranges_raise_before_the_kernel(partition: Partition) -> None:
     partition.close()
     with pytest.raises(ValueError, match="closed"):
         partition.dirty_pages(0, 1)
+
+
+def test_bitmap_decoding_sparse_and_dense() -> None:
+    """The LSB-first bitmap decoder gives the same pages on its sparse and dense paths."""
+    from mshv.dirty import _set_pages
+
+    sparse = bytearray(4096)
+    sparse[0], sparse[100], sparse[4095] = 0b0000_0101, 0b1000_0000, 0b0100_0000
+    assert _set_pages(bytes(sparse), 0x10_0000) == [
+        0x10_0000,
+        0x10_0000 + 2 * 0x1000,
+        0x10_0000 + (100 * 8 + 7) * 0x1000,
+        0x10_0000 + (4095 * 8 + 6) * 0x1000,
+    ]
+    dense = bytes([0xFF, 0x0F] * 64)
+    expected = [i * 0x1000 for i in range(len(dense) * 8) if dense[i // 8] >> (i % 8) & 1]
+    assert _set_pages(dense, 0) == expected
+    assert _set_pages(bytes(64), 0) == []

@@ -98,6 +98,12 @@ class Table:
 
 RegisterValue = int | Segment | Table
 
+# Every register by lower-case name (x64 names first: they win over a generic alias).
+_BY_NAME: dict[str, tuple[str, int]] = {}
+for _enum in (HvRegister, _GENERIC):
+    for _name, _member in _enum.__members__.items():
+        _BY_NAME.setdefault(_name.lower(), (_name.lower(), int(_member)))
+
 
 def register(name: str | int) -> tuple[str, int]:
     """Return (lower-case name, HV register number) for a name or a number.
@@ -110,12 +116,12 @@ def register(name: str | int) -> tuple[str, int]:
             return HvRegister(name).name.lower(), int(name)
         except ValueError:
             return f"reg_{name:#x}", int(name)
-    upper = str(name).upper()
-    if upper in HvRegister.__members__:
-        return upper.lower(), int(HvRegister[upper])
-    if upper in _GENERIC.__members__:
-        return upper.lower(), int(_GENERIC[upper])
-    raise ValueError(f"unknown register name {name!r}")
+    found = _BY_NAME.get(name) if isinstance(name, str) else None
+    if found is None:
+        found = _BY_NAME.get(str(name).lower())
+    if found is None:
+        raise ValueError(f"unknown register name {name!r}")
+    return found
 
 
 def _kind(name: str) -> str:

@@ -10,10 +10,11 @@ decoded for every x64 intercept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
+from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.registers import Segment
 
 __all__ = [
@@ -46,9 +47,8 @@ def _segment(seg: Any) -> Segment:
     return Segment(int(seg.base), int(seg.limit), int(seg.selector), int(seg.attributes))
 
 
-@dataclass(frozen=True)
-class InterceptHeader:
-    """The 40-byte header every x64 intercept payload starts with."""
+class InterceptHeader(NamedTuple):
+    """The 40-byte header every x64 intercept payload starts with (a NamedTuple: cheap to build)."""
 
     vp_index: int
     instruction_length: int
@@ -79,6 +79,21 @@ class InterceptHeader:
         return self.rip + self.instruction_length
 
     @classmethod
+    def _read(cls, values: tuple[Any, ...]) -> InterceptHeader:
+        """From the first 10 values a ``_HEADER_PATHS`` reader returns."""
+        vp, length_cr8, access, state, base, limit, selector, attributes, rip, rflags = values[:10]
+        return cls(
+            vp,
+            (length_cr8 & _LENGTH_MASK) >> _LENGTH_SHIFT,
+            (length_cr8 & _CR8_MASK) >> _CR8_SHIFT,
+            access,
+            state,
+            Segment(base, limit, selector, attributes),
+            rip,
+            rflags,
+        )
+
+    @classmethod
     def _from(cls, hdr: Any) -> InterceptHeader:
         length_cr8 = int(hdr.instruction_length_cr8)
         return cls(
@@ -94,7 +109,7 @@ class InterceptHeader:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Intercept:
     """Base of every decoded message: its type and the raw 256 bytes."""
 
@@ -102,12 +117,12 @@ class Intercept:
     raw: bytes = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UnknownIntercept(Intercept):
     """A message type this version does not decode (the raw bytes are kept)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class X64Intercept(Intercept):
     """An x64 intercept: it carries the intercept header."""
 
@@ -119,7 +134,7 @@ class X64Intercept(Intercept):
         return self.header.rip
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IoPortIntercept(X64Intercept):
     """IN/OUT (and INS/OUTS) on a port: HVMSG_X64_IO_PORT_INTERCEPT."""
 
@@ -153,7 +168,7 @@ class IoPortIntercept(X64Intercept):
         return (self.rax & ~mask & ((1 << 64) - 1)) | (value & mask)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MemoryIntercept(X64Intercept):
     """A guest access to an unmapped GPA (MMIO) or one its mapping forbids."""
 
@@ -169,17 +184,17 @@ class MemoryIntercept(X64Intercept):
         return bool(self.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HaltIntercept(X64Intercept):
     """HLT on a partition without an in-hypervisor LAPIC: HVMSG_X64_HALT."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UnrecoverableException(X64Intercept):
     """The VP cannot continue (e.g. a triple fault): HVMSG_UNRECOVERABLE_EXCEPTION."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MsrIntercept(X64Intercept):
     """RDMSR/WRMSR on an intercepted MSR."""
 
@@ -188,7 +203,7 @@ class MsrIntercept(X64Intercept):
     rax: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CpuidIntercept(X64Intercept):
     """CPUID with CPUID intercepts installed."""
 
@@ -198,7 +213,7 @@ class CpuidIntercept(X64Intercept):
     rbx: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExceptionIntercept(X64Intercept):
     """An intercepted exception."""
 
@@ -206,7 +221,7 @@ class ExceptionIntercept(X64Intercept):
     error_code: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SipiIntercept(X64Intercept):
     """A startup IPI sent by the guest: HVMSG_X64_SIPI_INTERCEPT."""
 
@@ -214,21 +229,21 @@ class SipiIntercept(X64Intercept):
     vector: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InterruptionDeliverable(X64Intercept):
     """The VP can now take the pending interruption asked for (DELIVERABILITY_NOTIFICATIONS)."""
 
     deliverable_type: int  # interrupt, NMI or exception (the hv_x64_pending_interruption types)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SintDeliverable(X64Intercept):
     """Synthetic interrupt sources that became deliverable: HVMSG_SYNIC_SINT_DELIVERABLE."""
 
     deliverable_sints: int  # bit n = SINTn
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TimerExpired(Intercept):
     """A synthetic timer expired: HVMSG_TIMER_EXPIRED."""
 
@@ -237,14 +252,14 @@ class TimerExpired(Intercept):
     delivery_time: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InvalidVpRegisterValue(Intercept):
     """The VP's registers cannot be run (e.g. inconsistent control registers)."""
 
     vp_index: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UnsupportedFeature(Intercept):
     """The guest used a feature the hypervisor does not support for it."""
 
@@ -253,14 +268,14 @@ class UnsupportedFeature(Intercept):
     feature_parameter: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OpaqueIntercept(Intercept):
     """An intercept whose details are not visible to the root (isolated partitions)."""
 
     vp_index: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ApicEoi(Intercept):
     """An EOI of a level-triggered interrupt: HVMSG_X64_APIC_EOI."""
 
@@ -276,45 +291,97 @@ def _bytes(array: Any, count: int) -> bytes:
     return bytes(ffi.buffer(array, 16))[: min(int(count), 16)]
 
 
+# Constants of the hot path, read from the compiled ABI once.
+_MESSAGE_SIZE = lib.HV_MESSAGE_SIZE
+_LENGTH_MASK, _LENGTH_SHIFT = (
+    lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK,
+    lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT,
+)
+_CR8_MASK, _CR8_SHIFT = lib.HV_X64_INTERCEPT_CR8_MASK, lib.HV_X64_INTERCEPT_CR8_SHIFT
+_IO_SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
+_IO_SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
+_IO_STRING, _IO_REP = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP, lib.HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX
+_GVA_VALID = lib.HV_X64_MEMORY_ACCESS_INFO_GVA_VALID
+_TYPE_READER = Reader("struct hv_message", ["header.message_type"])
+_KNOWN_TYPES: dict[int, Any] = {int(member): member for member in HvMessageType}
+
+_HEADER_PATHS = [
+    f"header.{name}"
+    for name in (
+        "vp_index", "instruction_length_cr8", "intercept_access_type", "execution_state",
+        "cs_segment.base", "cs_segment.limit", "cs_segment.selector", "cs_segment.attributes",
+        "rip", "rflags",
+    )
+]  # fmt: skip
+_SEGMENT = ("base", "limit", "selector", "attributes")
+_IO_READER = Reader(
+    "struct hv_x64_io_port_intercept_message",
+    _HEADER_PATHS
+    + [
+        "port_number",
+        "access_info",
+        "instruction_byte_count",
+        "rax",
+        "instruction_bytes",
+        "rcx",
+        "rsi",
+        "rdi",
+    ]
+    + [f"ds_segment.{f}" for f in _SEGMENT]
+    + [f"es_segment.{f}" for f in _SEGMENT],
+)
+_MEMORY_READER = Reader(
+    "struct hv_x64_memory_intercept_message",
+    _HEADER_PATHS
+    + ["cache_type", "instruction_byte_count", "memory_access_info", "guest_virtual_address"]
+    + ["guest_physical_address", "instruction_bytes"],
+)
+
+
 def decode(raw: bytes) -> Intercept:
     """Decode a 256-byte ``hv_message`` into its typed intercept object."""
-    if len(raw) != lib.HV_MESSAGE_SIZE:
-        raise ValueError(f"an hv_message is {lib.HV_MESSAGE_SIZE} bytes, got {len(raw)}")
-    msg = ffi.from_buffer("struct hv_message *", raw)
-    mtype = HvMessageType(int(msg.header.message_type))
-    decoder = _DECODERS.get(int(mtype))
+    if len(raw) != _MESSAGE_SIZE:
+        raise ValueError(f"an hv_message is {_MESSAGE_SIZE} bytes, got {len(raw)}")
+    number = _TYPE_READER.read(raw)[0]
+    mtype = _KNOWN_TYPES.get(number)
+    if mtype is None:
+        mtype = HvMessageType(number)
+    fast = _FAST_DECODERS.get(number)
+    if fast is not None:
+        result: Intercept = fast(mtype, raw)
+        return result
+    decoder = _DECODERS.get(number)
     if decoder is None:
         return UnknownIntercept(mtype, raw)
-    result: Intercept = decoder(mtype, raw, msg)
+    result = decoder(mtype, raw, ffi.from_buffer("struct hv_message *", raw))
     return result
 
 
-def _io(mtype: Any, raw: bytes, msg: Any) -> IoPortIntercept:
-    p = _payload(msg, "struct hv_x64_io_port_intercept_message")
-    info = int(p.access_info)
+def _io(mtype: Any, raw: bytes) -> IoPortIntercept:
+    v = _IO_READER.read(raw, PAYLOAD_OFFSET)
+    info, count = v[11], v[12]
     return IoPortIntercept(
-        mtype, raw, InterceptHeader._from(p.header),
-        port=int(p.port_number),
-        size=(info & lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK)
-        >> lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT,
-        string=bool(info & lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP),
-        rep=bool(info & lib.HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX),
-        rax=int(p.rax),
-        instruction_bytes=_bytes(p.instruction_bytes, p.instruction_byte_count),
-        rcx=int(p.rcx), rsi=int(p.rsi), rdi=int(p.rdi),
-        ds=_segment(p.ds_segment), es=_segment(p.es_segment),
+        mtype, raw, InterceptHeader._read(v),
+        port=v[10],
+        size=(info & _IO_SIZE_MASK) >> _IO_SIZE_SHIFT,
+        string=bool(info & _IO_STRING),
+        rep=bool(info & _IO_REP),
+        rax=v[13],
+        instruction_bytes=v[14][: min(count, 16)],
+        rcx=v[15], rsi=v[16], rdi=v[17],
+        ds=Segment(*v[18:22]), es=Segment(*v[22:26]),
     )  # fmt: skip
 
 
-def _memory(mtype: Any, raw: bytes, msg: Any) -> MemoryIntercept:
-    p = _payload(msg, "struct hv_x64_memory_intercept_message")
+def _memory(mtype: Any, raw: bytes) -> MemoryIntercept:
+    v = _MEMORY_READER.read(raw, PAYLOAD_OFFSET)
     return MemoryIntercept(
-        mtype, raw, InterceptHeader._from(p.header),
-        gpa=int(p.guest_physical_address),
-        gva=int(p.guest_virtual_address),
-        gva_valid=bool(p.memory_access_info & lib.HV_X64_MEMORY_ACCESS_INFO_GVA_VALID),
-        instruction_bytes=_bytes(p.instruction_bytes, p.instruction_byte_count),
-        cache_type=int(p.cache_type),
+        mtype, raw, InterceptHeader._read(v),
+        cache_type=v[10],
+        instruction_bytes=v[15][: min(v[11], 16)],
+        gva_valid=bool(v[12] & _GVA_VALID),
+        gva=v[13],
+        gpa=v[14],
     )  # fmt: skip
 
 
@@ -389,11 +456,15 @@ def _opaque(mtype: Any, raw: bytes, msg: Any) -> OpaqueIntercept:
     return OpaqueIntercept(mtype, raw, int(p.vp_index))
 
 
-_DECODERS: dict[int, Any] = {
+# The run path's message types: read with one struct.unpack_from (mshv._msgread).
+_FAST_DECODERS: dict[int, Any] = {
     lib.HVMSG_X64_IO_PORT_INTERCEPT: _io,
     lib.HVMSG_UNMAPPED_GPA: _memory,
     lib.HVMSG_GPA_INTERCEPT: _memory,
     lib.HVMSG_UNACCEPTED_GPA: _memory,
+}
+
+_DECODERS: dict[int, Any] = {
     lib.HVMSG_X64_HALT: _header_only(HaltIntercept),
     lib.HVMSG_UNRECOVERABLE_EXCEPTION: _header_only(UnrecoverableException),
     lib.HVMSG_X64_MSR_INTERCEPT: _msr,

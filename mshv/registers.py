@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
@@ -38,9 +37,11 @@ def _attr(name: str) -> int:
     return int(getattr(lib, f"HV_X64_SEGMENT_ATTR_{name}"))
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A segment register: base, limit, selector and the access-rights word."""
+class Segment(NamedTuple):
+    """A segment register: base, limit, selector and the access-rights word.
+
+    (A NamedTuple: immutable and cheap; every intercept carries at least one.)
+    """
 
     base: int = 0
     limit: int = 0
@@ -88,8 +89,7 @@ class Segment:
         return cls(base=0, limit=0xFFFFFFFF, selector=selector, attributes=attributes)
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     """A descriptor-table register (GDTR, IDTR): base and limit."""
 
     base: int = 0

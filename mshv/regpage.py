@@ -27,6 +27,8 @@ _CLASS["rip"] = lib.HV_X64_REGISTER_CLASS_IP
 _CLASS["rflags"] = lib.HV_X64_REGISTER_CLASS_FLAGS
 _READ_ONLY = ("cr0", "cr3", "cr4", "cr8", "efer", "dr7", "xfem")
 _MASK64 = (1 << 64) - 1
+_IP_BIT = 1 << lib.HV_X64_REGISTER_CLASS_IP
+_GENERAL_BIT = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
 
 
 class RegisterPage:
@@ -120,6 +122,22 @@ class RegisterPage:
         if name not in _CLASS and name not in _READ_ONLY:
             raise ValueError(f"the register page has no 64-bit register {name!r}")
         return int(getattr(page, name))
+
+    def complete(self, rip: int, rax: int | None = None) -> None:
+        """Set RIP (and RAX) for the next MSHV_RUN_VP: an intercept's completion in one call.
+
+        Both must be unsigned 64-bit values; they are the VMM's own (RIP past the
+        instruction, RAX merged by access size), so only their range is checked.
+        """
+        page = self._live()
+        if not 0 <= rip <= _MASK64 or (rax is not None and not 0 <= rax <= _MASK64):
+            raise ValueError(f"rip {rip:#x} / rax {rax!r} must be unsigned 64-bit values")
+        page.rip = rip
+        if rax is None:
+            page.dirty |= _IP_BIT
+        else:
+            page.rax = rax
+            page.dirty |= _IP_BIT | _GENERAL_BIT
 
     def write(self, name: str, value: int) -> None:
         """Write a GPR, ``rip`` or ``rflags`` and mark its class dirty for the next MSHV_RUN_VP."""

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["Vp"]
 
 
+_RUN_VP = lib.MSHV_RUN_VP
+
+
 class _Registers:
     """Attribute access to one VP's registers: ``vp.regs.rip``, ``vp.regs.rax = 1``."""
 
@@ -56,6 +59,7 @@ class Vp(FdOwner):
         self.index = index
         self._what = f"VP {index}"
         self._run_buf = ffi.new("struct mshv_run_vp *")
+        self._run_view = memoryview(ffi.buffer(self._run_buf))
         self.exits = 0
         self._page: RegisterPage | None = None
         self._page_missing = False
@@ -121,7 +125,7 @@ class Vp(FdOwner):
         fd = self._live()
         while True:
             try:
-                _kernel.ioctl(fd, lib.MSHV_RUN_VP, self._run_buf, details=f"vp={self.index}")
+                _kernel.ioctl(fd, _RUN_VP, self._run_buf, details=self._what)
             except MshvError as exc:
                 if exc.errno == errno.EINTR:
                     if interruptible:
@@ -130,7 +134,7 @@ class Vp(FdOwner):
                 raise
             self.exits += 1
             self._page_current = True
-            return decode(bytes(ffi.buffer(self._run_buf)))
+            return decode(self._run_view.tobytes())
 
     def complete_io(self, intercept: IoPortIntercept, value: int | None = None) -> None:
         """Complete a (non-string) port IO intercept the mshv way.
@@ -143,9 +147,8 @@ class Vp(FdOwner):
             raise ValueError("an IN needs the value read from the port")
         page = self.register_page
         if page is not None and self._page_current and page.valid:
-            if not intercept.is_write:
-                page.write("rax", intercept.completion_rax(value))  # type: ignore[arg-type]
-            page.write("rip", intercept.header.next_rip)
+            rax = None if intercept.is_write else intercept.completion_rax(value)  # type: ignore[arg-type]
+            page.complete(intercept.header.next_rip, rax)
             return
         regs: dict[str | int, RegisterValue] = {"rip": intercept.header.next_rip}
         if not intercept.is_write:

@@ -1,0 +1,85 @@
+"""mshv/registers.py: values of every kind survive a round trip through the VP, and bad
+names, types and ranges are refused before any hypercall (property-based, on the backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mshv import Segment, Table, Vp
+from mshv.registers import register
+from mshv.testing import assemble, partition_with_one_vp
+
+GPRS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+U128 = st.integers(min_value=0, max_value=(1 << 128) - 1)
+
+
+@pytest.fixture(scope="module")
+def vp() -> Iterator[Vp]:
+    with partition_with_one_vp(assemble("hlt")) as (_pt, vp, _mem):
+        yield vp
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.dictionaries(st.sampled_from(GPRS), U64, min_size=1))
+def test_gprs_round_trip(vp: Vp, values: dict[str, int]) -> None:
+    vp.set_registers(values)  # type: ignore[arg-type]
+    assert vp.get_registers(list(values)) == values
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(xmm=st.lists(U128, min_size=6, max_size=6))
+def test_xmm_round_trip(vp: Vp, xmm: list[int]) -> None:
+    values = {f"xmm{i}": v for i, v in enumerate(xmm)}
+    vp.set_registers(values)  # type: ignore[arg-type]
+    assert vp.get_registers(list(values)) == values
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    base=st.integers(0, 0xFFFF0),
+    limit=st.integers(0, 0xFFFF),
+    table_base=U64,
+    table_limit=st.integers(0, 0xFFFF),
+)
+def test_segment_and_table_round_trip(
+    vp: Vp, base: int, limit: int, table_base: int, table_limit: int
+) -> None:
+    data = Segment(base=base, limit=limit, selector=base >> 4, attributes=0x93)
+    gdtr = Table(base=table_base & 0xFFFF_FFFF, limit=table_limit)
+    vp.set_registers({"fs": data, "gdtr": gdtr})
+    got = vp.get_registers(["fs", "gdtr"])
+    assert got["gdtr"] == gdtr
+    fs = got["fs"]
+    assert isinstance(fs, Segment) and (fs.base, fs.limit, fs.selector) == (base, limit, base >> 4)
+    assert fs.present and fs.type == 3
+
+
+@given(name=st.text(min_size=1, max_size=12).filter(lambda s: s.lower() not in _KNOWN))
+def test_unknown_names_are_value_errors(name: str) -> None:
+    with pytest.raises(ValueError):
+        register(name)
+
+
+_KNOWN = {n for n in GPRS} | {"rip", "rflags", "cs", "ds", "es", "fs", "gs", "ss"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    bad=st.one_of(
+        st.integers(max_value=-1),
+        st.integers(min_value=1 << 64),
+        st.text(max_size=3),
+        st.floats(allow_nan=False),
+        st.booleans(),
+    )
+)
+def test_bad_values_change_nothing(vp: Vp, bad: object) -> None:
+    vp.set_registers({"rbx": 0x1234, "rcx": 0x99})
+    with pytest.raises((TypeError, ValueError)):
+        vp.set_registers({"rcx": 5, "rbx": bad})  # type: ignore[dict-item]
+    assert vp.get_registers(["rbx", "rcx"]) == {"rbx": 0x1234, "rcx": 0x99}

@@ -352,7 +352,7 @@ static const uint8_t guest_code[] = {
 	0xf4,			/* 0x10 hlt */
 	0xeb, 0xed,		/* 0x11 jmp 0x00 */
 };
-static const uint16_t guest_entries[] = { 0x00, 0x20, 0x30, 0x40, 0x50, 0x60 };
+static const uint16_t guest_entries[] = { 0x00, 0x20, 0x30, 0x40, 0x50, 0x60, 0xffff, 0xfffe };
 
 static void guest_load(uint8_t *mem)
 {
@@ -363,6 +363,8 @@ static void guest_load(uint8_t *mem)
 	memcpy(mem + 0x40, "\x0f\x0b", 2);		/* ud2 */
 	memcpy(mem + 0x50, "\xcd\x10", 2);		/* int $0x10 */
 	memcpy(mem + 0x60, "\xe6\x80\xe4\x81\x0f\xa2\x0f\x32\xeb\xf6", 10); /* out, in, cpuid, rdmsr */
+	/* instructions cut by the end of RAM: the rest would be fetched from MMIO */
+	memcpy(mem + GUEST_SIZE - 2, "\xe6\xe6", 2);	/* out $imm8, %al */
 }
 
 /* ---- hypercall helpers ----------------------------------------------------------- */
@@ -1524,6 +1526,23 @@ static void op_mmap(void)
 	}
 }
 
+/*
+ * The guest RAM's host memory goes away under a mapped region (KVM_RUN
+ * faults): replaced by PROT_NONE, so that the range is not handed out again
+ * (to the emulator's own mappings) while the region still names it.
+ */
+static void op_unback(void)
+{
+	struct fz_fd *f = pick(FZ_PT);
+	struct fz_pt *p = f ? &pts[f->pt] : NULL;
+
+	op("unback guest ram");
+	if (!p || !p->mem)
+		return;
+	mmap(p->mem, GUEST_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	p->mem = NULL;
+}
+
 /* ---- lifetime ----------------------------------------------------------------------- */
 
 static void op_close(void)
@@ -1873,6 +1892,8 @@ int main(int argc, char **argv)
 			op_dup();
 		else if (k < 97)
 			op_race();
+		else if (k < 98 && chance(25))
+			op_unback();
 		else {
 			/* an eventfd replaced (HUP of irqfds bound to it) */
 			int i = 1 + (int)rn(3);

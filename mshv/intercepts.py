@@ -82,16 +82,10 @@ class InterceptHeader(NamedTuple):
     def _read(cls, values: tuple[Any, ...]) -> InterceptHeader:
         """From the first 10 values a ``_HEADER_PATHS`` reader returns."""
         vp, length_cr8, access, state, base, limit, selector, attributes, rip, rflags = values[:10]
-        return cls(
-            vp,
-            (length_cr8 & _LENGTH_MASK) >> _LENGTH_SHIFT,
-            (length_cr8 & _CR8_MASK) >> _CR8_SHIFT,
-            access,
-            state,
-            Segment(base, limit, selector, attributes),
-            rip,
-            rflags,
-        )
+        # tuple.__new__ directly: the NamedTuple __new__'s argument parsing is most of its cost
+        cs = _tuple_new(Segment, (base, limit, selector, attributes))
+        length, cr8 = (length_cr8 & _LENGTH_MASK) >> _LENGTH_SHIFT, (length_cr8 & _CR8_MASK) >> _CR8_SHIFT
+        return _tuple_new(cls, (vp, length, cr8, access, state, cs, rip, rflags))
 
     @classmethod
     def _from(cls, hdr: Any) -> InterceptHeader:
@@ -291,6 +285,8 @@ def _bytes(array: Any, count: int) -> bytes:
     return bytes(ffi.buffer(array, 16))[: min(int(count), 16)]
 
 
+_tuple_new = tuple.__new__
+
 # Constants of the hot path, read from the compiled ABI once.
 _MESSAGE_SIZE = lib.HV_MESSAGE_SIZE
 _LENGTH_MASK, _LENGTH_SHIFT = (
@@ -360,28 +356,29 @@ def decode(raw: bytes) -> Intercept:
 def _io(mtype: Any, raw: bytes) -> IoPortIntercept:
     v = _IO_READER.read(raw, PAYLOAD_OFFSET)
     info, count = v[11], v[12]
-    return IoPortIntercept(
+    return IoPortIntercept(  # positional, in field order: the run path builds one per exit
         mtype, raw, InterceptHeader._read(v),
-        port=v[10],
-        size=(info & _IO_SIZE_MASK) >> _IO_SIZE_SHIFT,
-        string=bool(info & _IO_STRING),
-        rep=bool(info & _IO_REP),
-        rax=v[13],
-        instruction_bytes=v[14][: min(count, 16)],
-        rcx=v[15], rsi=v[16], rdi=v[17],
-        ds=Segment(*v[18:22]), es=Segment(*v[22:26]),
+        v[10],                                   # port
+        (info & _IO_SIZE_MASK) >> _IO_SIZE_SHIFT,  # size
+        bool(info & _IO_STRING),                 # string
+        bool(info & _IO_REP),                    # rep
+        v[13],                                   # rax
+        v[14][: min(count, 16)],                 # instruction_bytes
+        v[15], v[16], v[17],                     # rcx, rsi, rdi
+        _tuple_new(Segment, v[18:22]),           # ds
+        _tuple_new(Segment, v[22:26]),           # es
     )  # fmt: skip
 
 
 def _memory(mtype: Any, raw: bytes) -> MemoryIntercept:
     v = _MEMORY_READER.read(raw, PAYLOAD_OFFSET)
-    return MemoryIntercept(
+    return MemoryIntercept(  # positional, in field order
         mtype, raw, InterceptHeader._read(v),
-        cache_type=v[10],
-        instruction_bytes=v[15][: min(v[11], 16)],
-        gva_valid=bool(v[12] & _GVA_VALID),
-        gva=v[13],
-        gpa=v[14],
+        v[14],                      # gpa
+        v[13],                      # gva
+        bool(v[12] & _GVA_VALID),   # gva_valid
+        v[15][: min(v[11], 16)],    # instruction_bytes
+        v[10],                      # cache_type
     )  # fmt: skip
 
 

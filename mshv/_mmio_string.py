@@ -94,13 +94,13 @@ def emulate_string(
             write(place, size, value)
         else:
             write_pieces(place, value.to_bytes(size, "little"))
-    changed: dict[str | int, int] = {"rdi": advance(rdi, count * step, bits)}
+    changed: dict[str, int] = {"rdi": advance(rdi, count * step, bits)}
     if movs:
         changed["rsi"] = advance(rsi, count * step, bits)
     if rep:
         changed["rcx"] = advance(rcx, -count, bits)
     changed["rip"] = (intercept.header.rip + instr.len) & ((1 << code_bits(intercept.header)) - 1)
-    vp.set_registers(changed)
+    vp.complete_registers(changed)
 
 
 def _int(value: object) -> int:

@@ -143,4 +143,4 @@ def emulate_mmio(vp: Vp, intercept: MemoryIntercept, *, read: MmioRead, write: M
     else:
         raise UnsupportedInstruction(f"MMIO by {instr} is not emulated")
     regs.changed["rip"] = intercept.header.rip + instr.len
-    vp.set_registers(dict(regs.changed))  # type: ignore[arg-type]
+    vp.complete_registers(regs.changed)

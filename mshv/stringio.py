@@ -135,9 +135,9 @@ def complete_string_io(
             write_pieces(pieces, bytes(buffer[: sum(n for _, _, n in pieces)]))
             del buffer[: sum(n for _, _, n in pieces)]
     next_rip = (intercept.header.rip + length) & ((1 << code_bits(intercept.header)) - 1)
-    regs: dict[str | int, int] = {"rip": next_rip}
+    regs: dict[str, int] = {"rip": next_rip}
     regs["rsi" if out else "rdi"] = advance(index, count * step, bits)
     if intercept.rep:
         regs["rcx"] = advance(intercept.rcx, -count, bits)
-    vp.set_registers(regs)
+    vp.complete_registers(regs)
     return count

@@ -18,7 +18,7 @@ from mshv._owner import FdOwner
 from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, decode
-from mshv.registers import RegisterValue, get_registers, set_registers
+from mshv.registers import RegisterValue, get_registers, register, set_registers
 from mshv.regpage import RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
@@ -30,6 +30,14 @@ __all__ = ["Vp"]
 
 
 _RUN_VP = lib.MSHV_RUN_VP
+_GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
+# The register page's writable classes and the registers each one holds (hv_vp_register_page).
+_PAGE_CLASSES = (
+    (1 << lib.HV_X64_REGISTER_CLASS_GENERAL, _GPRS),
+    (1 << lib.HV_X64_REGISTER_CLASS_IP, ("rip",)),
+    (1 << lib.HV_X64_REGISTER_CLASS_FLAGS, ("rflags",)),
+)
+_PAGE_WRITABLE = frozenset(_GPRS) | {"rip", "rflags"}
 
 
 class _Registers:
@@ -98,13 +106,55 @@ class Vp(FdOwner):
         return _Registers(self)
 
     def get_registers(self, names: Iterable[str | int]) -> dict[str, RegisterValue]:
-        """Read registers by name (HvCallGetVpRegisters, chunked by 256)."""
-        return get_registers(self._live(), self.index, names)
+        """Read registers by name (HvCallGetVpRegisters, chunked by 256).
+
+        Values written through the register page since the last run (a completion)
+        are returned as written: they are the VP's registers from the next run on.
+        """
+        values = get_registers(self._live(), self.index, names)
+        pending = self._pending_page_writes()
+        for name in pending.keys() & values.keys():
+            values[name] = pending[name]
+        return values
 
     def set_registers(self, values: Mapping[str | int, RegisterValue]) -> None:
-        """Write registers by name (HvCallSetVpRegisters, chunked by 127)."""
+        """Write registers by name (HvCallSetVpRegisters, chunked by 127).
+
+        Register-page writes still pending (a completion) go in the same call, so the
+        page's register classes cannot later overwrite what is written here.
+        """
+        fd = self._live()
+        pending = self._pending_page_writes()
+        if pending:
+            merged: dict[str | int, RegisterValue] = {}
+            merged.update(pending)
+            merged.update({register(name)[0]: value for name, value in values.items()})
+            values = merged
         self._page_current = False
-        set_registers(self._live(), self.index, values)
+        set_registers(fd, self.index, values)
+        if pending and self._page is not None:
+            self._page.raw.dirty = 0  # applied by the hypercall
+
+    def complete_registers(self, values: Mapping[str, int]) -> None:
+        """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run: through the
+        register page when it holds this intercept's state (no hypercall), else by hypercall.
+        """
+        page = self.register_page
+        if page is not None and self._page_current and page.valid and values.keys() <= _PAGE_WRITABLE:
+            for name, value in values.items():
+                page.write(name, value)
+            return
+        self.set_registers(values)  # type: ignore[arg-type]
+
+    def _pending_page_writes(self) -> dict[str, int]:
+        """The registers written through the page (dirty classes) that no run has applied yet."""
+        page = self._page
+        if page is None or page.closed:
+            return {}
+        dirty = page.dirty
+        if not dirty:
+            return {}
+        return {name: page.read(name) for bit, names in _PAGE_CLASSES if dirty & bit for name in names}
 
     def reg_read(self, name: str | int) -> RegisterValue:
         """Read one register."""

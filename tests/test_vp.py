@@ -164,3 +164,20 @@ def test_complete_io_keeps_registers_set_since_the_intercept(backend_ready: None
         bl = vp.run()
         assert isinstance(bl, IoPortIntercept) and (bl.port, bl.value) == (0x13, 0x33)
         assert vp.register_page is not None and vp.register_page.valid
+
+
+def test_page_completion_is_seen_by_reads_and_kept_by_later_writes(backend_ready: None) -> None:
+    """A completion through the register page is a deferred write: a hypercall read sees it,
+    and a hypercall write in between carries it instead of being undone by it."""
+    code = assemble("in $0x11, %al; mov %bl, %ah; out %ax, $0x12; hlt")
+    with partition_with_one_vp(code) as (_pt, vp, _mem):
+        inp = vp.run()
+        assert isinstance(inp, IoPortIntercept)
+        vp.complete_io(inp, 0x5A)  # through the page: RAX and RIP pending for the next run
+        assert vp.register_page is not None and vp.register_page.dirty
+        assert vp.get_registers(["rip"])["rip"] == inp.header.next_rip
+        assert vp.reg_read("rax") & 0xFF == 0x5A
+        vp.set_registers({"rbx": 0x33})  # carries the pending RAX/RIP along
+        assert vp.register_page.dirty == 0
+        out = vp.run()
+        assert isinstance(out, IoPortIntercept) and (out.port, out.value) == (0x12, 0x335A)

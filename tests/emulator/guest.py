@@ -133,3 +133,25 @@ def compile_c(source_path: str | Path, tmp_path: Path, extra: list[str] | None =
     cmd += [str(source_path), *(extra or []), "-o", str(exe), "-lpthread", "-ldl"]
     _run(cmd)
     return str(exe)
+
+
+# The tail of the 32-bit LAPIC guests (test_irq_guest.py, test_irq_resample.py): a flat GDT
+# (code 0x08, data 0x10), the IDT descriptor (IDT at 0x1000), and the reset vector at 0xfff0
+# jumping to `start` in the 64 KiB image that the clients alias below 4 GiB.
+FLAT_GDT_IDT_RESET = """.balign 8
+gdt:
+    .quad 0
+    .quad 0x00cf9a000000ffff    # 0x08: code, flat 4 GiB
+    .quad 0x00cf92000000ffff    # 0x10: data, flat 4 GiB
+gdt_desc:
+    .word 23
+    .long gdt
+idt_desc:
+    .word 256 * 8 - 1
+    .long idt
+.set idt, 0x1000
+.org 0xfff0
+.code16
+    ljmp $0, $start             # reset vector (the 64 KiB are aliased below 4 GiB)
+.org 0x10000
+"""

@@ -19,11 +19,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from guest import assemble, compile_c
+from guest import FLAT_GDT_IDT_RESET, assemble, compile_c
 
 HERE = Path(__file__).resolve().parent
 
-GUEST = r"""
+GUEST = (
+    r"""
 start:
     cli
     xor %ax, %ax
@@ -95,23 +96,9 @@ bad:
     out %al, $0x12
     cli
     hlt
-.balign 8
-gdt:
-    .quad 0
-    .quad 0x00cf9a000000ffff    # 0x08: code, flat 4 GiB
-    .quad 0x00cf92000000ffff    # 0x10: data, flat 4 GiB
-gdt_desc:
-    .word 23
-    .long gdt
-idt_desc:
-    .word 256 * 8 - 1
-    .long idt
-.set idt, 0x1000
-.org 0xfff0
-.code16
-    ljmp $0, $start             # reset vector (the 64 KiB are aliased below 4 GiB)
-.org 0x10000
 """
+    + FLAT_GDT_IDT_RESET
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ decoded for every x64 intercept.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -298,7 +299,14 @@ _IO_SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
 _IO_SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
 _IO_STRING, _IO_REP = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP, lib.HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX
 _GVA_VALID = lib.HV_X64_MEMORY_ACCESS_INFO_GVA_VALID
-_TYPE_READER = Reader("struct hv_message", ["header.message_type"])
+# message_type alone, read without the general Reader's reordering (every decode starts here)
+_TYPE = struct.Struct(
+    "<"
+    + {4: "I", 8: "Q"}[ffi.sizeof(dict(ffi.typeof("struct hv_message_header").fields)["message_type"].type)]
+)
+_TYPE_OFFSET = ffi.offsetof("struct hv_message", "header") + ffi.offsetof(
+    "struct hv_message_header", "message_type"
+)
 _KNOWN_TYPES: dict[int, Any] = {int(member): member for member in HvMessageType}
 
 _HEADER_PATHS = [
@@ -338,7 +346,7 @@ def decode(raw: bytes) -> Intercept:
     """Decode a 256-byte ``hv_message`` into its typed intercept object."""
     if len(raw) != _MESSAGE_SIZE:
         raise ValueError(f"an hv_message is {_MESSAGE_SIZE} bytes, got {len(raw)}")
-    number = _TYPE_READER.read(raw)[0]
+    number = _TYPE.unpack_from(raw, _TYPE_OFFSET)[0]
     mtype = _KNOWN_TYPES.get(number)
     if mtype is None:
         mtype = HvMessageType(number)

@@ -195,7 +195,7 @@ class Vp(FdOwner):
         """
         if not intercept.is_write and value is None:
             raise ValueError("an IN needs the value read from the port")
-        page = self.register_page
+        page = self._page if self._page is not None else self.register_page
         if page is not None and self._page_current and page.valid:
             rax = None if intercept.is_write else intercept.completion_rax(value)  # type: ignore[arg-type]
             page.complete(intercept.header.next_rip, rax)

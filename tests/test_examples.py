@@ -22,6 +22,11 @@ EXPECTED = {
         "assert_interrupt: the guest handled vector 0x40",
     ],
     "dirty_pages.py": ["step 1 dirty: ['0x3000', '0x5000', '0x9000']", "step 2 dirty: ['0x5000']"],
+    "run_loop.py": [
+        "hello through RunLoop",
+        "stopped on halt after 1024 exits; ticks counted: 1000",
+        "status register: 0x600d",
+    ],
 }
 
 

@@ -9,6 +9,8 @@ guest never sees freed host memory.
 from __future__ import annotations
 
 import os
+import warnings
+import weakref
 from typing import Any
 
 from mshv import _kernel
@@ -19,6 +21,13 @@ __all__ = ["GuestMemory", "HUGE_PAGE_SIZE", "PAGE_SIZE"]
 PAGE_SIZE: int = lib.MSHV_HV_PAGE_SIZE
 HUGE_PAGE_SIZE = 2 * 1024 * 1024
 _MAP_HUGE_2MB = 21 << lib.MAP_HUGE_SHIFT  # log2(2 MiB) in the MAP_HUGE field
+
+
+def _free_unclosed(ptr: Any, size: int, fd: int) -> None:
+    warnings.warn(f"unclosed GuestMemory of {size:#x} bytes", ResourceWarning, stacklevel=1)
+    _kernel.munmap(ptr, size)
+    if fd >= 0:
+        _kernel.close(fd)
 
 
 class GuestMemory:
@@ -67,6 +76,9 @@ class GuestMemory:
             raise
         self._buffer: Any = ffi.buffer(self._ptr, size)
         self._address = int(ffi.cast("uintptr_t", self._ptr))
+        # Backstop only: memory never closed is freed when collected, with a ResourceWarning.
+        # (A region that maps it keeps it referenced, so mapped memory is never collected.)
+        self._finalizer = weakref.finalize(self, _free_unclosed, self._ptr, size, self._fd)
 
     # -- lifetime -------------------------------------------------------------------------
     @property
@@ -80,6 +92,7 @@ class GuestMemory:
             return
         if self._mapped_by:
             raise RuntimeError(f"{self!r} is still mapped by {self._mapped_by} region(s): unmap it first")
+        self._finalizer.detach()
         _kernel.munmap(self._ptr, self.size)
         self._ptr = None
         self._buffer = None

@@ -135,6 +135,27 @@ def compile_c(source_path: str | Path, tmp_path: Path, extra: list[str] | None =
     return str(exe)
 
 
+# The head of the 32-bit LAPIC guests: from the reset vector's jump to `start` (real mode),
+# load the GDT of FLAT_GDT_IDT_RESET, enter protected mode, flat data segments, stack at 0x9000.
+PM32_ENTRY = """start:
+    cli
+    xor %ax, %ax
+    mov %ax, %ds
+    lgdtl gdt_desc
+    mov %cr0, %eax
+    or $1, %eax
+    mov %eax, %cr0
+    ljmpl $0x08, $pm32
+.code32
+pm32:
+    mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov $0x9000, %esp
+"""
+
+
 # The tail of the 32-bit LAPIC guests (test_irq_guest.py, test_irq_resample.py): a flat GDT
 # (code 0x08, data 0x10), the IDT descriptor (IDT at 0x1000), and the reset vector at 0xfff0
 # jumping to `start` in the 64 KiB image that the clients alias below 4 GiB.

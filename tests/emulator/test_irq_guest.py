@@ -14,28 +14,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from guest import FLAT_GDT_IDT_RESET, assemble, compile_c
+from guest import FLAT_GDT_IDT_RESET, PM32_ENTRY, assemble, compile_c
 
 HERE = Path(__file__).resolve().parent
 
 GUEST = (
-    r"""
-start:
-    cli
-    xor %ax, %ax
-    mov %ax, %ds
-    lgdtl gdt_desc
-    mov %cr0, %eax
-    or $1, %eax
-    mov %eax, %cr0
-    ljmpl $0x08, $pm32
-.code32
-pm32:
-    mov $0x10, %ax
-    mov %ax, %ds
-    mov %ax, %es
-    mov %ax, %ss
-    mov $0x9000, %esp
+    PM32_ENTRY
+    + r"""
     # every vector -> bad, then vector 0x40 -> good (32-bit interrupt gates)
     mov $idt, %edi
     mov $256, %ecx

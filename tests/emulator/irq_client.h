@@ -112,6 +112,25 @@ static int make_partition(uint64_t pt_flags)
 
 #define PT_LAPIC (1ULL << MSHV_PT_BIT_LAPIC)
 
+/* SIGALRM only interrupts a RUN_VP that waits too long (EINTR). */
+static inline void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* Map guest memory read/write/execute (MSHV_SET_GUEST_MEMORY). */
+static inline int set_mem(int pt, uint64_t gfn, void *uaddr, uint64_t size)
+{
+	struct mshv_user_mem_region r = {
+		.size = size,
+		.guest_pfn = gfn,
+		.userspace_addr = (uint64_t)(uintptr_t)uaddr,
+		.flags = (1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE),
+	};
+
+	return E.ioctl(pt, MSHV_SET_GUEST_MEMORY, &r);
+}
+
 static int new_eventfd(void)
 {
 	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

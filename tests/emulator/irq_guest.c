@@ -27,23 +27,6 @@
 #define IOEVENT_ANY 0xd0000000ULL
 #define IOEVENT_DM 0xd0000010ULL
 
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
-static int set_mem(int pt, uint64_t gfn, void *uaddr, uint64_t size)
-{
-	struct mshv_user_mem_region r = {
-		.size = size,
-		.guest_pfn = gfn,
-		.userspace_addr = (uint64_t)(uintptr_t)uaddr,
-		.flags = (1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE),
-	};
-
-	return E.ioctl(pt, MSHV_SET_GUEST_MEMORY, &r);
-}
-
 /* RUN_VP; EINTR (the alarm) means the guest never got where it should. */
 static int run(int vp, struct hv_message *msg)
 {

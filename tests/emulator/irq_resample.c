@@ -55,23 +55,6 @@ static struct {
 	uint8_t *mem;
 } w;
 
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
-static int set_mem(int pt, uint64_t gfn, void *uaddr, uint64_t size)
-{
-	struct mshv_user_mem_region r = {
-		.size = size,
-		.guest_pfn = gfn,
-		.userspace_addr = (uint64_t)(uintptr_t)uaddr,
-		.flags = (1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE),
-	};
-
-	return E.ioctl(pt, MSHV_SET_GUEST_MEMORY, &r);
-}
-
 static void setup(void)
 {
 	struct mshv_create_vp vp_arg = { .vp_index = 0 };

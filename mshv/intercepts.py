@@ -282,10 +282,6 @@ def _payload(msg: Any, ctype: str) -> Any:
     return ffi.cast(f"{ctype} *", msg.payload)
 
 
-def _bytes(array: Any, count: int) -> bytes:
-    return bytes(ffi.buffer(array, 16))[: min(int(count), 16)]
-
-
 _tuple_new = tuple.__new__
 
 # Constants of the hot path, read from the compiled ABI once.

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mshv import GuestMemory, Mshv, Partition, Vp, backend
+from mshv._abi import ffi as abi_ffi
+from mshv._abi import lib as abi_lib
 from mshv.testing import assemble, long_mode_registers
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -37,7 +39,8 @@ def _include_root() -> Path:
     return Path(mshv.__file__).resolve().parent / "include"
 
 
-INCLUDE_DIRS = [_include_root() / "bundled", _include_root()]
+INCLUDE_ROOT = _include_root()
+INCLUDE_DIRS = [INCLUDE_ROOT / "bundled", INCLUDE_ROOT]
 
 QUICK = os.environ.get("MSHV_BENCH_QUICK", "") == "1"
 
@@ -158,15 +161,13 @@ class InProcessC:
     def __init__(self) -> None:
         from cffi import FFI
 
-        from mshv._abi import lib
-
         self._ffi = FFI()
         self._ffi.cdef(
             "long long bench_map_unmap_ns(void *table, int pt_fd, unsigned long long uaddr,"
             " unsigned long long size, unsigned long long gpa);"
         )
         self._lib = self._ffi.dlopen(str(compile_c("map_inproc", shared=True)))
-        self._table = self._ffi.cast("void *", int(_abi_ffi().cast("uintptr_t", lib.mshv_kernel_table())))
+        self._table = self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", abi_lib.mshv_kernel_table())))
 
     def map_unmap_ns(self, pt_fd: int, uaddr: int, size: int, gpa: int) -> int:
         """ns for one map + unmap, timed in C."""
@@ -174,12 +175,6 @@ class InProcessC:
         if ns < 0:
             raise OSError(-ns, f"C map/unmap of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
         return ns
-
-
-def _abi_ffi() -> Any:
-    from mshv._abi import ffi
-
-    return ffi
 
 
 def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: int,

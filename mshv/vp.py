@@ -139,12 +139,19 @@ class Vp(FdOwner):
         """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run: through the
         register page when it holds this intercept's state (no hypercall), else by hypercall.
         """
-        page = self.register_page
-        if page is not None and self._page_current and page.valid and values.keys() <= _PAGE_WRITABLE:
+        page = self._completion_page()
+        if page is not None and values.keys() <= _PAGE_WRITABLE:
             for name, value in values.items():
                 page.write(name, value)
             return
         self.set_registers(values)  # type: ignore[arg-type]
+
+    def _completion_page(self) -> RegisterPage | None:
+        """The register page, when it holds this intercept's state and no hypercall wrote since."""
+        page = self._page if self._page is not None else self.register_page
+        if page is not None and self._page_current and page.valid:
+            return page
+        return None
 
     def _pending_page_writes(self) -> dict[str, int]:
         """The registers written through the page (dirty classes) that no run has applied yet."""
@@ -195,8 +202,8 @@ class Vp(FdOwner):
         """
         if not intercept.is_write and value is None:
             raise ValueError("an IN needs the value read from the port")
-        page = self._page if self._page is not None else self.register_page
-        if page is not None and self._page_current and page.valid:
+        page = self._completion_page()
+        if page is not None:
             rax = None if intercept.is_write else intercept.completion_rax(value)  # type: ignore[arg-type]
             page.complete(intercept.header.next_rip, rax)
             return

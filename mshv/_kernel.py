@@ -14,7 +14,7 @@ from typing import Any
 from mshv._abi import ffi, lib
 from mshv.errors import MshvError
 
-__all__ = ["close", "ioctl", "mmap", "munmap", "open_path", "set_guest_memory"]
+__all__ = ["close", "errno", "ioctl", "ioctl_raw", "mmap", "munmap", "open_path", "set_guest_memory"]
 
 _IOCTL_NAMES: dict[int, str] = {}
 
@@ -36,6 +36,17 @@ def open_path(path: str, flags: int) -> int:
     if fd < 0:
         raise MshvError(ffi.errno, "open", details=path)
     return fd
+
+
+#: The bare table call, for the run path where a Python frame per exit counts: returns
+#: the ioctl's result, -1 with :func:`errno` set on failure (the caller raises MshvError).
+ioctl_raw: Callable[[int, int, Any], int] = lib.mshv_ioctl
+
+
+def errno() -> int:
+    """errno of the last call through the kernel table in this thread."""
+    value: int = ffi.errno
+    return value
 
 
 def ioctl(fd: int, request: int, arg: Any = ffi.NULL, details: str | Callable[[], str] = "") -> int:

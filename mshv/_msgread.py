@@ -53,6 +53,12 @@ class Reader:
             pos = offset + size
             order.append(index)
         self._struct = struct.Struct(fmt)
+        #: True when the paths were given in offset order: then ``read`` is the bare
+        #: ``struct.unpack_from`` (the run path's readers are built that way).
+        self.in_order = order == sorted(order)
+        if self.in_order:
+            self.read = self._struct.unpack_from  # type: ignore[method-assign,assignment]
+            return
         # values come out sorted by offset; put them back in the caller's order
         inverse = [0] * len(order)
         for sorted_pos, index in enumerate(order):

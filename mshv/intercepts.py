@@ -80,13 +80,18 @@ class InterceptHeader(NamedTuple):
         return self.rip + self.instruction_length
 
     @classmethod
-    def _read(cls, values: tuple[Any, ...]) -> InterceptHeader:
+    def _read(cls, v: tuple[Any, ...]) -> InterceptHeader:
         """From the first 10 values a ``_HEADER_PATHS`` reader returns."""
-        vp, length_cr8, access, state, base, limit, selector, attributes, rip, rflags = values[:10]
         # tuple.__new__ directly: the NamedTuple __new__'s argument parsing is most of its cost
-        cs = _tuple_new(Segment, (base, limit, selector, attributes))
-        length, cr8 = (length_cr8 & _LENGTH_MASK) >> _LENGTH_SHIFT, (length_cr8 & _CR8_MASK) >> _CR8_SHIFT
-        return _tuple_new(cls, (vp, length, cr8, access, state, cs, rip, rflags))
+        length_cr8 = v[1]
+        return _tuple_new(cls, (
+            v[0],                                            # vp_index
+            (length_cr8 & _LENGTH_MASK) >> _LENGTH_SHIFT,    # instruction_length
+            (length_cr8 & _CR8_MASK) >> _CR8_SHIFT,          # cr8
+            v[2], v[3],                                      # access_type, execution_state
+            _tuple_new(Segment, v[4:8]),                     # cs: base, limit, selector, attributes
+            v[8], v[9],                                      # rip, rflags
+        ))  # fmt: skip
 
     @classmethod
     def _from(cls, hdr: Any) -> InterceptHeader:
@@ -129,21 +134,77 @@ class X64Intercept(Intercept):
         return self.header.rip
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class IoPortIntercept(X64Intercept):
-    """IN/OUT (and INS/OUTS) on a port: HVMSG_X64_IO_PORT_INTERCEPT."""
+    """IN/OUT (and INS/OUTS) on a port: HVMSG_X64_IO_PORT_INTERCEPT.
+
+    The fields a plain IN/OUT needs are decoded at once; those only INS/OUTS
+    need (instruction bytes, RCX/RSI/RDI, DS/ES) are read from :attr:`raw` at
+    first access, which keeps the run path's per-exit decoding short.
+    """
 
     port: int
     size: int  # bytes: 1, 2 or 4
     string: bool
     rep: bool
     rax: int
-    instruction_bytes: bytes
-    rcx: int
-    rsi: int
-    rdi: int
-    ds: Segment
-    es: Segment
+    _string_fields: tuple[Any, ...] | None = field(default=None, init=False, compare=False)
+
+    def _cold(self) -> tuple[Any, ...]:
+        values = self._string_fields
+        if values is None:
+            v = _IO_STRING_READER.read(self.raw, PAYLOAD_OFFSET)
+            values = self._string_fields = (
+                v[1][: min(v[0], 16)],          # instruction_bytes
+                v[10], v[11], v[12],            # rcx, rsi, rdi
+                _tuple_new(Segment, v[2:6]),    # ds
+                _tuple_new(Segment, v[6:10]),   # es
+            )  # fmt: skip
+        return values
+
+    @property
+    def instruction_bytes(self) -> bytes:
+        """The intercepted instruction's bytes as the hypervisor gave them (may be empty)."""
+        value: bytes = self._cold()[0]
+        return value
+
+    @property
+    def rcx(self) -> int:
+        """RCX at the intercept (the REP count of INS/OUTS)."""
+        value: int = self._cold()[1]
+        return value
+
+    @property
+    def rsi(self) -> int:
+        """RSI at the intercept (the OUTS source index)."""
+        value: int = self._cold()[2]
+        return value
+
+    @property
+    def rdi(self) -> int:
+        """RDI at the intercept (the INS destination index)."""
+        value: int = self._cold()[3]
+        return value
+
+    @property
+    def ds(self) -> Segment:
+        """DS at the intercept (the OUTS source segment unless overridden)."""
+        value: Segment = self._cold()[4]
+        return value
+
+    @property
+    def es(self) -> Segment:
+        """ES at the intercept (the INS destination segment)."""
+        value: Segment = self._cold()[5]
+        return value
+
+    def __repr__(self) -> str:
+        return (
+            f"IoPortIntercept(message_type={self.message_type!r}, header={self.header!r}, "
+            f"port={self.port:#x}, size={self.size}, string={self.string}, rep={self.rep}, "
+            f"rax={self.rax:#x}, instruction_bytes={self.instruction_bytes!r}, rcx={self.rcx:#x}, "
+            f"rsi={self.rsi:#x}, rdi={self.rdi:#x}, ds={self.ds!r}, es={self.es!r})"
+        )
 
     @property
     def is_write(self) -> bool:
@@ -314,21 +375,18 @@ _HEADER_PATHS = [
     )
 ]  # fmt: skip
 _SEGMENT = ("base", "limit", "selector", "attributes")
+# Port IO: what every IN/OUT needs, in offset order (so reading is one bare unpack_from) ...
 _IO_READER = Reader(
     "struct hv_x64_io_port_intercept_message",
-    _HEADER_PATHS
-    + [
-        "port_number",
-        "access_info",
-        "instruction_byte_count",
-        "rax",
-        "instruction_bytes",
-        "rcx",
-        "rsi",
-        "rdi",
-    ]
+    _HEADER_PATHS + ["port_number", "access_info", "rax"],
+)
+# ... and what only INS/OUTS need, read at first access.
+_IO_STRING_READER = Reader(
+    "struct hv_x64_io_port_intercept_message",
+    ["instruction_byte_count", "instruction_bytes"]
     + [f"ds_segment.{f}" for f in _SEGMENT]
-    + [f"es_segment.{f}" for f in _SEGMENT],
+    + [f"es_segment.{f}" for f in _SEGMENT]
+    + ["rcx", "rsi", "rdi"],
 )
 _MEMORY_READER = Reader(
     "struct hv_x64_memory_intercept_message",
@@ -343,13 +401,14 @@ def decode(raw: bytes) -> Intercept:
     if len(raw) != _MESSAGE_SIZE:
         raise ValueError(f"an hv_message is {_MESSAGE_SIZE} bytes, got {len(raw)}")
     number = _TYPE.unpack_from(raw, _TYPE_OFFSET)[0]
+    fast = _FAST_DECODERS.get(number)
+    if fast is not None:
+        mtype, read = fast
+        result: Intercept = read(mtype, raw)
+        return result
     mtype = _KNOWN_TYPES.get(number)
     if mtype is None:
         mtype = HvMessageType(number)
-    fast = _FAST_DECODERS.get(number)
-    if fast is not None:
-        result: Intercept = fast(mtype, raw)
-        return result
     decoder = _DECODERS.get(number)
     if decoder is None:
         return UnknownIntercept(mtype, raw)
@@ -359,18 +418,14 @@ def decode(raw: bytes) -> Intercept:
 
 def _io(mtype: Any, raw: bytes) -> IoPortIntercept:
     v = _IO_READER.read(raw, PAYLOAD_OFFSET)
-    info, count = v[11], v[12]
+    info = v[11]
     return IoPortIntercept(  # positional, in field order: the run path builds one per exit
         mtype, raw, InterceptHeader._read(v),
         v[10],                                   # port
         (info & _IO_SIZE_MASK) >> _IO_SIZE_SHIFT,  # size
         bool(info & _IO_STRING),                 # string
         bool(info & _IO_REP),                    # rep
-        v[13],                                   # rax
-        v[14][: min(count, 16)],                 # instruction_bytes
-        v[15], v[16], v[17],                     # rcx, rsi, rdi
-        _tuple_new(Segment, v[18:22]),           # ds
-        _tuple_new(Segment, v[22:26]),           # es
+        v[12],                                   # rax
     )  # fmt: skip
 
 
@@ -458,11 +513,14 @@ def _opaque(mtype: Any, raw: bytes, msg: Any) -> OpaqueIntercept:
 
 
 # The run path's message types: read with one struct.unpack_from (mshv._msgread).
-_FAST_DECODERS: dict[int, Any] = {
-    lib.HVMSG_X64_IO_PORT_INTERCEPT: _io,
-    lib.HVMSG_UNMAPPED_GPA: _memory,
-    lib.HVMSG_GPA_INTERCEPT: _memory,
-    lib.HVMSG_UNACCEPTED_GPA: _memory,
+_FAST_DECODERS: dict[int, tuple[Any, Any]] = {  # number: (its HvMessageType, decoder)
+    number: (_KNOWN_TYPES[number], read)
+    for number, read in (
+        (lib.HVMSG_X64_IO_PORT_INTERCEPT, _io),
+        (lib.HVMSG_UNMAPPED_GPA, _memory),
+        (lib.HVMSG_GPA_INTERCEPT, _memory),
+        (lib.HVMSG_UNACCEPTED_GPA, _memory),
+    )
 }
 
 _DECODERS: dict[int, Any] = {

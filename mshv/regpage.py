@@ -123,13 +123,17 @@ class RegisterPage:
             raise ValueError(f"the register page has no 64-bit register {name!r}")
         return int(getattr(page, name))
 
-    def complete(self, rip: int, rax: int | None = None) -> None:
+    def complete(self, rip: int, rax: int | None = None, *, only_if_valid: bool = False) -> bool:
         """Set RIP (and RAX) for the next MSHV_RUN_VP: an intercept's completion in one call.
 
         Both must be unsigned 64-bit values; they are the VMM's own (RIP past the
         instruction, RAX merged by access size), so only their range is checked.
+        With ``only_if_valid``, nothing is written and False is returned when the
+        page does not hold the last intercept's state (:attr:`valid` is clear).
         """
         page = self._live()
+        if only_if_valid and not page.isvalid:
+            return False
         if not 0 <= rip <= _MASK64 or (rax is not None and not 0 <= rax <= _MASK64):
             raise ValueError(f"rip {rip:#x} / rax {rax!r} must be unsigned 64-bit values")
         page.rip = rip
@@ -138,6 +142,7 @@ class RegisterPage:
         else:
             page.rax = rax
             page.dirty |= _IP_BIT | _GENERAL_BIT
+        return True
 
     def write(self, name: str, value: int) -> None:
         """Write a GPR, ``rip`` or ``rflags`` and mark its class dirty for the next MSHV_RUN_VP."""

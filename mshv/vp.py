@@ -30,6 +30,8 @@ __all__ = ["Vp"]
 
 
 _RUN_VP = lib.MSHV_RUN_VP
+_ioctl_raw = _kernel.ioctl_raw
+_ACCESS_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 _GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
 # The register page's writable classes and the registers each one holds (hv_vp_register_page).
 _PAGE_CLASSES = (
@@ -180,18 +182,16 @@ class Vp(FdOwner):
                 by default the run is resumed.
         """
         fd = self._live()
-        while True:
-            try:
-                _kernel.ioctl(fd, _RUN_VP, self._run_buf, details=self._what)
-            except MshvError as exc:
-                if exc.errno == errno.EINTR:
-                    if interruptible:
-                        raise InterruptedError(errno.EINTR, f"MSHV_RUN_VP on VP {self.index}") from None
-                    continue
-                raise
-            self.exits += 1
-            self._page_current = True
-            return decode(self._run_view.tobytes())
+        run_buf = self._run_buf
+        while _ioctl_raw(fd, _RUN_VP, run_buf) < 0:  # one table call; no Python frame per exit
+            err = _kernel.errno()
+            if err != errno.EINTR:
+                raise MshvError(err, "MSHV_RUN_VP", details=self._what)
+            if interruptible:
+                raise InterruptedError(errno.EINTR, f"MSHV_RUN_VP on VP {self.index}")
+        self.exits += 1
+        self._page_current = True
+        return decode(self._run_view.tobytes())
 
     def complete_io(self, intercept: IoPortIntercept, value: int | None = None) -> None:
         """Complete a (non-string) port IO intercept the mshv way.
@@ -200,16 +200,20 @@ class Vp(FdOwner):
         instruction. Both go through the register page when it is valid (no
         hypercall), else through one HvCallSetVpRegisters.
         """
-        if not intercept.is_write and value is None:
+        header = intercept.header
+        if header.access_type == _ACCESS_WRITE:
+            rax = None
+        elif value is None:
             raise ValueError("an IN needs the value read from the port")
-        page = self._completion_page()
-        if page is not None:
-            rax = None if intercept.is_write else intercept.completion_rax(value)  # type: ignore[arg-type]
-            page.complete(intercept.header.next_rip, rax)
+        else:
+            rax = intercept.completion_rax(value)
+        rip = header.rip + header.instruction_length
+        page = self._page if self._page is not None else self.register_page
+        if page is not None and self._page_current and page.complete(rip, rax, only_if_valid=True):
             return
-        regs: dict[str | int, RegisterValue] = {"rip": intercept.header.next_rip}
-        if not intercept.is_write:
-            regs["rax"] = intercept.completion_rax(value)  # type: ignore[arg-type]
+        regs: dict[str | int, RegisterValue] = {"rip": rip}
+        if rax is not None:
+            regs["rax"] = rax
         self.set_registers(regs)
 
     def complete_string_io(

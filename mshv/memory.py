@@ -158,9 +158,11 @@ class GuestMemory:
         return memoryview(self._live())
 
     # -- bookkeeping for regions ------------------------------------------------------------
-    def _acquire(self) -> None:
+    def _acquire(self) -> int:
+        """Count one more region mapping this memory; returns its address (the map path's hva)."""
         self._live()
         self._mapped_by += 1
+        return self._address
 
     def _release(self) -> None:
         self._mapped_by -= 1

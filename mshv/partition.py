@@ -15,6 +15,7 @@ from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv._owner import FdOwner
 from mshv.dirty import PageAccess
+from mshv.errors import MshvError
 from mshv.hvcall import HvcallInput, HvcallResult, hvcall
 from mshv.interrupts import EventFd, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import PAGE_SIZE, GuestMemory
@@ -26,6 +27,8 @@ HvPartitionProperty: Any = build_enum("HvPartitionProperty", lib, "HV_PARTITION_
 _WRITABLE = 1 << lib.MSHV_SET_MEM_BIT_WRITABLE
 _EXECUTABLE = 1 << lib.MSHV_SET_MEM_BIT_EXECUTABLE
 _UNMAP = 1 << lib.MSHV_SET_MEM_BIT_UNMAP
+_set_guest_memory = _kernel.set_guest_memory_raw
+_tuple_new = tuple.__new__
 _MAX_VPS = 256  # MSHV_MAX_VPS (drivers/hv/mshv_root.h); not part of the uapi header
 
 
@@ -130,45 +133,41 @@ class Partition(FdOwner):
         Wraps MSHV_SET_GUEST_MEMORY. Alignment, bounds and overlap with this
         partition's regions are checked before the kernel sees the request.
         """
-        self._live()
-        size = memory.size - offset if size is None else size
+        fd = self._live()
+        if size is None:
+            size = memory.size - offset
         if gpa < 0 or gpa % PAGE_SIZE or offset < 0 or offset % PAGE_SIZE:
             raise ValueError(f"gpa {gpa:#x} and offset {offset:#x} must be {PAGE_SIZE:#x}-aligned")
         if size <= 0 or size % PAGE_SIZE or offset + size > memory.size:
             raise ValueError(f"size {size:#x} at offset {offset:#x} must be page-sized within {memory!r}")
+        end = gpa + size
         for other in self._regions:
-            if gpa < other.gpa + other.size and other.gpa < gpa + size:
+            if gpa < other.gpa + other.size and other.gpa < end:
                 raise ValueError(f"gpa range {gpa:#x}+{size:#x} overlaps {other!r}")
-        hva = memory.address + offset
-        memory._acquire()
+        hva = memory._acquire() + offset
         try:
             flags = (_WRITABLE if writable else 0) | (_EXECUTABLE if executable else 0)
-            self._set_memory(hva, gpa, size, flags)
+            if _set_guest_memory(fd, size, gpa // PAGE_SIZE, hva, flags) < 0:
+                raise _memory_error("map", gpa, size)
         except BaseException:
             memory._release()
             raise
-        region = MemoryRegion(memory, gpa, size, offset, writable, executable, hva)
+        # tuple.__new__: the NamedTuple constructor's argument parsing is most of its cost
+        values = (memory, gpa, size, offset, writable, executable, hva)
+        region: MemoryRegion = _tuple_new(MemoryRegion, values)
         self._regions.append(region)
         return region
 
     def unmap_memory(self, region: MemoryRegion) -> None:
         """Unmap a region made by :meth:`map_memory` (MSHV_SET_GUEST_MEMORY with UNMAP)."""
+        fd = self._live()
         if region not in self._regions:
             raise ValueError(f"{region!r} is not mapped in this partition")
-        self._set_memory(region.hva, region.gpa, region.size, _UNMAP)
+        memory, gpa, size, _offset, _writable, _executable, hva = region
+        if _set_guest_memory(fd, size, gpa // PAGE_SIZE, hva, _UNMAP) < 0:
+            raise _memory_error("unmap", gpa, size)
         self._regions.remove(region)
-        region.memory._release()
-
-    def _set_memory(self, hva: int, gpa: int, size: int, flags: int) -> None:
-        """MSHV_SET_GUEST_MEMORY with ``flags`` (1 << MSHV_SET_MEM_BIT_*)."""
-        _kernel.set_guest_memory(
-            self._live(),
-            size,
-            gpa // PAGE_SIZE,
-            hva,
-            flags,
-            lambda: f"{'unmap' if flags & _UNMAP else 'map'} gpa={gpa:#x} size={size:#x}",
-        )
+        memory._release()
 
     # -- hypercalls -----------------------------------------------------------------------
     def hvcall(self, code: int, data: bytes, output_size: int = 0, reps: int = 0) -> HvcallResult:
@@ -239,3 +238,8 @@ def _get_property(fd: int, code: int) -> int:
     out_size = ffi.sizeof("struct hv_output_get_partition_property")
     res = hvcall(fd, lib.HVCALL_GET_PARTITION_PROPERTY, data.to_bytes(), out_size)
     return int(struct.unpack_from("<Q", res.output)[0])
+
+
+def _memory_error(what: str, gpa: int, size: int) -> MshvError:
+    """The MshvError of a failed MSHV_SET_GUEST_MEMORY (errno of the call just made)."""
+    return MshvError(_kernel.errno(), "MSHV_SET_GUEST_MEMORY", details=f"{what} gpa={gpa:#x} size={size:#x}")

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from mshv import GuestMemory, MshvError, Partition
+from mshv import GuestMemory, MshvError, Partition, _kernel
 from mshv._abi import lib
 
 
@@ -88,12 +88,29 @@ def test_same_host_memory_at_two_gpas(partition: Partition) -> None:
 
 
 def test_kernel_rejection_is_a_typed_error(partition: Partition) -> None:
+    """What the Python side cannot know, the kernel rejects: EEXIST on map, ENOENT on unmap."""
+    unmap = 1 << lib.MSHV_SET_MEM_BIT_UNMAP
     with GuestMemory(0x10000) as mem:
         region = partition.map_memory(mem, 0)
         partition.unmap_memory(region)
         with pytest.raises(ValueError):
             partition.unmap_memory(region)  # not mapped any more: caught before the kernel
-        # ask the kernel directly for an unmap of something never mapped: ENOENT (≥6.19)
+        # Another client of the same partition fd maps GPA 0x100000 (mshv_partition_create_region:
+        # an overlapping GFN range is EEXIST) ...
+        assert _kernel.set_guest_memory_raw(partition.fd, 0x10000, 0x100, mem.address, 0) == 0
         with pytest.raises(MshvError) as info:
-            partition._set_memory(mem.address, 0x500000, 0x1000, 1 << lib.MSHV_SET_MEM_BIT_UNMAP)
+            partition.map_memory(mem, 0x108000, size=0x1000)
+        assert info.value.errno == errno.EEXIST and info.value.op == "MSHV_SET_GUEST_MEMORY"
+        assert "map gpa=0x108000 size=0x1000" in str(info.value)
+        assert not partition.regions and mem._mapped_by == 0  # nothing recorded, nothing held
+        # ... and unmaps a region behind this object's back: the kernel finds none (ENOENT, >=6.19).
+        region = partition.map_memory(mem, 0x200000)
+        assert _kernel.set_guest_memory_raw(partition.fd, 0x10000, 0x200, mem.address, unmap) == 0
+        with pytest.raises(MshvError) as info:
+            partition.unmap_memory(region)
         assert info.value.errno == errno.ENOENT
+        assert partition.regions == [region]  # still recorded: the unmap did not happen
+        # put the kernel back in step, then both sides unmap cleanly
+        assert _kernel.set_guest_memory_raw(partition.fd, 0x10000, 0x200, mem.address, 3) == 0
+        partition.unmap_memory(region)
+        assert _kernel.set_guest_memory_raw(partition.fd, 0x10000, 0x100, mem.address, unmap) == 0

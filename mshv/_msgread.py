@@ -33,9 +33,12 @@ class Reader:
     """Reads the named fields of ``ctype`` (dotted paths to integers or byte arrays) from a buffer.
 
     ``read(buf, base)`` returns their values in the order the paths were given.
+    When the paths are in offset order, :attr:`struct` also packs them: the bytes
+    between and around them are zero, and with ``size`` the packed bytes are
+    padded to that many (e.g. ``ffi.sizeof(ctype)``, for a whole element).
     """
 
-    def __init__(self, ctype: str, paths: list[str]) -> None:
+    def __init__(self, ctype: str, paths: list[str], size: int = 0) -> None:
         leaves = sorted((*_leaf(ffi.typeof(ctype), path), index) for index, path in enumerate(paths))
         fmt, pos = "<", 0
         order = []
@@ -44,15 +47,15 @@ class Reader:
                 raise ValueError(f"{ctype}: field {paths[index]} overlaps the one before it")
             if offset > pos:
                 fmt += f"{offset - pos}x"
-            if ftype.kind == "array":
-                size = ffi.sizeof(ftype)
-                fmt += f"{size}s"
-            else:
-                size = ffi.sizeof(ftype)
-                fmt += _INT_CODES[size]
-            pos = offset + size
+            width = ffi.sizeof(ftype)
+            fmt += f"{width}s" if ftype.kind == "array" else _INT_CODES[width]
+            pos = offset + width
             order.append(index)
+        if size > pos:
+            fmt += f"{size - pos}x"
         self._struct = struct.Struct(fmt)
+        #: The ``struct.Struct`` of the fields (in offset order; packs them when :attr:`in_order`).
+        self.struct = self._struct
         #: True when the paths were given in offset order: then ``read`` is the bare
         #: ``struct.unpack_from`` (the run path's readers are built that way).
         self.in_order = order == sorted(order)
@@ -66,7 +69,7 @@ class Reader:
         # (itemgetter of one index returns the bare value, not a 1-tuple)
         self._reorder = operator.itemgetter(*inverse) if len(inverse) > 1 else tuple
 
-    def read(self, buf: bytes, base: int = 0) -> tuple[Any, ...]:
+    def read(self, buf: bytes | bytearray, base: int = 0) -> tuple[Any, ...]:
         """The fields' values, in the order of the paths given to the constructor."""
         values = self._struct.unpack_from(buf, base)
         result: tuple[Any, ...] = self._reorder(values)

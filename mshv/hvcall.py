@@ -7,11 +7,11 @@ partition id over input bytes 0-7, and always writes back ``status`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from mshv import _cstruct, _kernel
+from mshv import _kernel
 from mshv._abi import ffi, lib
+from mshv._msgread import Reader
 from mshv.errors import HvStatus, MshvError
 
 __all__ = ["HvcallInput", "HvcallResult", "hvcall"]
@@ -40,13 +40,28 @@ class HvcallInput:
         return bytes(ffi.buffer(self._buf))
 
 
-@dataclass(frozen=True)
-class HvcallResult:
+class HvcallResult(NamedTuple):
     """What a passed-through hypercall returned: its status, reps completed and output bytes."""
 
     status: HvStatus
     reps: int
     output: bytes
+
+
+# struct mshv_root_hvcall, packed and read with struct (offsets from the compiler): one
+# bytearray holds it, the input and the output, so a call costs one allocation.
+_ARGS = Reader(
+    "struct mshv_root_hvcall",
+    ["code", "reps", "in_sz", "out_sz", "status", "in_ptr", "out_ptr"],
+    size=ffi.sizeof("struct mshv_root_hvcall"),
+)
+_ARGS_SIZE = ffi.sizeof("struct mshv_root_hvcall")
+_RESULT = Reader("struct mshv_root_hvcall", ["reps", "status"])  # written back, even on failure
+_ROOT_HVCALL = lib.MSHV_ROOT_HVCALL
+_ioctl_raw = _kernel.ioctl_raw
+_STATUS: dict[int, Any] = {int(member): member for member in HvStatus}
+_UINTPTR = ffi.typeof("uintptr_t")
+_tuple_new = tuple.__new__
 
 
 def hvcall(fd: int, code: int, data: bytes, output_size: int = 0, reps: int = 0) -> HvcallResult:
@@ -63,28 +78,26 @@ def hvcall(fd: int, code: int, data: bytes, output_size: int = 0, reps: int = 0)
         ValueError: a size is outside the kernel's limits (checked before the call).
         MshvError: the ioctl failed; ``hv_status`` holds the hypercall status.
     """
-    if not _MIN_INPUT <= len(data) <= _MAX_BYTES:
-        raise ValueError(f"hypercall input must be {_MIN_INPUT}..{_MAX_BYTES} bytes, got {len(data)}")
+    in_size = len(data)
+    if not _MIN_INPUT <= in_size <= _MAX_BYTES:
+        raise ValueError(f"hypercall input must be {_MIN_INPUT}..{_MAX_BYTES} bytes, got {in_size}")
     if not 0 <= output_size <= _MAX_BYTES:
         raise ValueError(f"hypercall output must be 0..{_MAX_BYTES} bytes, got {output_size}")
     if not 0 <= reps <= 0xFFFF or not 0 <= code <= 0xFFFF:
         raise ValueError(f"code and reps are 16-bit: code={code:#x} reps={reps}")
-    in_buf = ffi.new("unsigned char[]", data)
-    out_buf = ffi.new("unsigned char[]", output_size) if output_size else ffi.NULL
-    args = _cstruct.new(
-        "struct mshv_root_hvcall",
-        code=code,
-        reps=reps,
-        in_sz=len(data),
-        out_sz=output_size,
-        in_ptr=ffi.cast("uint64_t", in_buf),
-        out_ptr=ffi.cast("uint64_t", out_buf),
-    )
-    try:
-        _kernel.ioctl(fd, lib.MSHV_ROOT_HVCALL, args)
-    except MshvError as exc:
-        status = int(args.status) or None  # written back even on failure
-        detail = f"code={code:#x} reps={args.reps}/{reps}"
-        raise MshvError(exc.errno or 0, exc.op, status, detail) from None
-    output = bytes(ffi.buffer(out_buf, output_size)) if output_size else b""
-    return HvcallResult(HvStatus(args.status), int(args.reps), output)
+    out_at = _ARGS_SIZE + in_size
+    buf = bytearray(out_at + output_size)
+    buf[_ARGS_SIZE:out_at] = data
+    cbuf = ffi.from_buffer(buf)
+    addr = int(ffi.cast(_UINTPTR, cbuf))
+    out_ptr = addr + out_at if output_size else 0
+    _ARGS.struct.pack_into(buf, 0, code, reps, in_size, output_size, 0, addr + _ARGS_SIZE, out_ptr)
+    failed = _ioctl_raw(fd, _ROOT_HVCALL, cbuf) < 0
+    done, status = _RESULT.read(buf, 0)
+    if failed:
+        detail = f"code={code:#x} reps={done}/{reps}"
+        raise MshvError(_kernel.errno(), "MSHV_ROOT_HVCALL", status or None, detail)
+    member = _STATUS.get(status)
+    values = (HvStatus(status) if member is None else member, done, bytes(buf[out_at:]))
+    result: HvcallResult = _tuple_new(HvcallResult, values)  # skips NamedTuple argument parsing
+    return result

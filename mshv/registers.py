@@ -10,14 +10,17 @@ after each call.
 
 from __future__ import annotations
 
+import array
 import errno
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
+from mshv._msgread import Reader
 from mshv.errors import MshvError
-from mshv.hvcall import HvcallInput, hvcall
+from mshv.hvcall import hvcall
 
 __all__ = ["HvRegister", "RegisterValue", "Segment", "Table", "get_registers", "register", "set_registers"]
 
@@ -31,6 +34,8 @@ _WIDE = frozenset({"fp_control_status", "xmm_control_status"})
 
 _GET_MAX = lib.HV_GET_VP_REGISTERS_BATCH_MAX
 _SET_MAX = lib.HV_SET_VP_REGISTERS_BATCH_MAX
+_HVCALL_GET = lib.HVCALL_GET_VP_REGISTERS
+_HVCALL_SET = lib.HVCALL_SET_VP_REGISTERS
 
 
 def _attr(name: str) -> int:
@@ -105,26 +110,33 @@ for _enum in (HvRegister, _GENERIC):
         _BY_NAME.setdefault(_name.lower(), (_name.lower(), int(_member)))
 
 
+_BY_NUMBER: dict[int, tuple[str, int]] = {int(m): (m.name.lower(), int(m)) for m in HvRegister}
+
+
 def register(name: str | int) -> tuple[str, int]:
     """Return (lower-case name, HV register number) for a name or a number.
 
     Raises:
         ValueError: unknown register name.
     """
+    found = _BY_NAME.get(name) if isinstance(name, str) else None
+    if found is not None:
+        return found
     if isinstance(name, int) and not isinstance(name, bool):
+        known = _BY_NUMBER.get(name)
+        if known is not None:
+            return known
         try:
             return HvRegister(name).name.lower(), int(name)
         except ValueError:
             return f"reg_{name:#x}", int(name)
-    found = _BY_NAME.get(name) if isinstance(name, str) else None
-    if found is None:
-        found = _BY_NAME.get(str(name).lower())
+    found = _BY_NAME.get(str(name).lower())
     if found is None:
         raise ValueError(f"unknown register name {name!r}")
     return found
 
 
-def _kind(name: str) -> str:
+def _kind_of(name: str) -> str:
     if name in _SEGMENTS:
         return "segment"
     if name in _TABLES:
@@ -134,39 +146,92 @@ def _kind(name: str) -> str:
     return "int"
 
 
-def _decode(name: str, value: Any) -> RegisterValue:
+# Every register's value kind, by name; names made up for unknown numbers are added as met.
+_KIND: dict[str, str] = {name: _kind_of(name) for name, _ in _BY_NAME.values()}
+
+
+def _kind(name: str) -> str:
+    kind = _KIND.get(name)
+    if kind is None:
+        kind = _KIND[name] = _kind_of(name)
+    return kind
+
+
+# The value layouts (union hv_register_value, 16 bytes) by kind, and the same inside a
+# struct hv_register_assoc after its name: offsets from the compiler, packed with struct.
+_VALUE_FIELDS = {
+    "int": ["reg64"],
+    "wide": ["reg128.low_part", "reg128.high_part"],
+    "segment": [f"segment.{f}" for f in ("base", "limit", "selector", "attributes")],
+    "table": ["table.limit", "table.base"],
+}
+_VALUE_SIZE = ffi.sizeof("union hv_register_value")
+_VALUE: dict[str, Any] = {
+    kind: Reader("union hv_register_value", fields).struct for kind, fields in _VALUE_FIELDS.items()
+}
+_ASSOC_SIZE = ffi.sizeof("struct hv_register_assoc")
+_ASSOC: dict[str, Any] = {
+    kind: Reader("struct hv_register_assoc", ["name"] + [f"value.{f}" for f in fields], _ASSOC_SIZE).struct
+    for kind, fields in _VALUE_FIELDS.items()
+}
+_MASK64 = (1 << 64) - 1
+# The inputs' headers (partition_id, vp_index, input_vtl, reserved) up to their arrays.
+_GET_HEADER = Reader(
+    "struct hv_input_get_vp_registers",
+    ["vp_index"],
+    ffi.offsetof("struct hv_input_get_vp_registers", "names"),
+).struct
+_SET_HEADER = Reader(
+    "struct hv_input_set_vp_registers",
+    ["vp_index"],
+    ffi.offsetof("struct hv_input_set_vp_registers", "elements"),
+).struct
+_tuple_new = tuple.__new__
+# The GET input's names are __u32 (from the compiler); array packs them natively.
+_U32 = next(code for code in "IL" if array.array(code).itemsize == ffi.sizeof("__u32"))
+if sys.byteorder != "little":  # the hypercall ABI is x86-64's
+    raise ImportError("mshv.registers packs hypercall inputs little-endian; this host is not")
+
+
+def _decode(name: str, out: bytes, offset: int) -> RegisterValue:
     kind = _kind(name)
+    values = _VALUE[kind].unpack_from(out, offset)
+    if kind == "int":
+        value: int = values[0]
+        return value
     if kind == "segment":
-        s = value.segment
-        return Segment(int(s.base), int(s.limit), int(s.selector), int(s.attributes))
+        segment: Segment = _tuple_new(Segment, values)
+        return segment
     if kind == "table":
-        return Table(int(value.table.base), int(value.table.limit))
-    if kind == "wide":
-        return int(value.reg128.low_part) | (int(value.reg128.high_part) << 64)
-    return int(value.reg64)
+        return Table(base=values[1], limit=values[0])
+    wide: int = values[0] | (values[1] << 64)
+    return wide
 
 
-def _encode(name: str, value: RegisterValue, out: Any) -> None:
+def _encode(name: str, number: int, value: RegisterValue) -> bytes:
+    """One struct hv_register_assoc for ``value``, after checking its type and range."""
     kind = _kind(name)
     if kind == "segment":
         if not isinstance(value, Segment):
             raise TypeError(f"{name} takes a Segment, not {type(value).__name__}")
-        out.segment.base, out.segment.limit = value.base, value.limit
-        out.segment.selector, out.segment.attributes = value.selector, value.attributes
-    elif kind == "table":
+        data: bytes = _ASSOC["segment"].pack(number, *value)
+        return data
+    if kind == "table":
         if not isinstance(value, Table):
             raise TypeError(f"{name} takes a Table, not {type(value).__name__}")
-        out.table.base, out.table.limit = value.base, value.limit
-    elif isinstance(value, bool) or not isinstance(value, int):
+        data = _ASSOC["table"].pack(number, value.limit, value.base)
+        return data
+    if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} takes an int, not {type(value).__name__}")
-    elif kind == "wide":
+    if kind == "wide":
         if not 0 <= value < 1 << 128:
             raise ValueError(f"{name} is 128 bits: {value:#x} does not fit")
-        out.reg128.low_part, out.reg128.high_part = value & ((1 << 64) - 1), value >> 64
-    else:
-        if not 0 <= value < 1 << 64:
-            raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
-        out.reg64 = value
+        data = _ASSOC["wide"].pack(number, value & _MASK64, value >> 64)
+        return data
+    if not 0 <= value <= _MASK64:
+        raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
+    data = _ASSOC["int"].pack(number, value)
+    return data
 
 
 def _check_reps(done: int, wanted: int, op: str, names: list[str]) -> None:
@@ -180,17 +245,15 @@ def get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict[st
     resolved = [register(n) for n in names]
     result: dict[str, RegisterValue] = {}
     for start in range(0, len(resolved), _GET_MAX):
-        chunk = resolved[start : start + _GET_MAX]
-        data = HvcallInput("struct hv_input_get_vp_registers", "names", "__u32", len(chunk))
-        data.header.vp_index = vp_index
-        for i, (_, number) in enumerate(chunk):
-            data.array[i] = number
-        out_size = ffi.sizeof("union hv_register_value") * len(chunk)
-        res = hvcall(fd, lib.HVCALL_GET_VP_REGISTERS, data.to_bytes(), out_size, reps=len(chunk))
-        _check_reps(res.reps, len(chunk), "HvCallGetVpRegisters", [n for n, _ in chunk])
-        values = ffi.from_buffer("union hv_register_value[]", res.output)
+        chunk = resolved[start : start + _GET_MAX] if len(resolved) > _GET_MAX else resolved
+        count = len(chunk)
+        data = _GET_HEADER.pack(vp_index) + array.array(_U32, [number for _, number in chunk]).tobytes()
+        res = hvcall(fd, _HVCALL_GET, data, _VALUE_SIZE * count, reps=count)
+        if res.reps != count:
+            _check_reps(res.reps, count, "HvCallGetVpRegisters", [n for n, _ in chunk])
+        out = res.output
         for i, (name, _) in enumerate(chunk):
-            result[name] = _decode(name, values[i])
+            result[name] = _decode(name, out, i * _VALUE_SIZE)
     return result
 
 
@@ -202,17 +265,11 @@ def set_registers(fd: int, vp_index: int, values: Mapping[str | int, RegisterVal
     items = []
     for key, value in values.items():
         name, number = register(key)
-        assoc = ffi.new("struct hv_register_assoc *")
-        assoc.name = number
-        _encode(name, value, assoc.value)
-        items.append((name, assoc))
+        items.append((name, _encode(name, number, value)))
     for start in range(0, len(items), _SET_MAX):
         chunk = items[start : start + _SET_MAX]
-        data = HvcallInput(
-            "struct hv_input_set_vp_registers", "elements", "struct hv_register_assoc", len(chunk)
-        )
-        data.header.vp_index = vp_index
-        for i, (_, assoc) in enumerate(chunk):
-            data.array[i] = assoc[0]
-        res = hvcall(fd, lib.HVCALL_SET_VP_REGISTERS, data.to_bytes(), 0, reps=len(chunk))
-        _check_reps(res.reps, len(chunk), "HvCallSetVpRegisters", [n for n, _ in chunk])
+        count = len(chunk)
+        data = _SET_HEADER.pack(vp_index) + b"".join([assoc for _, assoc in chunk])
+        res = hvcall(fd, _HVCALL_SET, data, 0, reps=count)
+        if res.reps != count:
+            _check_reps(res.reps, count, "HvCallSetVpRegisters", [n for n, _ in chunk])

@@ -115,8 +115,9 @@ class Vp(FdOwner):
         """
         values = get_registers(self._live(), self.index, names)
         pending = self._pending_page_writes()
-        for name in pending.keys() & values.keys():
-            values[name] = pending[name]
+        if pending:
+            for name in pending.keys() & values.keys():
+                values[name] = pending[name]
         return values
 
     def set_registers(self, values: Mapping[str | int, RegisterValue]) -> None:

@@ -17,6 +17,7 @@ from mshv.testing import assemble, partition_with_one_vp
 GPRS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 U128 = st.integers(min_value=0, max_value=(1 << 128) - 1)
+U16 = st.integers(min_value=0, max_value=0xFFFF)
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +103,39 @@ def test_bad_values_change_nothing(vp: Vp, bad: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         vp.set_registers({"rcx": 5, "rbx": bad})  # type: ignore[dict-item]
     assert vp.get_registers(["rbx", "rcx"]) == {"rbx": 0x1234, "rcx": 0x99}
+
+
+def _fill_with_cffi(value: object, out: object) -> None:
+    """Set a union hv_register_value field by field through cffi (the reference)."""
+    if isinstance(value, Segment):
+        seg = out.segment  # type: ignore[attr-defined]
+        seg.base, seg.limit, seg.selector, seg.attributes = value
+    elif isinstance(value, Table):
+        out.table.base, out.table.limit = value.base, value.limit  # type: ignore[attr-defined]
+    elif isinstance(value, int) and value >> 64:
+        out.reg128.low_part, out.reg128.high_part = value & ((1 << 64) - 1), value >> 64  # type: ignore[attr-defined]
+    else:
+        out.reg64 = value  # type: ignore[attr-defined]
+
+
+# The codec packs values with struct layouts derived from the compiler's offsets; here the
+# same values go through cffi field by field, and the bytes must be identical.
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(
+    value64=U64,
+    value128=st.integers(min_value=1 << 64, max_value=(1 << 128) - 1),
+    segment=st.builds(Segment, U64, st.integers(0, (1 << 32) - 1), U16, U16),
+    table=st.builds(Table, U64, U16),
+)
+def test_codec_bytes_equal_cffi_fields(value64: int, value128: int, segment: Segment, table: Table) -> None:
+    from mshv._abi import ffi
+    from mshv.registers import _decode, _encode
+
+    for name, value in (("rax", value64), ("xmm3", value128), ("cs", segment), ("gdtr", table)):
+        number = register(name)[1]
+        assoc = ffi.new("struct hv_register_assoc *")
+        assoc.name = number
+        _fill_with_cffi(value, assoc.value)
+        assert _encode(name, number, value) == bytes(ffi.buffer(assoc)), name
+        union_bytes = bytes(ffi.buffer(ffi.addressof(assoc.value)))
+        assert _decode(name, b"\xee" * 16 + union_bytes, 16) == value, name

@@ -1,12 +1,15 @@
 """Build script: the cffi ABI module, the emulator library, the Cython run loop.
 
 Metadata lives in pyproject.toml; this file only wires up the compiled parts.
+Without a working C compiler (``build_ext/nocc.py`` probes it) nothing is
+compiled: the package installs as pure Python with the ABI snapshot.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from setuptools import setup
 
@@ -14,20 +17,32 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from build_ext.emulator import emulator_extension  # noqa: E402
+from build_ext.nocc import SnapshotBuildPy, probe_toolchain  # noqa: E402
 from build_ext.runloop import RunloopBuildExt, runloop_extension  # noqa: E402
 
 
-def _extensions() -> list:
+def _extensions(python_headers: bool) -> list:
     exts = []
     emulator = emulator_extension()
     if emulator is not None:
         exts.append(emulator)
-    exts.append(runloop_extension())  # optional: without it, the pure-Python loop is used
+    if python_headers:
+        exts.append(runloop_extension())  # optional: without it, the pure-Python loop is used
     return exts
 
 
-setup(
-    cffi_modules=["build_ext/abi_builder.py:ffibuilder"],
-    ext_modules=_extensions(),
-    cmdclass={"build_ext": RunloopBuildExt},
-)
+def _compiled_parts() -> dict[str, Any]:
+    toolchain = probe_toolchain()
+    SnapshotBuildPy.toolchain = toolchain
+    if toolchain.c_problem is not None:
+        return {}
+    parts: dict[str, Any] = {
+        "ext_modules": _extensions(toolchain.python_problem is None),
+        "cmdclass": {"build_ext": RunloopBuildExt, "build_py": SnapshotBuildPy},
+    }
+    if toolchain.python_problem is None:
+        parts["cffi_modules"] = ["build_ext/abi_builder.py:ffibuilder"]
+    return parts
+
+
+setup(**{"cmdclass": {"build_py": SnapshotBuildPy}, **_compiled_parts()})

@@ -11,11 +11,18 @@ from mshv import abi as abi_mod
 from mshv import backend as backend_mod
 from mshv import probe
 
+_ABI_BUILDS = {
+    "compiled": "compiled (cffi API mode, {path})",
+    "snapshot": "snapshot (pure Python, cffi ABI mode: built without a C compiler)",
+}
+
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import mshv._abi
     from mshv._abi import ffi, lib
 
     print(f"kernel:        {platform.system()} {platform.release()} ({platform.machine()})")
+    print(f"abi:           {_ABI_BUILDS[abi_mod.abi_build()].format(path=mshv._abi.__file__)}")
     print(f"header:        {ffi.string(lib.mshv_abi_header()).decode()}")
     reason = ffi.string(lib.mshv_abi_header_reason()).decode()
     if reason:
@@ -27,7 +34,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 1
     print(f"backend:       {chosen.name} ({chosen.reason})")
     if chosen.name == "emulator":
-        print(f"emulator:      {backend_mod.emulator_library_path()}")
+        override = f" (from ${backend_mod.EMULATOR_LIBRARY_ENV})" if backend_mod.emulator_overridden() else ""
+        print(f"emulator:      {backend_mod.emulator_library_path()}{override}")
     print("ioctl support (probed with a NULL argument: EFAULT = handled, ENOTTY = unknown):")
     for result in probe.probe_ioctls():
         print(f"  {result.name:<30} {result.fd_kind:<10} {result.verdict}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import mshv._abi as _abi_module
 from mshv._abi import ffi, lib
 
-__all__ = ["Collision", "IoctlInfo", "abi_report", "collisions", "ioctls"]
+__all__ = ["Collision", "IoctlInfo", "abi_build", "abi_report", "collisions", "ioctls"]
 
 # Constants of the ABI, by prefix: mshv uapi, Hyper-V definitions, the other 0xB8 driver.
 ABI_PREFIXES = ("MSHV_", "HV_", "HVCALL_", "HVMSG_", "DPI_")
@@ -85,6 +86,15 @@ def structs() -> dict[str, dict[str, Any]]:
         fields = {fname: field.offset for fname, field in (ctype.fields or [])}
         out[name] = {"size": ffi.sizeof(ctype), "fields": fields}
     return out
+
+
+def abi_build() -> str:
+    """Which ``mshv._abi`` is in use: ``"compiled"`` (the cffi extension) or ``"snapshot"``.
+
+    The snapshot (cffi ABI mode over ioctl_defs/abi_snapshot.py) stands in where the
+    package was built without a C compiler; see ``mshv._abi_nocc``.
+    """
+    return "snapshot" if str(_abi_module.__file__).endswith(".py") else "compiled"
 
 
 def abi_report() -> dict[str, Any]:

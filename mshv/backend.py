@@ -5,6 +5,11 @@ forces a choice; otherwise /dev/mshv when it exists, else the emulator when
 /dev/kvm works. The emulator's entry points pass every fd and path that is not
 theirs through to the real system calls, so choosing it is safe for the rest
 of the process.
+
+The emulator library is the package's own ``mshv/libmshv_emu.so`` unless
+``MSHV_EMULATOR_LIBRARY=/path/to/libmshv_emu.so`` names another one: an
+emulator built elsewhere, for an install made without a C compiler (which has
+no emulator of its own).
 """
 
 from __future__ import annotations
@@ -15,10 +20,18 @@ from pathlib import Path
 
 from mshv._abi import ffi, lib
 
-__all__ = ["Backend", "BackendUnavailable", "current", "emulator_library_path", "select"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "current",
+    "emulator_library_path",
+    "emulator_overridden",
+    "select",
+]
 
 DEVICE_PATH = "/dev/mshv"
 KVM_PATH = "/dev/kvm"
+EMULATOR_LIBRARY_ENV = "MSHV_EMULATOR_LIBRARY"
 
 
 class BackendUnavailable(RuntimeError):
@@ -38,8 +51,19 @@ _current: Backend | None = None
 
 
 def emulator_library_path() -> str:
-    """Absolute path of the emulator library (also usable with LD_PRELOAD)."""
+    """Absolute path of the emulator library (also usable with LD_PRELOAD).
+
+    ``$MSHV_EMULATOR_LIBRARY`` when set, else the package's own ``libmshv_emu.so``.
+    """
+    override = os.environ.get(EMULATOR_LIBRARY_ENV, "").strip()
+    if override:
+        return str(Path(override).resolve())
     return str(Path(__file__).resolve().parent / "libmshv_emu.so")
+
+
+def emulator_overridden() -> bool:
+    """True when ``$MSHV_EMULATOR_LIBRARY`` names the emulator library."""
+    return bool(os.environ.get(EMULATOR_LIBRARY_ENV, "").strip())
 
 
 def _kvm_problem() -> str | None:
@@ -47,8 +71,15 @@ def _kvm_problem() -> str | None:
         return f"{KVM_PATH} does not exist (load kvm_intel/kvm_amd, or run where KVM is available)"
     if not os.access(KVM_PATH, os.R_OK | os.W_OK):
         return f"{KVM_PATH} is not readable and writable by this user (add the user to the kvm group)"
-    if not os.path.exists(emulator_library_path()):
-        return f"the emulator library is missing at {emulator_library_path()} (reinstall python-mshv)"
+    path = emulator_library_path()
+    if emulator_overridden() and not os.path.isfile(path):
+        return f"{EMULATOR_LIBRARY_ENV} names {path}, which is not a file"
+    if not os.path.isfile(path):
+        return (
+            f"the emulator library is missing at {path} (this install was built without a C compiler, "
+            f"or is damaged): reinstall python-mshv where gcc works, or set "
+            f"{EMULATOR_LIBRARY_ENV}=/path/to/libmshv_emu.so to an emulator built elsewhere"
+        )
     return None
 
 

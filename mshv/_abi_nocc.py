@@ -1,0 +1,172 @@
+"""``mshv._abi`` without a C compiler: cffi's ABI mode over the committed ABI snapshot.
+
+``mshv/_abi.py`` re-exports ``ffi`` and ``lib`` from here; Python's import
+system only reaches it when no compiled ``mshv._abi`` extension sits beside it
+(extension modules are found before source files). ``ffi`` declares the
+snapshot that ``python -m build_ext.abi_snapshot`` wrote from the compiled
+module (ioctl_defs/abi_snapshot.py, installed as ``mshv._abi_snapshot``), so
+every size, offset and constant is still the C compiler's.
+
+``lib`` offers what the package uses of the compiled ``lib``: every constant,
+and the kernel table of build_ext/kernel_table.py. The table's five calls are
+attributes that ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` rebind to
+libc's or the emulator library's functions, so a call is one attribute lookup
+and one cffi call; read them through ``lib`` at call time, never cache them.
+There is no C table for the Cython run loop: it is never built without a
+compiler, and ``mshv_kernel_table()`` says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from cffi import FFI  # type: ignore[import-untyped]  # cffi ships no type hints
+
+__all__ = ["SnapshotLib", "ffi", "lib"]
+
+_LIBC_CDEF = """
+int open(const char *path, int flags, ...);
+int ioctl(int fd, unsigned long request, ...);
+void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
+int munmap(void *addr, size_t length);
+int close(int fd);
+int memfd_create(const char *name, unsigned int flags);
+int ftruncate(int fd, long length);
+int madvise(void *addr, size_t length, int advice);
+"""
+
+_EMULATOR_CDEF = """
+int mshv_emu_open(const char *path, int flags);
+int mshv_emu_ioctl(int fd, unsigned long request, void *arg);
+void *mshv_emu_mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
+int mshv_emu_munmap(void *addr, size_t length);
+int mshv_emu_close(int fd);
+"""
+
+_TABLE = ("open", "ioctl", "mmap", "munmap", "close")
+
+
+def _snapshot() -> ModuleType:
+    """The generated snapshot: installed as ``mshv._abi_snapshot``, or ioctl_defs/ of a checkout."""
+    try:
+        return importlib.import_module("mshv._abi_snapshot")
+    except ModuleNotFoundError:
+        path = Path(__file__).resolve().parent.parent / "ioctl_defs" / "abi_snapshot.py"
+        spec = importlib.util.spec_from_file_location("mshv._abi_snapshot", path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ImportError(f"no compiled mshv._abi and no ABI snapshot at {path}") from None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+_SNAPSHOT = _snapshot()
+
+ffi = FFI()
+ffi.cdef(_SNAPSHOT.TYPES)
+ffi.cdef(_SNAPSHOT.PACKED_TYPES, packed=True)
+ffi.cdef(_LIBC_CDEF + _EMULATOR_CDEF)
+
+_libc: Any = ffi.dlopen(None)
+_CONSTANTS = re.findall(r"^#define (\w+) ", _SNAPSHOT.TYPES, re.M)
+_HEADER = ffi.new("char[]", f"snapshot:{_SNAPSHOT.HEADER}".encode())
+_REASON = ffi.new(
+    "char[]", f"mshv._abi not compiled (no C compiler); layouts from {_SNAPSHOT.GENERATOR}".encode()
+)
+
+
+def _libc_ioctl(fd: int, request: int, arg: Any) -> int:
+    # libc's ioctl is variadic: cffi passes a variadic argument only as cdata.
+    return int(_libc.ioctl(fd, request, ffi.cast("void *", arg)))
+
+
+class SnapshotLib:
+    """The compiled ``lib``'s names, for the snapshot ABI: constants and the kernel table.
+
+    The table's calls (``mshv_open``, ``mshv_ioctl``, ``mshv_mmap``, ``mshv_munmap``,
+    ``mshv_close``) are instance attributes, rebound by :meth:`mshv_kernel_use_libc`
+    and :meth:`mshv_kernel_use_library`.
+    """
+
+    mshv_open: Any
+    mshv_ioctl: Any
+    mshv_mmap: Any
+    mshv_munmap: Any
+    mshv_close: Any
+
+    def __init__(self) -> None:
+        for name in _CONSTANTS:
+            setattr(self, name, getattr(_libc, name))
+        self._library: Any = None  # the dlopen()ed emulator, kept loaded
+        self.mshv_kernel_use_libc()
+
+    def mshv_kernel_use_libc(self) -> int:
+        """Point the kernel table at libc (a real /dev/mshv)."""
+        self.mshv_open = _libc.open
+        self.mshv_ioctl = _libc_ioctl
+        self.mshv_mmap = _libc.mmap
+        self.mshv_munmap = _libc.munmap
+        self.mshv_close = _libc.close
+        return 0
+
+    def mshv_kernel_use_library(self, path: bytes, err: Any, errlen: int) -> int:
+        """Point the kernel table at a library's ``mshv_emu_{open,ioctl,mmap,munmap,close}``.
+
+        Like the C version, returns -1 with the reason in ``err`` (a ``char[errlen]``).
+        """
+        try:
+            library = ffi.dlopen(path.decode())
+            calls = [getattr(library, f"mshv_emu_{name}") for name in _TABLE]
+        except (OSError, AttributeError) as exc:
+            message = str(exc).encode()[: errlen - 1] + b"\0"
+            ffi.memmove(err, message, len(message))
+            return -1
+        self._library = library
+        self.mshv_open, self.mshv_ioctl, self.mshv_mmap, self.mshv_munmap, self.mshv_close = calls
+        return 0
+
+    def mshv_kernel_table(self) -> Any:
+        """The C table the Cython run loop reads: there is none without a C compiler."""
+        raise NotImplementedError("the snapshot ABI has no C kernel table (mshv._abi was not compiled)")
+
+    def mshv_set_guest_memory(
+        self, fd: int, size: int, guest_pfn: int, userspace_addr: int, flags: int
+    ) -> int:
+        """MSHV_SET_GUEST_MEMORY with a zeroed ``struct mshv_user_mem_region`` (reserved bytes zero)."""
+        region = ffi.new("struct mshv_user_mem_region *")
+        region.size = size
+        region.guest_pfn = guest_pfn
+        region.userspace_addr = userspace_addr
+        region.flags = flags
+        return int(self.mshv_ioctl(fd, self.MSHV_SET_GUEST_MEMORY, region))
+
+    def mshv_memfd_create(self, name: bytes, flags: int) -> int:
+        """memfd_create(2) from libc (guest memory backing, not a /dev/mshv call)."""
+        return int(_libc.memfd_create(name, flags))
+
+    def mshv_ftruncate(self, fd: int, length: int) -> int:
+        """ftruncate(2) from libc."""
+        return int(_libc.ftruncate(fd, length))
+
+    def mshv_madvise(self, addr: Any, length: int, advice: int) -> int:
+        """madvise(2) from libc."""
+        return int(_libc.madvise(addr, length, advice))
+
+    def mshv_abi_header(self) -> Any:
+        """``"snapshot:<header>"``: the header the snapshot was generated from."""
+        return _HEADER
+
+    def mshv_abi_header_reason(self) -> Any:
+        """Why the snapshot is in use and which command wrote it."""
+        return _REASON
+
+    def __getattr__(self, name: str) -> Any:  # only reached for names no constant or call has
+        raise AttributeError(f"the snapshot ABI has no {name!r} (regenerate: {_SNAPSHOT.GENERATOR})")
+
+
+lib = SnapshotLib()

@@ -1,0 +1,182 @@
+"""ioctl_defs/abi_snapshot.py: the compiled ABI, written out for cffi's ABI mode (build_ext/abi_snapshot.py).
+
+The snapshot must declare exactly what the C compiler gave the compiled
+``mshv._abi``: every typedef, struct and union with the same size, alignment and
+fields (name, offset, type), and every constant with the same value. When
+ioctl_defs/ changes and nobody regenerates it, these tests fail and say how.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cffi import FFI
+
+import mshv._abi_nocc
+from mshv import abi
+from mshv._abi import ffi as compiled_ffi
+from mshv._abi import lib as compiled_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT = ROOT / "ioctl_defs" / "abi_snapshot.py"
+REGENERATE = "regenerate it: `python -m build_ext.abi_snapshot` (from the checkout, with a C compiler)"
+
+
+def _load_snapshot(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("abi_snapshot_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _abi_mode(types: str, packed_types: str) -> tuple[Any, Any, str]:
+    """An ABI-mode ffi of a snapshot's two cdefs, its constants' lib, and the cdef text."""
+    ffi = FFI()
+    ffi.cdef(types)
+    ffi.cdef(packed_types, packed=True)
+    return ffi, ffi.dlopen(None), types + packed_types
+
+
+def _generator() -> ModuleType:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from build_ext import abi_snapshot
+
+    return abi_snapshot
+
+
+def _layout(ffi: Any, kind: str, name: str) -> dict[str, Any]:
+    ctype = ffi.typeof(f"{kind} {name}")
+    return {
+        "sizeof": ffi.sizeof(ctype),
+        "alignof": ffi.alignof(ctype),
+        "fields": [(fname, f.type.cname, f.offset, f.bitsize, f.bitshift) for fname, f in ctype.fields or []],
+    }
+
+
+def abi_differences(ref_ffi: Any, ref_lib: Any, snap_ffi: Any, snap_lib: Any, snap_text: str) -> list[str]:
+    """Every way the snapshot's ffi/lib differ from the compiled ones, one line each."""
+    out: list[str] = []
+    ref_typedefs, ref_structs, ref_unions = ref_ffi.list_types()
+    snap_typedefs, snap_structs, snap_unions = snap_ffi.list_types()
+    for what, ref, snap in (
+        ("typedef", ref_typedefs, snap_typedefs),
+        ("struct", ref_structs, snap_structs),
+        ("union", ref_unions, snap_unions),
+    ):
+        out += [f"{what} {n}: missing from the snapshot" for n in sorted(set(ref) - set(snap))]
+        out += [f"{what} {n}: in the snapshot only" for n in sorted(set(snap) - set(ref))]
+    for name in sorted(set(ref_typedefs) & set(snap_typedefs)):
+        if ref_ffi.typeof(name).cname != snap_ffi.typeof(name).cname:
+            out.append(f"typedef {name}: {ref_ffi.typeof(name).cname} != {snap_ffi.typeof(name).cname}")
+    for kind, ref, snap in (("struct", ref_structs, snap_structs), ("union", ref_unions, snap_unions)):
+        for name in sorted(set(ref) & set(snap)):
+            want, got = _layout(ref_ffi, kind, name), _layout(snap_ffi, kind, name)
+            out += [f"{kind} {name}: {k} {want[k]} != {got[k]}" for k in want if want[k] != got[k]]
+    ref_constants = {n: getattr(ref_lib, n) for n in dir(ref_lib) if isinstance(getattr(ref_lib, n), int)}
+    snap_names = set(re.findall(r"^#define (\w+) ", snap_text, re.M))
+    out += [f"constant {n}: missing from the snapshot" for n in sorted(set(ref_constants) - snap_names)]
+    out += [f"constant {n}: in the snapshot only" for n in sorted(snap_names - set(ref_constants))]
+    for name in sorted(set(ref_constants) & snap_names):
+        if getattr(snap_lib, name) != ref_constants[name]:
+            out.append(f"constant {name}: {ref_constants[name]:#x} != {getattr(snap_lib, name):#x}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> ModuleType:
+    assert abi.abi_build() == "compiled", "these tests compare the snapshot with the compiled mshv._abi"
+    return _load_snapshot(SNAPSHOT)
+
+
+def test_snapshot_equals_the_compiled_abi(snapshot: ModuleType) -> None:
+    differences = abi_differences(
+        compiled_ffi, compiled_lib, *_abi_mode(snapshot.TYPES, snapshot.PACKED_TYPES)
+    )
+    assert not differences, f"ioctl_defs/abi_snapshot.py is stale; {REGENERATE}:\n" + "\n".join(differences)
+    _typedefs, structs, unions = compiled_ffi.list_types()
+    assert len(structs) + len(unions) == 84 and len(dir(compiled_lib)) > 800  # it compared something
+
+
+def test_snapshot_is_complete_for_abi_mode(snapshot: ModuleType) -> None:
+    text = snapshot.TYPES + snapshot.PACKED_TYPES
+    assert "..." not in text
+    assert snapshot.GENERATOR == "python -m build_ext.abi_snapshot"
+    assert SNAPSHOT.read_text().startswith("# Generated by `python -m build_ext.abi_snapshot`")
+
+
+def test_generator_output_is_the_committed_file(snapshot: ModuleType) -> None:
+    # The header line records the build's header choice; everything else must match byte for byte.
+    def body(text: str) -> str:
+        return re.sub(r"^HEADER = .*$", "", text, flags=re.M)
+
+    expected = _generator().render(compiled_ffi, compiled_lib)
+    assert body(SNAPSHOT.read_text()) == body(expected), f"ioctl_defs/abi_snapshot.py is stale; {REGENERATE}"
+
+
+def test_a_stale_snapshot_is_caught(snapshot: ModuleType) -> None:
+    """The comparison sees a changed constant, a lost field and a packed struct declared unpacked."""
+    types = re.sub(r"^#define MSHV_RUN_VP 0x\w+$", "#define MSHV_RUN_VP 0x1", snapshot.TYPES, flags=re.M)
+    types = types.replace("    unsigned int vp_index;\n};", "};", 1)  # struct mshv_create_vp
+    message = re.search(r"struct hv_message \{.*?\n\};\n", snapshot.PACKED_TYPES, re.S)
+    assert message is not None
+    stale = _abi_mode(types + message.group(0), snapshot.PACKED_TYPES.replace(message.group(0), ""))
+    differences = abi_differences(compiled_ffi, compiled_lib, *stale)
+    assert f"constant MSHV_RUN_VP: {compiled_lib.MSHV_RUN_VP:#x} != 0x1" in differences
+    assert any(d.startswith("struct mshv_create_vp: fields") for d in differences)
+    assert any(d.startswith("struct hv_message: alignof 1 != 8") for d in differences)
+
+
+def test_runtime_lib_has_every_compiled_name() -> None:
+    """``mshv._abi_nocc.lib`` stands in for the compiled lib: same names, same constant values."""
+    snap = mshv._abi_nocc.lib
+    for name in dir(compiled_lib):
+        value = getattr(compiled_lib, name)
+        if isinstance(value, int):
+            assert getattr(snap, name) == value, name
+        else:
+            assert callable(getattr(snap, name)), name
+    assert mshv._abi_nocc.ffi.string(snap.mshv_abi_header()).decode().startswith("snapshot:bundled:")
+    with pytest.raises(NotImplementedError, match="no C kernel table"):
+        snap.mshv_kernel_table()
+    with pytest.raises(AttributeError, match="regenerate"):
+        snap.MSHV_NOT_A_CONSTANT  # noqa: B018
+
+
+def test_generator_keeps_anonymous_unions_and_packing(tmp_path: Path) -> None:
+    """Constructs ioctl_defs may grow: an anonymous union in a packed struct, a natural one beside it."""
+    body = "unsigned char a; union { unsigned int x; unsigned short y; }; unsigned long long z;"
+    c_text = f"""
+        struct t_packed {{ {body} }} __attribute__((packed));
+        struct t_natural {{ {body} }};
+        #define T_CONST (1ULL << 40)
+    """
+    cdef = f"struct t_packed {{ {body} ...; }};\nstruct t_natural {{ {body} ...; }};\n#define T_CONST ..."
+    builder = FFI()
+    builder.cdef(cdef)
+    builder.set_source("t_anon_abi", c_text)
+    module = _load_compiled(Path(builder.compile(tmpdir=str(tmp_path))))
+    natural, packed = _generator().split_layouts(module.ffi)
+    assert "union {\n        unsigned int x;\n        unsigned short y;\n    };" in packed
+    assert "struct t_natural" in natural and "struct t_packed" in packed
+    snap_ffi, snap_lib, snap_text = _abi_mode(natural + "\n#define T_CONST 0x10000000000\n", packed)
+    assert abi_differences(module.ffi, module.lib, snap_ffi, snap_lib, snap_text) == []
+    assert snap_ffi.offsetof("struct t_packed", "y") == 1 and snap_ffi.offsetof("struct t_natural", "z") == 8
+    value = snap_ffi.new("struct t_packed *")
+    value.x = 0x12345678
+    assert value.y == 0x5678
+
+
+def _load_compiled(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("t_anon_abi", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

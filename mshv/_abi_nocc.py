@@ -8,10 +8,11 @@ module (ioctl_defs/abi_snapshot.py, installed as ``mshv._abi_snapshot``), so
 every size, offset and constant is still the C compiler's.
 
 ``lib`` offers what the package uses of the compiled ``lib``: every constant,
-and the kernel table of build_ext/kernel_table.py. The table's five calls are
-attributes that ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` rebind to
-libc's or the emulator library's functions, so a call is one attribute lookup
-and one cffi call; read them through ``lib`` at call time, never cache them.
+and the kernel table of build_ext/kernel_table.py. As in C, the five calls
+(``mshv_open`` ... ``mshv_close``) are fixed functions that call through a
+table, which ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` point at
+libc's or the emulator library's functions: callers may keep a reference to
+``lib.mshv_ioctl`` (the run path does) and still follow a later switch.
 There is no C table for the Cython run loop: it is never built without a
 compiler, and ``mshv_kernel_table()`` says so.
 """
@@ -89,29 +90,25 @@ class SnapshotLib:
     """The compiled ``lib``'s names, for the snapshot ABI: constants and the kernel table.
 
     The table's calls (``mshv_open``, ``mshv_ioctl``, ``mshv_mmap``, ``mshv_munmap``,
-    ``mshv_close``) are instance attributes, rebound by :meth:`mshv_kernel_use_libc`
-    and :meth:`mshv_kernel_use_library`.
+    ``mshv_close``) go through the functions :meth:`mshv_kernel_use_libc` and
+    :meth:`mshv_kernel_use_library` install.
     """
-
-    mshv_open: Any
-    mshv_ioctl: Any
-    mshv_mmap: Any
-    mshv_munmap: Any
-    mshv_close: Any
 
     def __init__(self) -> None:
         for name in _CONSTANTS:
             setattr(self, name, getattr(_libc, name))
         self._library: Any = None  # the dlopen()ed emulator, kept loaded
+        self._open: Any = None
+        self._ioctl: Any = None
+        self._mmap: Any = None
+        self._munmap: Any = None
+        self._close: Any = None
         self.mshv_kernel_use_libc()
 
     def mshv_kernel_use_libc(self) -> int:
         """Point the kernel table at libc (a real /dev/mshv)."""
-        self.mshv_open = _libc.open
-        self.mshv_ioctl = _libc_ioctl
-        self.mshv_mmap = _libc.mmap
-        self.mshv_munmap = _libc.munmap
-        self.mshv_close = _libc.close
+        self._open, self._ioctl, self._mmap = _libc.open, _libc_ioctl, _libc.mmap
+        self._munmap, self._close = _libc.munmap, _libc.close
         return 0
 
     def mshv_kernel_use_library(self, path: bytes, err: Any, errlen: int) -> int:
@@ -127,8 +124,28 @@ class SnapshotLib:
             ffi.memmove(err, message, len(message))
             return -1
         self._library = library
-        self.mshv_open, self.mshv_ioctl, self.mshv_mmap, self.mshv_munmap, self.mshv_close = calls
+        self._open, self._ioctl, self._mmap, self._munmap, self._close = calls
         return 0
+
+    def mshv_open(self, path: bytes, flags: int) -> int:
+        """open(2) through the kernel table."""
+        return int(self._open(path, flags))
+
+    def mshv_ioctl(self, fd: int, request: int, arg: Any) -> int:
+        """ioctl(2) through the kernel table."""
+        return int(self._ioctl(fd, request, arg))
+
+    def mshv_mmap(self, addr: Any, length: int, prot: int, flags: int, fd: int, offset: int) -> Any:
+        """mmap(2) through the kernel table."""
+        return self._mmap(addr, length, prot, flags, fd, offset)
+
+    def mshv_munmap(self, addr: Any, length: int) -> int:
+        """munmap(2) through the kernel table."""
+        return int(self._munmap(addr, length))
+
+    def mshv_close(self, fd: int) -> int:
+        """close(2) through the kernel table."""
+        return int(self._close(fd))
 
     def mshv_kernel_table(self) -> Any:
         """The C table the Cython run loop reads: there is none without a C compiler."""
@@ -143,7 +160,7 @@ class SnapshotLib:
         region.guest_pfn = guest_pfn
         region.userspace_addr = userspace_addr
         region.flags = flags
-        return int(self.mshv_ioctl(fd, self.MSHV_SET_GUEST_MEMORY, region))
+        return int(self._ioctl(fd, self.MSHV_SET_GUEST_MEMORY, region))
 
     def mshv_memfd_create(self, name: bytes, flags: int) -> int:
         """memfd_create(2) from libc (guest memory backing, not a /dev/mshv call)."""

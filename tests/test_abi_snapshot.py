@@ -28,8 +28,9 @@ SNAPSHOT = ROOT / "ioctl_defs" / "abi_snapshot.py"
 REGENERATE = "regenerate it: `python -m build_ext.abi_snapshot` (from the checkout, with a C compiler)"
 
 
-def _load_snapshot(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("abi_snapshot_under_test", path)
+def _load_module(path: Path, name: str = "abi_snapshot_under_test") -> ModuleType:
+    """Import the module file at ``path`` (a snapshot, or an extension compiled by a test)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -93,7 +94,7 @@ def abi_differences(ref_ffi: Any, ref_lib: Any, snap_ffi: Any, snap_lib: Any, sn
 @pytest.fixture(scope="module")
 def snapshot() -> ModuleType:
     assert abi.abi_build() == "compiled", "these tests compare the snapshot with the compiled mshv._abi"
-    return _load_snapshot(SNAPSHOT)
+    return _load_module(SNAPSHOT)
 
 
 def test_snapshot_equals_the_compiled_abi(snapshot: ModuleType) -> None:
@@ -162,7 +163,7 @@ def test_generator_keeps_anonymous_unions_and_packing(tmp_path: Path) -> None:
     builder = FFI()
     builder.cdef(cdef)
     builder.set_source("t_anon_abi", c_text)
-    module = _load_compiled(Path(builder.compile(tmpdir=str(tmp_path))))
+    module: Any = _load_module(Path(builder.compile(tmpdir=str(tmp_path))), "t_anon_abi")
     natural, packed = _generator().split_layouts(module.ffi)
     assert "union {\n        unsigned int x;\n        unsigned short y;\n    };" in packed
     assert "struct t_natural" in natural and "struct t_packed" in packed
@@ -172,11 +173,3 @@ def test_generator_keeps_anonymous_unions_and_packing(tmp_path: Path) -> None:
     value = snap_ffi.new("struct t_packed *")
     value.x = 0x12345678
     assert value.y == 0x5678
-
-
-def _load_compiled(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("t_anon_abi", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

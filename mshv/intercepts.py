@@ -10,7 +10,7 @@ decoded for every x64 intercept.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from mshv._abi import ffi, lib
@@ -109,29 +109,54 @@ class InterceptHeader(NamedTuple):
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Intercept:
     """Base of every decoded message: its type and the raw 256 bytes."""
 
     message_type: Any
     raw: bytes = field(repr=False)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_names())
+        return f"{type(self).__name__}({shown})"
 
-@dataclass(slots=True)
+    def _repr_names(self) -> list[str]:
+        return [f.name for f in fields(self) if f.repr]
+
+
+@dataclass(slots=True, repr=False)
 class UnknownIntercept(Intercept):
     """A message type this version does not decode (the raw bytes are kept)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class X64Intercept(Intercept):
-    """An x64 intercept: it carries the intercept header."""
+    """An x64 intercept: it carries the intercept header.
 
-    header: InterceptHeader
+    The run path's intercepts (port IO, memory) build :attr:`header` at first
+    access from the values their decoder read; ``next_rip`` is always there.
+    """
+
+    _header: InterceptHeader | None = field(repr=False, compare=False)
+    _header_values: tuple[Any, ...] | None = field(repr=False, compare=False)
+    next_rip: int  # RIP past the intercepted instruction (header.rip + its length)
+
+    @property
+    def header(self) -> InterceptHeader:
+        """The intercept header: RIP at the instruction, its length, CPL, mode, CS, RFLAGS."""
+        header = self._header
+        if header is None:
+            header = self._header = InterceptHeader._read(self._header_values)  # type: ignore[arg-type]
+        return header
 
     @property
     def rip(self) -> int:
         """RIP of the intercepted instruction."""
         return self.header.rip
+
+    def _repr_names(self) -> list[str]:
+        names = [f.name for f in fields(self) if f.repr]
+        return names[:1] + ["header"] + names[1:]
 
 
 @dataclass(slots=True, repr=False)
@@ -143,12 +168,13 @@ class IoPortIntercept(X64Intercept):
     first access, which keeps the run path's per-exit decoding short.
     """
 
+    is_write: bool  # OUT/OUTS
     port: int
     size: int  # bytes: 1, 2 or 4
     string: bool
     rep: bool
     rax: int
-    _string_fields: tuple[Any, ...] | None = field(default=None, init=False, compare=False)
+    _string_fields: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def _cold(self) -> tuple[Any, ...]:
         values = self._string_fields
@@ -198,18 +224,8 @@ class IoPortIntercept(X64Intercept):
         value: Segment = self._cold()[5]
         return value
 
-    def __repr__(self) -> str:
-        return (
-            f"IoPortIntercept(message_type={self.message_type!r}, header={self.header!r}, "
-            f"port={self.port:#x}, size={self.size}, string={self.string}, rep={self.rep}, "
-            f"rax={self.rax:#x}, instruction_bytes={self.instruction_bytes!r}, rcx={self.rcx:#x}, "
-            f"rsi={self.rsi:#x}, rdi={self.rdi:#x}, ds={self.ds!r}, es={self.es!r})"
-        )
-
-    @property
-    def is_write(self) -> bool:
-        """True for OUT/OUTS."""
-        return bool(self.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE)
+    def _repr_names(self) -> list[str]:
+        return X64Intercept._repr_names(self) + ["instruction_bytes", "rcx", "rsi", "rdi", "ds", "es"]
 
     @property
     def value(self) -> int:
@@ -218,39 +234,35 @@ class IoPortIntercept(X64Intercept):
 
     def completion_rax(self, value: int) -> int:
         """For IN: RAX after merging ``value`` by access size (the upper bytes are kept)."""
-        mask = (1 << (8 * self.size)) - 1
         if self.size == 4:  # a 32-bit IN zero-extends into RAX
-            return value & mask
-        return (self.rax & ~mask & ((1 << 64) - 1)) | (value & mask)
+            return value & 0xFFFFFFFF
+        mask = 0xFF if self.size == 1 else 0xFFFF
+        return (self.rax & ~mask) | (value & mask)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class MemoryIntercept(X64Intercept):
     """A guest access to an unmapped GPA (MMIO) or one its mapping forbids."""
 
+    is_write: bool  # a write access
     gpa: int
     gva: int
     gva_valid: bool
     instruction_bytes: bytes
     cache_type: int
 
-    @property
-    def is_write(self) -> bool:
-        """True for a write access."""
-        return bool(self.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE)
 
-
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class HaltIntercept(X64Intercept):
     """HLT on a partition without an in-hypervisor LAPIC: HVMSG_X64_HALT."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class UnrecoverableException(X64Intercept):
     """The VP cannot continue (e.g. a triple fault): HVMSG_UNRECOVERABLE_EXCEPTION."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class MsrIntercept(X64Intercept):
     """RDMSR/WRMSR on an intercepted MSR."""
 
@@ -259,7 +271,7 @@ class MsrIntercept(X64Intercept):
     rax: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class CpuidIntercept(X64Intercept):
     """CPUID with CPUID intercepts installed."""
 
@@ -269,7 +281,7 @@ class CpuidIntercept(X64Intercept):
     rbx: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ExceptionIntercept(X64Intercept):
     """An intercepted exception."""
 
@@ -277,7 +289,7 @@ class ExceptionIntercept(X64Intercept):
     error_code: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SipiIntercept(X64Intercept):
     """A startup IPI sent by the guest: HVMSG_X64_SIPI_INTERCEPT."""
 
@@ -285,21 +297,21 @@ class SipiIntercept(X64Intercept):
     vector: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class InterruptionDeliverable(X64Intercept):
     """The VP can now take the pending interruption asked for (DELIVERABILITY_NOTIFICATIONS)."""
 
     deliverable_type: int  # interrupt, NMI or exception (the hv_x64_pending_interruption types)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SintDeliverable(X64Intercept):
     """Synthetic interrupt sources that became deliverable: HVMSG_SYNIC_SINT_DELIVERABLE."""
 
     deliverable_sints: int  # bit n = SINTn
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class TimerExpired(Intercept):
     """A synthetic timer expired: HVMSG_TIMER_EXPIRED."""
 
@@ -308,14 +320,14 @@ class TimerExpired(Intercept):
     delivery_time: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class InvalidVpRegisterValue(Intercept):
     """The VP's registers cannot be run (e.g. inconsistent control registers)."""
 
     vp_index: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class UnsupportedFeature(Intercept):
     """The guest used a feature the hypervisor does not support for it."""
 
@@ -324,14 +336,14 @@ class UnsupportedFeature(Intercept):
     feature_parameter: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class OpaqueIntercept(Intercept):
     """An intercept whose details are not visible to the root (isolated partitions)."""
 
     vp_index: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ApicEoi(Intercept):
     """An EOI of a level-triggered interrupt: HVMSG_X64_APIC_EOI."""
 
@@ -356,6 +368,7 @@ _IO_SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
 _IO_SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
 _IO_STRING, _IO_REP = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP, lib.HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX
 _GVA_VALID = lib.HV_X64_MEMORY_ACCESS_INFO_GVA_VALID
+_ACCESS_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 # message_type alone, read without the general Reader's reordering (every decode starts here)
 _TYPE = struct.Struct(
     "<"
@@ -420,7 +433,9 @@ def _io(mtype: Any, raw: bytes) -> IoPortIntercept:
     v = _IO_READER.read(raw, PAYLOAD_OFFSET)
     info = v[11]
     return IoPortIntercept(  # positional, in field order: the run path builds one per exit
-        mtype, raw, InterceptHeader._read(v),
+        mtype, raw, None, v,
+        v[8] + ((v[1] & _LENGTH_MASK) >> _LENGTH_SHIFT),  # next_rip: rip + instruction length
+        v[2] == _ACCESS_WRITE,                   # is_write
         v[10],                                   # port
         (info & _IO_SIZE_MASK) >> _IO_SIZE_SHIFT,  # size
         bool(info & _IO_STRING),                 # string
@@ -432,7 +447,9 @@ def _io(mtype: Any, raw: bytes) -> IoPortIntercept:
 def _memory(mtype: Any, raw: bytes) -> MemoryIntercept:
     v = _MEMORY_READER.read(raw, PAYLOAD_OFFSET)
     return MemoryIntercept(  # positional, in field order
-        mtype, raw, InterceptHeader._read(v),
+        mtype, raw, None, v,
+        v[8] + ((v[1] & _LENGTH_MASK) >> _LENGTH_SHIFT),  # next_rip
+        v[2] == _ACCESS_WRITE,      # is_write
         v[14],                      # gpa
         v[13],                      # gva
         bool(v[12] & _GVA_VALID),   # gva_valid
@@ -441,33 +458,33 @@ def _memory(mtype: Any, raw: bytes) -> MemoryIntercept:
     )  # fmt: skip
 
 
+def _header(hdr: Any) -> tuple[InterceptHeader, None, int]:
+    """X64Intercept's first three fields from a cffi ``hv_x64_intercept_message_header``."""
+    header = InterceptHeader._from(hdr)
+    return header, None, header.next_rip
+
+
 def _header_only(cls: type) -> Any:
     def make(mtype: Any, raw: bytes, msg: Any) -> Any:
         p = _payload(msg, "struct hv_x64_intercept_message_header")
-        return cls(mtype, raw, InterceptHeader._from(p[0]))
+        return cls(mtype, raw, *_header(p[0]))
 
     return make
 
 
 def _msr(mtype: Any, raw: bytes, msg: Any) -> MsrIntercept:
     p = _payload(msg, "struct hv_x64_msr_intercept_message")
-    return MsrIntercept(
-        mtype, raw, InterceptHeader._from(p.header), int(p.msr_number), int(p.rdx), int(p.rax)
-    )
+    return MsrIntercept(mtype, raw, *_header(p.header), int(p.msr_number), int(p.rdx), int(p.rax))
 
 
 def _cpuid(mtype: Any, raw: bytes, msg: Any) -> CpuidIntercept:
     p = _payload(msg, "struct hv_x64_cpuid_intercept_message")
-    return CpuidIntercept(
-        mtype, raw, InterceptHeader._from(p.header), int(p.rax), int(p.rcx), int(p.rdx), int(p.rbx)
-    )
+    return CpuidIntercept(mtype, raw, *_header(p.header), int(p.rax), int(p.rcx), int(p.rdx), int(p.rbx))
 
 
 def _exception(mtype: Any, raw: bytes, msg: Any) -> ExceptionIntercept:
     p = _payload(msg, "struct hv_x64_exception_intercept_message")
-    return ExceptionIntercept(
-        mtype, raw, InterceptHeader._from(p.header), int(p.exception_vector), int(p.error_code)
-    )
+    return ExceptionIntercept(mtype, raw, *_header(p.header), int(p.exception_vector), int(p.error_code))
 
 
 def _eoi(mtype: Any, raw: bytes, msg: Any) -> ApicEoi:
@@ -477,19 +494,17 @@ def _eoi(mtype: Any, raw: bytes, msg: Any) -> ApicEoi:
 
 def _sipi(mtype: Any, raw: bytes, msg: Any) -> SipiIntercept:
     p = _payload(msg, "struct hv_x64_sipi_intercept_message")
-    return SipiIntercept(
-        mtype, raw, InterceptHeader._from(p.header), int(p.target_vp_index), int(p.interrupt_vector)
-    )
+    return SipiIntercept(mtype, raw, *_header(p.header), int(p.target_vp_index), int(p.interrupt_vector))
 
 
 def _deliverable(mtype: Any, raw: bytes, msg: Any) -> InterruptionDeliverable:
     p = _payload(msg, "struct hv_x64_interruption_deliverable_message")
-    return InterruptionDeliverable(mtype, raw, InterceptHeader._from(p.header), int(p.deliverable_type))
+    return InterruptionDeliverable(mtype, raw, *_header(p.header), int(p.deliverable_type))
 
 
 def _sint_deliverable(mtype: Any, raw: bytes, msg: Any) -> SintDeliverable:
     p = _payload(msg, "struct hv_x64_sint_deliverable_message")
-    return SintDeliverable(mtype, raw, InterceptHeader._from(p.header), int(p.deliverable_sints))
+    return SintDeliverable(mtype, raw, *_header(p.header), int(p.deliverable_sints))
 
 
 def _timer(mtype: Any, raw: bytes, msg: Any) -> TimerExpired:

@@ -31,7 +31,6 @@ __all__ = ["Vp"]
 
 _RUN_VP = lib.MSHV_RUN_VP
 _ioctl_raw = _kernel.ioctl_raw
-_ACCESS_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 _GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
 # The register page's writable classes and the registers each one holds (hv_vp_register_page).
 _PAGE_CLASSES = (
@@ -201,14 +200,13 @@ class Vp(FdOwner):
         instruction. Both go through the register page when it is valid (no
         hypercall), else through one HvCallSetVpRegisters.
         """
-        header = intercept.header
-        if header.access_type == _ACCESS_WRITE:
+        if intercept.is_write:
             rax = None
         elif value is None:
             raise ValueError("an IN needs the value read from the port")
         else:
             rax = intercept.completion_rax(value)
-        rip = header.rip + header.instruction_length
+        rip = intercept.next_rip
         page = self._page if self._page is not None else self.register_page
         if page is not None and self._page_current and page.complete(rip, rax, only_if_valid=True):
             return

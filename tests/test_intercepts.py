@@ -69,7 +69,26 @@ def test_io_port_intercept_fields() -> None:
     h = io.header
     assert (h.vp_index, h.instruction_length, h.cr8, h.cpl, h.mode) == (3, 2, 5, 3, "protected")
     assert (h.rip, h.next_rip, h.cs.selector, h.rflags) == (0x401000, 0x401002, 0x1B, 0x202)
+    assert io.next_rip == 0x401002 and io.header is h  # built once, at first access
     assert io.completion_rax(0xABCD) == 0x1234_ABCD
+
+
+@pytest.mark.parametrize(
+    ("size", "rax", "value", "merged"),
+    [
+        (1, 0xFFFF_FFFF_1234_5678, 0x1AB, 0xFFFF_FFFF_1234_56AB),  # AL: the rest of RAX kept
+        (2, 0xFFFF_FFFF_1234_5678, 0x1_ABCD, 0xFFFF_FFFF_1234_ABCD),  # AX
+        (4, 0xFFFF_FFFF_1234_5678, 0x1_ABCD_EF01, 0xABCD_EF01),  # EAX: zero-extended into RAX
+    ],
+)
+def test_an_in_merges_its_value_by_access_size(size: int, rax: int, value: int, merged: int) -> None:
+    msg, p = _message(lib.HVMSG_X64_IO_PORT_INTERCEPT, "struct hv_x64_io_port_intercept_message")
+    _fill_header(p.header)
+    p.header.intercept_access_type = lib.HV_INTERCEPT_ACCESS_READ
+    p.access_info, p.rax = size, rax
+    io = decode(_raw(msg))
+    assert isinstance(io, IoPortIntercept) and not io.is_write and io.size == size
+    assert io.completion_rax(value) == merged
 
 
 @pytest.mark.parametrize("mtype", ["UNMAPPED_GPA", "GPA_INTERCEPT", "UNACCEPTED_GPA"])
@@ -81,6 +100,7 @@ def test_memory_intercepts(mtype: str) -> None:
     m = decode(_raw(msg))
     assert isinstance(m, MemoryIntercept) and m.message_type == HvMessageType[mtype]
     assert (m.gpa, m.gva, m.gva_valid, m.is_write) == (0xFEE0_0000, 0x7000, True, True)
+    assert m.next_rip == m.header.next_rip == 0x401002 and m.header.cpl == 3
 
 
 def test_sipi_deliverable_and_sint_messages() -> None:

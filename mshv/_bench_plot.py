@@ -70,6 +70,11 @@ def _map_panel(ax: Any, report: dict[str, Any]) -> None:
         ax.plot(sizes, [m / 1000 for _, m, _ in py], "o-", color=color, label=f"Python, {label}")
         c_points = [(s, c / 1000) for s, _, c in py if c]
         ax.plot([s for s, _ in c_points], [c for _, c in c_points], "s--", color=color, label=f"C, {label}")
+        fit = report.get("growth", {}).get(f"{pages}_python")
+        if fit:  # the robust line fit of the Python side (mshv.bench.map_growth)
+            line = [(fit["fixed_ns"] + fit["per_4k_ns"] * s / 4096) / 1000 for s in sizes]
+            text = f"fit: {fit['fixed_ns'] / 1000:.1f} µs + {fit['per_4k_ns']:.2f} ns per 4 KiB"
+            ax.plot(sizes, line, ":", color=color, alpha=0.7, label=text)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ticks = [4 << 10, 64 << 10, 1 << 20, 16 << 20, 256 << 20, 1 << 30]

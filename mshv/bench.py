@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,7 +110,44 @@ def build_report(machine: dict[str, Any], bench: dict[str, Any], c: dict[str, An
             kvm = c_results.get(f"c_kvm_{kind}")
             if kvm:
                 result["ratio_to_kvm"] = result["median_ns"] / kvm["median_ns"]
-    return {"machine": machine, "cases": cases, "c": c_results, "notes": c.get("notes", [])}
+    return {
+        "machine": machine,
+        "cases": cases,
+        "c": c_results,
+        "growth": map_growth(cases),
+        "notes": c.get("notes", []),
+    }
+
+
+def _theil_sen(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(intercept, slope) of a robust line fit: the median of pairwise slopes (Theil-Sen).
+
+    The host's memslot cost drifts between phases, so one slow round can pull a
+    least-squares line far off; the median of slopes ignores it.
+    """
+    slopes = [
+        (y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points) for x2, y2 in points[i + 1 :] if x2 != x1
+    ]
+    slope = statistics.median(slopes)
+    return statistics.median(y - slope * x for x, y in points), slope
+
+
+def map_growth(cases: dict[str, Any]) -> dict[str, Any]:
+    """How map+unmap cost grows with region size, per page kind and side (Python, C).
+
+    For each, a fit ``cost = fixed + per_4k * (size / 4 KiB)`` over the measured sizes.
+    """
+    growth: dict[str, Any] = {}
+    for pages in ("4k", "2m"):
+        rows = [r for r in cases.values() if r.get("group") == f"map_{pages}" and "size" in r]
+        if len(rows) < 2:
+            continue
+        for side, key in (("python", "median_ns"), ("c", "c_median_ns")):
+            points = [(r["size"] / 4096, r[key]) for r in rows if key in r]
+            if len(points) >= 2:
+                fixed, per_4k = _theil_sen(points)
+                growth[f"{pages}_{side}"] = {"fixed_ns": fixed, "per_4k_ns": per_4k, "sizes": len(points)}
+    return growth
 
 
 def _fmt_ns(ns: float) -> str:
@@ -141,6 +179,14 @@ def format_table(report: dict[str, Any]) -> str:
             f"{name:<34} {_fmt_ns(r['median_ns']):>12} {r['unit']:<5} {r.get('c_case', ''):<30} "
             f"{c_med:>12} {ratio:>7}"
         )
+    if report.get("growth"):
+        lines += ["", "map+unmap cost by region size (Theil-Sen fit: fixed + per 4 KiB of region)"]
+        for name, g in report["growth"].items():
+            per_gib = g["per_4k_ns"] * (1 << 18)
+            lines.append(
+                f"{name:<34} {_fmt_ns(g['fixed_ns']):>12} call + {g['per_4k_ns']:8.2f} ns/4 KiB "
+                f"({_fmt_ns(per_gib).strip()}/GiB), {g['sizes']} sizes"
+            )
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 

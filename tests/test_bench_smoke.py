@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 KINDS = ["out", "in", "mmio_read", "mmio_write"]
 SIZES_4K = [4096 * 4**i for i in range(10)] + [2 << 20]
 SIZES_2M = [2 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30]
@@ -55,7 +57,27 @@ def test_bench_quick_writes_every_case(tmp_path: Path) -> None:
         assert case["ratio_to_c"] > 0 and case["c_median_ns"] > 0, name
     for name, result in report["c"].items():
         assert result["median_ns"] > 0, name
+    growth = {"4k_python", "4k_c"} | ({"2m_python", "2m_c"} if hugetlb else set())
+    assert growth <= set(report["growth"]) and "map+unmap cost by region size" in proc.stdout
     if has_plot:
         assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert "matplotlib is not installed" in proc.stderr
+
+
+def test_map_growth_fit_ignores_a_slow_round() -> None:
+    """The per-size fit: fixed cost and per-4-KiB cost of a line, one outlier size ignored."""
+    from mshv.bench import map_growth
+
+    sizes = [4096 * 4**i for i in range(8)]
+    cases = {
+        f"map_4k_{size}": {"group": "map_4k", "size": size, "median_ns": 30_000 + 2.0 * size / 4096,
+                           "c_median_ns": 28_000 + 1.5 * size / 4096}
+        for size in sizes
+    }  # fmt: skip
+    cases["map_4k_4096"]["median_ns"] = 160_000  # a round in the host's slow phase
+    growth = map_growth(cases)
+    assert set(growth) == {"4k_python", "4k_c"}
+    python, c = growth["4k_python"], growth["4k_c"]
+    assert (python["per_4k_ns"], python["fixed_ns"]) == pytest.approx((2.0, 30_000))
+    assert (c["per_4k_ns"], c["fixed_ns"]) == pytest.approx((1.5, 28_000))

@@ -7,10 +7,11 @@ Anything else returns False and the caller uses :func:`mshv.mmio.emulate_mmio`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from mshv._abi import lib
+from mshv._abi import ffi, lib
 
 __all__ = ["bitness", "decode_mov", "mmio_mov"]
 
@@ -79,6 +80,10 @@ def decode_mov(b: bytes, bits: int) -> tuple[bool, int, int, int, int, int] | No
     return op in (0x88, 0x89, 0xC6, 0xC7), size, reg, shift, imm, i
 
 
+# A guest's MMIO accesses come from a few instructions: decode each (bytes, bitness) once.
+_decode_mov_cached = functools.lru_cache(maxsize=256)(decode_mov)
+
+
 def mmio_mov(
     page: Any, m: Any, read: Callable[[int, int], int], write: Callable[[int, int, int], None]
 ) -> bool:
@@ -87,7 +92,7 @@ def mmio_mov(
         return False
     hdr = m.header
     bits = bitness(hdr.execution_state, hdr.cs_segment.attributes)
-    insn = decode_mov(bytes(m.instruction_bytes)[: m.instruction_byte_count], bits)
+    insn = _decode_mov_cached(ffi.buffer(m.instruction_bytes)[: m.instruction_byte_count], bits)
     if insn is None:
         return False
     is_write, size, reg, shift, imm, length = insn

@@ -110,6 +110,7 @@ for _enum in (HvRegister, _GENERIC):
         _BY_NAME.setdefault(_name.lower(), (_name.lower(), int(_member)))
 
 
+_U32_MAX = (1 << 32) - 1
 _BY_NUMBER: dict[int, tuple[str, int]] = {int(m): (m.name.lower(), int(m)) for m in HvRegister}
 
 
@@ -117,7 +118,7 @@ def register(name: str | int) -> tuple[str, int]:
     """Return (lower-case name, HV register number) for a name or a number.
 
     Raises:
-        ValueError: unknown register name.
+        ValueError: unknown register name, or a number that is not 32 bits.
     """
     found = _BY_NAME.get(name) if isinstance(name, str) else None
     if found is not None:
@@ -126,6 +127,8 @@ def register(name: str | int) -> tuple[str, int]:
         known = _BY_NUMBER.get(name)
         if known is not None:
             return known
+        if not 0 <= name <= _U32_MAX:  # hv_register_name is 32 bits
+            raise ValueError(f"register number {name:#x} is not a 32-bit register name")
         try:
             return HvRegister(name).name.lower(), int(name)
         except ValueError:

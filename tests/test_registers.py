@@ -83,6 +83,14 @@ def test_unknown_names_are_value_errors(name: str) -> None:
         register(name)
 
 
+@pytest.mark.parametrize("number", [-1, 1 << 32, 1 << 70])
+def test_register_numbers_beyond_32_bits_are_value_errors(vp: Vp, number: int) -> None:
+    with pytest.raises(ValueError, match="32-bit"):
+        vp.get_registers([number])
+    with pytest.raises(ValueError, match="32-bit"):
+        vp.set_registers({number: 0})
+
+
 @settings(
     derandomize=True,
     max_examples=40,

@@ -32,6 +32,10 @@ MmioWrite = Callable[[int, int, int], None]  # (gpa, size, value)
 _REG_NAMES = {
     v: k.lower() for k, v in vars(iced.Register).items() if isinstance(v, int) and not k.startswith("_")
 }
+# The 64-bit GPRs the register page holds (iced's names, lower case, are the HV names)
+_GPRS = frozenset(
+    ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
+)
 _HIGH_BYTE = {iced.Register.AH, iced.Register.CH, iced.Register.DH, iced.Register.BH}
 _ALU: dict[int, Callable[[int, int], int]] = {
     iced.Mnemonic.ADD: lambda a, b: a + b,
@@ -62,10 +66,15 @@ def _mask(size: int) -> int:
 
 
 class _Regs:
-    """Registers read lazily from the VP; writes are collected and applied once."""
+    """Registers read lazily from the VP; writes are collected and applied once.
+
+    GPRs come from the register page when it holds this intercept's state (no
+    hypercall); anything else, or a VP without a valid page, is read by hypercall.
+    """
 
     def __init__(self, vp: Vp) -> None:
         self.vp = vp
+        self.page = vp._completion_page()
         self.values: dict[str, int] = {}
         self.changed: dict[str, int] = {}
 
@@ -77,8 +86,12 @@ class _Regs:
     def read(self, reg: int) -> int:
         name, size, shift = self._full(reg)
         if name not in self.values:
-            value = self.vp.reg_read(name)
-            assert isinstance(value, int)
+            if self.page is not None and name in _GPRS:
+                value = self.page.read(name)
+            else:
+                read = self.vp.reg_read(name)
+                assert isinstance(read, int)
+                value = read
             self.values[name] = value
         return (self.values[name] >> shift) & _mask(size)
 

@@ -81,3 +81,30 @@ def test_prefixed_mmio_writes_keep_their_prefix(partition: Partition, memory: Gu
         (MMIO + 24, 4, 0x55667788),
     ]
     assert seen[1][2] == seen[0][2] + 4 and seen[2][2] == seen[1][2] + 4  # RIP at each instruction
+
+
+def test_emulate_mmio_reads_registers_the_vmm_changed(partition: Partition, memory: GuestMemory) -> None:
+    """A register the VMM changed after the intercept is what an emulated store writes.
+
+    emulate_mmio reads GPRs from the register page while it holds the intercept's state and by
+    hypercall once a hypercall wrote registers (the hypervisor refreshes the page only at the
+    next intercept); a change made through the page (a pending completion) is read back from it.
+    """
+    source = f"mov ${MMIO:#x}, %rbx\nmov $1, %rcx\nmov %rcx, (%rbx)\nmov %rcx, 8(%rbx)\nhlt"
+    code = assemble(source, mode="long", base=ENTRY)
+    vp = start_vp(partition, memory, code, mode="long")
+    writes: list[tuple[int, int, int]] = []
+
+    def write(gpa: int, size: int, value: int) -> None:
+        writes.append((gpa, size, value))
+
+    first = vp.run()
+    assert isinstance(first, MemoryIntercept) and vp.register_page is not None and vp.register_page.valid
+    vp.set_registers({"rcx": 0x2222})  # by hypercall: the page no longer holds the VP's state
+    emulate_mmio(vp, first, read=lambda g, s: 0, write=write)
+    second = vp.run()
+    assert isinstance(second, MemoryIntercept)
+    vp.complete_registers({"rcx": 0x3333})  # through the page: a write the next run applies
+    emulate_mmio(vp, second, read=lambda g, s: 0, write=write)
+    assert isinstance(vp.run(), HaltIntercept)
+    assert writes == [(MMIO, 8, 0x2222), (MMIO + 8, 8, 0x3333)]

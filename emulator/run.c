@@ -24,6 +24,12 @@
  *    exit (the lazy alternative, settling only when the VMM leaves RIP alone,
  *    saves it but relies on KVM dropping a pending access when RIP changed,
  *    which the emulated-PIO path does not promise; see kvm-facts.md).
+ *  - MMIO writes: on this host done at the exit with RIP past the store. As
+ *    for OUT, the first plain one-fragment write is settled to learn that;
+ *    later ones are reported from the instruction found ending at RIP, with
+ *    no settle: KVM's leftover completion of a write's last fragment
+ *    (complete_emulated_mmio) returns at once and touches no register.
+ *    String stores and multi-fragment writes are still settled.
  *  - String IO (INS/OUTS) runs through KVM's instruction emulator one
  *    element per exit (OUTS: registers already advanced for that element;
  *    INS: pending). We put RSI/RDI/RCX/RIP back to the instruction's start
@@ -49,6 +55,11 @@ enum emu_pending { EMU_PENDING_NONE, EMU_PENDING_IN };
 /* How this host's KVM leaves a non-string OUT: unknown, pending, or done at exit. */
 enum { EMU_OUT_UNKNOWN, EMU_OUT_PENDING, EMU_OUT_DONE };
 static atomic_int emu_out_mode = EMU_OUT_UNKNOWN;
+/*
+ * The same for a plain (non-string, one-fragment) MMIO write: EMU_OUT_DONE once a
+ * settle showed it done at the exit; until then every write is settled.
+ */
+static atomic_int emu_mmio_write_mode = EMU_OUT_UNKNOWN;
 
 static int emu_kvm_run(struct emu_vp *vp)
 {
@@ -478,10 +489,12 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
  * shortest one with the right address; else the shortest. -1 if none.
  */
 static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t gpa,
-				uint32_t access_len, int bits)
+				uint32_t access_len, int bits, bool *exact)
 {
 	uint64_t mask = emu_ip_mask(bits);
 	int fallback = -1, addr_match = -1;
+
+	*exact = false;
 
 	for (int len = 1; len <= 15; len++) {
 		uint64_t at = (rip_after - (uint64_t)len) & mask, linear, g;
@@ -496,8 +509,10 @@ static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t 
 		    emu_linear_to_gpa(vp, linear, &g) == 0 && g == gpa) {
 			int size = emu_insn_opsize(code, &d, bits);
 
-			if (size == 0 || (uint32_t)size == access_len)
+			if (size == 0 || (uint32_t)size == access_len) {
+				*exact = size != 0;
 				return len;
+			}
 			if (addr_match < 0)
 				addr_match = len;
 		}
@@ -587,6 +602,42 @@ static int emu_mmio_string_undo(struct emu_vp *vp, struct kvm_regs *r, uint64_t 
 	return 0;
 }
 
+/* KVM made one fragment of this access: at most 8 bytes, within one page (x86.c). */
+static bool emu_mmio_one_fragment(uint64_t gpa, uint32_t len)
+{
+	return len <= 8 && (gpa & 4095) + len <= 4096;
+}
+
+/*
+ * A plain MMIO write on a host that completes writes at the exit: find the
+ * instruction that ended at RIP and report it without settling. KVM's
+ * completion at the next KVM_RUN only closes the access (complete_emulated_mmio
+ * returns at once after a write's last fragment, whatever RIP then is), so the
+ * settling KVM_RUN (a vCPU ioctl, ~6 us here) can be skipped. String stores,
+ * and writes not matched exactly by address and size, take the settled path.
+ */
+static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uint64_t gpa,
+				      int bits, uint64_t *len)
+{
+	const struct kvm_run *run = vp->run;
+	struct kvm_regs probe = *r;
+	bool exact = false;
+	int n;
+
+	if (!run->mmio.is_write || atomic_load(&emu_mmio_write_mode) != EMU_OUT_DONE ||
+	    !emu_mmio_one_fragment(gpa, run->mmio.len))
+		return false;
+	if (emu_mmio_string_undo(vp, &probe, gpa, run->mmio.len, bits, false) != 0 ||
+	    emu_mmio_string_undo(vp, &probe, gpa, run->mmio.len, bits, true) != 0)
+		return false;
+	n = emu_mmio_write_start(vp, r->rip, gpa, run->mmio.len, bits, &exact);
+	if (n <= 0 || !exact)
+		return false;
+	*len = (uint64_t)n;
+	r->rip = (r->rip - *len) & emu_ip_mask(bits);
+	return true;
+}
+
 /*
  * UNMAPPED_GPA (no region) or GPA_INTERCEPT (a region refused the access);
  * 1 with a message, 0 when an ioeventfd consumed the write, -1 on error.
@@ -612,6 +663,8 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 			return 0;
 		}
 	}
+	if (emu_mmio_plain_write_done(vp, &r, gpa, bits, &len))
+		goto report;	/* nothing to settle: see emu_mmio_plain_write_done */
 	if (emu_settle_now(vp) < 0)
 		return -1;
 	if (run->s.regs.regs.rip != r.rip) {
@@ -619,6 +672,7 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
 	} else if (saved.mmio.is_write) {
 		/* done at the exit (RIP past it unless a REP goes on): find the start */
+		bool exact = false;
 		int n;
 
 		*run = saved;
@@ -628,12 +682,15 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		if (n > 0)
 			len = (uint64_t)n;	/* r is at the element KVM did */
 		else
-			n = emu_mmio_write_start(vp, r.rip, gpa, saved.mmio.len, bits);
+			n = emu_mmio_write_start(vp, r.rip, gpa, saved.mmio.len, bits, &exact);
 		if (len == 0 && n > 0) {
 			len = (uint64_t)n;
 			r.rip = (r.rip - len) & emu_ip_mask(bits);
+			if (exact && emu_mmio_one_fragment(gpa, saved.mmio.len))
+				atomic_store(&emu_mmio_write_mode, EMU_OUT_DONE);
 		}
 	}
+report:
 	*run = saved;
 	emu_set_regs_lazy(vp, &r);
 

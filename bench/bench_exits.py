@@ -56,10 +56,10 @@ def _complete(vp: Vp, kind: str, exit_: Any) -> None:
         vp.complete_io(exit_, IN_VALUE)
     elif kind == "mmio_read":  # the VMM knows its guest: mov (%rbx), %eax
         assert isinstance(exit_, MemoryIntercept)
-        vp.complete_registers({"rip": exit_.header.next_rip, "rax": MMIO_VALUE})
+        vp.complete_registers({"rip": exit_.next_rip, "rax": MMIO_VALUE})
     else:
         assert isinstance(exit_, MemoryIntercept)
-        vp.complete_registers({"rip": exit_.header.next_rip})
+        vp.complete_registers({"rip": exit_.next_rip})
 
 
 def _record(benchmark: Any, cbase: CBaselines, kind: str, impl: str, n: int) -> None:

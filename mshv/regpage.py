@@ -11,6 +11,7 @@ it. Completing a port IO this way costs no hypercall.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mshv import _kernel
@@ -146,13 +147,22 @@ class RegisterPage:
 
     def write(self, name: str, value: int) -> None:
         """Write a GPR, ``rip`` or ``rflags`` and mark its class dirty for the next MSHV_RUN_VP."""
+        self.write_all({name: value})
+
+    def write_all(self, values: Mapping[str, int]) -> None:
+        """Write GPRs, ``rip`` and ``rflags`` (all checked before the first is written) and mark
+        their classes dirty for the next MSHV_RUN_VP."""
         page = self._live()
-        cls = _CLASS.get(name)
-        if cls is None:
-            raise ValueError(f"{name!r} cannot be written through the register page")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} takes an int, not {type(value).__name__}")
-        if not 0 <= value <= _MASK64:
-            raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
-        setattr(page, name, value)
-        page.dirty |= 1 << cls
+        dirty = 0
+        for name, value in values.items():
+            cls = _CLASS.get(name)
+            if cls is None:
+                raise ValueError(f"{name!r} cannot be written through the register page")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} takes an int, not {type(value).__name__}")
+            if not 0 <= value <= _MASK64:
+                raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
+            dirty |= 1 << cls
+        for name, value in values.items():
+            setattr(page, name, value)
+        page.dirty |= dirty

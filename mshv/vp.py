@@ -143,8 +143,7 @@ class Vp(FdOwner):
         """
         page = self._completion_page()
         if page is not None and values.keys() <= _PAGE_WRITABLE:
-            for name, value in values.items():
-                page.write(name, value)
+            page.write_all(values)
             return
         self.set_registers(values)  # type: ignore[arg-type]
 

@@ -181,3 +181,20 @@ def test_page_completion_is_seen_by_reads_and_kept_by_later_writes(backend_ready
         assert vp.register_page.dirty == 0
         out = vp.run()
         assert isinstance(out, IoPortIntercept) and (out.port, out.value) == (0x12, 0x335A)
+
+
+def test_bad_page_completion_changes_nothing(backend_ready: None) -> None:
+    """complete_registers through the register page checks every value before writing any."""
+    code = assemble("mov $7, %ax; out %al, $0x10; hlt")
+    with partition_with_one_vp(code) as (_pt, vp, _mem):
+        out = vp.run()
+        assert isinstance(out, IoPortIntercept)
+        page = vp.register_page
+        assert page is not None and page.valid and page.dirty == 0
+        for bad in ({"rip": out.next_rip, "rax": -1}, {"rip": out.next_rip, "rbx": 1 << 64},
+                    {"rip": out.next_rip, "rcx": "1"}, {"rip": out.next_rip, "rdx": True}):  # fmt: skip
+            with pytest.raises((TypeError, ValueError)):
+                vp.complete_registers(bad)  # type: ignore[arg-type]
+            assert page.dirty == 0 and page.read("rip") == out.header.rip
+        vp.complete_registers({"rip": out.next_rip, "rbx": 9})
+        assert isinstance(vp.run(), HaltIntercept) and vp.reg_read("rbx") == 9

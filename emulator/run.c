@@ -480,6 +480,30 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
 }
 
 /*
+ * The code around an MMIO write's RIP, fetched once per exit (each fetch is a
+ * page walk): before[15 - nbefore, 15) are the bytes that end at RIP, at[0,
+ * nat) the bytes from RIP on. The candidates of emu_mmio_write_start and
+ * emu_mmio_string_undo are all cut from it.
+ */
+struct emu_mmio_code {
+	uint8_t before[15];
+	uint8_t at[15];
+	int nbefore, nat;
+};
+
+static void emu_mmio_code_fetch(struct emu_vp *vp, uint64_t rip, int bits, struct emu_mmio_code *c)
+{
+	uint64_t mask = emu_ip_mask(bits);
+
+	c->nat = emu_fetch_code(vp, rip, c->at, 15);
+	/* as many bytes before RIP as can be read (fewer only at an unreadable page) */
+	for (c->nbefore = 15; c->nbefore > 0; c->nbefore--)
+		if (emu_fetch_code(vp, (rip - (uint64_t)c->nbefore) & mask,
+				   c->before + 15 - c->nbefore, c->nbefore) == c->nbefore)
+			break;
+}
+
+/*
  * An MMIO write is complete at the exit and RIP is past it (KVM writes the
  * emulator's registers back for writes). Find the instruction that ended at
  * rip_after: every length 1..15 that decodes to exactly that length with a
@@ -488,21 +512,20 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
  * 0x66 prefix is not dropped: 48 89 4b 08 is not 89 4b 08); else the
  * shortest one with the right address; else the shortest. -1 if none.
  */
-static int emu_mmio_write_start(struct emu_vp *vp, uint64_t rip_after, uint64_t gpa,
-				uint32_t access_len, int bits, bool *exact)
+static int emu_mmio_write_start(struct emu_vp *vp, const struct emu_mmio_code *c,
+				uint64_t rip_after, uint64_t gpa, uint32_t access_len, int bits,
+				bool *exact)
 {
-	uint64_t mask = emu_ip_mask(bits);
 	int fallback = -1, addr_match = -1;
 
 	*exact = false;
 
-	for (int len = 1; len <= 15; len++) {
-		uint64_t at = (rip_after - (uint64_t)len) & mask, linear, g;
+	for (int len = 1; len <= c->nbefore; len++) {
+		uint64_t linear, g;
 		struct emu_insn d;
 		uint8_t code[16];
 
-		if (emu_fetch_code(vp, at, code, len) != len)
-			continue;
+		memcpy(code, c->before + 15 - len, (size_t)len);
 		if (emu_decode_insn(code, len, bits, &d) < 0 || d.len != len || !d.has_mem)
 			continue;
 		if (!d.string && emu_insn_linear(vp, &d, code, rip_after, bits, &linear) == 0 &&
@@ -562,8 +585,9 @@ static bool emu_string_store(const uint8_t *code, const struct emu_insn *d, int 
  * one with the same element and RCX left. Returns the length with *r at the
  * start, or 0.
  */
-static int emu_mmio_string_undo(struct emu_vp *vp, struct kvm_regs *r, uint64_t gpa,
-				uint32_t access_len, int bits, bool moved)
+static int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c,
+				struct kvm_regs *r, uint64_t gpa, uint32_t access_len, int bits,
+				bool moved)
 {
 	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
 	uint64_t mask = emu_ip_mask(bits);
@@ -575,8 +599,10 @@ static int emu_mmio_string_undo(struct emu_vp *vp, struct kvm_regs *r, uint64_t 
 		uint8_t code[16];
 		bool rep;
 
-		if (emu_fetch_code(vp, at, code, avail) != avail ||
-		    emu_decode_insn(code, avail, bits, &d) < 0 || (moved && d.len != len) ||
+		if (moved ? len > c->nbefore : c->nat != avail)
+			continue;
+		memcpy(code, moved ? c->before + 15 - len : c->at, (size_t)avail);
+		if (emu_decode_insn(code, avail, bits, &d) < 0 || (moved && d.len != len) ||
 		    !d.string || !emu_string_store(code, &d, bits, &size, &rep) ||
 		    (uint32_t)size != access_len)
 			continue;
@@ -621,16 +647,18 @@ static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uin
 {
 	const struct kvm_run *run = vp->run;
 	struct kvm_regs probe = *r;
+	struct emu_mmio_code c;
 	bool exact = false;
 	int n;
 
 	if (!run->mmio.is_write || atomic_load(&emu_mmio_write_mode) != EMU_OUT_DONE ||
 	    !emu_mmio_one_fragment(gpa, run->mmio.len))
 		return false;
-	if (emu_mmio_string_undo(vp, &probe, gpa, run->mmio.len, bits, false) != 0 ||
-	    emu_mmio_string_undo(vp, &probe, gpa, run->mmio.len, bits, true) != 0)
+	emu_mmio_code_fetch(vp, r->rip, bits, &c);
+	if (emu_mmio_string_undo(vp, &c, &probe, gpa, run->mmio.len, bits, false) != 0 ||
+	    emu_mmio_string_undo(vp, &c, &probe, gpa, run->mmio.len, bits, true) != 0)
 		return false;
-	n = emu_mmio_write_start(vp, r->rip, gpa, run->mmio.len, bits, &exact);
+	n = emu_mmio_write_start(vp, &c, r->rip, gpa, run->mmio.len, bits, &exact);
 	if (n <= 0 || !exact)
 		return false;
 	*len = (uint64_t)n;
@@ -672,17 +700,19 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
 	} else if (saved.mmio.is_write) {
 		/* done at the exit (RIP past it unless a REP goes on): find the start */
+		struct emu_mmio_code c;
 		bool exact = false;
 		int n;
 
 		*run = saved;
-		n = emu_mmio_string_undo(vp, &r, gpa, saved.mmio.len, bits, false);
+		emu_mmio_code_fetch(vp, r.rip, bits, &c);
+		n = emu_mmio_string_undo(vp, &c, &r, gpa, saved.mmio.len, bits, false);
 		if (n == 0)
-			n = emu_mmio_string_undo(vp, &r, gpa, saved.mmio.len, bits, true);
+			n = emu_mmio_string_undo(vp, &c, &r, gpa, saved.mmio.len, bits, true);
 		if (n > 0)
 			len = (uint64_t)n;	/* r is at the element KVM did */
 		else
-			n = emu_mmio_write_start(vp, r.rip, gpa, saved.mmio.len, bits, &exact);
+			n = emu_mmio_write_start(vp, &c, r.rip, gpa, saved.mmio.len, bits, &exact);
 		if (len == 0 && n > 0) {
 			len = (uint64_t)n;
 			r.rip = (r.rip - len) & emu_ip_mask(bits);

@@ -26,6 +26,7 @@ _GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}"
 _CLASS = {name: lib.HV_X64_REGISTER_CLASS_GENERAL for name in _GPRS}
 _CLASS["rip"] = lib.HV_X64_REGISTER_CLASS_IP
 _CLASS["rflags"] = lib.HV_X64_REGISTER_CLASS_FLAGS
+_BIT = {name: 1 << cls for name, cls in _CLASS.items()}
 _READ_ONLY = ("cr0", "cr3", "cr4", "cr8", "efer", "dr7", "xfem")
 _MASK64 = (1 << 64) - 1
 _IP_BIT = 1 << lib.HV_X64_REGISTER_CLASS_IP
@@ -149,20 +150,27 @@ class RegisterPage:
         """Write a GPR, ``rip`` or ``rflags`` and mark its class dirty for the next MSHV_RUN_VP."""
         self.write_all({name: value})
 
-    def write_all(self, values: Mapping[str, int]) -> None:
+    def write_all(self, values: Mapping[str, int], *, only_if_valid: bool = False) -> bool:
         """Write GPRs, ``rip`` and ``rflags`` (all checked before the first is written) and mark
-        their classes dirty for the next MSHV_RUN_VP."""
+        their classes dirty for the next MSHV_RUN_VP.
+
+        With ``only_if_valid``, nothing is written and False is returned when the page does
+        not hold the last intercept's state (:attr:`valid` is clear).
+        """
         page = self._live()
+        if only_if_valid and not page.isvalid:
+            return False
         dirty = 0
         for name, value in values.items():
-            cls = _CLASS.get(name)
-            if cls is None:
+            bit = _BIT.get(name)
+            if bit is None:
                 raise ValueError(f"{name!r} cannot be written through the register page")
-            if isinstance(value, bool) or not isinstance(value, int):
+            if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise TypeError(f"{name} takes an int, not {type(value).__name__}")
             if not 0 <= value <= _MASK64:
                 raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
-            dirty |= 1 << cls
+            dirty |= bit
         for name, value in values.items():
             setattr(page, name, value)
         page.dirty |= dirty
+        return True

@@ -141,9 +141,13 @@ class Vp(FdOwner):
         """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run: through the
         register page when it holds this intercept's state (no hypercall), else by hypercall.
         """
-        page = self._completion_page()
-        if page is not None and values.keys() <= _PAGE_WRITABLE:
-            page.write_all(values)
+        page = self._page if self._page is not None else self.register_page
+        if (
+            page is not None
+            and self._page_current
+            and values.keys() <= _PAGE_WRITABLE
+            and page.write_all(values, only_if_valid=True)
+        ):
             return
         self.set_registers(values)  # type: ignore[arg-type]
 

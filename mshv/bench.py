@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mshv import abi
 from mshv import backend as backend_mod
 
 __all__ = ["find_bench_dir", "machine_info", "run_bench"]
@@ -191,10 +193,27 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def bench_problem() -> str | None:
+    """Why ``mshv bench`` cannot run in this install, or None when it can."""
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        return _MISSING_PLUGIN
+    if abi.abi_build() != "compiled":
+        return (
+            "mshv bench needs the compiled mshv._abi: its in-process C baseline calls /dev/mshv "
+            "through the C kernel table, and this install uses the ABI snapshot (it was built "
+            "without a C compiler). Reinstall python-mshv where a C compiler works."
+        )
+    compiler = os.environ.get("CC", "gcc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"mshv bench compiles its C baselines with {compiler}, not on PATH: install gcc or set CC"
+    return None
+
+
 def run_bench(quick: bool = False, json_path: str | None = None, plot_path: str | None = None) -> int:
     """Run the suites, print the table, write the JSON report and the plot; returns an exit code."""
-    if importlib.util.find_spec("pytest_benchmark") is None:
-        print(_MISSING_PLUGIN, file=sys.stderr)
+    problem = bench_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 2
     try:
         bench_dir = find_bench_dir()

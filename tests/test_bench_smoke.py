@@ -81,3 +81,12 @@ def test_map_growth_fit_ignores_a_slow_round() -> None:
     python, c = growth["4k_python"], growth["4k_c"]
     assert (python["per_4k_ns"], python["fixed_ns"]) == pytest.approx((2.0, 30_000))
     assert (c["per_4k_ns"], c["fixed_ns"]) == pytest.approx((1.5, 28_000))
+
+
+def test_bench_without_a_compiler_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mshv.bench import bench_problem, run_bench
+
+    monkeypatch.setenv("CC", "no-such-cc-for-mshv")
+    problem = bench_problem() or ""
+    assert problem.startswith("mshv bench compiles its C baselines with no-such-cc-for-mshv")
+    assert run_bench(quick=True) == 2

@@ -137,3 +137,10 @@ def test_abi_report_equals_the_compiled_one(installed: Path) -> None:
     assert report["source"] == "snapshot:bundled:ioctl_defs/include/bundled/linux/mshv.h"
     assert report["structs"] == compiled["structs"]
     assert report["constants"] == compiled["constants"]
+
+
+def test_bench_says_it_needs_the_compiled_abi(installed: Path) -> None:
+    """The C baselines need a C compiler and the C kernel table: a clear refusal, no traceback."""
+    proc = _run(installed, "-m", "mshv", "bench", "--quick")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "mshv bench needs the compiled mshv._abi" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,6 +9,7 @@ directly on a root host (the kernel's /dev/mshv).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -152,10 +153,11 @@ class CBaselines:
 
 
 class InProcessC:
-    """The C map+unmap timer (bench/c/map_inproc.c) loaded into this process.
+    """The C timers of bench/c/inproc.c, loaded into this process.
 
-    It calls MSHV_SET_GUEST_MEMORY through mshv._abi's kernel table, so the C
-    and Python sides use the same backend in the same process and time window.
+    They call /dev/mshv through mshv._abi's kernel table, so the C and Python
+    sides use the same backend in the same process, and a bench can run a C
+    round right before each Python round (the host's speed drifts by phases).
     """
 
     def __init__(self) -> None:
@@ -165,8 +167,9 @@ class InProcessC:
         self._ffi.cdef(
             "long long bench_map_unmap_ns(void *table, int pt_fd, unsigned long long uaddr,"
             " unsigned long long size, unsigned long long gpa);"
+            "long long bench_exits_ns(void *table, int vp_fd, void *register_page, int kind, int n);"
         )
-        self._lib = self._ffi.dlopen(str(compile_c("map_inproc", shared=True)))
+        self._lib = self._ffi.dlopen(str(compile_c("inproc", shared=True)))
         self._table = self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", abi_lib.mshv_kernel_table())))
 
     def map_unmap_ns(self, pt_fd: int, uaddr: int, size: int, gpa: int) -> int:
@@ -174,6 +177,17 @@ class InProcessC:
         ns = int(self._lib.bench_map_unmap_ns(self._table, pt_fd, uaddr, size, gpa))
         if ns < 0:
             raise OSError(-ns, f"C map/unmap of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
+        return ns
+
+    def exits_ns(self, vp: Vp, kind: str, n: int) -> int:
+        """ns for ``n`` exits of ``vp`` running the guest of ``kind``, driven and timed in C."""
+        page = vp.register_page
+        if page is None:
+            raise OSError(errno.ENODEV, "the C exit timer completes through the register page")
+        ns = int(self._lib.bench_exits_ns(self._table, vp.fd, self._ffi.cast("void *", page.address),
+                                          EXIT_KINDS.index(kind), n))  # fmt: skip
+        if ns < 0:
+            raise OSError(-ns, f"C exits of the {kind} guest: {os.strerror(-ns)}")
         return ns
 
 

@@ -26,7 +26,7 @@
 #define BENCH_RAM_SIZE 0x40000UL	/* RAM at GPA 0 */
 #define BENCH_MAX_ROUNDS 1000
 
-static void bench_die(const char *what)
+static inline void bench_die(const char *what)
 {
 	fprintf(stderr, "setup-failed: %s: %s\n", what, strerror(errno));
 	exit(2);
@@ -40,7 +40,7 @@ static inline uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int bench_cmp_double(const void *a, const void *b)
+static inline int bench_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
@@ -48,7 +48,7 @@ static int bench_cmp_double(const void *a, const void *b)
 }
 
 /* Print the result line; sorts samples in place. */
-static void bench_report(const char *name, const char *unit, double *samples, int n)
+static inline void bench_report(const char *name, const char *unit, double *samples, int n)
 {
 	double median;
 
@@ -62,7 +62,7 @@ static void bench_report(const char *name, const char *unit, double *samples, in
 	fflush(stdout);
 }
 
-static void bench_load_image(uint8_t *mem, size_t mem_size, const char *path)
+static inline void bench_load_image(uint8_t *mem, size_t mem_size, const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	size_t n;
@@ -76,7 +76,7 @@ static void bench_load_image(uint8_t *mem, size_t mem_size, const char *path)
 }
 
 /* Identity map of the first 1 GiB with 2 MiB pages (PML4, PDPT, PD at BENCH_PT_GPA). */
-static void bench_page_tables(uint8_t *mem)
+static inline void bench_page_tables(uint8_t *mem)
 {
 	uint64_t *pml4 = (void *)(mem + BENCH_PT_GPA);
 	uint64_t *pdpt = (void *)(mem + BENCH_PT_GPA + BENCH_PAGE);
@@ -91,7 +91,7 @@ static void bench_page_tables(uint8_t *mem)
 /* The four guest kinds; the guest's code is `1: <access>; jmp 1b`. */
 enum bench_kind { BENCH_OUT, BENCH_IN, BENCH_MMIO_READ, BENCH_MMIO_WRITE };
 
-static enum bench_kind bench_kind(const char *s)
+static inline enum bench_kind bench_kind(const char *s)
 {
 	if (!strcmp(s, "out"))
 		return BENCH_OUT;
@@ -105,7 +105,7 @@ static enum bench_kind bench_kind(const char *s)
 	exit(2);
 }
 
-static int bench_rounds(const char *s)
+static inline int bench_rounds(const char *s)
 {
 	int n = atoi(s);
 

@@ -26,6 +26,7 @@
 #include "mshv_hvdefs.h"
 
 #include "bench_common.h"
+#include "bench_complete.h"
 
 #define RWX ((1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE))
 #define HUGE_2M (2UL << 20)
@@ -174,44 +175,21 @@ static void world_init(struct world *w, const char *image)
 static int complete(struct world *w, const struct hv_message *m, enum bench_kind kind,
 		    bool regpage)
 {
-	const struct hv_x64_intercept_message_header *h = (const void *)m->payload;
-	uint64_t rip = h->rip + ((h->instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
-				 HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT);
-	uint64_t rax = 0;
-	bool set_rax = false;
+	struct bench_completion c;
 
-	if (kind == BENCH_OUT || kind == BENCH_IN) {
-		const struct hv_x64_io_port_intercept_message *io = (const void *)m->payload;
-
-		if (m->header.message_type != HVMSG_X64_IO_PORT_INTERCEPT)
-			return -1;
-		if (kind == BENCH_IN) {
-			rax = (io->rax & ~0xffULL) | 0x5a;	/* IN AL: the low byte only */
-			set_rax = true;
-		}
-	} else {
-		if (m->header.message_type != HVMSG_UNMAPPED_GPA)
-			return -1;
-		if (kind == BENCH_MMIO_READ) {
-			rax = 0x1234;				/* mov (%rbx), %eax zero-extends */
-			set_rax = true;
-		}
-	}
+	if (bench_completion(m, kind, &c) < 0)
+		return -1;
 	if (regpage) {
-		if (set_rax)
-			w->rp->rax = rax;
-		w->rp->rip = rip;
-		w->rp->dirty |= (set_rax ? 1U << HV_X64_REGISTER_CLASS_GENERAL : 0) |
-				(1U << HV_X64_REGISTER_CLASS_IP);
+		bench_complete_regpage(w->rp, &c);
 		return 0;
 	} else {
 		uint32_t names[2] = { HV_X64_REGISTER_RIP, HV_X64_REGISTER_RAX };
 		union hv_register_value v[2];
 
 		memset(v, 0, sizeof(v));
-		v[0].reg64 = rip;
-		v[1].reg64 = rax;
-		return set_regs(w->vp, names, v, set_rax ? 2 : 1);
+		v[0].reg64 = c.rip;
+		v[1].reg64 = c.rax;
+		return set_regs(w->vp, names, v, c.set_rax ? 2 : 1);
 	}
 }
 

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The C timers the benchmarks run inside the Python process, through the same
+ * kernel table the binding uses (libc on a root host, the emulator here):
+ *  - bench_map_unmap_ns: one MSHV_SET_GUEST_MEMORY map and unmap;
+ *  - bench_exits_ns: n MSHV_RUN_VP exits of a bench guest on a VP the Python
+ *    side also drives, each completed through the register page.
+ * The benches call them right before each Python round, so both sides see the
+ * same moment of a host whose speed drifts between slow and fast phases.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "bench_complete.h"
+
+/* The layout of mshv._abi's kernel table (build_ext/kernel_table.py). */
+struct mshv_kernel_table {
+	int (*open)(const char *path, int flags);
+	int (*ioctl)(int fd, unsigned long request, void *arg);
+	void *(*mmap)(void *addr, unsigned long length, int prot, int flags, int fd, long offset);
+	int (*munmap)(void *addr, unsigned long length);
+	int (*close)(int fd);
+};
+
+/* ns for one map + unmap of [uaddr, uaddr+size) at gpa, or -errno. */
+int64_t bench_map_unmap_ns(const struct mshv_kernel_table *k, int pt_fd, uint64_t uaddr,
+			   uint64_t size, uint64_t gpa)
+{
+	struct mshv_user_mem_region region;
+	uint64_t t0 = bench_now_ns();
+
+	memset(&region, 0, sizeof(region));
+	region.size = size;
+	region.guest_pfn = gpa >> 12;
+	region.userspace_addr = uaddr;
+	region.flags = (1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE);
+	if (k->ioctl(pt_fd, MSHV_SET_GUEST_MEMORY, &region) < 0)
+		return -errno;
+	region.flags = 1 << MSHV_SET_MEM_BIT_UNMAP;
+	if (k->ioctl(pt_fd, MSHV_SET_GUEST_MEMORY, &region) < 0)
+		return -errno;
+	return (int64_t)(bench_now_ns() - t0);
+}
+
+/*
+ * ns for n exits of the guest of `kind` (0 out, 1 in, 2 mmio_read, 3 mmio_write:
+ * enum bench_kind) on VP fd vp_fd with its register page mapped at rp, or -errno
+ * (-EPROTO for an exit the guest should not make).
+ */
+int64_t bench_exits_ns(const struct mshv_kernel_table *k, int vp_fd, struct hv_vp_register_page *rp,
+		       int kind, int n)
+{
+	struct mshv_run_vp run;
+	struct bench_completion c;
+	uint64_t t0 = bench_now_ns();
+
+	if (kind < BENCH_OUT || kind > BENCH_MMIO_WRITE)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (k->ioctl(vp_fd, MSHV_RUN_VP, &run) < 0)
+			return -errno;
+		if (bench_completion((const struct hv_message *)run.msg_buf, (enum bench_kind)kind, &c) < 0)
+			return -EPROTO;
+		bench_complete_regpage(rp, &c);
+	}
+	return (int64_t)(bench_now_ns() - t0);
+}

@@ -11,9 +11,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from mshv._abi import ffi, lib
+from mshv._abi import lib
+from mshv._msgread import Reader
 
-__all__ = ["bitness", "decode_mov", "mmio_mov"]
+__all__ = ["GPA_INDEX", "MEMORY_FIELDS", "bitness", "decode_mov", "mmio_mov"]
 
 _SEGMENT_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65))
 _OPCODES = frozenset((0x88, 0x89, 0x8A, 0x8B, 0xC6, 0xC7))
@@ -21,6 +22,17 @@ _GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}"
 _DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
 _DIRTY_GENERAL = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
 _MASK64 = (1 << 64) - 1
+_ACCESS_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
+
+#: The fields of ``struct hv_x64_memory_intercept_message`` the MOV needs, in offset order, for
+#: one ``struct.unpack_from`` of the message at its payload (layout from the compiler).
+MEMORY_FIELDS = Reader(
+    "struct hv_x64_memory_intercept_message",
+    ["header.intercept_access_type", "header.execution_state", "header.cs_segment.attributes",
+     "header.rip", "instruction_byte_count", "guest_physical_address", "instruction_bytes"],
+)  # fmt: skip
+_ACCESS, _STATE, _CS_ATTRIBUTES, _RIP, _BYTE_COUNT, _GPA, _BYTES = range(7)
+GPA_INDEX = _GPA  #: where guest_physical_address is in what MEMORY_FIELDS reads
 
 
 def bitness(execution_state: int, cs_attributes: int) -> int:
@@ -85,20 +97,22 @@ _decode_mov_cached = functools.lru_cache(maxsize=256)(decode_mov)
 
 
 def mmio_mov(
-    page: Any, m: Any, read: Callable[[int, int], int], write: Callable[[int, int, int], None]
+    page: Any, v: tuple[Any, ...], read: Callable[[int, int], int], write: Callable[[int, int, int], None]
 ) -> bool:
-    """Do the MOV of memory intercept ``m`` through register page ``page``; False if not simple."""
+    """Do the MOV of a memory intercept through register page ``page``; False if not simple.
+
+    ``v`` is the intercept as :data:`MEMORY_FIELDS` reads it (one ``struct.unpack_from``).
+    """
     if page is None or not page.isvalid:
         return False
-    hdr = m.header
-    bits = bitness(hdr.execution_state, hdr.cs_segment.attributes)
-    insn = _decode_mov_cached(ffi.buffer(m.instruction_bytes)[: m.instruction_byte_count], bits)
+    bits = bitness(v[_STATE], v[_CS_ATTRIBUTES])
+    insn = _decode_mov_cached(v[_BYTES][: v[_BYTE_COUNT]], bits)
     if insn is None:
         return False
     is_write, size, reg, shift, imm, length = insn
-    if is_write != (hdr.intercept_access_type == lib.HV_INTERCEPT_ACCESS_WRITE):
+    if is_write != (v[_ACCESS] == _ACCESS_WRITE):
         return False
-    gpa, dirty = m.guest_physical_address, _DIRTY_IP
+    gpa, dirty = v[_GPA], _DIRTY_IP
     if is_write:
         value = imm if reg < 0 else getattr(page, _GPRS[reg]) >> shift
         write(gpa, size, value & ((1 << (8 * size)) - 1))
@@ -111,6 +125,6 @@ def mmio_mov(
             new = (getattr(page, _GPRS[reg]) & ~field & _MASK64) | ((value << shift) & field)
         setattr(page, _GPRS[reg], new)
         dirty |= _DIRTY_GENERAL
-    page.rip = hdr.rip + length
+    page.rip = v[_RIP] + length
     page.dirty |= dirty
     return True

@@ -69,7 +69,7 @@ class Reader:
         # (itemgetter of one index returns the bare value, not a 1-tuple)
         self._reorder = operator.itemgetter(*inverse) if len(inverse) > 1 else tuple
 
-    def read(self, buf: bytes | bytearray, base: int = 0) -> tuple[Any, ...]:
+    def read(self, buf: bytes | bytearray | memoryview, base: int = 0) -> tuple[Any, ...]:
         """The fields' values, in the order of the paths given to the constructor."""
         values = self._struct.unpack_from(buf, base)
         result: tuple[Any, ...] = self._reorder(values)

@@ -17,7 +17,8 @@ from typing import Any
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
-from mshv._mov import mmio_mov
+from mshv._mov import GPA_INDEX, MEMORY_FIELDS, mmio_mov
+from mshv._msgread import PAYLOAD_OFFSET
 from mshv.errors import MshvError
 from mshv.handlers import bytes_read, bytes_write
 
@@ -31,6 +32,7 @@ _RUN_VP = lib.MSHV_RUN_VP
 _HALT = lib.HVMSG_X64_HALT
 _IO = lib.HVMSG_X64_IO_PORT_INTERCEPT
 _MEMORY = (lib.HVMSG_UNMAPPED_GPA, lib.HVMSG_GPA_INTERCEPT)
+_read_memory = MEMORY_FIELDS.read
 _WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 _STRING = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
 _SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
@@ -85,7 +87,7 @@ class PyEngine:
         self._buf = ffi.new("struct mshv_run_vp *")
         self._msg = ffi.cast("struct hv_message *", self._buf)
         self._io = ffi.cast("struct hv_x64_io_port_intercept_message *", self._msg.payload)
-        self._mem = ffi.cast("struct hv_x64_memory_intercept_message *", self._msg.payload)
+        self._view = memoryview(ffi.buffer(self._buf))  # the message is at offset 0
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []
         self._stop_requested = False
@@ -280,13 +282,14 @@ class PyEngine:
         self._complete(next_rip, rax)
 
     def _on_memory(self) -> str | None:
-        gpa = self._mem.guest_physical_address
+        v = _read_memory(self._view, PAYLOAD_OFFSET)
+        gpa = v[GPA_INDEX]
         for e in self._mmio:
             if e.first <= gpa <= e.last:
                 break
         else:
             return "unhandled"
-        if e.kind == _BYTES and mmio_mov(self._page, self._mem, e.read, e.write):
+        if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):
             e.hits += 1
             return None
         return self._python(e)

@@ -168,6 +168,8 @@ class InProcessC:
             "long long bench_map_unmap_ns(void *table, int pt_fd, unsigned long long uaddr,"
             " unsigned long long size, unsigned long long gpa);"
             "long long bench_exits_ns(void *table, int vp_fd, void *register_page, int kind, int n);"
+            "long long bench_touch_ns(void *table, int pt_fd, int vp_fd, void *register_page,"
+            " unsigned long long gpa, unsigned long long size);"
         )
         self._lib = self._ffi.dlopen(str(compile_c("inproc", shared=True)))
         self._table = self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", abi_lib.mshv_kernel_table())))
@@ -181,14 +183,23 @@ class InProcessC:
 
     def exits_ns(self, vp: Vp, kind: str, n: int) -> int:
         """ns for ``n`` exits of ``vp`` running the guest of ``kind``, driven and timed in C."""
-        page = vp.register_page
-        if page is None:
-            raise OSError(errno.ENODEV, "the C exit timer completes through the register page")
-        ns = int(self._lib.bench_exits_ns(self._table, vp.fd, self._ffi.cast("void *", page.address),
-                                          EXIT_KINDS.index(kind), n))  # fmt: skip
+        ns = int(self._lib.bench_exits_ns(self._table, vp.fd, self._page(vp), EXIT_KINDS.index(kind), n))
         if ns < 0:
             raise OSError(-ns, f"C exits of the {kind} guest: {os.strerror(-ns)}")
         return ns
+
+    def touch_ns(self, pt: Partition, vp: Vp, gpa: int, size: int) -> int:
+        """ns for the run in which the "touch" guest first writes fresh memory mapped at ``gpa``."""
+        ns = int(self._lib.bench_touch_ns(self._table, pt.fd, vp.fd, self._page(vp), gpa, size))
+        if ns < 0:
+            raise OSError(-ns, f"C first touch of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
+        return ns
+
+    def _page(self, vp: Vp) -> Any:
+        page = vp.register_page
+        if page is None:
+            raise OSError(errno.ENODEV, "the C timers complete through the register page")
+        return self._ffi.cast("void *", page.address)
 
 
 def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: int,

@@ -4,13 +4,16 @@
  * kernel table the binding uses (libc on a root host, the emulator here):
  *  - bench_map_unmap_ns: one MSHV_SET_GUEST_MEMORY map and unmap;
  *  - bench_exits_ns: n MSHV_RUN_VP exits of a bench guest on a VP the Python
- *    side also drives, each completed through the register page.
+ *    side also drives, each completed through the register page;
+ *  - bench_touch_ns: the MSHV_RUN_VP in which the "touch" guest first writes a
+ *    freshly mapped region, on the Python side's VP.
  * The benches call them right before each Python round, so both sides see the
  * same moment of a host whose speed drifts between slow and fast phases.
  */
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "bench_complete.h"
 
@@ -65,4 +68,46 @@ int64_t bench_exits_ns(const struct mshv_kernel_table *k, int vp_fd, struct hv_v
 		bench_complete_regpage(rp, &c);
 	}
 	return (int64_t)(bench_now_ns() - t0);
+}
+
+/*
+ * ns for the MSHV_RUN_VP in which the "touch" guest first writes `size` bytes of
+ * fresh anonymous memory mapped at gpa (its OUT exit included), or -errno
+ * (-EPROTO when the guest did not write it). The region is unmapped and freed after.
+ */
+int64_t bench_touch_ns(const struct mshv_kernel_table *k, int pt_fd, int vp_fd,
+		       struct hv_vp_register_page *rp, uint64_t gpa, uint64_t size)
+{
+	struct mshv_user_mem_region region;
+	struct bench_completion c;
+	struct mshv_run_vp run;
+	int64_t ns = -EPROTO;
+	uint64_t t0;
+	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	memset(&region, 0, sizeof(region));
+	region.size = size;
+	region.guest_pfn = gpa >> 12;
+	region.userspace_addr = (uint64_t)(uintptr_t)p;
+	region.flags = (1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE);
+	if (k->ioctl(pt_fd, MSHV_SET_GUEST_MEMORY, &region) < 0) {
+		ns = -errno;
+		munmap(p, size);
+		return ns;
+	}
+	t0 = bench_now_ns();
+	if (k->ioctl(vp_fd, MSHV_RUN_VP, &run) < 0) {
+		ns = -errno;
+	} else if (bench_completion((const struct hv_message *)run.msg_buf, BENCH_OUT, &c) == 0 &&
+		   *(volatile uint8_t *)p == 1) {
+		ns = (int64_t)(bench_now_ns() - t0);
+		bench_complete_regpage(rp, &c);
+	}
+	region.flags = 1 << MSHV_SET_MEM_BIT_UNMAP;
+	if (k->ioctl(pt_fd, MSHV_SET_GUEST_MEMORY, &region) < 0 && ns >= 0)
+		ns = -errno;
+	munmap(p, size);
+	return ns;
 }

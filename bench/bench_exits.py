@@ -7,10 +7,11 @@ RunLoop, the pure-Python RunLoop, and plain ``vp.run()`` + completion.
 
 ``ratio_to_c`` is to C driving the *same VP* from inside this process
 (bench/c/inproc.c: MSHV_RUN_VP through the kernel table, register-page
-completion), one C round right before each Python round: the host's speed
-drifts between phases, and C measured minutes earlier in another process can
-land in a different one. ``ratio_to_c_client`` is to the separate C client,
-``ratio_to_kvm`` to the raw KVM loop.
+completion), one C round right before each Python round, as the median of the
+per-round ratios: the host's speed drifts between phases, and C measured
+minutes earlier in another process can land in a different one.
+``ratio_to_c_client`` is to the separate C client, ``ratio_to_kvm`` to the raw
+KVM loop.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class _PairedC:
 def _record(benchmark: Any, cbase: CBaselines, kind: str, impl: str, n: int, paired: CResult) -> None:
     c = _c_cases(cbase, kind)
     record_case(benchmark, case=f"exit_{kind}_{impl}", group=f"exit_{kind}", impl=impl, unit="exit",
-                per=n, c=paired, kind=kind)  # fmt: skip
+                per=n, c=paired, paired=True, kind=kind)  # fmt: skip
     median_ns = benchmark.extra_info["median_ns"]
     benchmark.extra_info["ratio_to_c_client"] = median_ns / c["regpage"].median_ns
     benchmark.extra_info["ratio_to_kvm"] = median_ns / c["kvm"].median_ns

@@ -141,22 +141,25 @@ class Vp(FdOwner):
         """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run: through the
         register page when it holds this intercept's state (no hypercall), else by hypercall.
         """
-        page = self._page if self._page is not None else self.register_page
-        if (
-            page is not None
-            and self._page_current
-            and values.keys() <= _PAGE_WRITABLE
-            and page.write_all(values, only_if_valid=True)
-        ):
+        page = self._current_page() if values.keys() <= _PAGE_WRITABLE else None
+        if page is not None and page.write_all(values, only_if_valid=True):
             return
         self.set_registers(values)  # type: ignore[arg-type]
 
+    def _current_page(self) -> RegisterPage | None:
+        """The register page, unless a hypercall wrote registers since the last intercept.
+
+        Whether the page holds that intercept's state (``isvalid``) is for the caller to check
+        (the page's ``only_if_valid`` writes do it in the same call).
+        """
+        if not self._page_current:
+            return None
+        return self._page if self._page is not None else self.register_page
+
     def _completion_page(self) -> RegisterPage | None:
         """The register page, when it holds this intercept's state and no hypercall wrote since."""
-        page = self._page if self._page is not None else self.register_page
-        if page is not None and self._page_current and page.valid:
-            return page
-        return None
+        page = self._current_page()
+        return page if page is not None and page.valid else None
 
     def _pending_page_writes(self) -> dict[str, int]:
         """The registers written through the page (dirty classes) that no run has applied yet."""
@@ -210,8 +213,8 @@ class Vp(FdOwner):
         else:
             rax = intercept.completion_rax(value)
         rip = intercept.next_rip
-        page = self._page if self._page is not None else self.register_page
-        if page is not None and self._page_current and page.complete(rip, rax, only_if_valid=True):
+        page = self._current_page()
+        if page is not None and page.complete(rip, rax, only_if_valid=True):
             return
         regs: dict[str | int, RegisterValue] = {"rip": rip}
         if rax is not None:

@@ -13,12 +13,12 @@ from typing import Any
 
 from mshv._abi import lib
 from mshv._msgread import Reader
+from mshv.regpage import GPRS
 
 __all__ = ["GPA_INDEX", "MEMORY_FIELDS", "bitness", "decode_mov", "mmio_mov"]
 
 _SEGMENT_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65))
 _OPCODES = frozenset((0x88, 0x89, 0x8A, 0x8B, 0xC6, 0xC7))
-_GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
 _DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
 _DIRTY_GENERAL = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
 _MASK64 = (1 << 64) - 1
@@ -114,7 +114,7 @@ def mmio_mov(
         return False
     gpa, dirty = v[_GPA], _DIRTY_IP
     if is_write:
-        value = imm if reg < 0 else getattr(page, _GPRS[reg]) >> shift
+        value = imm if reg < 0 else getattr(page, GPRS[reg]) >> shift
         write(gpa, size, value & ((1 << (8 * size)) - 1))
     else:
         value = read(gpa, size)
@@ -122,8 +122,8 @@ def mmio_mov(
             new = value  # a 32-bit write zero-extends in long mode
         else:
             field = ((1 << (8 * size)) - 1) << shift
-            new = (getattr(page, _GPRS[reg]) & ~field & _MASK64) | ((value << shift) & field)
-        setattr(page, _GPRS[reg], new)
+            new = (getattr(page, GPRS[reg]) & ~field & _MASK64) | ((value << shift) & field)
+        setattr(page, GPRS[reg], new)
         dirty |= _DIRTY_GENERAL
     page.rip = v[_RIP] + length
     page.dirty |= dirty

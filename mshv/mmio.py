@@ -20,6 +20,7 @@ import iced_x86 as iced
 
 from mshv._mmio_string import emulate_string, is_string
 from mshv.intercepts import MemoryIntercept
+from mshv.regpage import GPRS
 
 if TYPE_CHECKING:
     from mshv.vp import Vp
@@ -33,9 +34,7 @@ _REG_NAMES = {
     v: k.lower() for k, v in vars(iced.Register).items() if isinstance(v, int) and not k.startswith("_")
 }
 # The 64-bit GPRs the register page holds (iced's names, lower case, are the HV names)
-_GPRS = frozenset(
-    ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
-)
+_PAGE_GPRS = frozenset(GPRS)
 _HIGH_BYTE = {iced.Register.AH, iced.Register.CH, iced.Register.DH, iced.Register.BH}
 _ALU: dict[int, Callable[[int, int], int]] = {
     iced.Mnemonic.ADD: lambda a, b: a + b,
@@ -86,7 +85,7 @@ class _Regs:
     def read(self, reg: int) -> int:
         name, size, shift = self._full(reg)
         if name not in self.values:
-            if self.page is not None and name in _GPRS:
+            if self.page is not None and name in _PAGE_GPRS:
                 value = self.page.read(name)
             else:
                 read = self.vp.reg_read(name)

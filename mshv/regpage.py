@@ -20,10 +20,11 @@ from mshv._abi import ffi, lib
 if TYPE_CHECKING:
     from mshv.vp import Vp
 
-__all__ = ["RegisterPage"]
+__all__ = ["GPRS", "RegisterPage"]
 
-_GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
-_CLASS = {name: lib.HV_X64_REGISTER_CLASS_GENERAL for name in _GPRS}
+#: The 64-bit GPRs the page holds, in x86 register-number order (ModRM reg 0..15).
+GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
+_CLASS = {name: lib.HV_X64_REGISTER_CLASS_GENERAL for name in GPRS}
 _CLASS["rip"] = lib.HV_X64_REGISTER_CLASS_IP
 _CLASS["rflags"] = lib.HV_X64_REGISTER_CLASS_FLAGS
 _BIT = {name: 1 << cls for name, cls in _CLASS.items()}

@@ -19,7 +19,7 @@ from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, decode
 from mshv.registers import RegisterValue, get_registers, register, set_registers
-from mshv.regpage import RegisterPage
+from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
 
@@ -31,14 +31,13 @@ __all__ = ["Vp"]
 
 _RUN_VP = lib.MSHV_RUN_VP
 _ioctl_raw = _kernel.ioctl_raw
-_GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
 # The register page's writable classes and the registers each one holds (hv_vp_register_page).
 _PAGE_CLASSES = (
-    (1 << lib.HV_X64_REGISTER_CLASS_GENERAL, _GPRS),
+    (1 << lib.HV_X64_REGISTER_CLASS_GENERAL, GPRS),
     (1 << lib.HV_X64_REGISTER_CLASS_IP, ("rip",)),
     (1 << lib.HV_X64_REGISTER_CLASS_FLAGS, ("rflags",)),
 )
-_PAGE_WRITABLE = frozenset(_GPRS) | {"rip", "rflags"}
+_PAGE_WRITABLE = frozenset(GPRS) | {"rip", "rflags"}
 
 
 class _Registers:

@@ -155,7 +155,7 @@ class X64Intercept(Intercept):
         return self.header.rip
 
     def _repr_names(self) -> list[str]:
-        names = [f.name for f in fields(self) if f.repr]
+        names = Intercept._repr_names(self)  # (zero-argument super() fails in slots dataclasses)
         return names[:1] + ["header"] + names[1:]
 
 

@@ -153,6 +153,12 @@ class CBaselines:
         return {"results": {k: vars(v) for k, v in self.results.items()}, "notes": self.notes}
 
 
+def paired_c(case: str, unit: str, samples_ns: list[float], rounds: int) -> CResult:
+    """The C rounds run before each measured Python round (the warm-up round's C round goes)."""
+    kept = samples_ns[-rounds:]
+    return CResult(case, unit, statistics.median(kept), kept)
+
+
 class InProcessC:
     """The C timers of bench/c/inproc.c, loaded into this process.
 

@@ -16,7 +16,6 @@ KVM loop.
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from _support import (
     exits_per_round,
     guest_image,
     long_mode_vp,
+    paired_c,
 )
 from _support import record as record_case
 
@@ -83,8 +83,7 @@ class _PairedC:
         self.samples.append(self.timer.exits_ns(self.vp, self.kind, self.n) / self.n)
 
     def result(self, rounds: int) -> CResult:
-        kept = self.samples[-rounds:]  # the warm-up round's C sample goes
-        return CResult(f"c_inproc_{self.kind}", "exit", statistics.median(kept), kept)
+        return paired_c(f"c_inproc_{self.kind}", "exit", self.samples, rounds)
 
 
 def _record(benchmark: Any, cbase: CBaselines, kind: str, impl: str, n: int, paired: CResult) -> None:

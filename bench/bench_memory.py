@@ -10,7 +10,6 @@ cannot be, those cases are skipped and the reason is in the JSON notes.
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import pytest
@@ -24,10 +23,10 @@ from _support import (
     RAM_SIZE,
     TOUCH_GPA,
     CBaselines,
-    CResult,
     InProcessC,
     guest_image,
     long_mode_vp,
+    paired_c,
     record,
 )
 
@@ -61,8 +60,7 @@ def _map_case(benchmark: Any, cbase: CBaselines, size: int, huge: bool) -> None:
             benchmark.pedantic(map_unmap, setup=c_round, rounds=rounds, warmup_rounds=1)
     # ...and the ratio against C interleaved round by round with Python in this process: the
     # host's memslot cost drifts between phases, and separate runs land in different ones.
-    kept = c_samples[-rounds:]  # the warm-up round's C sample goes
-    c = CResult(f"c_inproc_map_{pages}_{size}", "call", statistics.median(kept), kept)
+    c = paired_c(f"c_inproc_map_{pages}_{size}", "call", c_samples, rounds)
     cbase.results[c.case] = c
     record(benchmark, case=f"map_{pages}_{size}", group=f"map_{pages}", impl="python", unit="call",
            per=1, c=c, paired=True, size=size, pages=pages)  # fmt: skip
@@ -116,8 +114,7 @@ def bench_first_touch(benchmark: Any, cbase: CBaselines) -> None:
             state["mem"].close()
 
         benchmark.pedantic(run, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=1)
-    kept = c_samples[-rounds:]
-    c = CResult(f"c_inproc_touch_{TOUCH_SIZE}", "call", statistics.median(kept), kept)
+    c = paired_c(f"c_inproc_touch_{TOUCH_SIZE}", "call", c_samples, rounds)
     record(benchmark, case=f"touch_{TOUCH_SIZE}", group="touch", impl="python", unit="call", per=1, c=c,
            paired=True, size=TOUCH_SIZE)  # fmt: skip
     benchmark.extra_info["ratio_to_c_client"] = benchmark.extra_info["median_ns"] / client.median_ns

@@ -39,8 +39,6 @@ _SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
 _SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
 _LEN_MASK = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK
 _LEN_SHIFT = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT
-_DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
-_DIRTY_GENERAL = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
 _WITH_MESSAGE = ("halt", "message_type", "port", "unhandled")
 
 
@@ -257,7 +255,7 @@ class PyEngine:
             if e.output is not None:
                 e.output += (io.rax & mask).to_bytes(size, "little")
             e.hits += 1
-            self._complete_io(next_rip, None)
+            self._complete(next_rip, None)
             return None
         value = 0
         if e.kind == _BUFFER:
@@ -266,20 +264,8 @@ class PyEngine:
             value = int.from_bytes(chunk, "little")
         e.hits += 1
         rax = value & mask if size == 4 else (io.rax & ~mask) | (value & mask)
-        self._complete_io(next_rip, rax)
-        return None
-
-    def _complete_io(self, next_rip: int, rax: int | None) -> None:
-        page = self._page
-        if page is not None and page.isvalid:
-            page.rip = next_rip
-            if rax is None:
-                page.dirty |= _DIRTY_IP
-            else:
-                page.rax = rax
-                page.dirty |= _DIRTY_IP | _DIRTY_GENERAL
-            return
         self._complete(next_rip, rax)
+        return None
 
     def _on_memory(self) -> str | None:
         v = _read_memory(self._view, PAYLOAD_OFFSET)

@@ -327,6 +327,11 @@ class RunLoop:
 
     # -- the slow path (called by the engine) ---------------------------------------------
     def _complete(self, next_rip: int, rax: int | None) -> None:
+        """RIP (and RAX) for the next run: through the register page while it holds this
+        exit's state, else by hypercall."""
+        page = self._page
+        if page is not None and page.complete(next_rip, rax, only_if_valid=True):
+            return
         regs: dict[str | int, Any] = {"rip": next_rip}
         if rax is not None:
             regs["rax"] = rax
@@ -363,13 +368,7 @@ class RunLoop:
             return False
         next_rip = intercept.header.next_rip
         rax = None if intercept.is_write else intercept.completion_rax(int(value or 0))
-        page = self._page
-        if page is not None and page.valid:
-            page.write("rip", next_rip)
-            if rax is not None:
-                page.write("rax", rax)
-        else:
-            self._complete(next_rip, rax)
+        self._complete(next_rip, rax)
         return True
 
 

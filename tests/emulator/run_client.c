@@ -23,10 +23,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <linux/kvm.h>
 #include <linux/mshv.h>
 #include "mshv_hvdefs.h"
 
 #define PAGE 4096UL
+/* A TSC jump no elapsed time can explain (about a day at a few GHz). */
+#define TSC_JUMP (1ULL << 48)
 #define RW ((1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE))
 
 static void die(const char *what)
@@ -616,10 +619,13 @@ static void case_regs(int argc, char **argv)
 	roundtrip(&w, "explicit_suspend", HV_REGISTER_EXPLICIT_SUSPEND, val64(1), 8);
 	roundtrip(&w, "xfem", HV_X64_REGISTER_XFEM, val64(3), 8);
 	{
+		/* A value far from the running TSC, so a write that does not take shows. */
 		uint64_t t0 = get1(w.vp, HV_X64_REGISTER_TSC);
+		uint64_t target = t0 + TSC_JUMP;
 
-		set1(w.vp, HV_X64_REGISTER_TSC, 1ULL << 40);
-		printf("tsc.monotonic=%d\n", t0 > 0 && get1(w.vp, HV_X64_REGISTER_TSC) >= (1ULL << 40));
+		set1(w.vp, HV_X64_REGISTER_TSC, target);
+		printf("tsc.t0=%#llx\ntsc.target=%#llx\ntsc.got=%#llx\n", (unsigned long long)t0,
+		       (unsigned long long)target, (unsigned long long)get1(w.vp, HV_X64_REGISTER_TSC));
 	}
 	/* a name the hypervisor does not know, and a read-only one */
 	{
@@ -631,6 +637,52 @@ static void case_regs(int argc, char **argv)
 		r = set_regs(w.vp, 0, &bad, &v, 1);
 		print_hc("unknown_set", r);
 	}
+}
+
+/*
+ * Does the host KVM honour a host-initiated TSC write (kvm_set_msr_common's
+ * MSR_IA32_TSC path with msr_info->host_initiated)? Asked of /dev/kvm
+ * directly, not through the emulator: a fresh VM and vCPU, KVM_SET_MSRS of
+ * the TSC to a value far from the current one, KVM_GET_MSRS.
+ */
+static void case_host_tsc_write(int argc, char **argv)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m;
+	int kvm, vm, vcpu;
+	uint64_t t0, target;
+
+	(void)argc;
+	(void)argv;
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		die("/dev/kvm");
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		die("KVM_CREATE_VM");
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		die("KVM_CREATE_VCPU");
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e.index = 0x10;	/* MSR_IA32_TSC */
+	if (ioctl(vcpu, KVM_GET_MSRS, &m) != 1)
+		die("KVM_GET_MSRS");
+	t0 = m.e.data;
+	target = t0 + TSC_JUMP;
+	m.e.data = target;
+	if (ioctl(vcpu, KVM_SET_MSRS, &m) != 1)
+		die("KVM_SET_MSRS");
+	m.e.data = 0;
+	if (ioctl(vcpu, KVM_GET_MSRS, &m) != 1)
+		die("KVM_GET_MSRS");
+	printf("host.t0=%#llx\nhost.target=%#llx\nhost.got=%#llx\n", (unsigned long long)t0,
+	       (unsigned long long)target, (unsigned long long)m.e.data);
+	close(vcpu);
+	close(vm);
+	close(kvm);
 }
 
 /* A new VP starts explicitly suspended; RUN_VP clears it (§3.2, §4.1). */
@@ -971,6 +1023,7 @@ static const struct kase cases[] = {
 	{ "in_repeat", case_in_repeat },
 	{ "longmode", case_longmode },
 	{ "regs", case_regs },
+	{ "host_tsc_write", case_host_tsc_write },
 	{ "suspend", case_suspend },
 	{ "batch", case_batch },
 	{ "hvcall_checks", case_hvcall_checks },

@@ -21,6 +21,7 @@
  *   vpstate.c   MSHV_GET/SET_VP_STATE
  *   irq.c       MSHV_IRQFD, MSHV_IOEVENTFD, MSHV_SET_MSI_ROUTING
  *   gpap.c      MSHV_GET_GPAP_ACCESS_BITMAP, access-state tracking
+ *   time.c      partition reference time, TIME_FREEZE (hypervisor)
  *
  * Rules: every call returns -1 with errno set on failure (kernel errno);
  * nothing here calls the libc functions that preload.c interposes: use the
@@ -113,6 +114,14 @@ struct emu_intercepts {
 	/* IO port intercepts are always on for exo partitions. */
 };
 
+/* time.c: the partition reference time and TIME_FREEZE */
+struct emu_time {
+	pthread_mutex_t lock;
+	uint64_t offset;		/* host ticks (100 ns) at reference time 0 */
+	bool frozen;			/* HV_PARTITION_PROPERTY_TIME_FREEZE = 1 */
+	uint64_t frozen_at;		/* reference time while frozen */
+};
+
 struct emu_partition {
 	atomic_int refs;		/* one for the fd, one per VP fd */
 	pthread_mutex_t lock;		/* the partition mutex (mshv_partition_ioctl) */
@@ -150,6 +159,8 @@ struct emu_partition {
 	 * (under pt->lock) takes it for writing, emu_gpa_read/write for reading.
 	 */
 	pthread_rwlock_t regions_lock;
+
+	struct emu_time time;		/* time.c */
 };
 
 struct emu_vp {
@@ -368,5 +379,16 @@ bool emu_ioeventfd_mmio_write(struct emu_partition *pt, uint64_t gpa, uint32_t l
 /* gpap.c, for device.c: free the access-state tracking at partition destroy. */
 void emu_gpap_destroy(struct emu_partition *pt);
 
+/* ---- time.c (hypervisor: partition reference time, TIME_FREEZE) ----------- */
+
+void emu_time_init(struct emu_partition *pt);
+void emu_time_destroy(struct emu_partition *pt);
+/* The partition reference counter, 100 ns units since creation (stops while frozen). */
+uint64_t emu_time_reference(struct emu_partition *pt);
+bool emu_time_frozen(struct emu_partition *pt);
+/* HV_PARTITION_PROPERTY_TIME_FREEZE 1/0; an HV status. */
+uint16_t emu_time_freeze(struct emu_partition *pt, bool freeze);
+/* HV_PARTITION_PROPERTY_REFERENCE_TIME set: only while frozen; an HV status. */
+uint16_t emu_time_reference_set(struct emu_partition *pt, uint64_t ticks);
 
 #endif /* MSHV_EMU_H */

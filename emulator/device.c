@@ -313,7 +313,8 @@ static void emu_partition_destroy(struct emu_partition *pt)
 	}
 	emu_gpap_destroy(pt);
 	emu_regions_destroy(pt);
-	emu_hvcall_destroy(pt);
+	emu_props_destroy(pt);
+	emu_cpuid_results_destroy(pt);
 	free(pt->routes);
 	pt->routes = NULL;
 	emu_partition_free(pt);

@@ -150,8 +150,8 @@ struct emu_partition {
 	struct emu_intercepts intercepts;
 	bool gpa_access_tracking;	/* HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING */
 	uint64_t synthetic_proc_features;
-	void *props;			/* hvcall.c: other stored partition properties */
-	void *cpuid_results;		/* hvcall.c: REGISTER_INTERCEPT_RESULT entries */
+	void *props;			/* properties.c: other stored partition properties */
+	void *cpuid_results;		/* cpuid.c: REGISTER_INTERCEPT_RESULT entries */
 
 	/* ---- core (device.c/regions.c) additions ---- */
 	/*
@@ -185,7 +185,7 @@ struct emu_vp {
 	/* ---- run.c/regs.c/vpstate.c (owner: run) ---- */
 	bool sync_valid;		/* run->s.regs holds the vCPU's REGS/SREGS/EVENTS */
 	void *vpstate;			/* vpstate.c: SIMP/SIEFP pages, synthetic timers */
-	uint32_t cpuid_gen;		/* hvcall.c: CPUID results generation applied */
+	uint32_t cpuid_gen;		/* cpuid.c: CPUID results generation applied */
 	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
 	atomic_bool ran;		/* run.c: KVM_RUN was called once (CPUID is frozen) */
 };
@@ -269,9 +269,16 @@ int emu_regpage_apply(struct emu_vp *vp);
 enum emu_hvcall_origin { EMU_HVCALL_DEVICE, EMU_HVCALL_PARTITION, EMU_HVCALL_VP };
 int emu_root_hvcall(struct emu_partition *pt, enum emu_hvcall_origin origin,
 		    struct mshv_root_hvcall *uarg);
-/* hv_result_to_errno (kernel-behaviour.md §5): the errno a failed status gives. */
+
+/* ---- hvstatus.c ---------------------------------------------------------- */
+
+/* hv_result_to_errno: the errno a failed hypercall status gives. */
 int emu_hv_status_errno(uint16_t status);
-void emu_hvcall_destroy(struct emu_partition *pt);	/* free props/cpuid results */
+
+/* ---- properties.c, cpuid.c ------------------------------------------------ */
+
+void emu_props_destroy(struct emu_partition *pt);		/* at partition destroy */
+void emu_cpuid_results_destroy(struct emu_partition *pt);	/* at partition destroy */
 
 /* ---- vpstate.c ----------------------------------------------------------- */
 
@@ -337,9 +344,9 @@ uint64_t emu_interrupt_state(const struct kvm_vcpu_events *ev);
 int emu_xcr0_get(struct emu_vp *vp, __u64 *xcr0);
 /* run.c: give KVM this VP's installed exception intercepts and CPUID results */
 int emu_vp_prepare(struct emu_vp *vp);
-/* hvcall.c: apply registered CPUID results to a VP's KVM CPUID (pt->lock not needed) */
+/* cpuid.c: apply registered CPUID results to a VP's KVM CPUID (pt->lock not needed) */
 int emu_cpuid_results_apply(struct emu_vp *vp);
-/* hvcall.c: the partition's XSAVE layout (XSAVE_STATES, MAX_XSAVE_DATA_SIZE) */
+/* properties.c: the partition's XSAVE layout (XSAVE_STATES, MAX_XSAVE_DATA_SIZE) */
 struct emu_xsave_layout {
 	uint64_t states;		/* XFEM bits, x87 and SSE included */
 	uint32_t size;			/* compacted size of states */
@@ -355,7 +362,7 @@ void emu_vpstate_destroy(struct emu_vp *vp);
 
 /*
  * HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING set through
- * SET_PARTITION_PROPERTY (hvcall.c calls it with pt->lock held): switch dirty
+ * SET_PARTITION_PROPERTY (properties.c calls it with pt->lock held): switch dirty
  * logging of the partition's memslots on or off. Returns -1/errno on failure.
  */
 int emu_gpap_set_tracking(struct emu_partition *pt, bool on);

@@ -766,7 +766,7 @@ void emu_irq_release(struct emu_partition *pt)
  * The hypervisor side of HvCallAssertVirtualInterrupt: one MSI to the
  * LAPIC(s) through KVM_SIGNAL_MSI. The Hyper-V interrupt types FIXED..EXTINT
  * are the x86 delivery modes; LOCALINT0/1 have no MSI form.
- * Errors (hvcall.c turns them into a status): EINVAL for a type or an APIC id
+ * Errors (hypercalls.c turns them into a status): EINVAL for a type or an APIC id
  * an MSI cannot carry, and for a partition without LAPIC (no APIC to deliver
  * to: HV_STATUS_INVALID_PARAMETER is our choice, unverified). KVM reports no
  * error for a destination that matches no APIC; neither do we.

@@ -5,23 +5,36 @@
  * The emulator is a fake mshv_root driver in user space: it hands out real
  * fds (memfds) as /dev/mshv, partition and VP handles, checks every argument
  * the way drivers/hv/mshv_root_main.c does, and runs the guest on /dev/kvm.
- * Files mirror the driver's split:
+ * It also answers in place of the hypervisor behind the driver (hypercalls,
+ * intercept messages, VP state). Each file plays one part: [driver] mirrors
+ * the kernel's drivers/hv/mshv_*, [hypervisor] what the Microsoft Hypervisor
+ * does (TLFS hypercalls, hv_message), [both] an ioctl together with the
+ * hypervisor's work behind it, [library] the emulator's own plumbing.
  *
- *   entry.c     mshv_emu_{open,ioctl,mmap,munmap,close}: the exported table
- *   preload.c   LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*
- *   fdtable.c   fd -> emulated object table, references
- *   uaccess.c   copy to/from client pointers (EFAULT, never a crash), memfds
- *   device.c    /dev/mshv and partition fds: create, initialize, lifetime, dispatch
- *   regions.c   MSHV_SET_GUEST_MEMORY -> KVM memslots
- *   vp.c        MSHV_CREATE_VP, VP fd dispatch, VP mmap, VP lifetime
- *   run.c       MSHV_RUN_VP: KVM_RUN, exits -> hv_message, completion fix-ups
- *   intercept.c building intercept messages (headers, instruction bytes)
- *   regs.c      Hyper-V register names <-> KVM register state
- *   hvcall.c    MSHV_ROOT_HVCALL passthrough: checks, allow-lists, hypercalls
- *   vpstate.c   MSHV_GET/SET_VP_STATE
- *   irq.c       MSHV_IRQFD, MSHV_IOEVENTFD, MSHV_SET_MSI_ROUTING
- *   gpap.c      MSHV_GET_GPAP_ACCESS_BITMAP, access-state tracking
- *   time.c      partition reference time, TIME_FREEZE (hypervisor)
+ *   entry.c       [library]    mshv_emu_{open,ioctl,mmap,munmap,close}: the exported table
+ *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*
+ *   fdtable.c     [driver]     fd -> emulated object table, references
+ *   uaccess.c     [driver]     copy to/from client pointers (EFAULT, never a crash), memfds
+ *   device.c      [driver]     /dev/mshv and partition fds: create, initialize, lifetime, dispatch
+ *   regions.c     [driver]     MSHV_SET_GUEST_MEMORY -> KVM memslots
+ *   vp.c          [driver]     MSHV_CREATE_VP, VP fd dispatch, VP mmap, VP lifetime
+ *   run.c         [both]       MSHV_RUN_VP: the KVM_RUN state machine, KVM exits -> intercepts
+ *   vpstate.c     [both]       MSHV_GET/SET_VP_STATE and the VP state behind it
+ *   irq.c         [both]       MSHV_IRQFD, MSHV_IOEVENTFD, MSHV_SET_MSI_ROUTING, assert interrupt
+ *   gpap.c        [both]       MSHV_GET_GPAP_ACCESS_BITMAP, access-state tracking
+ *   hvcall.c      [driver]     MSHV_ROOT_HVCALL passthrough: checks, allow-lists, copies, dispatch
+ *   hvstatus.c    [driver]     hv_result_to_errno: hypercall status -> errno
+ *   hypercalls.c  [hypervisor] VP registers, intercepts, translate, interrupts, SynIC hypercalls
+ *   properties.c  [hypervisor] partition and host properties, feature banks, XSAVE layout
+ *   cpuid.c       [hypervisor] CPUID results (REGISTER_INTERCEPT_RESULT, GET_VP_CPUID_VALUES)
+ *   regs.c        [hypervisor] Hyper-V register names <-> KVM register state, register page
+ *   intercept.c   [hypervisor] building intercept messages (hv_message, x64 header)
+ *   x86decode.c   [hypervisor] x86 instruction decoding for intercept messages
+ *   pagewalk.c    [hypervisor] guest page walk, instruction bytes
+ *   time.c        [hypervisor] partition reference time, TIME_FREEZE
+ *
+ * Private headers: hypercall.h (hvcall.c and the hypercall handlers),
+ * x86decode.h (x86decode.c for run.c).
  *
  * Rules: every call returns -1 with errno set on failure (kernel errno);
  * nothing here calls the libc functions that preload.c interposes: use the
@@ -252,7 +265,18 @@ void emu_vp_kick(struct emu_vp *vp);
 /* Fill the 40-byte intercept header from the vCPU's current state. */
 int emu_intercept_header(struct emu_vp *vp, struct hv_x64_intercept_message_header *hdr,
 			 uint8_t access_type, uint8_t instruction_length);
-/* Read up to 16 instruction bytes at the guest's RIP; returns the count read. */
+/* The hv_message header for a payload of `size` bytes (the rest zeroed). */
+void emu_message_init(struct hv_message *msg, uint32_t type, size_t size);
+
+/* ---- pagewalk.c ---------------------------------------------------------- */
+
+/* 16, 32 or 64: the code size the CPU fetches with. */
+int emu_code_bits(const struct kvm_sregs *sr);
+/* Guest linear -> guest physical address with the VP's current paging; -1 if not mapped. */
+int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa);
+/* Read len bytes at CS:ip; returns the count read. */
+int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len);
+/* Read up to 16 instruction bytes at the guest's RIP (rest zeroed); returns the count read. */
 int emu_fetch_instruction(struct emu_vp *vp, uint64_t rip, uint8_t bytes[16]);
 
 /* ---- regs.c -------------------------------------------------------------- */
@@ -330,7 +354,7 @@ int emu_regions_set_dirty_logging(struct emu_partition *pt, bool on);
  * - emu_vp_mmap's off is in bytes (the mmap offset), not pages.
  */
 
-/* ---- run additions (run.c, intercept.c, regs.c, hvcall.c, vpstate.c) ------ */
+/* ---- run additions (run.c, regs.c, cpuid.c, properties.c, vpstate.c) ------ */
 
 /* regs.c: make run->s.regs current (fetches it once before the first KVM_RUN). */
 int emu_regs_sync(struct emu_vp *vp);

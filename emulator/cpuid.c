@@ -158,7 +158,7 @@ uint16_t emu_hc_register_intercept_result(struct emu_call *c)
 		return HV_STATUS_INVALID_VP_INDEX;
 	/*
 	 * KVM freezes a vCPU's CPUID at its first KVM_RUN (EBUSY upstream,
-	 * EINVAL on this host), so a result for a VP that has run could never
+	 * EINVAL on the paravirtual kvm_pvm), so a result for a VP that has run could never
 	 * take effect: refuse it here rather than fail every later RUN_VP.
 	 */
 	for (int i = 0; i < EMU_MAX_VPS; i++) {

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver side.
+ *
  * /dev/mshv and partition fds (drivers/hv/mshv_root_main.c: mshv_dev_ioctl,
  * mshv_ioctl_create_partition, mshv_partition_ioctl, mshv_partition_release,
  * destroy_partition).

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Library side (the emulator's own plumbing; no kernel counterpart).
+ *
  * The emulator's exported table: open, ioctl, mmap, munmap, close.
  *
  * The Python binding puts these in its kernel table; preload.c calls them

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver side (the files and references the kernel keeps per fd).
+ *
  * fd -> handle table.
  *
  * The kernel finds a file through the fd table and holds a reference for the

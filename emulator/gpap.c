@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver and hypervisor side.
+ *
  * MSHV_GET_GPAP_ACCESS_BITMAP (mshv_partition_ioctl_get_gpap_access_bitmap)
  * and the hypervisor side of HvCallGetGpaPagesAccessStates, on KVM dirty
  * logging.

@@ -20,7 +20,7 @@ enum { O_DEV = 1 << EMU_HVCALL_DEVICE, O_PT = 1 << EMU_HVCALL_PARTITION,
 
 struct emu_hvcall_desc {
 	uint16_t code;
-	uint8_t origins;	/* mshv_passthru_hvcall_allowed, per fd (§6.2) */
+	uint8_t origins;	/* mshv_passthru_hvcall_allowed, per fd */
 	bool rep;
 	uint16_t (*fn)(struct emu_call *c);
 };
@@ -114,7 +114,7 @@ int emu_root_hvcall(struct emu_partition *pt, enum emu_hvcall_origin origin,
 	c.reps = args.reps;
 	st = emu_hvcall_do(d, &c);
 
-	/* §6.3: status and reps always written back; output only on success */
+	/* status and reps always written back; output only on success (hv_do_rep_hypercall_ex) */
 	args.status = st;
 	args.reps = d->rep ? c.done : 0;
 	if (emu_copy_to_user(uarg, &args, sizeof(args)) < 0) {

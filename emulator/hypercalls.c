@@ -17,7 +17,7 @@
 /*
  * The VP named in an input, usable for state access: another thread's
  * RUN_VP on it makes it unavailable (the VP fd's mutex serializes only that
- * fd's own calls, §4.3).
+ * fd's own calls: mshv_vp_ioctl).
  */
 uint16_t emu_call_vp(struct emu_call *c, uint32_t index, uint8_t vtl, struct emu_vp **vpp)
 {
@@ -114,9 +114,9 @@ uint16_t emu_hc_set_vp_registers(struct emu_call *c)
 /*
  * Does this host's KVM hand a guest #BP (INT3, with KVM_GUESTDBG_USE_SW_BP)
  * or #DB (trap flag, with KVM_GUESTDBG_USE_HW_BP) to user space? Mainline
- * VMX/SVM does; the paravirtual kvm_pvm measured here does not (the guest
- * takes the exception itself). Probed once per process with a scratch VM:
- * a real-mode page whose IVT sends every vector to a HLT.
+ * VMX/SVM does; the paravirtual kvm_pvm does not (the guest takes the
+ * exception itself). Probed once per process with a scratch VM: a real-mode
+ * page whose IVT sends every vector to a HLT.
  */
 static bool emu_exception_exits(int kvm_fd, unsigned int vector)
 {

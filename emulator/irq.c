@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver and hypervisor side.
+ *
  * MSHV_SET_MSI_ROUTING, MSHV_IRQFD, MSHV_IOEVENTFD and the interrupt
  * assertion behind HvCallAssertVirtualInterrupt, mirroring
  * drivers/hv/mshv_irq.c and drivers/hv/mshv_eventfd.c (Linux 7.2, with the

@@ -52,9 +52,9 @@ static int emu_read_pte(struct emu_vp *vp, uint64_t gpa, size_t size, uint64_t *
 
 /*
  * Walk the guest's page tables in software (Intel SDM vol. 3 ch. 4: 32-bit,
- * PAE, 4- and 5-level paging). On this nested host every vCPU ioctl costs
- * several microseconds, so KVM_TRANSLATE per exit would cost as much as the
- * exit itself; reading the tables from guest memory costs nothing like it.
+ * PAE, 4- and 5-level paging). A vCPU ioctl costs a large share of a whole
+ * exit, so KVM_TRANSLATE per exit would nearly double it; reading the tables
+ * from guest memory costs nothing like it.
  * Returns 1 when the walk could not be done here (a table outside guest
  * RAM): the caller asks KVM instead. Access rights are not checked: this
  * only locates instruction bytes and operands.

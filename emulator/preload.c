@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Library side (the emulator's own plumbing; no kernel counterpart).
+ *
  * LD_PRELOAD interposers: any /dev/mshv client (C, Rust, QEMU) runs on the
  * emulator. Each one hands our paths and fds to the entry points and passes
  * everything else to the system call untouched.

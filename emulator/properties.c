@@ -12,7 +12,7 @@
 #include "emu.h"
 #include "hypercall.h"
 
-#define EMU_MAX_XSAVE_SIZE 4096		/* QEMU's VP-state buffer (§4.2) */
+#define EMU_MAX_XSAVE_SIZE 4096		/* QEMU's MSHV_GET_VP_STATE XSAVE buffer */
 
 /* x86 CPUID bits used for feature banks and XSAVE (Intel SDM / AMD APM). */
 enum emu_cpuid_reg { R_EAX, R_EBX, R_ECX, R_EDX };
@@ -102,7 +102,8 @@ struct emu_props {
 /*
  * XSAVE components the partition gets: KVM's supported XCR0 minus the v2
  * pt_disabled_xsave bits, trimmed so the compacted area fits the 4096 bytes
- * QEMU passes to GET_VP_STATE (kernel-behaviour.md §4.2, §7 #9).
+ * QEMU passes to MSHV_GET_VP_STATE (mshv_vp_ioctl_get_set_state fails with
+ * EINVAL when MAX_XSAVE_DATA_SIZE exceeds the caller's buf_sz).
  */
 static void emu_xsave_compute(struct kvm_cpuid2 *c, uint64_t disabled,
 			      struct emu_xsave_layout *x)
@@ -202,7 +203,7 @@ void emu_props_destroy(struct emu_partition *pt)
 
 /* ---- partition properties --------------------------------------------------- */
 
-/* The host's own properties (HV_PARTITION_ID_SELF, /dev/mshv origin, §2.2). */
+/* The host's own properties (HV_PARTITION_ID_SELF: ROOT_HVCALL on /dev/mshv, mshv_dev_ioctl). */
 static uint16_t emu_host_property(uint32_t code, uint64_t *value)
 {
 	uint64_t banks[2];
@@ -262,8 +263,9 @@ static uint16_t emu_get_property(struct emu_call *c, uint32_t code, uint64_t *va
 /*
  * Settable properties. "Early" ones (processor/XSAVE features, synthetic
  * features) are taken only before INITIALIZE; afterwards the hypervisor
- * refuses them, with INVALID_PARTITION_STATE as the best guess
- * (kernel-behaviour.md §3.10, unverified). XSAVE_STATES and
+ * refuses them, with INVALID_PARTITION_STATE as the best guess (unverified:
+ * mshv_partition_ioctl_initialize does not check, the status is the
+ * hypervisor's). XSAVE_STATES and
  * MAX_XSAVE_DATA_SIZE are derived by the hypervisor: ACCESS_DENIED.
  */
 static uint16_t emu_set_property(struct emu_call *c, uint32_t code, uint64_t value)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver side.
+ *
  * MSHV_SET_GUEST_MEMORY -> KVM memslots (mshv_partition_ioctl_set_memory,
  * mshv_map_user_memory, mshv_unmap_user_memory, mshv_partition_create_region
  * in drivers/hv/mshv_root_main.c and mshv_regions.c).

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Hypervisor side.
+ *
  * Hyper-V register names <-> KVM vCPU state (HvCallGet/SetVpRegisters, the
  * VP register page).
  *
@@ -309,8 +311,8 @@ static uint16_t emu_set_events(struct emu_vp *vp, uint32_t name, uint64_t v)
 /*
  * Through KVM_GET/SET_XSAVE, not KVM_GET/SET_FPU: KVM_GET_FPU never fills
  * MXCSR, and KVM_SET_FPU leaves XSTATE_BV alone, so XMM values written with
- * it are dropped as "init state" by the next XRSTOR (measured on this host;
- * kvm_arch_vcpu_ioctl_get/set_fpu in arch/x86/kvm/x86.c).
+ * it are dropped as "init state" by the next XRSTOR
+ * (kvm_arch_vcpu_ioctl_get/set_fpu in arch/x86/kvm/x86.c).
  * FXSAVE legacy area: FCW@0 FSW@2 FTW@4 FOP@6 FIP@8 FDP@16 MXCSR@24
  * MXCSR_MASK@28 ST0-7@32 XMM0-15@160; XSTATE_BV@512.
  */
@@ -689,12 +691,12 @@ uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_v
 
 /*
  * After every intercept: version 1, isvalid 1, dirty 0 and the state the
- * hypervisor publishes (kernel-behaviour.md §4.5). GPRs, segments, CRs and
- * events come from s.regs at no cost. XMM0-5, DR7 and XFEM need one ioctl
- * each (about 2 us apiece on this nested host, where the whole KVM exit is
- * 7.5 us), so with `full` false (port-IO intercepts, the hot path; no IO
- * instruction reads or writes them) they keep the values of the last full
- * fill or register write. GET_VP_REGISTERS always reads them live.
+ * hypervisor publishes (struct hv_vp_register_page). GPRs, segments, CRs and
+ * events come from s.regs at no cost. XMM0-5, DR7 and XFEM need one vCPU
+ * ioctl each, a large share of a whole KVM exit, so with `full` false
+ * (port-IO intercepts, the hot path; no IO instruction reads or writes them)
+ * they keep the values of the last full fill or register write.
+ * GET_VP_REGISTERS always reads them live.
  */
 int emu_regpage_fill(struct emu_vp *vp, bool full)
 {

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * MSHV_RUN_VP (mshv_vp_ioctl_run_vp, mshv_run_vp_with_hyp_scheduler): one
- * KVM_RUN loop per call, each KVM exit turned into the hv_message the
- * hypervisor would deliver (kernel-behaviour.md §4.1 "What the hypervisor
- * delivers", hyperv-definitions.md for the layouts).
+ * Driver and hypervisor side: MSHV_RUN_VP (mshv_vp_ioctl_run_vp,
+ * mshv_run_vp_with_hyp_scheduler), the KVM_RUN state machine. One KVM_RUN
+ * loop per call, each KVM exit turned into the intercept message the
+ * hypervisor would deliver (struct hv_message with the
+ * hv_x64_*_intercept_message payloads of include/hyperv/hvhdk.h). Messages
+ * are built by intercept.c; instruction lengths and bytes come from
+ * x86decode.c and pagewalk.c.
  *
  * The one hard part is RIP. mshv stops the VP *at* the intercepted
  * instruction with nothing pending; the VMM completes the access and writes
- * RIP = rip + instruction_length itself. KVM instead (kvm-facts.md):
- *  - OUT: on this host RIP is already past the OUT at the exit; mainline
- *    VMX/SVM leaves RIP at it and skips it in the next KVM_RUN
- *    (complete_fast_pio_out). We learn which on the first OUT (settle once,
+ * RIP = rip + instruction_length itself. KVM instead (arch/x86/kvm/x86.c):
+ *  - OUT: on some hosts (the paravirtual kvm_pvm) RIP is already past the
+ *    OUT at the exit; mainline VMX/SVM leaves RIP at it and skips it in the
+ *    next KVM_RUN (complete_fast_pio_out). We learn which on the first OUT (settle once,
  *    see whether RIP moved) and then skip the extra KVM_RUN if it never does.
  *  - IN, MMIO, RDMSR/WRMSR: RIP at the instruction with an access pending
  *    that the next KVM_RUN completes (writing RAX/the destination and moving
@@ -23,8 +26,8 @@
  *    Cost: one extra KVM_RUN that does not enter the guest, per IN/MMIO/MSR
  *    exit (the lazy alternative, settling only when the VMM leaves RIP alone,
  *    saves it but relies on KVM dropping a pending access when RIP changed,
- *    which the emulated-PIO path does not promise; see kvm-facts.md).
- *  - MMIO writes: on this host done at the exit with RIP past the store. As
+ *    which the emulated-PIO path, complete_emulated_pio, does not promise).
+ *  - MMIO writes: on some hosts done at the exit with RIP past the store. As
  *    for OUT, the first plain one-fragment write is settled to learn that;
  *    later ones are reported from the instruction found ending at RIP, with
  *    no settle: KVM's leftover completion of a write's last fragment
@@ -230,10 +233,10 @@ static void emu_io_guess(const struct kvm_run *run, struct emu_io_insn *d)
 /*
  * IN: pending on every host with RIP at the instruction, which is already
  * the mshv view. KVM completes it in the next KVM_RUN only if RIP is still
- * there and drops it if the VMM moved RIP (kvm-facts.md), so the settle is
- * deferred to the next RUN_VP and done only when the VMM left RIP at the IN
- * (saves a KVM_RUN per IN: measured 18.7 -> 12.2 us per exit against 7.6 us
- * for a raw KVM loop). INS is settled at once.
+ * there and drops it if the VMM moved RIP (complete_fast_pio_in checks
+ * kvm_is_linear_rip), so the settle is deferred to the next RUN_VP and done
+ * only when the VMM left RIP at the IN (saves a KVM_RUN, a large share of
+ * the cost of an IN exit). INS is settled at once.
  */
 static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_insn *d,
 		       int bits, const uint8_t *bytes, int nbytes)
@@ -368,8 +371,9 @@ static bool emu_mmio_one_fragment(uint64_t gpa, uint32_t len)
  * instruction that ended at RIP and report it without settling. KVM's
  * completion at the next KVM_RUN only closes the access (complete_emulated_mmio
  * returns at once after a write's last fragment, whatever RIP then is), so the
- * settling KVM_RUN (a vCPU ioctl, ~6 us here) can be skipped. String stores,
- * and writes not matched exactly by address and size, take the settled path.
+ * settling KVM_RUN (a vCPU ioctl, which costs far more than the decoding)
+ * can be skipped. String stores, and writes not matched exactly by address
+ * and size, take the settled path.
  */
 static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uint64_t gpa,
 				      int bits, uint64_t *len)
@@ -414,7 +418,7 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 
 		memcpy(&data, run->mmio.data, run->mmio.len);
 		if (emu_ioeventfd_mmio_write(vp->pt, gpa, run->mmio.len, data)) {
-			/* a doorbell: the write is consumed, the guest goes on (§3.6) */
+			/* a doorbell: the write is consumed, the guest goes on (mshv_assign_ioeventfd) */
 			if (emu_settle_now(vp) < 0)
 				return -1;
 			return 0;
@@ -562,9 +566,10 @@ static bool emu_eoi_level_triggered(struct emu_vp *vp, uint32_t vector)
  * is put back *at* the HLT (length 1), so a VMM that wants the guest to go
  * on advances RIP itself, and one that does not gets HALT again (a CPU with
  * no interrupt source stays halted). The hypervisor's exact choice is
- * unverified (kernel-behaviour.md §4.1). Triple fault and KVM emulation failures
- * (kvm-facts.md: instructions this host's KVM cannot emulate) both become
- * UNRECOVERABLE_EXCEPTION: the VP cannot go on in either case.
+ * unverified (no public source gives it). Triple fault and KVM emulation
+ * failures (KVM_INTERNAL_ERROR_EMULATION: instructions the host's KVM cannot
+ * emulate) both become UNRECOVERABLE_EXCEPTION: the VP cannot go on in
+ * either case.
  */
 static int emu_handle_exit(struct emu_vp *vp, struct hv_message *msg)
 {
@@ -648,8 +653,8 @@ int emu_vp_prepare(struct emu_vp *vp)
 }
 
 /*
- * XMM0-5, DR7 and XFEM cost three vCPU ioctls (several microseconds each on
- * this nested host) to put on the register page. A port-IO intercept never
+ * XMM0-5, DR7 and XFEM cost three vCPU ioctls, each a large share of a
+ * whole exit, to put on the register page. A port-IO intercept never
  * needs them, nor does a memory intercept by an instruction without SSE/AVX
  * operands; those pages keep the values of the last full fill (read the
  * registers with GET_VP_REGISTERS for current ones).

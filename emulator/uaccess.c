@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver side (copy_from_user/copy_to_user, anon_inode files).
+ *
  * Client pointers and anonymous handle files.
  *
  * copy_from_user/copy_to_user: the kernel returns EFAULT for a pointer it

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Driver side.
+ *
  * VPs (drivers/hv/mshv_root_main.c: mshv_partition_ioctl_create_vp,
  * mshv_vp_ioctl, mshv_vp_mmap, mshv_vp_release).
  *

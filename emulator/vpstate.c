@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * MSHV_GET_VP_STATE / MSHV_SET_VP_STATE (mshv_vp_ioctl_get_set_state,
- * mshv_vp_ioctl_get_set_state_pfn), kernel-behaviour.md §4.2.
+ * Driver and hypervisor side: MSHV_GET_VP_STATE / MSHV_SET_VP_STATE
+ * (mshv_vp_ioctl_get_set_state, mshv_vp_ioctl_get_set_state_pfn) and the
+ * HvCallGetVpState / HvCallSetVpState they issue.
  *
  * LAPIC: KVM_GET/SET_LAPIC (the xAPIC register page) converted to and from
  * hv_local_interrupt_controller_state; register values are kept as they sit

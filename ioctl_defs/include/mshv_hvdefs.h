@@ -203,8 +203,8 @@
 #define HV_PARTITION_PROPERTY_GUEST_OS_ID				0x00070000
 #define HV_PARTITION_PROPERTY_PROCESSOR_VIRTUALIZATION_FEATURES		0x00080000
 #define HV_PARTITION_PROPERTY_VMM_CAPABILITIES				0x00090007
-/* Given by the project spec (hyperv-definitions.md); absent from the kernel
- * headers searched, so it rests on the spec alone. */
+/* Only in rust-vmm/mshv's hv-headers/hvhdk_mini.h (read by its
+ * make_default_synthetic_features_mask); not in the Linux headers or TLFS. */
 #define HV_PARTITION_PROPERTY_ASSIGNABLE_SYNTHETIC_PROC_FEATURES	0x00090009
 
 /* Values of HV_PARTITION_PROPERTY_UNIMPLEMENTED_MSR_ACTION */

@@ -136,7 +136,7 @@ static int cloexec(int fd)
 	return (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
 }
 
-/* ---- §2.1 MSHV_CREATE_PARTITION ------------------------------------------ */
+/* ---- MSHV_CREATE_PARTITION (mshv_ioctl_create_partition) ------------------ */
 
 static void case_create_partition(int argc, char **argv)
 {
@@ -173,7 +173,7 @@ static void case_create_partition(int argc, char **argv)
 	(void)argc;
 }
 
-/* ---- §1 rules on every fd ------------------------------------------------- */
+/* ---- rules on every fd (mshv_dev_ioctl, mshv_partition_ioctl, mshv_vp_ioctl) */
 
 static const unsigned long foreign_numbers[] = {
 	MSHV_CHECK_EXTENSION, MSHV_CREATE_VTL, MSHV_ADD_VTL0_MEMORY, MSHV_SET_POLL_FILE,
@@ -278,7 +278,7 @@ static void case_cloexec(int argc, char **argv)
 	printf("pt_link=%s\n", link);
 }
 
-/* ---- §3.1 / §3.2 ---------------------------------------------------------- */
+/* ---- mshv_partition_ioctl_initialize / mshv_partition_ioctl_create_vp ------ */
 
 static void case_initialize(int argc, char **argv)
 {
@@ -319,7 +319,7 @@ static void case_create_vp(int argc, char **argv)
 	CALL("other_partition0", ioctl(pt2, MSHV_CREATE_VP, &a));
 }
 
-/* ---- §3.3 MSHV_SET_GUEST_MEMORY ------------------------------------------ */
+/* ---- MSHV_SET_GUEST_MEMORY (mshv_partition_ioctl_set_memory) -------------- */
 
 static void case_set_memory(int argc, char **argv)
 {
@@ -382,7 +382,7 @@ static void case_set_memory(int argc, char **argv)
 	CALL("unmap_alias", set_mem(pt, 0x100, mem, MEM_SIZE, UNMAP));
 }
 
-/* ---- §4.4 VP mmap --------------------------------------------------------- */
+/* ---- VP mmap (mshv_vp_mmap) ----------------------------------------------- */
 
 static void case_vp_mmap(int argc, char **argv)
 {
@@ -416,7 +416,7 @@ static void case_vp_mmap(int argc, char **argv)
 	CALL("dupfd_enotty", ioctl(vp3, 0xB8FF));
 }
 
-/* ---- §3.11 / §4.6 lifetime ------------------------------------------------ */
+/* ---- lifetime (mshv_partition_release, mshv_vp_release, destroy_partition) */
 
 struct world {
 	int dev, pt, vp;

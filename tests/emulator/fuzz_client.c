@@ -155,8 +155,8 @@ static void *watchdog(void *arg)
 }
 
 /*
- * Every errno an mshv ioctl/mmap may give (kernel-behaviour.md, §5 status
- * table); anything else is counted as "weird" and printed, not fatal.
+ * Every errno an mshv ioctl/mmap may give (mshv_root_main.c, and
+ * hv_result_to_errno for statuses); anything else is counted as "weird" and printed, not fatal.
  */
 static void account(long ret, int err)
 {

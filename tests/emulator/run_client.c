@@ -685,7 +685,10 @@ static void case_host_tsc_write(int argc, char **argv)
 	close(kvm);
 }
 
-/* A new VP starts explicitly suspended; RUN_VP clears it (§3.2, §4.1). */
+/*
+ * A new VP starts explicitly suspended; RUN_VP clears it
+ * (mshv_partition_ioctl_create_vp, mshv_run_vp_with_hyp_scheduler).
+ */
 static void case_suspend(int argc, char **argv)
 {
 	struct world w;
@@ -750,7 +753,7 @@ static void case_batch(int argc, char **argv)
 	print_hc("novp", r);
 }
 
-/* ---- §6 checks ------------------------------------------------------------------- */
+/* ---- mshv_ioctl_passthru_hvcall checks --------------------------------------------- */
 
 static void raw_hvcall(const char *key, int fd, struct mshv_root_hvcall *a)
 {
@@ -788,7 +791,7 @@ static void case_hvcall_checks(int argc, char **argv)
 	a = base; a.code = HVCALL_READ_GPA; raw_hvcall("not_allowed", w.pt, &a);
 	a = base; a.code = HVCALL_GET_VP_STATE; raw_hvcall("not_allowed_vp", w.vp, &a);
 	a = base; a.in_ptr = 8; raw_hvcall("in_efault", w.pt, &a);
-	/* an unreadable argument: EFAULT before anything (§1) */
+	/* an unreadable argument: EFAULT before anything (copy_from_user first) */
 	{
 		long ret;
 
@@ -874,7 +877,7 @@ static void case_hvcall_checks(int argc, char **argv)
 	}
 }
 
-/* the VP fd acts on the vp_index in the input, not on its own VP (§4.3) */
+/* the VP fd acts on the vp_index in the input, not on its own VP (mshv_vp_ioctl) */
 static void case_vp_index(int argc, char **argv)
 {
 	struct world w;

@@ -1,9 +1,10 @@
 """Lifetime and end-to-end tests for the emulator core.
 
-Partition lifetime (kernel-behaviour.md §3.11, §4.6): the partition lives while its fd or
-any VP fd is open; 1,000 create/map/close cycles must not leak fds or mappings. The run
-test drives a 16-bit guest through MSHV_RUN_VP from a plain C client under LD_PRELOAD, and
-the in-process test calls the exported mshv_emu_* table through ctypes.
+Partition lifetime (mshv_partition_release, mshv_vp_release, destroy_partition): the
+partition lives while its fd or any VP fd is open; 1,000 create/map/close cycles must not
+leak fds or mappings. The run test drives a 16-bit guest through MSHV_RUN_VP from a plain
+C client under LD_PRELOAD, and the in-process test calls the exported mshv_emu_* table
+through ctypes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from guest import assemble, compile_c
 
 HERE = Path(__file__).resolve().parent
 
-# hyperv-definitions.md: HVMSG_X64_IO_PORT_INTERCEPT, HV_INTERCEPT_ACCESS_WRITE
+# include/hyperv/hvhdk.h: HVMSG_X64_IO_PORT_INTERCEPT, HV_INTERCEPT_ACCESS_WRITE
 HVMSG_X64_IO_PORT_INTERCEPT = 0x80010000
 HV_INTERCEPT_ACCESS_WRITE = 1
 
@@ -46,7 +47,7 @@ def test_lifecycle_no_leaks(client, preload_env):
 
 @pytest.mark.parametrize("order", ["0", "1", "2"])
 def test_close_order(client, preload_env, order):
-    """mshv_partition_release, mshv_vp_release (§3.11, §4.6): VP then partition,
+    """mshv_partition_release, mshv_vp_release, destroy_partition: VP then partition,
     partition then VP (the VP fd keeps working), device first (partitions do not depend
     on it); after the last close everything is freed."""
     out = run_case(client, preload_env, "close_order", order)
@@ -74,7 +75,7 @@ start:
 
 
 def test_run_vp_io_port_intercept(client, preload_env, tmp_path):
-    """mshv_vp_ioctl_run_vp (§4, behaviour #13): a real-mode `out 0x10, al` gives an
+    """mshv_vp_ioctl_run_vp: a real-mode `out 0x10, al` gives an
     X64_IO_PORT_INTERCEPT with port 0x10, write access, RIP at the OUT; the same 256 bytes
     are on the intercept-message page; a bad message pointer is EFAULT."""
     image = tmp_path / "guest.bin"
@@ -116,7 +117,7 @@ def test_in_process_entry_points(emu_lib):
     fds_before = len(os.listdir("/proc/self/fd"))
     dev = lib.mshv_emu_open(b"/dev/mshv", os.O_RDWR | os.O_CLOEXEC)
     assert dev >= 0, os.strerror(ctypes.get_errno())
-    # _IOW(0xB8, 0, struct mshv_create_partition) from the bundled header (§1 table)
+    # _IOW(0xB8, 0, struct mshv_create_partition): MSHV_CREATE_PARTITION in the bundled header
     mshv_create_partition = 0x4010B800
     args = (ctypes.c_uint64 * 2)(0, 0)
     pt = lib.mshv_emu_ioctl(dev, mshv_create_partition, ctypes.addressof(args))

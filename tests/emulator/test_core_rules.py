@@ -2,8 +2,7 @@
 
 A C client (core_client.c, only libc + <linux/mshv.h>) runs under
 LD_PRELOAD=<emulator library>; each case prints key=value lines. Every test names
-the kernel function (drivers/hv/mshv_root_main.c, Linux 7.2) whose checks it mirrors;
-sections refer to /work/shared/spec/kernel-behaviour.md.
+the kernel function (drivers/hv/mshv_root_main.c, Linux 7.2) whose checks it mirrors.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ def assert_errno(out: dict[str, str], key: str, errno_name: str) -> None:
         assert (out[f"{key}.ret"], out[f"{key}.errno"]) == ("-1", errno_name), (key, out)
 
 
-# ---- §2.1 MSHV_CREATE_PARTITION ---------------------------------------------------
+# ---- MSHV_CREATE_PARTITION (mshv_ioctl_create_partition) ---------------------------
 
 CREATE_PARTITION_CASES = [
     # (variant, pt_flags, pt_isolation, extra, errno)
@@ -71,7 +70,7 @@ CREATE_PARTITION_CASES = [
 
 @pytest.mark.parametrize("variant,flags,isolation,extra,errno_name", CREATE_PARTITION_CASES)
 def test_create_partition(client, preload_env, variant, flags, isolation, extra, errno_name):
-    """mshv_ioctl_create_partition / mshv_ioctl_process_pt_flags (§2.1): checks and order."""
+    """mshv_ioctl_create_partition / mshv_ioctl_process_pt_flags: checks and order."""
     args = [variant, flags, isolation] + ([extra] if extra else [])
     out = run_case(client, preload_env, "create_partition", *args)
     assert_errno(out, "create", errno_name)
@@ -80,7 +79,7 @@ def test_create_partition(client, preload_env, variant, flags, isolation, extra,
         assert_errno(out, "init", "0")
 
 
-# ---- §1 rules on every fd ------------------------------------------------------------
+# ---- rules on every fd (mshv_dev_ioctl, mshv_partition_ioctl, mshv_vp_ioctl) ---------
 
 
 def test_unknown_and_vtl_ioctls_enotty(client, preload_env):
@@ -132,7 +131,7 @@ def test_new_fds_cloexec(client, preload_env):
     assert "mshv_partition" in out["pt_link"]
 
 
-# ---- §3.1 / §3.2 ---------------------------------------------------------------------
+# ---- mshv_partition_ioctl_initialize / mshv_partition_ioctl_create_vp -----------------
 
 
 def test_initialize_idempotent(client, preload_env):
@@ -157,13 +156,13 @@ def test_initialize_idempotent(client, preload_env):
     ],
 )
 def test_create_vp(client, preload_env, key, errno_name):
-    """mshv_partition_ioctl_create_vp (§3.2): index bound, duplicates, index kept after close."""
+    """mshv_partition_ioctl_create_vp: index bound, duplicates, index kept after close."""
     out = run_case(client, preload_env, "create_vp")
     assert_errno(out, key, errno_name)
     assert out["vp_cloexec"] == "1"
 
 
-# ---- §3.3 MSHV_SET_GUEST_MEMORY ------------------------------------------------------
+# ---- MSHV_SET_GUEST_MEMORY (mshv_partition_ioctl_set_memory) -------------------------
 
 SET_MEMORY_CASES = [
     ("size0", "EINVAL"),
@@ -209,11 +208,11 @@ def set_memory_out(client, preload_env):
 @pytest.mark.parametrize("key,errno_name", SET_MEMORY_CASES)
 def test_set_guest_memory(set_memory_out, key, errno_name):
     """mshv_partition_ioctl_set_memory, mshv_map_user_memory, mshv_unmap_user_memory,
-    mshv_partition_create_region (§3.3): checks in the kernel's order and errno."""
+    mshv_partition_create_region: checks in the kernel's order and errno."""
     assert_errno(set_memory_out, key, errno_name)
 
 
-# ---- §4.4 VP mmap ---------------------------------------------------------------------
+# ---- VP mmap (mshv_vp_mmap) ----------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +236,7 @@ def vp_mmap_out(client, preload_env):
     ],
 )
 def test_vp_mmap(vp_mmap_out, key, errno_name):
-    """mshv_vp_mmap (§4.4): offsets 0/1 map, 2 ENODEV, >=3 EINVAL; length/prot unchecked."""
+    """mshv_vp_mmap: offsets 0/1 map, 2 ENODEV, >=3 EINVAL; length/prot unchecked."""
     assert_errno(vp_mmap_out, key, errno_name)
 
 

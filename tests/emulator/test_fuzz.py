@@ -1,6 +1,6 @@
 """The emulator under random client input (fuzz_client.c, under LD_PRELOAD).
 
-The rule (kernel-behaviour.md §1, every handler in mshv_root_main.c): whatever a
+The rule (every handler in mshv_root_main.c copies in and checks first): whatever a
 client passes — pointers, sizes, struct fields, ioctl numbers, hypercall codes,
 inputs and rep counts, register names and values, VP state, mmap offsets, call
 order, closes while another thread is inside RUN_VP — the answer is an errno or

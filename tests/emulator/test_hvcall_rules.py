@@ -1,4 +1,4 @@
-"""MSHV_ROOT_HVCALL passthrough rules (mshv_ioctl_passthru_hvcall, kernel-behaviour.md §6)."""
+"""MSHV_ROOT_HVCALL passthrough rules (mshv_ioctl_passthru_hvcall, mshv_passthru_hvcall_allowed)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def out(tmp_path_factory: pytest.TempPathFactory, preload_env) -> dict[str, str]
 
 
 def test_success_writes_back(out):
-    """mshv_ioctl_passthru_hvcall §6.3: success returns 0 with status 0, reps 0 for a
+    """mshv_ioctl_passthru_hvcall: success returns 0 with status 0, reps 0 for a
     simple call, and the output (MAX_XSAVE_DATA_SIZE, at most 4096 for QEMU)."""
     assert out["ok.ret"] == "0" and out["ok.status"] == "0" and out["ok.reps"] == "0"
     assert 576 <= int(out["ok.value"]) <= 4096
@@ -58,7 +58,7 @@ def test_out_sz_ignored_without_out_ptr(out):
 
 
 def test_allow_lists(out):
-    """mshv_passthru_hvcall_allowed (§6.2): ReadGpa on a partition fd, GetVpState on a VP
+    """mshv_passthru_hvcall_allowed: ReadGpa on a partition fd, GetVpState on a VP
     fd, GetVpRegisters on /dev/mshv are EINVAL; SetPartitionProperty (async) is EINVAL
     from a VP fd or /dev/mshv (mshv_hvcall_is_async) and works from the partition fd."""
     assert out["not_allowed.errno"] == "EINVAL"
@@ -71,15 +71,15 @@ def test_allow_lists(out):
 
 def test_efault(out):
     """mshv_ioctl_passthru_hvcall: an unreadable argument or input is EFAULT with nothing
-    written back; an unwritable output is EFAULT after status was written (§6.3)."""
+    written back; an unwritable output is EFAULT after status was written."""
     assert out["arg_efault.errno"] == "EFAULT"
     assert out["in_efault.errno"] == "EFAULT" and out["in_efault.status"] == "0"
     assert out["out_efault.errno"] == "EFAULT"
 
 
 def test_failed_status_errno_and_untouched_output(out):
-    """hv_result_to_errno (§5) and §6.3: UNKNOWN_PROPERTY is EIO, status written back,
-    the output buffer untouched."""
+    """hv_result_to_errno and mshv_ioctl_passthru_hvcall: UNKNOWN_PROPERTY is EIO, status
+    written back, the output buffer untouched."""
     assert out["unknown_prop.errno"] == "EIO"
     assert int(out["unknown_prop.status"], 0) == HV_STATUS_UNKNOWN_PROPERTY
     assert out["unknown_prop.out_untouched"] == "1"
@@ -93,14 +93,14 @@ def test_rep_count_on_simple_call(out):
 
 def test_partition_properties(out):
     """SetPartitionProperty: GPA_PAGE_ACCESS_TRACKING = 1 reads back 1; an early property
-    after INITIALIZE is refused (§3.10, INVALID_PARTITION_STATE → EIO)."""
+    after INITIALIZE is refused by the hypervisor (INVALID_PARTITION_STATE → EIO)."""
     assert out["tracking.value"] == "1"
     assert out["early_after_init.errno"] == "EIO"
     assert int(out["early_after_init.status"], 0) == HV_STATUS_INVALID_PARTITION_STATE
 
 
 def test_device_host_properties(out):
-    """mshv_dev_ioctl ROOT_HVCALL (§2.2, behaviour #1): /dev/mshv reads the host's
+    """mshv_dev_ioctl ROOT_HVCALL (mshv_self_passthru_hvcalls): /dev/mshv reads the host's
     PROCESSOR_FEATURES0 (from KVM_GET_SUPPORTED_CPUID) before any partition exists."""
     assert out["dev_features0.errno"] == "0"
     assert int(out["dev_features0.value"], 0) != 0

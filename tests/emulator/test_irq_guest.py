@@ -1,6 +1,6 @@
 """End to end: interrupts and doorbells seen by a running guest (irq_guest.c).
 
-The guest enters 32-bit protected mode (kvm-facts.md: external interrupts through
+The guest enters 32-bit protected mode (on kvm_pvm external interrupts through
 the IDT and LAPIC EOI work there; IRET does not, so the handler never returns),
 software-enables its LAPIC, writes two ioeventfd addresses and one that does not
 match, reports "ready" on port 0x10 and waits with STI; HLT. The client then

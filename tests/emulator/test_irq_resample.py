@@ -1,6 +1,6 @@
 """Irqfd RESAMPLE and APIC EOI messages seen by a running guest (irq_resample.c).
 
-The guest (32-bit protected mode, kvm-facts.md: no IRET there, so handlers drop the
+The guest (32-bit protected mode, where kvm_pvm cannot IRET, so handlers drop the
 frame, STI and jump) software-enables its LAPIC, reports "ready" on port 0x10 and
 then idles with IF=1, reporting on port 0x11 (eax = interrupts taken so far).
 Handlers for vectors 0x50, 0x60 and 0x70 count the interrupt, STI (so only the

@@ -82,7 +82,7 @@ def test_tsc(roundtrip, host_takes_tsc_writes):
 
 def test_unknown_register_name(roundtrip):
     """A register name the hypervisor does not know: HV_STATUS_INVALID_PARAMETER, so
-    EINVAL (hv_result_to_errno), with status and reps written back (§6.3)."""
+    EINVAL (hv_result_to_errno), with status and reps written back (mshv_ioctl_passthru_hvcall)."""
     for key in ("unknown_get", "unknown_set"):
         assert roundtrip[f"{key}.errno"] == "EINVAL"
         assert int(roundtrip[f"{key}.status"], 0) == HV_STATUS_INVALID_PARAMETER
@@ -111,7 +111,7 @@ def test_batches(client, preload_env):
 
 
 def test_vp_fd_targets_input_vp_index(client, preload_env):
-    """mshv_vp_ioctl (§4.3, behaviour #8): ROOT_HVCALL on VP 0's fd acts on the vp_index
+    """mshv_vp_ioctl: ROOT_HVCALL on VP 0's fd acts on the vp_index
     in the input, here VP 3."""
     out = run_case(client, preload_env, "vp_index")
     assert out["set_via_vp0.errno"] == "0" and out["set_via_vp0.reps"] == "1"

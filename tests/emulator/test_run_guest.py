@@ -109,7 +109,7 @@ def trace(client, env, tmp_path, regpage: bool) -> dict[str, str]:
 
 @pytest.mark.parametrize("regpage", [False, True], ids=["set_vp_registers", "register_page"])
 def test_port_io(client, preload_env, tmp_path, regpage):
-    """mshv_vp_ioctl_run_vp (§4.1 "What the hypervisor delivers"): OUT and IN give
+    """mshv_vp_ioctl_run_vp (hv_x64_io_port_intercept_message): OUT and IN give
     X64_IO_PORT_INTERCEPT with RIP *at* the instruction, its length and bytes; the
     VMM's RAX/RIP (by SET_VP_REGISTERS or the register page) are what the guest sees."""
     out = trace(client, preload_env, tmp_path, regpage)
@@ -176,7 +176,7 @@ def test_halt(client, preload_env, tmp_path):
 
 
 def test_signal_eintr_then_resume(client, preload_env, tmp_path):
-    """mshv_run_vp_with_hyp_scheduler (§4.1 "If a signal arrives"): a signal with no
+    """mshv_run_vp_with_hyp_scheduler (its signal_pending path): a signal with no
     intercept in flight gives EINTR (not restarted) and leaves EXPLICIT_SUSPEND set; the
     next RUN_VP resumes the VP and clears it."""
     image = tmp_path / "sig.bin"
@@ -229,8 +229,8 @@ start:
 
 
 def test_in_not_completed_runs_again(client, preload_env, tmp_path):
-    """mshv semantics (§4.1: RIP stays at the intercepted instruction): a RUN_VP after an
-    IN intercept that the VMM did not complete re-executes the IN (same intercept again);
+    """mshv semantics (mshv_vp_ioctl_run_vp: RIP stays at the intercepted instruction): a RUN_VP
+    after an IN intercept that the VMM did not complete re-executes the IN (same intercept again);
     once completed (RAX, RIP + length) the guest sees the VMM's value."""
     image = tmp_path / "in.bin"
     image.write_bytes(assemble(IN_GUEST, tmp_path, 16))

@@ -1,4 +1,4 @@
-"""MSHV_GET/SET_VP_STATE (mshv_vp_ioctl_get_set_state, kernel-behaviour.md §4.2)."""
+"""MSHV_GET/SET_VP_STATE (mshv_vp_ioctl_get_set_state, mshv_vp_ioctl_get_set_state_pfn)."""
 
 from __future__ import annotations
 

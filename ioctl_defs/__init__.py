@@ -1,4 +1,4 @@
-"""The ABI as facts: cffi declarations of linux/mshv.h and the Hyper-V definitions.
+"""The ABI as facts: cffi declarations of linux/mshv.h, the Hyper-V definitions, the KVM requests.
 
 One module per C header, each defining the four strings that
 ``build_ext.abi_builder`` joins (the pyca/cryptography layout):
@@ -15,7 +15,7 @@ One module per C header, each defining the four strings that
 
 from __future__ import annotations
 
-MODULES = ("mshv_uapi", "hvdefs", "b8_neighbours")
+MODULES = ("mshv_uapi", "hvdefs", "b8_neighbours", "kvm_requests")
 
 INCLUDE_DIR = "include"
 BUNDLED_UAPI_DIR = "include/bundled"

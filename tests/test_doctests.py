@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["mshv.device", "mshv.memory", "mshv.testing"]
+MODULES = ["mshv.device", "mshv.memory", "mshv.testing", "mshv.seccomp"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -6,10 +6,12 @@ import argparse
 import json
 import platform
 import sys
+from typing import Any
 
 from mshv import abi as abi_mod
 from mshv import backend as backend_mod
 from mshv import probe
+from mshv import seccomp as seccomp_mod
 
 _ABI_BUILDS = {
     "compiled": "compiled (cffi API mode, {path})",
@@ -108,6 +110,72 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_seccomp(args: argparse.Namespace) -> int:
+    kvm = {"auto": None, "kernel": False, "emulator": True}[args.backend]
+    try:
+        chosen = seccomp_mod.profile(
+            kvm=kvm, collision=args.collision, unlisted_ioctl=args.unlisted_ioctl, other_syscalls=args.others
+        )
+        if args.oci:
+            json.dump(chosen.oci(), sys.stdout, indent=1)
+            print()
+        elif args.bpf:
+            with open(args.bpf, "wb") as out:
+                out.write(chosen.bpf())
+        elif args.pfc:
+            print(chosen.pfc(), end="")
+        else:
+            print(chosen.describe())
+    except (seccomp_mod.SeccompUnavailable, backend_mod.BackendUnavailable) as exc:
+        print(f"mshv seccomp: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seccomp_action(text: str) -> seccomp_mod.Action:
+    try:
+        return seccomp_mod.Action.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_seccomp_parser(sub: Any) -> None:
+    p = sub.add_parser("seccomp", help="a seccomp filter allowing only the ioctls the binding sends")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "kernel", "emulator"),
+        default="auto",
+        help="emulator: also allow its /dev/kvm requests (auto: the backend this host selects)",
+    )
+    actions = "allow, log, trap, kill, kill-thread or an errno such as EPERM"
+    p.add_argument(
+        "--collision",
+        type=_seccomp_action,
+        default=seccomp_mod.DEFAULT_COLLISION,
+        metavar="ACTION",
+        help=f"for the colliding 0xB8 requests ({actions}; default EPERM)",
+    )
+    p.add_argument(
+        "--unlisted-ioctl",
+        type=_seccomp_action,
+        default=seccomp_mod.DEFAULT_UNLISTED_IOCTL,
+        metavar="ACTION",
+        help="for any other ioctl, and the filter's default (default ENOTTY)",
+    )
+    p.add_argument(
+        "--others",
+        type=_seccomp_action,
+        default=seccomp_mod.ALLOW,
+        metavar="ACTION",
+        help="for every other system call (default allow)",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--oci", action="store_true", help="print the OCI/Docker seccomp JSON")
+    out.add_argument("--pfc", action="store_true", help="print libseccomp's pseudo filter code")
+    out.add_argument("--bpf", metavar="FILE", help="write the BPF program libseccomp built")
+    p.set_defaults(func=_cmd_seccomp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mshv`` command."""
     parser = argparse.ArgumentParser(prog="mshv", description="Python binding to /dev/mshv")
@@ -130,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emulator", help="the /dev/mshv emulator library")
     p.add_argument("--preload-path", action="store_true", help="print the LD_PRELOAD library path")
     p.set_defaults(func=_cmd_emulator)
+    _add_seccomp_parser(sub)
     return parser
 
 

@@ -355,6 +355,10 @@ def profile(
         unlisted_ioctl: what any other ioctl gets (default: fail with ENOTTY, the kernel's
             answer to a request a driver does not know).
         other_syscalls: what every other system call gets (default: allow).
+
+    Raises:
+        BackendUnavailable: ``kvm`` is None and no backend can be selected.
+        ValueError: an action that refuses nothing where a refusal is needed.
     """
     if kvm is None:
         kvm = _emulator_is_backend()
@@ -371,7 +375,12 @@ def install(
     all_threads: bool = True,
 ) -> Profile:
     """Build :func:`profile` with these arguments, load it into this process (see
-    :meth:`Profile.install` for ``all_threads``), and return it."""
+    :meth:`Profile.install` for ``all_threads``), and return it.
+
+    Raises:
+        SeccompUnavailable: libseccomp or pyseccomp is missing.
+        OSError: the kernel refused the filter (errno from ``seccomp_load``).
+    """
     chosen = profile(
         kvm=kvm, collision=collision, unlisted_ioctl=unlisted_ioctl, other_syscalls=other_syscalls
     )

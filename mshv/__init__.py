@@ -10,7 +10,7 @@ from mshv.backend import Backend, BackendUnavailable
 from mshv.device import Mshv, PartitionFlag
 from mshv.dirty import PageAccess
 from mshv.errors import HvStatus, MshvError, hv_result_to_errno, hv_status_name
-from mshv.intercept_config import CpuidValues, InterceptAccess, InterceptType
+from mshv.intercept_config import CpuidValues, InterceptAccessMask, InterceptType
 from mshv.intercepts import (
     ApicEoi,
     CpuidIntercept,
@@ -18,6 +18,7 @@ from mshv.intercepts import (
     HaltIntercept,
     HvMessageType,
     Intercept,
+    InterceptAccess,
     InterceptHeader,
     InterruptionDeliverable,
     InvalidVpRegisterValue,
@@ -76,6 +77,7 @@ __all__ = [
     "EventFd",
     "GvaTranslation",
     "InterceptAccess",
+    "InterceptAccessMask",
     "InterceptType",
     "InterruptType",
     "Ioeventfd",

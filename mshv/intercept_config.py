@@ -26,10 +26,12 @@ from typing import Any, NamedTuple
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv.hvcall import HvcallInput, hvcall
+from mshv.intercepts import InterceptAccess
 
 __all__ = [
     "CpuidValues",
     "InterceptAccess",
+    "InterceptAccessMask",
     "InterceptType",
     "get_cpuid",
     "install_intercept",
@@ -45,23 +47,24 @@ InterceptType: Any = build_enum(
 InterceptType.__doc__ = "Intercept types of HvCallInstallIntercept (HV_INTERCEPT_TYPE_*)."
 
 
-class InterceptAccess(enum.IntFlag):
-    """Which accesses an intercept covers (HV_INTERCEPT_ACCESS_MASK_*)."""
+class InterceptAccessMask(enum.IntFlag):
+    """Which accesses an installed intercept covers (HV_INTERCEPT_ACCESS_MASK_*): what
+    :func:`install_intercept` takes. What one intercept reports is an :class:`InterceptAccess`."""
 
     READ = lib.HV_INTERCEPT_ACCESS_MASK_READ
     WRITE = lib.HV_INTERCEPT_ACCESS_MASK_WRITE
     EXECUTE = lib.HV_INTERCEPT_ACCESS_MASK_EXECUTE
 
 
-_RW = InterceptAccess.READ | InterceptAccess.WRITE
-_ALL = _RW | InterceptAccess.EXECUTE
+_RW = InterceptAccessMask.READ | InterceptAccessMask.WRITE
+_ALL = _RW | InterceptAccessMask.EXECUTE
 # kind -> (intercept type, parameter name and its bit width, default access)
-_KINDS: dict[str, tuple[int, str | None, int, InterceptAccess]] = {
+_KINDS: dict[str, tuple[int, str | None, int, InterceptAccessMask]] = {
     "io_port": (lib.HV_INTERCEPT_TYPE_X64_IO_PORT, "port", 16, _RW),
     "msr": (lib.HV_INTERCEPT_TYPE_X64_MSR, None, 0, _RW),
     "msr_index": (lib.HV_INTERCEPT_TYPE_X64_MSR_INDEX, "msr", 32, _RW),
-    "cpuid": (lib.HV_INTERCEPT_TYPE_X64_CPUID, "leaf", 32, InterceptAccess.EXECUTE),
-    "exception": (lib.HV_INTERCEPT_TYPE_EXCEPTION, "vector", 5, InterceptAccess.EXECUTE),
+    "cpuid": (lib.HV_INTERCEPT_TYPE_X64_CPUID, "leaf", 32, InterceptAccessMask.EXECUTE),
+    "exception": (lib.HV_INTERCEPT_TYPE_EXCEPTION, "vector", 5, InterceptAccessMask.EXECUTE),
 }
 _PARAM_FIELD = {"port": "io_port", "msr": "msr_index", "leaf": "cpuid_index", "vector": "exception_vector"}
 _U32 = (1 << 32) - 1
@@ -75,14 +78,30 @@ def _int(name: str, value: object, limit: int) -> int:
     return value
 
 
-def install_intercept(fd: int, kind: str, *, access: int | None = None, **parameter: int) -> None:
+def _mask(access: int | InterceptAccess | None, default: InterceptAccessMask) -> int:
+    """The install mask ``access`` stands for: a mask (InterceptAccessMask or int), or the bit of one
+    InterceptAccess (READ is 0 as an access type, but the READ bit as a mask)."""
+    if access is None:
+        return int(default)
+    if isinstance(access, InterceptAccess):
+        return int(access.mask)
+    mask = _int("access", access, int(_ALL))
+    if not mask:
+        raise ValueError("access must name at least one of READ, WRITE, EXECUTE")
+    return mask
+
+
+def install_intercept(
+    fd: int, kind: str, *, access: int | InterceptAccess | None = None, **parameter: int
+) -> None:
     """Install an intercept for the whole partition (HvCallInstallIntercept).
 
     Args:
         kind: "io_port" (needs ``port``), "msr" (every MSR), "msr_index"
             (needs ``msr``), "cpuid" (needs ``leaf``) or "exception" (needs ``vector``, 0-31).
-        access: an :class:`InterceptAccess` mask; by default READ|WRITE for
-            ports and MSRs, EXECUTE for CPUID and exceptions.
+        access: an :class:`InterceptAccessMask` (or one :class:`InterceptAccess`,
+            meaning its bit); by default READ|WRITE for ports and MSRs, EXECUTE
+            for CPUID and exceptions.
 
     Raises:
         ValueError, TypeError: unknown kind, missing/extra/out-of-range parameter.
@@ -96,11 +115,9 @@ def install_intercept(fd: int, kind: str, *, access: int | None = None, **parame
         raise ValueError(
             f"{kind} intercept takes {sorted(expected) or 'no parameter'}, got {sorted(parameter)}"
         )
-    mask = default_access if access is None else _int("access", int(access), int(_ALL))
-    if not mask:
-        raise ValueError("access must name at least one of READ, WRITE, EXECUTE")
+    mask = _mask(access, default_access)
     data = HvcallInput("struct hv_input_install_intercept")
-    data.header.access_type = int(mask)
+    data.header.access_type = mask
     data.header.intercept_type = itype
     if pname:
         setattr(

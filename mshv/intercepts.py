@@ -5,18 +5,27 @@ the classes below; a type it has no class for comes back as
 :class:`UnknownIntercept` with the raw bytes, never as an error. The intercept
 header (RIP *at* the intercepted instruction, its length, CPL, mode, CS) is
 decoded for every x64 intercept.
+
+Every intercept says what the access was: :attr:`Intercept.access` (an
+:class:`InterceptAccess`, or None for messages that carry no access) and
+``is_read``/``is_write``/``is_execute``. Install masks are a different type,
+:class:`mshv.intercept_config.InterceptAccessMask`.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mshv._abi import ffi, lib
-from mshv._enums import build_enum
+from mshv._enums import OpenIntEnum, build_enum
 from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.registers import Segment
+
+if TYPE_CHECKING:
+    from mshv.intercept_config import InterceptAccessMask
 
 __all__ = [
     "ApicEoi",
@@ -25,6 +34,7 @@ __all__ = [
     "HaltIntercept",
     "HvMessageType",
     "Intercept",
+    "InterceptAccess",
     "InterceptHeader",
     "InterruptionDeliverable",
     "InvalidVpRegisterValue",
@@ -44,6 +54,63 @@ __all__ = [
 HvMessageType: Any = build_enum("HvMessageType", lib, "HVMSG_")
 
 
+class InterceptAccess(OpenIntEnum):
+    """What an intercepted access was (the header's HV_INTERCEPT_ACCESS_*: read, write, execute).
+
+    Not a mask: ``install_intercept`` takes :class:`~mshv.intercept_config.InterceptAccessMask`
+    (or one of these, meaning its bit), so combining these with ``|`` raises TypeError.
+    """
+
+    READ = lib.HV_INTERCEPT_ACCESS_READ
+    WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
+    EXECUTE = lib.HV_INTERCEPT_ACCESS_EXECUTE
+
+    @property
+    def mask(self) -> InterceptAccessMask:
+        """The install-mask bit of this access (HV_INTERCEPT_ACCESS_MASK_*)."""
+        from mshv.intercept_config import InterceptAccessMask
+
+        return InterceptAccessMask[self.name]
+
+    def __or__(self, other: object) -> Any:
+        raise TypeError(
+            "InterceptAccess is what an intercept reports (0/1/2), not a mask: "
+            "combine InterceptAccessMask members instead (e.g. InterceptAccessMask.READ | InterceptAccessMask.WRITE)"
+        )
+
+    __ror__ = __or__
+
+
+_ACCESS: dict[int, InterceptAccess] = {int(a): a for a in InterceptAccess}
+
+
+def _access(value: int) -> InterceptAccess:
+    member = _ACCESS.get(value)
+    return InterceptAccess(value) if member is None else member
+
+
+def _hex_fields(obj: tuple[Any, ...], decimal: frozenset[str] = frozenset()) -> str:
+    """``Name(field=0x..., ...)`` for a NamedTuple: integers in hex except the ``decimal`` ones."""
+    shown = ", ".join(
+        f"{name}={repr(value) if name in decimal else _fmt(value)}"
+        for name, value in zip(obj._fields, obj, strict=True)  # type: ignore[attr-defined]
+    )
+    return f"{type(obj).__name__}({shown})"
+
+
+def _fmt(value: Any) -> str:
+    """How a repr shows a field: enums by name, integers (addresses, ports, values) in hex."""
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, enum.Enum):
+        return str(value.name)
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes):
+        return value.hex() or "''"
+    return repr(value)
+
+
 def _segment(seg: Any) -> Segment:
     return Segment(int(seg.base), int(seg.limit), int(seg.selector), int(seg.attributes))
 
@@ -54,11 +121,14 @@ class InterceptHeader(NamedTuple):
     vp_index: int
     instruction_length: int
     cr8: int
-    access_type: int  # HV_INTERCEPT_ACCESS_READ / WRITE / EXECUTE
+    access_type: InterceptAccess  # READ / WRITE / EXECUTE (HV_INTERCEPT_ACCESS_*)
     execution_state: int
     cs: Segment
     rip: int
     rflags: int
+
+    def __repr__(self) -> str:
+        return _hex_fields(self, _DECIMAL)
 
     @property
     def cpl(self) -> int:
@@ -88,7 +158,7 @@ class InterceptHeader(NamedTuple):
             v[0],                                            # vp_index
             (length_cr8 & _LENGTH_MASK) >> _LENGTH_SHIFT,    # instruction_length
             (length_cr8 & _CR8_MASK) >> _CR8_SHIFT,          # cr8
-            v[2], v[3],                                      # access_type, execution_state
+            _access(v[2]), v[3],                             # access_type, execution_state
             _tuple_new(Segment, v[4:8]),                     # cs: base, limit, selector, attributes
             v[8], v[9],                                      # rip, rflags
         ))  # fmt: skip
@@ -101,7 +171,7 @@ class InterceptHeader(NamedTuple):
             instruction_length=(length_cr8 & lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK)
             >> lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT,
             cr8=(length_cr8 & lib.HV_X64_INTERCEPT_CR8_MASK) >> lib.HV_X64_INTERCEPT_CR8_SHIFT,
-            access_type=int(hdr.intercept_access_type),
+            access_type=_access(int(hdr.intercept_access_type)),
             execution_state=int(hdr.execution_state),
             cs=_segment(hdr.cs_segment),
             rip=int(hdr.rip),
@@ -117,11 +187,34 @@ class Intercept:
     raw: bytes = field(repr=False)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_names())
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" if name in _DECIMAL else f"{name}={_fmt(getattr(self, name))}"
+            for name in self._repr_names()
+        )
         return f"{type(self).__name__}({shown})"
 
     def _repr_names(self) -> list[str]:
         return [f.name for f in fields(self) if f.repr]
+
+    @property
+    def access(self) -> InterceptAccess | None:
+        """What the intercepted access was; None for a message that reports no access."""
+        return None
+
+    @property
+    def is_read(self) -> bool:
+        """The intercepted access was a read (IN, RDMSR, a memory read)."""
+        return self.access is InterceptAccess.READ
+
+    @property
+    def is_write(self) -> bool:
+        """The intercepted access was a write (OUT, WRMSR, a memory write)."""
+        return self.access is InterceptAccess.WRITE
+
+    @property
+    def is_execute(self) -> bool:
+        """The intercepted access was an execution (CPUID, HLT, an instruction fetch, an exception)."""
+        return self.access is InterceptAccess.EXECUTE
 
 
 @dataclass(slots=True, repr=False)
@@ -154,6 +247,11 @@ class X64Intercept(Intercept):
         """RIP of the intercepted instruction."""
         return self.header.rip
 
+    @property
+    def access(self) -> InterceptAccess:
+        """What the intercepted access was (the header's access type)."""
+        return self.header.access_type
+
     def _repr_names(self) -> list[str]:
         names = Intercept._repr_names(self)  # (zero-argument super() fails in slots dataclasses)
         return names[:1] + ["header"] + names[1:]
@@ -168,7 +266,8 @@ class IoPortIntercept(X64Intercept):
     first access, which keeps the run path's per-exit decoding short.
     """
 
-    is_write: bool  # OUT/OUTS
+    # OUT/OUTS. (field(): the base class's is_write property must not become its default.)
+    is_write: bool = field()
     port: int
     size: int  # bytes: 1, 2 or 4
     string: bool
@@ -225,7 +324,8 @@ class IoPortIntercept(X64Intercept):
         return value
 
     def _repr_names(self) -> list[str]:
-        return X64Intercept._repr_names(self) + ["instruction_bytes", "rcx", "rsi", "rdi", "ds", "es"]
+        names = X64Intercept._repr_names(self)
+        return names + ["instruction_bytes", "rcx", "rsi", "rdi", "ds", "es"] if self.string else names
 
     @property
     def value(self) -> int:
@@ -244,7 +344,7 @@ class IoPortIntercept(X64Intercept):
 class MemoryIntercept(X64Intercept):
     """A guest access to an unmapped GPA (MMIO) or one its mapping forbids."""
 
-    is_write: bool  # a write access
+    is_write: bool = field()  # a write access (field(): see IoPortIntercept)
     gpa: int
     gva: int
     gva_valid: bool
@@ -356,6 +456,8 @@ def _payload(msg: Any, ctype: str) -> Any:
 
 
 _tuple_new = tuple.__new__
+# Fields a repr shows in decimal (counts and indexes); every other integer is shown in hex.
+_DECIMAL = frozenset({"vp_index", "target_vp_index", "instruction_length", "size", "timer_index", "cr8"})
 
 # Constants of the hot path, read from the compiled ABI once.
 _MESSAGE_SIZE = lib.HV_MESSAGE_SIZE

@@ -53,6 +53,12 @@ class Segment(NamedTuple):
     selector: int = 0
     attributes: int = 0
 
+    def __repr__(self) -> str:
+        return (
+            f"Segment(base={self.base:#x}, limit={self.limit:#x}, selector={self.selector:#x}, "
+            f"attributes={self.attributes:#x})"
+        )
+
     @property
     def type(self) -> int:
         """Segment type (4 bits)."""
@@ -99,6 +105,9 @@ class Table(NamedTuple):
 
     base: int = 0
     limit: int = 0
+
+    def __repr__(self) -> str:
+        return f"Table(base={self.base:#x}, limit={self.limit:#x})"
 
 
 RegisterValue = int | Segment | Table

@@ -19,6 +19,8 @@ from mshv import (
     GuestMemory,
     HaltIntercept,
     HvStatus,
+    InterceptAccess,
+    InterceptAccessMask,
     IoPortIntercept,
     MshvError,
     MsrIntercept,
@@ -88,6 +90,11 @@ def test_msr_intercept_read_and_write(partition: Partition, memory: GuestMemory)
     write = vp.run()
     assert isinstance(write, MsrIntercept) and write.msr == UNKNOWN_MSR + 1
     assert write.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE
+    # typed: a WRMSR is a write, never to be completed as a read (issue 13, item 1)
+    assert (read.is_read, read.is_write, read.is_execute) == (True, False, False)
+    assert (write.is_read, write.is_write, write.is_execute) == (False, True, False)
+    assert write.header.access_type == InterceptAccess.WRITE and write.access is InterceptAccess.WRITE
+    assert read.header.access_type is InterceptAccess.READ
     assert (write.rdx, write.rax) == (0x33334444, 0x11112222)
     vp.skip(write)
     assert isinstance(vp.run(), HaltIntercept)
@@ -187,3 +194,23 @@ def test_bad_intercept_input_raises_before_the_hypervisor(partition: Partition) 
         vp.get_cpuid(1)
     with pytest.raises(ValueError, match="closed"):
         vp.translate_gva(0)
+
+
+def test_the_install_mask_is_a_type_of_its_own(partition: Partition, memory: GuestMemory) -> None:
+    """InterceptAccessMask (1/2/4) is what install_intercept takes; InterceptAccess (0/1/2) is what an
+    intercept reports. An InterceptAccess given to install_intercept means its mask bit."""
+    assert {int(m) for m in InterceptAccessMask} == {
+        lib.HV_INTERCEPT_ACCESS_MASK_READ, lib.HV_INTERCEPT_ACCESS_MASK_WRITE, lib.HV_INTERCEPT_ACCESS_MASK_EXECUTE
+    }
+    assert {int(a) for a in InterceptAccess} == {
+        lib.HV_INTERCEPT_ACCESS_READ, lib.HV_INTERCEPT_ACCESS_WRITE, lib.HV_INTERCEPT_ACCESS_EXECUTE
+    }
+    assert InterceptAccess.WRITE.mask is InterceptAccessMask.WRITE
+    assert not issubclass(InterceptAccessMask, type(InterceptAccess.READ))
+    vp = _vp_at(partition, memory, MSR_GUEST, "long")
+    partition.install_intercept("msr", access=InterceptAccess.WRITE)  # the WRITE bit, not 1 == READ
+    partition.install_intercept("io_port", port=0x10, access=InterceptAccessMask.READ | InterceptAccessMask.WRITE)
+    with pytest.raises(TypeError):
+        partition.install_intercept("msr", access="write")  # type: ignore[arg-type]
+    read = vp.run()  # the emulator reports every unknown MSR (its MSR intercepts cover them)
+    assert isinstance(read, MsrIntercept) and read.is_read

@@ -171,3 +171,36 @@ def test_unknown_types_stay_raw() -> None:
 def test_a_message_must_be_256_bytes() -> None:
     with pytest.raises(ValueError):
         decode(b"\0" * 255)
+
+
+@pytest.mark.parametrize(
+    ("access", "flags"),
+    [("READ", (True, False, False)), ("WRITE", (False, True, False)), ("EXECUTE", (False, False, True))],
+)
+@pytest.mark.parametrize(
+    ("mtype", "payload"),
+    [
+        ("X64_IO_PORT_INTERCEPT", "struct hv_x64_io_port_intercept_message"),
+        ("UNMAPPED_GPA", "struct hv_x64_memory_intercept_message"),
+        ("X64_MSR_INTERCEPT", "struct hv_x64_msr_intercept_message"),
+        ("X64_CPUID_INTERCEPT", "struct hv_x64_cpuid_intercept_message"),
+        ("X64_EXCEPTION_INTERCEPT", "struct hv_x64_exception_intercept_message"),
+        ("X64_HALT", "struct hv_x64_intercept_message_header"),
+        ("UNRECOVERABLE_EXCEPTION", "struct hv_x64_intercept_message_header"),
+        ("X64_SIPI_INTERCEPT", "struct hv_x64_sipi_intercept_message"),
+    ],
+)
+def test_every_intercept_says_read_write_or_execute(
+    mtype: str, payload: str, access: str, flags: tuple[bool, bool, bool]
+) -> None:
+    """is_read/is_write/is_execute come from the header's access type (0/1/2), typed."""
+    from mshv import InterceptAccess
+
+    msg, p = _message(getattr(lib, f"HVMSG_{mtype}"), payload)
+    header = p if payload.endswith("header") else p.header
+    _fill_header(header)
+    header.intercept_access_type = getattr(lib, f"HV_INTERCEPT_ACCESS_{access}")
+    x = decode(_raw(msg))
+    assert (x.is_read, x.is_write, x.is_execute) == flags  # type: ignore[attr-defined]
+    assert x.access is InterceptAccess[access]  # type: ignore[attr-defined]
+    assert x.header.access_type is InterceptAccess[access]  # type: ignore[attr-defined]

@@ -41,6 +41,10 @@ class FdOwner:
         """The fd this object owns."""
         return self._live()
 
+    def fileno(self) -> int:
+        """The fd this object owns (as files and sockets name it)."""
+        return self._live()
+
     def _live(self) -> int:
         if self._fd < 0:
             raise ValueError(f"{self._what} is closed")

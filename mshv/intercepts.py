@@ -74,8 +74,8 @@ class InterceptAccess(OpenIntEnum):
 
     def __or__(self, other: object) -> Any:
         raise TypeError(
-            "InterceptAccess is what an intercept reports (0/1/2), not a mask: "
-            "combine InterceptAccessMask members instead (e.g. InterceptAccessMask.READ | InterceptAccessMask.WRITE)"
+            "InterceptAccess is what an intercept reports (0/1/2), not a mask: combine "
+            "InterceptAccessMask members instead (e.g. InterceptAccessMask.READ | InterceptAccessMask.WRITE)"
         )
 
     __ror__ = __or__

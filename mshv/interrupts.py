@@ -90,6 +90,11 @@ class EventFd:
             raise ValueError("EventFd is closed")
         return self._fd
 
+    @property
+    def fd(self) -> int:
+        """The eventfd's fd (as Partition and Vp name theirs)."""
+        return self.fileno()
+
     def signal(self, value: int = 1) -> None:
         """Add ``value`` to the counter (eventfd write)."""
         os.eventfd_write(self.fileno(), _int("value", value, 1, _U64 - 1))

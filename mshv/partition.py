@@ -23,7 +23,10 @@ from mshv.vp import Vp
 
 __all__ = ["HvPartitionProperty", "MemoryRegion", "Partition"]
 
-HvPartitionProperty: Any = build_enum("HvPartitionProperty", lib, "HV_PARTITION_PROPERTY_")
+# Property codes only: the HV_PARTITION_PROPERTY_ARG_* masks split a code's argument, they are no codes.
+HvPartitionProperty: Any = build_enum(
+    "HvPartitionProperty", lib, "HV_PARTITION_PROPERTY_", exclude=("HV_PARTITION_PROPERTY_ARG_",)
+)
 _WRITABLE = 1 << lib.MSHV_SET_MEM_BIT_WRITABLE
 _EXECUTABLE = 1 << lib.MSHV_SET_MEM_BIT_EXECUTABLE
 _UNMAP = 1 << lib.MSHV_SET_MEM_BIT_UNMAP

@@ -14,7 +14,7 @@ import array
 import errno
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
@@ -22,7 +22,19 @@ from mshv._msgread import Reader
 from mshv.errors import MshvError
 from mshv.hvcall import hvcall
 
-__all__ = ["HvRegister", "RegisterValue", "Segment", "Table", "get_registers", "register", "set_registers"]
+if TYPE_CHECKING:
+    from mshv.vp import Vp
+
+__all__ = [
+    "HvRegister",
+    "RegisterAttributes",
+    "RegisterValue",
+    "Segment",
+    "Table",
+    "get_registers",
+    "register",
+    "set_registers",
+]
 
 HvRegister: Any = build_enum("HvRegister", lib, "HV_X64_REGISTER_")
 _GENERIC: Any = build_enum("HvRegisterGeneric", lib, "HV_REGISTER_")
@@ -146,6 +158,36 @@ def register(name: str | int) -> tuple[str, int]:
     if found is None:
         raise ValueError(f"unknown register name {name!r}")
     return found
+
+
+class RegisterAttributes:
+    """One VP's registers as attributes: ``vp.regs.rip``, ``vp.regs.rax = 1`` (one hypercall each).
+
+    A name that is no register is an AttributeError (so ``hasattr`` is False), and ``dir()``
+    lists every register name.
+    """
+
+    __slots__ = ("_vp",)
+    _vp: Vp
+
+    def __init__(self, vp: Vp) -> None:
+        object.__setattr__(self, "_vp", vp)
+
+    def __getattr__(self, name: str) -> RegisterValue:
+        if name.startswith("_") or name.lower() not in _BY_NAME:
+            raise AttributeError(f"{type(self).__name__} has no register {name!r}")
+        return self._vp.reg_read(name)
+
+    def __setattr__(self, name: str, value: RegisterValue) -> None:
+        if name.startswith("_") or name.lower() not in _BY_NAME:
+            raise AttributeError(f"{type(self).__name__} has no register {name!r}")
+        self._vp.reg_write(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(_BY_NAME)
+
+    def __repr__(self) -> str:
+        return f"<RegisterAttributes of {self._vp!r}>"
 
 
 def _kind_of(name: str) -> str:

@@ -18,7 +18,7 @@ from mshv._owner import FdOwner
 from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, decode
-from mshv.registers import RegisterValue, get_registers, register, set_registers
+from mshv.registers import RegisterAttributes, RegisterValue, get_registers, register, set_registers
 from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
@@ -38,21 +38,6 @@ _PAGE_CLASSES = (
     (1 << lib.HV_X64_REGISTER_CLASS_FLAGS, ("rflags",)),
 )
 _PAGE_WRITABLE = frozenset(GPRS) | {"rip", "rflags"}
-
-
-class _Registers:
-    """Attribute access to one VP's registers: ``vp.regs.rip``, ``vp.regs.rax = 1``."""
-
-    def __init__(self, vp: Vp) -> None:
-        object.__setattr__(self, "_vp", vp)
-
-    _vp: Vp
-
-    def __getattr__(self, name: str) -> RegisterValue:
-        return self._vp.reg_read(name)
-
-    def __setattr__(self, name: str, value: RegisterValue) -> None:
-        self._vp.reg_write(name, value)
 
 
 class Vp(FdOwner):
@@ -103,7 +88,7 @@ class Vp(FdOwner):
     @property
     def regs(self) -> Any:
         """Registers by attribute: ``vp.regs.rip``; each access is one hypercall."""
-        return _Registers(self)
+        return RegisterAttributes(self)
 
     def get_registers(self, names: Iterable[str | int]) -> dict[str, RegisterValue]:
         """Read registers by name (HvCallGetVpRegisters, chunked by 256).

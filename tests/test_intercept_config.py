@@ -200,16 +200,22 @@ def test_the_install_mask_is_a_type_of_its_own(partition: Partition, memory: Gue
     """InterceptAccessMask (1/2/4) is what install_intercept takes; InterceptAccess (0/1/2) is what an
     intercept reports. An InterceptAccess given to install_intercept means its mask bit."""
     assert {int(m) for m in InterceptAccessMask} == {
-        lib.HV_INTERCEPT_ACCESS_MASK_READ, lib.HV_INTERCEPT_ACCESS_MASK_WRITE, lib.HV_INTERCEPT_ACCESS_MASK_EXECUTE
+        lib.HV_INTERCEPT_ACCESS_MASK_READ,
+        lib.HV_INTERCEPT_ACCESS_MASK_WRITE,
+        lib.HV_INTERCEPT_ACCESS_MASK_EXECUTE,
     }
     assert {int(a) for a in InterceptAccess} == {
-        lib.HV_INTERCEPT_ACCESS_READ, lib.HV_INTERCEPT_ACCESS_WRITE, lib.HV_INTERCEPT_ACCESS_EXECUTE
+        lib.HV_INTERCEPT_ACCESS_READ,
+        lib.HV_INTERCEPT_ACCESS_WRITE,
+        lib.HV_INTERCEPT_ACCESS_EXECUTE,
     }
     assert InterceptAccess.WRITE.mask is InterceptAccessMask.WRITE
     assert not issubclass(InterceptAccessMask, type(InterceptAccess.READ))
     vp = _vp_at(partition, memory, MSR_GUEST, "long")
     partition.install_intercept("msr", access=InterceptAccess.WRITE)  # the WRITE bit, not 1 == READ
-    partition.install_intercept("io_port", port=0x10, access=InterceptAccessMask.READ | InterceptAccessMask.WRITE)
+    partition.install_intercept(
+        "io_port", port=0x10, access=InterceptAccessMask.READ | InterceptAccessMask.WRITE
+    )
     with pytest.raises(TypeError):
         partition.install_intercept("msr", access="write")  # type: ignore[arg-type]
     read = vp.run()  # the emulator reports every unknown MSR (its MSR intercepts cover them)

@@ -204,3 +204,22 @@ def test_every_intercept_says_read_write_or_execute(
     assert (x.is_read, x.is_write, x.is_execute) == flags  # type: ignore[attr-defined]
     assert x.access is InterceptAccess[access]  # type: ignore[attr-defined]
     assert x.header.access_type is InterceptAccess[access]  # type: ignore[attr-defined]
+
+
+def test_reprs_show_addresses_in_hex_and_only_what_the_access_has() -> None:
+    msg, p = _message(lib.HVMSG_X64_IO_PORT_INTERCEPT, "struct hv_x64_io_port_intercept_message")
+    _fill_header(p.header)
+    p.port_number, p.access_info, p.rax = 0x3F8, 1, 0x41
+    plain = repr(decode(_raw(msg)))
+    assert "rip=0x401000" in plain and "port=0x3f8" in plain and "rax=0x41" in plain
+    assert "cs=Segment(base=0x0, limit=0x0, selector=0x1b" in plain
+    for string_only in ("rcx=", "rsi=", "rdi=", " ds=", " es=", "instruction_bytes="):
+        assert string_only not in plain  # a plain OUT has no string operands
+    p.access_info = 1 | lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
+    assert "rsi=0x0" in repr(decode(_raw(msg)))
+
+    msg, p = _message(lib.HVMSG_UNMAPPED_GPA, "struct hv_x64_memory_intercept_message")
+    _fill_header(p.header)
+    p.guest_physical_address = 0x3000_0000
+    memory = repr(decode(_raw(msg)))
+    assert "gpa=0x30000000" in memory and "message_type=UNMAPPED_GPA" in memory

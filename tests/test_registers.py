@@ -147,3 +147,15 @@ def test_codec_bytes_equal_cffi_fields(value64: int, value128: int, segment: Seg
         assert _encode(name, number, value) == bytes(ffi.buffer(assoc)), name
         union_bytes = bytes(ffi.buffer(ffi.addressof(assoc.value)))
         assert _decode(name, b"\xee" * 16 + union_bytes, 16) == value, name
+
+
+def test_regs_follows_python_attribute_conventions(vp: Vp) -> None:
+    """``vp.regs``: an unknown name is an AttributeError (so hasattr is False), dir() lists registers."""
+    assert not hasattr(vp.regs, "foo")
+    with pytest.raises(AttributeError, match="no register 'foo'"):
+        vp.regs.foo = 1
+    assert hasattr(vp.regs, "rip")
+    names = dir(vp.regs)
+    assert {"rip", "rax", "cr0", "cs", "gdtr", "xmm0"} <= set(names) and names == sorted(names)
+    vp.regs.rbx = 0x1234
+    assert vp.regs.rbx == 0x1234

@@ -23,7 +23,7 @@ GUEST = """
 
 
 def main() -> None:
-    with partition_with_one_vp(assemble(GUEST)) as (partition, vp, _memory):
+    with partition_with_one_vp(assemble(GUEST), lapic=False) as (partition, vp, _memory):
         partition.enable_dirty_tracking()
         partition.dirty_pages(0, 16)  # start from a clean slate
         exit_ = vp.run()

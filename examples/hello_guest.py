@@ -22,7 +22,7 @@ msg: .asciz "Hello from a real-mode guest!"
 
 def main() -> None:
     text = []
-    with partition_with_one_vp(assemble(GUEST)) as (_partition, vp, _memory):
+    with partition_with_one_vp(assemble(GUEST), lapic=False) as (_partition, vp, _memory):
         while True:
             exit_ = vp.run()
             if isinstance(exit_, HaltIntercept):

@@ -33,7 +33,7 @@ msg: .asciz "hello through RunLoop\\n"
 
 def main() -> None:
     code = assemble(GUEST, mode="long", base=PAGED_CODE_GPA)
-    with partition_with_one_vp(code, mode="long") as (_partition, vp, _memory):
+    with partition_with_one_vp(code, mode="long", lapic=False) as (_partition, vp, _memory):
         loop = RunLoop(vp)  # the Cython loop when built, else its pure-Python twin
         console = loop.port_buffer(CONSOLE)
         ticks = loop.port_counter(TICK)

@@ -68,7 +68,10 @@ class Mshv(FdOwner):
 
         Args:
             lapic: the hypervisor emulates each VP's local APIC (HLT and
-                interrupts are handled inside it). Without it, HLT returns HALT.
+                interrupts are handled inside it). On by default, as in rust-vmm's
+                ``Mshv::create_vm`` and the partitions QEMU and Cloud Hypervisor create
+                (``mshv.testing.partition_with_one_vp`` agrees). Without it, HLT
+                comes back from ``Vp.run()`` as a HaltIntercept.
             disabled_cpu_features, disabled_xsave: the v2 struct's processor
                 feature banks (2 x 64 bits) and xsave mask to disable; giving
                 either selects the v2 layout.

@@ -50,7 +50,8 @@ class RegisterPage:
 
     Example:
         >>> from mshv.testing import assemble, partition_with_one_vp
-        >>> with partition_with_one_vp(assemble("mov $7, %ax; out %al, $0x10; hlt")) as (pt, vp, mem):
+        >>> code = assemble("mov $7, %ax; out %al, $0x10; hlt")
+        >>> with partition_with_one_vp(code, lapic=False) as (pt, vp, mem):
         ...     exit = vp.run()
         ...     with RegisterPage(vp) as page:
         ...         page.write("rip", exit.header.next_rip)

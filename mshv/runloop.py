@@ -93,7 +93,7 @@ class RunLoop:
     Example:
         >>> from mshv.testing import assemble, partition_with_one_vp
         >>> code = assemble("mov $3, %cx; 1: mov $0x41, %al; out %al, $0xe9; loop 1b; hlt")
-        >>> with partition_with_one_vp(code) as (pt, vp, mem), RunLoop(vp) as loop:
+        >>> with partition_with_one_vp(code, lapic=False) as (pt, vp, mem), RunLoop(vp) as loop:
         ...     console = loop.port_buffer(0xE9)
         ...     result = loop.run()
         ...     (result.reason, result.exits, bytes(console.output))

@@ -161,13 +161,18 @@ def partition_with_one_vp(
     *,
     mode: str = "real",
     memory_size: int | None = None,
-    lapic: bool = False,
+    lapic: bool = True,
 ) -> Iterator[tuple[Partition, Vp, GuestMemory]]:
     """A partition with memory at GPA 0 and VP 0 ready to run ``code`` in ``mode``.
 
     ``code`` must be linked at :func:`entry_gpa` (``assemble(..., mode=mode, base=entry_gpa(mode))``;
     ``assemble``'s default base is right for real mode). The memory is 64 KiB in real mode and
     256 KiB otherwise unless ``memory_size`` says.
+
+    ``lapic`` defaults to True, as in :meth:`Mshv.create_partition` (and rust-vmm's
+    ``Mshv::create_vm``): the hypervisor emulates the VP's local APIC, and a HLT waits inside
+    it for an interrupt. Pass ``lapic=False`` for a guest that ends on HLT: without a LAPIC,
+    HLT comes back from ``run()`` as a :class:`~mshv.HaltIntercept`.
     """
     size = memory_size or (0x10000 if mode == "real" else 0x40000)
     with Mshv() as hv, GuestMemory(size) as mem:

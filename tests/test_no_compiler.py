@@ -38,7 +38,7 @@ code = assemble(
     "mov $3, %cx; 1: mov $0x41, %al; out %al, $0xe9; loop 1b;"
     "mov $5, %cx; 2: out %al, $0x80; loop 2b; hlt"
 )
-with partition_with_one_vp(code) as (pt, vp, mem), RunLoop(vp) as loop:
+with partition_with_one_vp(code, lapic=False) as (pt, vp, mem), RunLoop(vp) as loop:
     console = loop.port_buffer(0xE9)
     ticks = loop.port_counter(0x80)
     result = loop.run()

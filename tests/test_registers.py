@@ -22,7 +22,7 @@ U16 = st.integers(min_value=0, max_value=0xFFFF)
 
 @pytest.fixture(scope="module")
 def vp() -> Iterator[Vp]:
-    with partition_with_one_vp(assemble("hlt")) as (_pt, vp, _mem):
+    with partition_with_one_vp(assemble("hlt"), lapic=False) as (_pt, vp, _mem):
         yield vp
 
 

@@ -30,7 +30,8 @@ def native(request: pytest.FixtureRequest, backend_ready: None) -> bool:
 
 @contextlib.contextmanager
 def real_mode(asm: str, native: bool) -> Iterator[tuple[Vp, RunLoop]]:
-    with partition_with_one_vp(assemble(asm)) as (_pt, vp, _mem), RunLoop(vp, native=native) as loop:
+    code = assemble(asm)
+    with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem), RunLoop(vp, native=native) as loop:
         assert loop.native is native
         yield vp, loop
 

@@ -19,7 +19,7 @@ ECHO = """
 
 
 def test_port_io_echo_in_real_mode(backend_ready: None) -> None:
-    with partition_with_one_vp(assemble(ECHO)) as (_pt, vp, _mem):
+    with partition_with_one_vp(assemble(ECHO), lapic=False) as (_pt, vp, _mem):
         out = vp.run()
         assert isinstance(out, IoPortIntercept) and out.is_write
         assert (out.port, out.size, out.value) == (0x10, 1, 0x42)
@@ -61,7 +61,7 @@ MMIO = """
 
 
 def test_mmio_read_and_write_surface_as_memory_intercepts(backend_ready: None) -> None:
-    with partition_with_one_vp(assemble(MMIO)) as (_pt, vp, _mem):
+    with partition_with_one_vp(assemble(MMIO), lapic=False) as (_pt, vp, _mem):
         write = vp.run()
         assert isinstance(write, MemoryIntercept) and write.is_write
         assert write.gpa == 0x20010
@@ -78,7 +78,7 @@ def test_mmio_read_and_write_surface_as_memory_intercepts(backend_ready: None) -
 
 
 def test_register_batches_round_trip_200_names(backend_ready: None) -> None:
-    with partition_with_one_vp(assemble("hlt")) as (_pt, vp, _mem):
+    with partition_with_one_vp(assemble("hlt"), lapic=False) as (_pt, vp, _mem):
         gprs = [
             "rax",
             "rbx",
@@ -106,7 +106,7 @@ def test_register_batches_round_trip_200_names(backend_ready: None) -> None:
 
 
 def test_bad_register_input_changes_nothing(backend_ready: None) -> None:
-    with partition_with_one_vp(assemble("hlt")) as (_pt, vp, _mem):
+    with partition_with_one_vp(assemble("hlt"), lapic=False) as (_pt, vp, _mem):
         vp.reg_write("rbx", 7)
         with pytest.raises(TypeError):
             vp.set_registers({"rbx": 8, "cs": 5})
@@ -153,7 +153,7 @@ def test_real_mode_registers_are_applied(partition: Partition) -> None:
 def test_complete_io_keeps_registers_set_since_the_intercept(backend_ready: None) -> None:
     """complete_io goes through the register page, but never undoes a register set by hypercall."""
     code = assemble("in $0x11, %al; out %al, $0x12; mov %bl, %al; out %al, $0x13; hlt")
-    with partition_with_one_vp(code) as (_pt, vp, _mem):
+    with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem):
         inp = vp.run()
         assert isinstance(inp, IoPortIntercept) and not inp.is_write
         vp.set_registers({"rbx": 0x33})
@@ -170,7 +170,7 @@ def test_page_completion_is_seen_by_reads_and_kept_by_later_writes(backend_ready
     """A completion through the register page is a deferred write: a hypercall read sees it,
     and a hypercall write in between carries it instead of being undone by it."""
     code = assemble("in $0x11, %al; mov %bl, %ah; out %ax, $0x12; hlt")
-    with partition_with_one_vp(code) as (_pt, vp, _mem):
+    with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem):
         inp = vp.run()
         assert isinstance(inp, IoPortIntercept)
         vp.complete_io(inp, 0x5A)  # through the page: RAX and RIP pending for the next run
@@ -186,7 +186,7 @@ def test_page_completion_is_seen_by_reads_and_kept_by_later_writes(backend_ready
 def test_bad_page_completion_changes_nothing(backend_ready: None) -> None:
     """complete_registers through the register page checks every value before writing any."""
     code = assemble("mov $7, %ax; out %al, $0x10; hlt")
-    with partition_with_one_vp(code) as (_pt, vp, _mem):
+    with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem):
         out = vp.run()
         assert isinstance(out, IoPortIntercept)
         page = vp.register_page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from typing import Any
@@ -202,10 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``mshv abi | head``): stop quietly, like a Unix tool.
+
+    stdout is pointed at /dev/null so the interpreter's final flush has nowhere to fail.
+    """
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mshv`` command."""
+    """Entry point of the ``mshv`` command.
+
+    A backend that cannot be used is one line on stderr and exit status 2, not a traceback.
+    """
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        status = int(args.func(args))
+        sys.stdout.flush()
+    except backend_mod.BackendUnavailable as exc:
+        print(f"mshv: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return _stdout_closed()
+    return status
 
 
 if __name__ == "__main__":

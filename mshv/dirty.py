@@ -68,8 +68,30 @@ def _bitmap(fd: int, access_type: int, gpa: int, npages: int) -> list[int]:
         gpap_base=gpa // PAGE_SIZE,
         bitmap_ptr=ffi.cast("uint64_t", bitmap),
     )
-    _kernel.ioctl(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, details=f"gpa={gpa:#x} npages={npages}")
+    try:
+        _kernel.ioctl(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, details=f"gpa={gpa:#x} npages={npages}")
+    except MshvError as exc:
+        raise _explained(fd, exc) from None
     return _set_pages(bytes(ffi.buffer(bitmap)), gpa)
+
+
+def _tracking_on(fd: int) -> bool | None:
+    """The partition property GPA_PAGE_ACCESS_TRACKING, or None when it cannot be read."""
+    from mshv.partition import _get_property  # (partition imports this module)
+
+    try:
+        return bool(_get_property(fd, lib.HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING))
+    except MshvError:
+        return None
+
+
+def _explained(fd: int, exc: MshvError) -> MshvError:
+    """``exc``, saying what to do when it failed because tracking is off (a bare EIO otherwise)."""
+    if _tracking_on(fd) is not False:
+        return exc
+    hint = "page access tracking is off: call Partition.enable_dirty_tracking() first"
+    details = f"{exc.details}; {hint}" if exc.details else hint
+    return MshvError(exc.errno or 0, exc.op, exc.hv_status, details)
 
 
 # For each byte value, the page offsets (bit i LSB-first -> i pages) of its set bits.
@@ -155,7 +177,10 @@ def gpa_access_states(
         data = HvcallInput("struct hv_input_get_gpa_pages_access_state")
         data.header.flags = flags
         data.header.hv_gpa_page_number = gpa // PAGE_SIZE + first
-        res = hvcall(fd, lib.HVCALL_GET_GPA_PAGES_ACCESS_STATES, data.to_bytes(), count, reps=count)
+        try:
+            res = hvcall(fd, lib.HVCALL_GET_GPA_PAGES_ACCESS_STATES, data.to_bytes(), count, reps=count)
+        except MshvError as exc:
+            raise _explained(fd, exc) from None
         if res.reps != count:
             raise MshvError(0, "HvCallGetGpaPagesAccessStates", int(res.status), f"reps {res.reps}/{count}")
         states.extend(PageAccess(b) for b in res.output)

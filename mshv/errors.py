@@ -82,11 +82,14 @@ class MshvError(OSError):
         op: the ioctl or call that failed, e.g. ``MSHV_SET_GUEST_MEMORY``.
         hv_status: for a passthrough hypercall, the ``HvStatus`` it returned, else None.
         details: the key arguments, for the message.
+        reps_done: for a failed rep hypercall, the reps it completed, else None.
     """
 
     op: str
     hv_status: Any
     details: str
+    #: For a failed rep hypercall: how many reps the hypervisor completed (the failed rep's index).
+    reps_done: int | None = None
 
     def __init__(self, err: int, op: str, hv_status: int | None = None, details: str = "") -> None:
         status = None if hv_status is None else HvStatus(hv_status)
@@ -101,4 +104,8 @@ class MshvError(OSError):
         self.details = details
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.errno, self.op, self.hv_status, self.details))
+        return (
+            type(self),
+            (self.errno, self.op, self.hv_status, self.details),
+            {"reps_done": self.reps_done},
+        )

@@ -7,17 +7,71 @@ partition id over input bytes 0-7, and always writes back ``status`` and
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
+from mshv._enums import names_with_prefix
 from mshv._msgread import Reader
 from mshv.errors import HvStatus, MshvError
 
-__all__ = ["HvcallInput", "HvcallResult", "hvcall"]
+__all__ = ["PASSTHROUGH_HVCALLS", "HvcallInput", "HvcallResult", "hvcall", "hvcall_name"]
 
 _MAX_BYTES = lib.MSHV_HV_PAGE_SIZE
 _MIN_INPUT = 8  # the partition id the kernel writes
+
+
+def _codes(*names: str) -> frozenset[int]:
+    return frozenset(int(getattr(lib, f"HVCALL_{name}")) for name in names)
+
+
+# The kernel's mshv_passthru_hvcalls[] (partition and VP fds) and mshv_self_passthru_hvcalls[]
+# (/dev/mshv, Linux >= 6.19), checked by mshv_passthru_hvcall_allowed (drivers/hv/mshv_root_main.c);
+# SET_PARTITION_PROPERTY is asynchronous, which the kernel allows from a partition fd only
+# (mshv_hvcall_is_async).
+_PT_AND_VP = (
+    "GET_PARTITION_PROPERTY", "GET_PARTITION_PROPERTY_EX", "INSTALL_INTERCEPT", "GET_VP_REGISTERS",
+    "SET_VP_REGISTERS", "TRANSLATE_VIRTUAL_ADDRESS", "CLEAR_VIRTUAL_INTERRUPT", "REGISTER_INTERCEPT_RESULT",
+    "ASSERT_VIRTUAL_INTERRUPT", "GET_GPA_PAGES_ACCESS_STATES", "SIGNAL_EVENT_DIRECT", "POST_MESSAGE_DIRECT",
+    "GET_VP_CPUID_VALUES",
+)  # fmt: skip
+#: The hypercall codes MSHV_ROOT_HVCALL passes through, by the kind of fd it is issued on
+#: ("device" is /dev/mshv, for the root partition's own properties). Any other code is EINVAL.
+PASSTHROUGH_HVCALLS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        "device": _codes("GET_PARTITION_PROPERTY", "GET_PARTITION_PROPERTY_EX"),
+        "partition": _codes(*_PT_AND_VP, "SET_PARTITION_PROPERTY"),
+        "vp": _codes(*_PT_AND_VP),
+    }
+)
+_HVCALL_NAMES: dict[int, str] = {}
+
+
+def hvcall_name(code: int) -> str:
+    """The C name of a hypercall code, e.g. ``HVCALL_GET_VP_REGISTERS`` (or its hex when unknown)."""
+    if not _HVCALL_NAMES:
+        for name, value in names_with_prefix(lib, "HVCALL_").items():
+            _HVCALL_NAMES.setdefault(value, f"HVCALL_{name}")
+    return _HVCALL_NAMES.get(code, f"hypercall {code:#x}")
+
+
+def _failure(err: int, code: int, status: int, done: int, reps: int, fd_kind: str) -> MshvError:
+    """The MshvError of a failed MSHV_ROOT_HVCALL; an EINVAL before any hypercall for a code off
+    the fd's allow-list says so and names the list."""
+    detail = f"{hvcall_name(code)} ({code:#x}) reps={done}/{reps}"
+    allowed = PASSTHROUGH_HVCALLS.get(fd_kind, frozenset().union(*PASSTHROUGH_HVCALLS.values()))
+    if err == errno.EINVAL and not status and code not in allowed:
+        where = f"the {fd_kind} fd's" if fd_kind else "any fd's"
+        names = ", ".join(sorted(hvcall_name(c) for c in allowed))
+        detail += (
+            f"; {hvcall_name(code)} is not on {where} allow-list (mshv.hvcall.PASSTHROUGH_HVCALLS: {names})"
+        )
+    exc = MshvError(err, "MSHV_ROOT_HVCALL", status or None, detail)
+    exc.reps_done = done
+    return exc
 
 
 class HvcallInput:
@@ -64,7 +118,9 @@ _UINTPTR = ffi.typeof("uintptr_t")
 _tuple_new = tuple.__new__
 
 
-def hvcall(fd: int, code: int, data: bytes, output_size: int = 0, reps: int = 0) -> HvcallResult:
+def hvcall(
+    fd: int, code: int, data: bytes, output_size: int = 0, reps: int = 0, *, fd_kind: str = ""
+) -> HvcallResult:
     """Issue hypercall ``code`` through MSHV_ROOT_HVCALL on a device, partition or VP fd.
 
     Args:
@@ -73,6 +129,8 @@ def hvcall(fd: int, code: int, data: bytes, output_size: int = 0, reps: int = 0)
         data: the input; bytes 0-7 are replaced by the partition id.
         output_size: bytes of output to receive (0 for none).
         reps: the rep count for a rep hypercall, 0 for a simple one.
+        fd_kind: "device", "partition" or "vp" when known: an error for a code off that
+            fd's allow-list (:data:`PASSTHROUGH_HVCALLS`) names the list.
 
     Raises:
         ValueError: a size is outside the kernel's limits (checked before the call).
@@ -95,8 +153,7 @@ def hvcall(fd: int, code: int, data: bytes, output_size: int = 0, reps: int = 0)
     failed = _ioctl_raw(fd, _ROOT_HVCALL, cbuf) < 0
     done, status = _RESULT.read(buf, 0)
     if failed:
-        detail = f"code={code:#x} reps={done}/{reps}"
-        raise MshvError(_kernel.errno(), "MSHV_ROOT_HVCALL", status or None, detail)
+        raise _failure(_kernel.errno(), code, status, done, reps, fd_kind)
     member = _STATUS.get(status)
     values = (HvStatus(status) if member is None else member, done, bytes(buf[out_at:]))
     result: HvcallResult = _tuple_new(HvcallResult, values)  # skips NamedTuple argument parsing

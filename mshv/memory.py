@@ -8,6 +8,7 @@ guest never sees freed host memory.
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 import weakref
@@ -15,12 +16,37 @@ from typing import Any
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
+from mshv.errors import MshvError
 
 __all__ = ["GuestMemory", "HUGE_PAGE_SIZE", "PAGE_SIZE"]
 
 PAGE_SIZE: int = lib.MSHV_HV_PAGE_SIZE
 HUGE_PAGE_SIZE = 2 * 1024 * 1024
 _MAP_HUGE_2MB = 21 << lib.MAP_HUGE_SHIFT  # log2(2 MiB) in the MAP_HUGE field
+
+
+_HUGEPAGES_SYSFS = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+
+
+def _hugepage_count(name: str) -> int | None:
+    try:
+        with open(f"{_HUGEPAGES_SYSFS}/{name}") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _hugepage_advice(size: int) -> str:
+    """Why a hugetlb mapping of ``size`` bytes failed, and how to reserve the pages (hugetlb
+    reserves at mmap time, so ENOMEM there means too few free 2 MiB pages)."""
+    wanted = size // HUGE_PAGE_SIZE
+    free, total = _hugepage_count("free_hugepages"), _hugepage_count("nr_hugepages")
+    text = f"{wanted} pages of 2 MiB wanted, {'?' if free is None else free} free"
+    target = wanted if total is None or free is None else total + max(wanted - free, 0)
+    return (
+        f"{text}: reserve 2 MiB hugetlb pages as root first, e.g. sysctl vm.nr_hugepages={target} "
+        f"(or echo {target} > /proc/sys/vm/nr_hugepages)"
+    )
 
 
 def _free_unclosed(ptr: Any, size: int, fd: int) -> None:
@@ -70,9 +96,11 @@ class GuestMemory:
             flags |= lib.MAP_ANONYMOUS | ((lib.MAP_HUGETLB | _MAP_HUGE_2MB) if hugepages else 0)
         try:
             self._ptr: Any = _kernel.mmap(size, lib.PROT_READ | lib.PROT_WRITE, flags, self._fd, 0)
-        except OSError:
+        except OSError as exc:
             if self._fd >= 0:
                 _kernel.close(self._fd)
+            if hugepages and exc.errno == errno.ENOMEM:
+                raise MshvError(errno.ENOMEM, "mmap", details=_hugepage_advice(size)) from None
             raise
         self._buffer: Any = ffi.buffer(self._ptr, size)
         self._address = int(ffi.cast("uintptr_t", self._ptr))

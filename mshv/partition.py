@@ -137,6 +137,11 @@ class Partition(FdOwner):
         partition's regions are checked before the kernel sees the request.
         """
         fd = self._live()
+        if not isinstance(memory, GuestMemory):
+            raise TypeError(
+                f"map_memory maps a GuestMemory, not {type(memory).__name__}: allocate GuestMemory(size) "
+                "and write your bytes into it"
+            )
         if size is None:
             size = memory.size - offset
         if gpa < 0 or gpa % PAGE_SIZE or offset < 0 or offset % PAGE_SIZE:
@@ -175,7 +180,7 @@ class Partition(FdOwner):
     # -- hypercalls -----------------------------------------------------------------------
     def hvcall(self, code: int, data: bytes, output_size: int = 0, reps: int = 0) -> HvcallResult:
         """Pass hypercall ``code`` through (MSHV_ROOT_HVCALL on the partition fd)."""
-        return hvcall(self._live(), code, data, output_size, reps)
+        return hvcall(self._live(), code, data, output_size, reps, fd_kind="partition")
 
     def get_property(self, code: int) -> int:
         """Read a partition property (HvCallGetPartitionProperty)."""

@@ -291,7 +291,18 @@ def _encode(name: str, number: int, value: RegisterValue) -> bytes:
 def _check_reps(done: int, wanted: int, op: str, names: list[str]) -> None:
     if done != wanted:
         failed = names[done] if done < len(names) else "?"
-        raise MshvError(errno.EIO, op, None, f"{done} of {wanted} registers done; stopped at {failed}")
+        raise MshvError(errno.EIO, op, None, f"stopped at register {failed}: {done} of {wanted} done")
+
+
+def _batch_error(exc: MshvError, names: list[str], first: int, total: int, vp_index: int) -> MshvError:
+    """``exc`` (a failed register hypercall of the chunk ``names`` starting at batch index ``first``)
+    naming the register the hypervisor stopped at: reps completed = that register's index."""
+    done = exc.reps_done if exc.reps_done is not None else 0
+    failed = names[done] if done < len(names) else "?"
+    details = f"register {failed} on VP {vp_index}: {first + done} of {total} done; {exc.details}"
+    new = MshvError(exc.errno or 0, exc.op, exc.hv_status, details)
+    new.reps_done = exc.reps_done
+    return new
 
 
 def get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict[str, RegisterValue]:
@@ -302,7 +313,10 @@ def get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict[st
         chunk = resolved[start : start + _GET_MAX] if len(resolved) > _GET_MAX else resolved
         count = len(chunk)
         data = _GET_HEADER.pack(vp_index) + array.array(_U32, [number for _, number in chunk]).tobytes()
-        res = hvcall(fd, _HVCALL_GET, data, _VALUE_SIZE * count, reps=count)
+        try:
+            res = hvcall(fd, _HVCALL_GET, data, _VALUE_SIZE * count, reps=count)
+        except MshvError as exc:
+            raise _batch_error(exc, [n for n, _ in chunk], start, len(resolved), vp_index) from None
         if res.reps != count:
             _check_reps(res.reps, count, "HvCallGetVpRegisters", [n for n, _ in chunk])
         out = res.output
@@ -324,6 +338,9 @@ def set_registers(fd: int, vp_index: int, values: Mapping[str | int, RegisterVal
         chunk = items[start : start + _SET_MAX]
         count = len(chunk)
         data = _SET_HEADER.pack(vp_index) + b"".join([assoc for _, assoc in chunk])
-        res = hvcall(fd, _HVCALL_SET, data, 0, reps=count)
+        try:
+            res = hvcall(fd, _HVCALL_SET, data, 0, reps=count)
+        except MshvError as exc:
+            raise _batch_error(exc, [n for n, _ in chunk], start, len(items), vp_index) from None
         if res.reps != count:
             _check_reps(res.reps, count, "HvCallSetVpRegisters", [n for n, _ in chunk])

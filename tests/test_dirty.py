@@ -83,10 +83,12 @@ def test_tracking_must_be_enabled(partition: Partition, mem: GuestMemory) -> Non
     with pytest.raises(MshvError) as info:
         partition.dirty_pages(0, 16)
     assert info.value.errno == errno.EIO and info.value.op == "MSHV_GET_GPAP_ACCESS_BITMAP"
+    assert "enable_dirty_tracking()" in str(info.value)  # says what to do, not just EIO
     partition.enable_dirty_tracking()
     partition.enable_dirty_tracking(False)
-    with pytest.raises(MshvError):
+    with pytest.raises(MshvError) as info:
         partition.gpa_access_states(0, 16)
+    assert "enable_dirty_tracking()" in str(info.value)
 
 
 def test_bad_ranges_raise_before_the_kernel(partition: Partition) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
 from mshv import GuestMemory, MshvError, Partition, _kernel
 from mshv._abi import lib
+from mshv.memory import HUGE_PAGE_SIZE
 
 
 def test_read_write_and_buffer() -> None:
@@ -114,3 +116,26 @@ def test_kernel_rejection_is_a_typed_error(partition: Partition) -> None:
         assert _kernel.set_guest_memory_raw(partition.fd, 0x10000, 0x200, mem.address, 3) == 0
         partition.unmap_memory(region)
         assert _kernel.set_guest_memory_raw(partition.fd, 0x10000, 0x100, mem.address, unmap) == 0
+
+
+def _free_hugepages() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("HugePages_Free:"):
+            return int(line.split()[1])
+    raise AssertionError("/proc/meminfo has no HugePages_Free")
+
+
+@pytest.mark.parametrize("memfd", [False, True], ids=["anonymous", "memfd"])
+def test_hugepages_without_reserved_pages_say_how_to_reserve_them(memfd: bool) -> None:
+    wanted = _free_hugepages() + 1  # one more than the host has free
+    with pytest.raises(MshvError) as info:
+        GuestMemory(wanted * HUGE_PAGE_SIZE, hugepages=True, memfd=memfd)
+    text = str(info.value)
+    assert info.value.errno == errno.ENOMEM
+    assert "vm.nr_hugepages" in text and f"{wanted} pages of 2 MiB wanted" in text, text
+
+
+def test_map_memory_takes_guest_memory(partition: Partition) -> None:
+    with pytest.raises(TypeError, match="GuestMemory.*bytearray"):
+        partition.map_memory(bytearray(4096), 0)  # type: ignore[arg-type]
+    assert partition.regions == []

@@ -159,3 +159,19 @@ def test_regs_follows_python_attribute_conventions(vp: Vp) -> None:
     assert {"rip", "rax", "cr0", "cs", "gdtr", "xmm0"} <= set(names) and names == sorted(names)
     vp.regs.rbx = 0x1234
     assert vp.regs.rbx == 0x1234
+
+
+def test_a_failing_batch_names_the_register(vp: Vp) -> None:
+    """The hypervisor stops a batch at the first bad register; the error says which one."""
+    from mshv import HvStatus, MshvError
+
+    with pytest.raises(MshvError) as info:
+        vp.get_registers(["rax", 0x7FFF_FFF0, "rbx"])
+    assert info.value.hv_status == HvStatus.INVALID_PARAMETER
+    assert "register unknown_0x7ffffff0" in str(info.value) and "1 of 3 done" in str(info.value)
+    with pytest.raises(MshvError) as info:
+        vp.set_registers({"rax": 1, "rbx": 2, "cr0": 1 << 40})
+    assert "cr0" in str(info.value) and "2 of 3 done" in str(info.value), str(info.value)
+    with pytest.raises(MshvError) as info:  # in the second chunk of 256: counted from the batch's start
+        vp.get_registers(["rax"] * 300 + [0x7FFF_FFF0])
+    assert "300 of 301 done" in str(info.value), str(info.value)

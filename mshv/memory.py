@@ -79,6 +79,8 @@ class GuestMemory:
             raise ValueError(f"size must be a positive multiple of {align:#x}, got {size!r}")
         self.size = size
         self.hugepages = hugepages
+        #: The size of the host pages behind this memory: 2 MiB (hugetlb) or 4 KiB.
+        self.page_size: int = HUGE_PAGE_SIZE if hugepages else PAGE_SIZE
         self._fd = -1
         self._mapped_by = 0  # regions currently mapping this memory
         flags = lib.MAP_SHARED

@@ -18,7 +18,7 @@ from mshv.dirty import PageAccess
 from mshv.errors import MshvError
 from mshv.hvcall import HvcallInput, HvcallResult, hvcall
 from mshv.interrupts import EventFd, Ioeventfd, Irqfd, MsiRoute
-from mshv.memory import PAGE_SIZE, GuestMemory
+from mshv.memory import HUGE_PAGE_SIZE, PAGE_SIZE, GuestMemory
 from mshv.vp import Vp
 
 __all__ = ["HvPartitionProperty", "MemoryRegion", "Partition"]
@@ -52,7 +52,17 @@ class MemoryRegion(NamedTuple):
 
     def __repr__(self) -> str:
         perms = "r" + ("w" if self.writable else "-") + ("x" if self.executable else "-")
-        return f"<MemoryRegion gpa={self.gpa:#x} size={self.size:#x} {perms}>"
+        pages = "2 MiB" if self.page_size == HUGE_PAGE_SIZE else "4 KiB"
+        return f"<MemoryRegion gpa={self.gpa:#x} size={self.size:#x} {perms} {pages} pages>"
+
+    @property
+    def page_size(self) -> int:
+        """The size of the host pages backing the region: 2 MiB (hugetlb memory) or 4 KiB.
+
+        ``map_memory`` maps 2 MiB-backed memory only where each 2 MiB page can back a guest
+        large page (GPA, offset and size in whole 2 MiB pages).
+        """
+        return self.memory.page_size
 
 
 class Partition(FdOwner):
@@ -148,6 +158,16 @@ class Partition(FdOwner):
             raise ValueError(f"gpa {gpa:#x} and offset {offset:#x} must be {PAGE_SIZE:#x}-aligned")
         if size <= 0 or size % PAGE_SIZE or offset + size > memory.size:
             raise ValueError(f"size {size:#x} at offset {offset:#x} must be page-sized within {memory!r}")
+        huge = memory.page_size
+        if huge != PAGE_SIZE and (gpa % huge or offset % huge or size % huge):
+            # The driver asks for a 2 MiB guest page only where the GFN, the pages left and the
+            # host page all line up on 2 MiB, else maps 4 KiB pages (mshv_chunk_stride,
+            # drivers/hv/mshv_regions.c); kernels <= 6.18 refuse other sizes with EINVAL.
+            raise ValueError(
+                f"hugetlb memory is mapped in whole 2 MiB pages: gpa {gpa:#x}, offset {offset:#x} and "
+                f"size {size:#x} must be multiples of 2 MiB ({huge:#x}), else its large pages are lost "
+                "(use GuestMemory(hugepages=False) for 4 KiB mappings)"
+            )
         end = gpa + size
         for other in self._regions:
             if gpa < other.gpa + other.size and other.gpa < end:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,45 @@ def test_map_memory_takes_guest_memory(partition: Partition) -> None:
     with pytest.raises(TypeError, match="GuestMemory.*bytearray"):
         partition.map_memory(bytearray(4096), 0)  # type: ignore[arg-type]
     assert partition.regions == []
+
+
+@pytest.fixture
+def hugetlb_pages() -> Iterator[None]:
+    """Two free 2 MiB hugetlb pages: reserved for the test (root) and the old count put back."""
+    path = Path("/proc/sys/vm/nr_hugepages")
+    old = int(path.read_text())
+    missing = 2 - _free_hugepages()
+    if missing > 0:
+        try:
+            path.write_text(str(old + missing))
+        except OSError as exc:
+            pytest.xfail(f"cannot reserve 2 MiB hugetlb pages here: {exc}")
+    try:
+        if _free_hugepages() < 2:
+            pytest.xfail("the host could not reserve two 2 MiB hugetlb pages (memory fragmented)")
+        yield
+    finally:
+        if missing > 0:
+            path.write_text(str(old))
+
+
+def test_regions_tell_their_backing_page_size(partition: Partition, hugetlb_pages: None) -> None:
+    with GuestMemory(HUGE_PAGE_SIZE, hugepages=True) as huge, GuestMemory(0x10000) as small:
+        assert (huge.page_size, small.page_size) == (HUGE_PAGE_SIZE, 0x1000)
+        region = partition.map_memory(huge, HUGE_PAGE_SIZE)
+        assert region.page_size == HUGE_PAGE_SIZE and "2 MiB pages" in repr(region)
+        assert partition.map_memory(small, 0).page_size == 0x1000
+        partition.close()
+
+
+def test_hugetlb_memory_is_mapped_whole_2m_pages_only(partition: Partition, hugetlb_pages: None) -> None:
+    """A 2 MiB page cannot back a guest large page at a GPA or offset off 2 MiB, or as 4 KiB
+    slices: map_memory refuses rather than silently losing the large pages."""
+    with GuestMemory(2 * HUGE_PAGE_SIZE, hugepages=True) as mem:
+        for gpa, offset, size in ((0x1000, 0, None), (0, 0x1000, 0x1FF000), (0, 0, 0x1000)):
+            with pytest.raises(ValueError, match="2 MiB"):
+                partition.map_memory(mem, gpa, offset=offset, size=size)
+        assert partition.regions == [] and mem._mapped_by == 0  # nothing recorded, nothing held
+        region = partition.map_memory(mem, 4 * HUGE_PAGE_SIZE, offset=HUGE_PAGE_SIZE, size=HUGE_PAGE_SIZE)
+        assert region.page_size == HUGE_PAGE_SIZE
+        partition.close()

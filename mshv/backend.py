@@ -1,8 +1,12 @@
 """Which /dev/mshv the process talks to: the kernel's, or the KVM-backed emulator.
 
 Chosen once per process, at the first use: ``MSHV_BACKEND=kernel|emulator``
-forces a choice; otherwise /dev/mshv when it exists, else the emulator when
-/dev/kvm works. The emulator's entry points pass every fd and path that is not
+forces a choice; otherwise the kernel when /dev/mshv *opens* (through libc's
+open, so an emulator preloaded with ``LD_PRELOAD=$(mshv emulator
+--preload-path)`` counts: that is the call path a root host takes), else the
+emulator in process when /dev/mshv does not exist and /dev/kvm works. A
+/dev/mshv that exists but does not open is an error, never a silent switch to
+the emulator. The emulator's entry points pass every fd and path that is not
 theirs through to the real system calls, so choosing it is safe for the rest
 of the process.
 
@@ -14,11 +18,14 @@ no emulator of its own).
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mshv import _kernel
 from mshv._abi import ffi, lib
+from mshv.errors import MshvError
 
 __all__ = [
     "Backend",
@@ -93,23 +100,51 @@ def _use_emulator(reason: str) -> Backend:
     return Backend("emulator", reason)
 
 
+# open() errors that mean "there is no such device here" (anything else is a device that refuses)
+_NO_DEVICE = (errno.ENOENT, errno.ENODEV, errno.ENXIO)
+
+
+def _open_device() -> MshvError | None:
+    """Open and close /dev/mshv through libc's open (the kernel table's libc road); the error,
+    or None when it opened. A preloaded emulator answers this open like the kernel would."""
+    lib.mshv_kernel_use_libc()
+    try:
+        fd = _kernel.open_path(DEVICE_PATH, lib.O_RDWR | lib.O_CLOEXEC)
+    except MshvError as exc:
+        return exc
+    _kernel.close(fd)
+    return None
+
+
+def _opens_reason() -> str:
+    preload = os.environ.get("LD_PRELOAD", "").strip()
+    return f"{DEVICE_PATH} opens" + (f" (LD_PRELOAD={preload})" if preload else "")
+
+
 def _choose() -> Backend:
     forced = os.environ.get("MSHV_BACKEND", "").strip().lower()
     if forced == "kernel":
-        if not os.path.exists(DEVICE_PATH):
+        error = _open_device()
+        if error is not None:
             raise BackendUnavailable(
-                f"MSHV_BACKEND=kernel but {DEVICE_PATH} does not exist: this is not a Hyper-V root "
-                "partition with the mshv_root driver loaded (unset MSHV_BACKEND to use the emulator)"
+                f"MSHV_BACKEND=kernel but {DEVICE_PATH} does not open ({os.strerror(error.errno or 0)}): "
+                "this is not a Hyper-V root partition with the mshv_root driver loaded, and no emulator "
+                "is preloaded (LD_PRELOAD=$(mshv emulator --preload-path)); unset MSHV_BACKEND to use "
+                "the emulator in process"
             )
-        lib.mshv_kernel_use_libc()
-        return Backend("kernel", "forced by MSHV_BACKEND=kernel")
+        return Backend("kernel", f"forced by MSHV_BACKEND=kernel; {_opens_reason()}")
     if forced == "emulator":
         return _use_emulator("forced by MSHV_BACKEND=emulator")
     if forced:
         raise BackendUnavailable(f"MSHV_BACKEND={forced!r}: expected 'kernel' or 'emulator'")
-    if os.path.exists(DEVICE_PATH):
-        lib.mshv_kernel_use_libc()
-        return Backend("kernel", f"{DEVICE_PATH} exists")
+    error = _open_device()
+    if error is None:
+        return Backend("kernel", _opens_reason())
+    if error.errno not in _NO_DEVICE:
+        raise BackendUnavailable(
+            f"{DEVICE_PATH} exists but does not open ({os.strerror(error.errno or 0)}): run as a user "
+            "that may open it (root), or set MSHV_BACKEND=emulator to use the emulator"
+        )
     try:
         return _use_emulator(f"no {DEVICE_PATH}; {KVM_PATH} works")
     except BackendUnavailable as exc:

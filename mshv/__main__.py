@@ -42,7 +42,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print("ioctl support (probed with a NULL argument: EFAULT = handled, ENOTTY = unknown):")
     for result in probe.probe_ioctls():
         print(f"  {result.name:<30} {result.fd_kind:<10} {result.verdict}")
+    _print_limits()
     return 0
+
+
+# Verdict words by kind of limit: (works, does not, inconclusive); upper case marks a limit.
+_VERDICTS = {"intercept": ("accepted", "REFUSED"), "TSC writes": ("applied", "IGNORED")}
+
+
+def _print_limits() -> None:
+    from mshv import limits
+
+    print("backend limits (probed on this backend: tiny guests, hypercalls, a TSC write):")
+    for limit in limits.probe_limits():
+        kind = next((k for k in _VERDICTS if k in limit.name), "")
+        yes, no = _VERDICTS.get(kind, ("works", "FAILS"))
+        verdict = "inconclusive" if limit.works is None else yes if limit.works else no
+        print(f"  {limit.name:<44} {verdict:<12} {limit.detail}")
 
 
 def _cmd_abi(args: argparse.Namespace) -> int:
@@ -181,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mshv`` command."""
     parser = argparse.ArgumentParser(prog="mshv", description="Python binding to /dev/mshv")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="backend, kernel, header, ioctl support")
+    p = sub.add_parser("info", help="backend, kernel, header, ioctl support, the backend's limits")
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("abi", help="the compiled ABI: structs, constants, ioctl collisions")
     group = p.add_mutually_exclusive_group()

@@ -359,7 +359,18 @@ class HaltIntercept(X64Intercept):
 
 @dataclass(slots=True, repr=False)
 class UnrecoverableException(X64Intercept):
-    """The VP cannot continue (e.g. a triple fault): HVMSG_UNRECOVERABLE_EXCEPTION."""
+    """The VP cannot continue (e.g. a triple fault): HVMSG_UNRECOVERABLE_EXCEPTION.
+
+    ``host_limit`` (filled by ``Vp.run()``) says when the backend, not the guest, is the likely
+    cause: the VP stopped at an instruction the host's KVM was found unable to run in this
+    mode (see :mod:`mshv.limits`); None otherwise.
+    """
+
+    host_limit: str | None = field(default=None, repr=False, compare=False)
+
+    def _repr_names(self) -> list[str]:
+        names = X64Intercept._repr_names(self)
+        return names + ["host_limit"] if self.host_limit is not None else names
 
 
 @dataclass(slots=True, repr=False)

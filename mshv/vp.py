@@ -17,7 +17,7 @@ from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
 from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
-from mshv.intercepts import Intercept, IoPortIntercept, decode
+from mshv.intercepts import Intercept, IoPortIntercept, UnrecoverableException, decode
 from mshv.registers import RegisterAttributes, RegisterValue, get_registers, register, set_registers
 from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
@@ -181,7 +181,12 @@ class Vp(FdOwner):
                 raise InterruptedError(errno.EINTR, f"MSHV_RUN_VP on VP {self.index}")
         self.exits += 1
         self._page_current = True
-        return decode(self._run_view.tobytes())
+        result = decode(self._run_view.tobytes())
+        if result.__class__ is UnrecoverableException:  # name the host's limit, if it is one
+            from mshv import limits
+
+            result.host_limit = limits.host_cause(self, result)
+        return result
 
     def complete_io(self, intercept: IoPortIntercept, value: int | None = None) -> None:
         """Complete a (non-string) port IO intercept the mshv way.

@@ -1,0 +1,291 @@
+"""What the backend cannot do, found by trying it: guest instructions, intercepts, TSC writes.
+
+On the emulator, guests run on the host's KVM, and some KVMs cannot run some
+instructions in some modes (e.g. a paravirtual KVM with no hardware
+virtualization for the guest emulates IRET and INT n outside real mode and
+may not implement them). KVM then stops the VP with an emulation failure,
+which the emulator reports as HVMSG_UNRECOVERABLE_EXCEPTION: it looks like
+a guest crash. Nothing here is assumed about the host: each limit is probed
+on the backend in use, once per process, with a tiny guest (hand-encoded
+machine code, so no assembler is needed) or a hypercall.
+
+- :func:`probe_limits` runs every probe (``mshv info`` prints them).
+- :func:`instruction_limit` probes one instruction in one mode.
+- :func:`host_cause` says whether an ``UnrecoverableException`` stopped at an
+  instruction the probes found the host cannot run. ``Vp.run()`` fills
+  ``UnrecoverableException.host_limit`` with it.
+
+Each instruction probe in protected and long mode has a control: a #UD
+(UD2) delivered through the same IDT. When the control fails too, the
+probe's verdict is "inconclusive" (works is None), never a false limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import iced_x86 as iced
+
+from mshv.device import Mshv
+from mshv.errors import MshvError
+from mshv.intercepts import IoPortIntercept, UnrecoverableException
+from mshv.memory import GuestMemory
+from mshv.registers import Segment, Table
+from mshv.testing import (
+    _descriptor,
+    entry_gpa,
+    long_mode_registers,
+    protected_mode_registers,
+    real_mode_registers,
+)
+from mshv.translate import TranslateResult
+
+if TYPE_CHECKING:
+    from mshv.intercepts import InterceptHeader
+    from mshv.vp import Vp
+
+__all__ = ["Limit", "host_cause", "instruction_limit", "probe_limits"]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One probed capability: ``works`` is True, False, or None when the probe was inconclusive."""
+
+    name: str
+    works: bool | None
+    detail: str
+
+
+# Probe guests: code at entry_gpa(mode), the handler (or jump target) HANDLER_OFFSET bytes later.
+# A probe "works" when the guest reaches the handler, which reports on port REACHED.
+_MEMORY_SIZE = 0x40000
+_REACHED, _FELL_THROUGH, _RAISED_UD = 0x11, 0x12, 0x13
+_HANDLER_OFFSET, _UD_HANDLER_OFFSET = 0x100, 0x180
+_GDT, _IDT, _STACK, _SCRATCH = 0x500, 0x800, 0x8000, 0x9000
+_VECTOR = 0x20  # the software interrupt the INT n probes raise
+_UD = 6  # #UD: the control every protected/long probe has
+_OUT_REACHED_HLT = bytes([0xE6, _REACHED, 0xF4])  # out %al, $REACHED; hlt
+_OUT_FELL_HLT = bytes([0xE6, _FELL_THROUGH, 0xF4])  # out %al, $FELL_THROUGH; hlt
+
+# op -> (label, machine code of the probed instruction, IDT vector its handler needs or None)
+_OPS: dict[str, tuple[str, bytes, int | None]] = {
+    "int": ("INT n", bytes([0xCD, _VECTOR]), _VECTOR),
+    "iret": ("IRET", bytes([0xCF]), None),
+    "iretq": ("IRETQ", bytes([0x48, 0xCF]), None),
+    "int3": ("INT3", bytes([0xCC]), 3),
+    "cmpxchg16b": ("CMPXCHG16B", bytes([0x48, 0x0F, 0xC7, 0x0E]), None),  # cmpxchg16b (%rsi)
+    "ud2": ("#UD (UD2) through the IDT", bytes([0x0F, 0x0B]), _UD),
+}
+# What is probed, in the order ``mshv info`` lists it.
+_INSTRUCTION_PROBES: list[tuple[str, str]] = [
+    ("real", "int"), ("real", "iret"),
+    ("protected", "ud2"), ("protected", "int"), ("protected", "iret"),
+    ("long", "ud2"), ("long", "int"), ("long", "int3"), ("long", "iretq"), ("long", "cmpxchg16b"),
+]  # fmt: skip
+# iced-x86 mnemonics of the probed instructions (an UnrecoverableException at one is looked up)
+_MNEMONICS: dict[int, str] = {
+    iced.Mnemonic.INT: "int",
+    iced.Mnemonic.IRET: "iret",
+    iced.Mnemonic.IRETD: "iret",
+    iced.Mnemonic.IRETQ: "iretq",
+    iced.Mnemonic.INT3: "int3",
+    iced.Mnemonic.CMPXCHG16B: "cmpxchg16b",
+}
+
+_lock = threading.RLock()
+_probing = threading.local()
+
+
+def _gate(mode: str, offset: int) -> bytes:
+    """An interrupt gate (present, DPL 0, type 0xE) to ``offset`` in code segment 0x8."""
+    if mode == "real":  # an IVT entry: offset, segment
+        return struct.pack("<HH", offset, 0)
+    low = struct.pack("<HHBBH", offset & 0xFFFF, 0x8, 0, 0x8E, (offset >> 16) & 0xFFFF)
+    return low if mode == "protected" else low + struct.pack("<II", offset >> 32, 0)
+
+
+def _iret_frame(mode: str, target: int) -> bytes:
+    """The stack an IRET of ``mode`` pops to land at ``target`` in the same privilege level."""
+    if mode == "real":
+        return struct.pack("<HHH", target, 0, 0x2)
+    if mode == "protected":
+        return struct.pack("<III", target, 0x8, 0x2)
+    return struct.pack("<QQQQQ", target, 0x8, 0x2, _STACK, 0x10)
+
+
+def _guest(mem: GuestMemory, mode: str, op: str) -> dict[str, object]:
+    """Write probe ``op``'s guest into ``mem``; returns the VP's registers."""
+    entry = entry_gpa(mode)
+    handler = entry + _HANDLER_OFFSET
+    if mode == "real":
+        regs = real_mode_registers(rip=entry)
+    elif mode == "protected":
+        regs = protected_mode_registers(mem, entry, gdt=_GDT)
+    else:
+        regs = long_mode_registers(mem, entry)
+        code64, data = Segment.flat(0x8, code=True, long_mode=True), Segment.flat(0x10, code=False)
+        mem.write(_GDT, bytes(8) + _descriptor(code64) + _descriptor(data))  # for the gates and IRETQ
+        regs["gdtr"] = Table(base=_GDT, limit=3 * 8 - 1)
+    _label, code, vector = _OPS[op]
+    gates = {} if vector is None else {vector: handler}
+    if mode != "real" and vector != _UD:  # a #UD says so (e.g. a CPU feature the VP lacks)
+        gates[_UD] = entry + _UD_HANDLER_OFFSET
+        mem.write(entry + _UD_HANDLER_OFFSET, bytes([0xE6, _RAISED_UD, 0xF4]))
+    if gates:
+        size = len(_gate(mode, 0))
+        idt = 0 if mode == "real" else _IDT  # real mode: the IVT at 0 (real_mode_registers' IDTR)
+        for number, target in gates.items():
+            mem.write(idt + number * size, _gate(mode, target))
+        if mode != "real":
+            regs["idtr"] = Table(base=_IDT, limit=(max(gates) + 1) * size - 1)
+    if op.startswith("iret"):
+        frame = _iret_frame(mode, handler)
+        mem.write(_STACK - len(frame), frame)
+        regs["rsp"] = _STACK - len(frame)
+    if op == "cmpxchg16b":
+        regs["rsi"] = _SCRATCH
+        code += _OUT_REACHED_HLT  # it works when the guest gets past it
+    mem.write(entry, code + _OUT_FELL_HLT)
+    mem.write(handler, _OUT_REACHED_HLT)
+    return regs
+
+
+def _run_probe(mode: str, op: str) -> tuple[bool, str]:
+    """Run probe ``op`` in ``mode`` on a partition of its own: (reached the handler, what was seen)."""
+    with Mshv() as hv, GuestMemory(_MEMORY_SIZE) as mem:
+        partition = hv.create_partition(lapic=False)
+        try:
+            partition.map_memory(mem, 0)
+            vp = partition.create_vp(0)
+            vp.set_registers(_guest(mem, mode, op))  # type: ignore[arg-type]
+            exit_ = vp.run()
+        finally:
+            partition.close()
+    if isinstance(exit_, IoPortIntercept) and exit_.port == _REACHED:
+        return True, "the probe guest ran it"
+    if isinstance(exit_, IoPortIntercept) and exit_.port == _RAISED_UD:
+        return False, "it raised #UD in the probe guest (the VP's CPU does not offer it)"
+    if isinstance(exit_, UnrecoverableException):
+        return (
+            False,
+            f"unrecoverable exception at the instruction (RIP {exit_.rip:#x}): the host cannot run it",
+        )
+    return False, f"the probe guest did not get past it: {type(exit_).__name__} at RIP {exit_.rip:#x}"  # type: ignore[attr-defined]
+
+
+@functools.cache
+def instruction_limit(mode: str, op: str) -> Limit:
+    """Whether the backend runs instruction ``op`` ("int", "iret", "iretq", "int3", "cmpxchg16b",
+    "ud2") in ``mode`` ("real", "protected", "long"); probed once per process."""
+    if (mode, op) not in _INSTRUCTION_PROBES:
+        raise ValueError(f"no probe for {op!r} in {mode!r} mode; probes: {_INSTRUCTION_PROBES}")
+    name = f"{_OPS[op][0]} in {mode} mode"
+    with _lock:
+        _probing.active = True
+        try:
+            works, detail = _run_probe(mode, op)
+            if not works and mode != "real" and op != "ud2" and not instruction_limit(mode, "ud2").works:
+                return Limit(name, None, f"inconclusive: {detail}, and so did the control (#UD)")
+        except (MshvError, OSError) as exc:
+            return Limit(name, None, f"could not probe: {exc}")
+        finally:
+            _probing.active = False
+    return Limit(name, works, detail)
+
+
+# kind of install_intercept -> (name in the report, parameter)
+_INTERCEPT_PROBES: list[tuple[str, str, dict[str, int]]] = [
+    ("port IO intercept", "io_port", {"port": 0x80}),
+    ("MSR intercept (all MSRs)", "msr", {}),
+    ("CPUID intercept", "cpuid", {"leaf": 0}),
+    ("exception intercept #DB (1)", "exception", {"vector": 1}),
+    ("exception intercept #BP (3)", "exception", {"vector": 3}),
+    ("exception intercept #UD (6)", "exception", {"vector": 6}),
+    ("exception intercept #GP (13)", "exception", {"vector": 13}),
+    ("exception intercept #PF (14)", "exception", {"vector": 14}),
+]
+
+
+def _intercept_limits() -> list[Limit]:
+    limits = []
+    with Mshv() as hv, hv.create_partition(lapic=False) as partition:
+        for name, kind, parameter in _INTERCEPT_PROBES:
+            try:
+                partition.install_intercept(kind, **parameter)
+            except MshvError as exc:
+                status = f"HV_STATUS_{exc.hv_status.name}" if exc.hv_status is not None else str(exc)
+                limits.append(Limit(name, False, f"HvCallInstallIntercept answered {status}"))
+            else:
+                limits.append(Limit(name, True, "HvCallInstallIntercept accepted it"))
+    return limits
+
+
+def _tsc_limit() -> Limit:
+    """Whether a TSC write from the VMM sticks (some KVMs ignore host-initiated TSC writes)."""
+    jump = 1 << 40
+    with Mshv() as hv, hv.create_partition(lapic=False) as partition:
+        vp = partition.create_vp(0)
+        before = vp.reg_read("tsc")
+        assert isinstance(before, int)
+        vp.reg_write("tsc", before + jump)
+        after = vp.reg_read("tsc")
+        assert isinstance(after, int)
+    works = abs(after - (before + jump)) < jump // 2
+    return Limit("TSC writes", works, f"wrote {before + jump:#x}, read back {after:#x}")
+
+
+@functools.cache
+def probe_limits() -> tuple[Limit, ...]:
+    """Every probe, once per process: instructions, intercepts, TSC writes."""
+    limits = [instruction_limit(mode, op) for mode, op in _INSTRUCTION_PROBES]
+    for probe in (_intercept_limits, lambda: [_tsc_limit()]):
+        try:
+            limits += probe()
+        except (MshvError, OSError) as exc:
+            limits.append(Limit(getattr(probe, "__name__", "probe"), None, f"could not probe: {exc}"))
+    return tuple(limits)
+
+
+def _code_at(vp: Vp, header: InterceptHeader) -> bytes:
+    """The bytes at the intercept's RIP (up to 15, within one mapped region), or b"" when unmapped."""
+    linear = (header.cs.base + header.rip) if header.mode != "long" else header.rip
+    translation = vp.translate_gva(linear)
+    if translation.result != TranslateResult.SUCCESS:
+        return b""
+    region = vp.partition.region_at(translation.gpa)
+    if region is None:
+        return b""
+    start = region.offset + translation.gpa - region.gpa
+    return region.memory.read(start, min(15, region.gpa + region.size - translation.gpa))
+
+
+def host_cause(vp: Vp, intercept: UnrecoverableException) -> str | None:
+    """Why ``intercept`` is likely the host's doing, or None: the VP stopped at an instruction
+    that the probes found the backend cannot run in the VP's mode (see :func:`instruction_limit`).
+    """
+    if getattr(_probing, "active", False):
+        return None  # a probe's own guest: it is being measured
+    header = intercept.header
+    try:
+        code = _code_at(vp, header)
+    except (MshvError, ValueError):
+        return None
+    if not code:
+        return None
+    bits = 64 if header.mode == "long" else 32 if header.cs.default_big else 16
+    instr = iced.Decoder(bits, code, ip=header.rip).decode()
+    op = _MNEMONICS.get(instr.mnemonic)
+    if op is None or (header.mode, op) not in _INSTRUCTION_PROBES:
+        return None
+    limit = instruction_limit(header.mode, op)
+    if limit.works is not False:
+        return None
+    text = iced.Formatter(iced.FormatterSyntax.GAS).format(instr)
+    return (
+        f"the host's KVM cannot run `{text}` in {header.mode} mode (a probe guest doing {limit.name} "
+        "stops the same way; `mshv info` lists the backend's limits): likely not the guest's fault"
+    )

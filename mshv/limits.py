@@ -36,11 +36,11 @@ from mshv.intercepts import IoPortIntercept, UnrecoverableException
 from mshv.memory import GuestMemory
 from mshv.registers import Segment, Table
 from mshv.testing import (
-    _descriptor,
     entry_gpa,
     long_mode_registers,
     protected_mode_registers,
     real_mode_registers,
+    segment_descriptor,
 )
 from mshv.translate import TranslateResult
 
@@ -128,7 +128,9 @@ def _guest(mem: GuestMemory, mode: str, op: str) -> dict[str, object]:
     else:
         regs = long_mode_registers(mem, entry)
         code64, data = Segment.flat(0x8, code=True, long_mode=True), Segment.flat(0x10, code=False)
-        mem.write(_GDT, bytes(8) + _descriptor(code64) + _descriptor(data))  # for the gates and IRETQ
+        mem.write(
+            _GDT, bytes(8) + segment_descriptor(code64) + segment_descriptor(data)
+        )  # for the gates and IRETQ
         regs["gdtr"] = Table(base=_GDT, limit=3 * 8 - 1)
     _label, code, vector = _OPS[op]
     gates = {} if vector is None else {vector: handler}

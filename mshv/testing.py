@@ -35,6 +35,7 @@ __all__ = [
     "partition_with_one_vp",
     "protected_mode_registers",
     "real_mode_registers",
+    "segment_descriptor",
 ]
 
 CODE_GPA = 0x1000  # real mode code: below 64 KiB, so CS base 0 reaches it
@@ -99,7 +100,7 @@ def long_mode_registers(
     }  # fmt: skip
 
 
-def _descriptor(seg: Segment) -> bytes:
+def segment_descriptor(seg: Segment) -> bytes:
     """The 8-byte GDT descriptor of ``seg`` (the attribute word is the descriptor's bits 40-55)."""
     limit = seg.limit >> 12 if seg.attributes & (1 << 15) else seg.limit  # G: 4 KiB units
     value = (
@@ -120,7 +121,7 @@ def protected_mode_registers(
     exceptions can be delivered through an IDT the guest loads.
     """
     code, data = Segment.flat(0x8, code=True), Segment.flat(0x10, code=False)
-    mem.write(gdt, bytes(8) + _descriptor(code) + _descriptor(data))
+    mem.write(gdt, bytes(8) + segment_descriptor(code) + segment_descriptor(data))
     return {
         "gdtr": Table(base=gdt, limit=3 * 8 - 1),
         "cr0": (1 << 0) | (1 << 4),  # PE | ET

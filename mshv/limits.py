@@ -128,9 +128,8 @@ def _guest(mem: GuestMemory, mode: str, op: str) -> dict[str, object]:
     else:
         regs = long_mode_registers(mem, entry)
         code64, data = Segment.flat(0x8, code=True, long_mode=True), Segment.flat(0x10, code=False)
-        mem.write(
-            _GDT, bytes(8) + segment_descriptor(code64) + segment_descriptor(data)
-        )  # for the gates and IRETQ
+        # a GDT: the gates' selector and IRETQ's CS and SS are loaded from it
+        mem.write(_GDT, bytes(8) + segment_descriptor(code64) + segment_descriptor(data))
         regs["gdtr"] = Table(base=_GDT, limit=3 * 8 - 1)
     _label, code, vector = _OPS[op]
     gates = {} if vector is None else {vector: handler}

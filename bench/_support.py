@@ -57,8 +57,22 @@ MMIO_VALUE = 0x1234
 PORT = 0x80
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
-MAP_SIZES_4K = [4 * KIB * 4**i for i in range(10)] + [2 * MIB]  # 4 KiB ... 1 GiB, and 2 MiB
-MAP_SIZES_2M = [2 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, GIB]
+
+
+def _selected_sizes() -> list[int] | None:
+    """The map sizes ``mshv bench --sizes`` chose (MSHV_BENCH_SIZES, bytes, comma-separated)."""
+    text = os.environ.get("MSHV_BENCH_SIZES", "").strip()
+    return sorted({int(size) for size in text.split(",")}) if text else None
+
+
+_SIZES = _selected_sizes()
+# 4 KiB pages: 4 KiB ... 1 GiB in powers of 4, and 2 MiB; 2 MiB pages: 2 MiB ... 1 GiB
+MAP_SIZES_4K = [4 * KIB * 4**i for i in range(10)] + [2 * MIB] if _SIZES is None else _SIZES
+MAP_SIZES_2M = (
+    [2 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, GIB]
+    if _SIZES is None
+    else [size for size in _SIZES if size % (2 * MIB) == 0]
+)
 
 GUESTS = {
     "out": f"mov ${PORT:#x}, %dx\n1: out %al, %dx\njmp 1b",
@@ -250,27 +264,54 @@ def long_mode_vp(kind: str) -> Iterator[tuple[Partition, Vp, GuestMemory]]:
             pt.close()
 
 
+NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
+FREE_HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+
+
 @contextmanager
-def hugepages(count: int, notes: list[str]) -> Iterator[bool]:
-    """Reserve ``count`` 2 MiB hugetlb pages (root only); restores the old value afterwards."""
-    path = Path("/proc/sys/vm/nr_hugepages")
+def hugepages(
+    count: int,
+    notes: list[str],
+    *,
+    reserve: bool,
+    nr_path: Path = NR_HUGEPAGES,
+    free_path: Path = FREE_HUGEPAGES,
+) -> Iterator[bool]:
+    """Whether ``count`` free 2 MiB hugetlb pages are there for the session.
+
+    The host's setting is changed only with ``reserve`` (``mshv bench --reserve-hugepages``,
+    root): then the missing pages are added to vm.nr_hugepages for the session and the old
+    value is put back afterwards. Without it, too few free pages is a note, and the 2 MiB
+    cases are skipped.
+    """
     try:
-        old = int(path.read_text())
-    except OSError as exc:
-        notes.append(f"hugetlb: cannot read {path}: {exc}")
+        old, free = int(nr_path.read_text()), int(free_path.read_text())
+    except (OSError, ValueError) as exc:
+        notes.append(f"hugetlb: cannot read the free 2 MiB page count: {exc}")
         yield False
         return
-    ok = old >= count
+    missing = count - free
+    if missing <= 0:
+        yield True
+        return
+    if not reserve:
+        notes.append(
+            f"hugetlb: {count} free 2 MiB pages needed, {free} free: the 2 MiB cases were skipped "
+            "(mshv bench --reserve-hugepages reserves them for the run, as root, and restores "
+            "vm.nr_hugepages)"
+        )
+        yield False
+        return
+    try:
+        nr_path.write_text(f"{old + missing}\n")
+        ok = int(nr_path.read_text()) >= old + missing  # the kernel may find fewer free pages
+    except OSError as exc:
+        notes.append(f"hugetlb: cannot reserve {missing} more 2 MiB pages: {exc}")
+        yield False
+        return
     if not ok:
-        try:
-            path.write_text(str(count))
-            ok = int(path.read_text()) >= count
-        except OSError as exc:
-            notes.append(f"hugetlb: cannot reserve {count} pages: {exc}")
-    if not ok:
-        notes.append(f"hugetlb: only {path.read_text().strip()} of {count} 2 MiB pages reserved")
+        notes.append(f"hugetlb: asked for {old + missing} 2 MiB pages, got {nr_path.read_text().strip()}")
     try:
         yield ok
     finally:
-        if int(path.read_text()) != old:
-            path.write_text(str(old))
+        nr_path.write_text(f"{old}\n")

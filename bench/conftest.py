@@ -30,8 +30,11 @@ def cbase() -> CBaselines:
 
 @pytest.fixture(scope="session")
 def hugetlb() -> Iterator[bool]:
-    """2 MiB pages for the largest hugetlb case (plus slack), reserved for the session."""
-    with hugepages(max(MAP_SIZES_2M) // (2 << 20) + 8, _BASELINES.notes) as ok:
+    """2 MiB pages for the largest hugetlb case (plus slack); reserved for the session only when
+    MSHV_BENCH_RESERVE_HUGEPAGES=1 (``mshv bench --reserve-hugepages``)."""
+    reserve = os.environ.get("MSHV_BENCH_RESERVE_HUGEPAGES") == "1"
+    count = max(MAP_SIZES_2M, default=0) // (2 << 20) + 8
+    with hugepages(count, _BASELINES.notes, reserve=reserve) as ok:
         yield ok
 
 

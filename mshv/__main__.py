@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
+import runpy
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mshv import abi as abi_mod
@@ -117,7 +121,61 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mshv.bench import run_bench
 
-    return run_bench(quick=args.quick, json_path=args.json, plot_path=args.plot)
+    return run_bench(
+        quick=args.quick,
+        json_path=args.json,
+        plot_path=args.plot,
+        only=args.only,
+        sizes=args.sizes,
+        reserve_hugepages=args.reserve_hugepages,
+    )
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser that raises ValueError with the message to show."""
+
+    def check(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
+def examples_dir() -> Path | None:
+    """Where the examples are: the installed package's ``mshv/examples`` (shipped with it), else
+    the ``examples/`` of the checkout the package runs from."""
+    package = Path(__file__).resolve().parent
+    for path in (package / "examples", package.parent / "examples"):
+        if (path / "hello_guest.py").is_file():
+            return path
+    return None
+
+
+def _cmd_examples(args: argparse.Namespace) -> int:
+    where = examples_dir()
+    if where is None:
+        print(
+            "mshv: no examples found (the installed package has no mshv/examples): reinstall", file=sys.stderr
+        )
+        return 2
+    scripts = {path.stem: path for path in sorted(where.glob("*.py")) if not path.name.startswith("_")}
+    if args.path:
+        print(where)
+        return 0
+    if args.name is None:
+        print(f"examples in {where} (run one: mshv examples NAME):")
+        for name, path in scripts.items():
+            summary = (ast.get_docstring(ast.parse(path.read_text())) or "").splitlines()
+            print(f"  {name:<14} {summary[0] if summary else ''}")
+        return 0
+    script = scripts.get(args.name.removesuffix(".py"))
+    if script is None:
+        print(f"mshv: no example {args.name!r}; there are: {', '.join(scripts)}", file=sys.stderr)
+        return 2
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -193,6 +251,17 @@ def _add_seccomp_parser(sub: Any) -> None:
     p.set_defaults(func=_cmd_seccomp)
 
 
+def _bench_parse(name: str) -> Callable[[str], Any]:
+    """mshv.bench's parser ``name``, imported when used (mshv.bench is not needed otherwise)."""
+
+    def parse(text: str) -> Any:
+        from mshv import bench
+
+        return getattr(bench, name)(text)
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mshv`` command."""
     parser = argparse.ArgumentParser(prog="mshv", description="Python binding to /dev/mshv")
@@ -211,7 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a short run (about a minute)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw exit latency and map cost (needs matplotlib)")
+    p.add_argument("--only", metavar="SUITES", type=_checked(_bench_parse("parse_only")),
+                   help="run only these, comma-separated: exits, map, touch, bitmap, regs")  # fmt: skip
+    p.add_argument("--sizes", metavar="SIZES", type=_checked(_bench_parse("parse_sizes")),
+                   help="map+unmap region sizes, comma-separated, e.g. 4K,64K,2M,1G")  # fmt: skip
+    p.add_argument("--reserve-hugepages", action="store_true",
+                   help="raise vm.nr_hugepages for the 2 MiB cases if too few are free (root); "
+                   "the old value is restored afterwards")  # fmt: skip
     p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("examples", help="list the example scripts, or run one")
+    p.add_argument("name", nargs="?", help="the example to run (e.g. hello_guest)")
+    p.add_argument("--path", action="store_true", help="print the directory of the examples")
+    p.set_defaults(func=_cmd_examples)
     p = sub.add_parser("emulator", help="the /dev/mshv emulator library")
     p.add_argument("--preload-path", action="store_true", help="print the LD_PRELOAD library path")
     p.set_defaults(func=_cmd_emulator)

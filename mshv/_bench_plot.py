@@ -9,16 +9,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mshv.bench import comparisons, format_ratio
+
 __all__ = ["PlotUnavailable", "plot_report"]
 
-_EXIT_DRIVERS = [  # (label, where the median is: ("c", case pattern) or ("py", impl))
-    ("raw KVM (C)", "c", "c_kvm_{kind}"),
-    ("mshv C client, reg page", "c", "c_mshv_{kind}_regpage"),
-    ("mshv C client, hypercall", "c", "c_mshv_{kind}_hvcall"),
-    ("Cython RunLoop", "py", "exit_{kind}_runloop_cython"),
-    ("pure-Python RunLoop", "py", "exit_{kind}_runloop_pure"),
-    ("vp.run() + complete", "py", "exit_{kind}_python_run"),
+# The C baselines drawn beside each exit kind (from report["c"], as the table's C section).
+_C_DRIVERS = [
+    ("raw KVM (C)", "c_kvm_{kind}"),
+    ("mshv C client, reg page", "c_mshv_{kind}_regpage"),
+    ("mshv C client, hypercall", "c_mshv_{kind}_hvcall"),
 ]
+# The Python drivers (report["cases"] by impl, as the table's case rows), each drawn with the
+# C it is compared with and the ratio, all from mshv.bench.comparisons.
+_PY_DRIVERS = [
+    ("Cython RunLoop", "runloop_cython"),
+    ("pure-Python RunLoop", "runloop_pure"),
+    ("vp.run() + complete", "python_run"),
+]
+_PAIRED_C = "C on the same VP (what the ratio compares with)"
 _KINDS = ["out", "in", "mmio_read", "mmio_write"]
 
 
@@ -37,26 +45,58 @@ def _pyplot() -> Any:
     return importlib.import_module("matplotlib.pyplot")
 
 
+def _exit_bars(report: dict[str, Any], kind: str) -> list[tuple[str, float, str | None]]:
+    """The bars of one exit kind: (label, µs, ratio text or None), from the table's sources."""
+    bars: list[tuple[str, float, str | None]] = []
+    for label, pattern in _C_DRIVERS:
+        entry = report["c"].get(pattern.format(kind=kind))
+        if entry:
+            bars.append((label, entry["median_ns"] / 1000, None))
+    rows = {row.impl: row for row in comparisons(report) if row.group == f"exit_{kind}"}
+    for label, impl in _PY_DRIVERS:
+        row = rows.get(impl)
+        if row is None:
+            continue
+        ratio = format_ratio(row.ratio) if row.ratio is not None else None
+        bars.append((label, row.median_ns / 1000, ratio))
+        if row.c_median_ns is not None:
+            bars.append((_PAIRED_C, row.c_median_ns / 1000, None))
+    return bars
+
+
 def _exit_panel(ax: Any, report: dict[str, Any]) -> None:
-    width = 0.8 / len(_EXIT_DRIVERS)
-    for i, (label, where, pattern) in enumerate(_EXIT_DRIVERS):
-        table = report["c"] if where == "c" else report["cases"]
-        xs, ys = [], []
-        for k, kind in enumerate(_KINDS):
-            entry = table.get(pattern.format(kind=kind))
-            if entry:
-                xs.append(k + (i - len(_EXIT_DRIVERS) / 2 + 0.5) * width)
-                ys.append(entry["median_ns"] / 1000)
-        if xs:
-            ax.bar(xs, ys, width, label=label)
+    per_kind = {kind: _exit_bars(report, kind) for kind in _KINDS}
+    if not any(per_kind.values()):
+        _not_run(ax, "exit latency")
+        return
+    width = 0.8 / max(len(bars) for bars in per_kind.values())
+    colors: dict[str, str] = {}
+    palette = [f"C{i}" for i in range(10)]
+    for k, kind in enumerate(_KINDS):
+        bars = per_kind[kind]
+        for i, (label, value, ratio) in enumerate(bars):
+            x = k + (i - len(bars) / 2 + 0.5) * width
+            first = label not in colors
+            color = colors.setdefault(label, "0.6" if label == _PAIRED_C else palette[len(colors) % 10])
+            ax.bar([x], [value], width, label=label if first else "_nolegend_", color=color)
+            if ratio is not None:
+                ax.text(x, value, ratio, ha="center", va="bottom", fontsize=6, rotation=90)
     ax.set_xticks(range(len(_KINDS)), [k.replace("_", " ") for k in _KINDS])
     ax.set_ylabel("µs per exit (median)")
-    ax.set_title("Exit latency per driver")
-    ax.legend(fontsize=8)
+    ax.set_title("Exit latency per driver; ratio to the grey C bar after it (as in the table)")
+    ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
 
 
+def _not_run(ax: Any, what: str) -> None:
+    ax.text(0.5, 0.5, f"{what}: not in this run (mshv bench --only)", ha="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
 def _map_panel(ax: Any, report: dict[str, Any]) -> None:
+    if not any(str(v.get("group", "")).startswith("map_") for v in report["cases"].values()):
+        _not_run(ax, "map + unmap")
+        return
     styles = {"4k": ("tab:blue", "4 KiB pages"), "2m": ("tab:orange", "2 MiB hugetlb pages")}
     for pages, (color, label) in styles.items():
         py = sorted(

@@ -19,18 +19,40 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mshv import abi
 from mshv import backend as backend_mod
 
-__all__ = ["find_bench_dir", "machine_info", "run_bench"]
+__all__ = [
+    "SUITES",
+    "Comparison",
+    "comparisons",
+    "find_bench_dir",
+    "format_ratio",
+    "machine_info",
+    "parse_only",
+    "parse_sizes",
+    "run_bench",
+]
+
+#: What ``mshv bench --only`` can select, and the pytest node ids each runs.
+SUITES: dict[str, tuple[str, ...]] = {
+    "exits": ("bench_exits.py",),
+    "map": ("bench_memory.py::bench_map_unmap_4k", "bench_memory.py::bench_map_unmap_2m"),
+    "touch": ("bench_memory.py::bench_first_touch",),
+    "bitmap": ("bench_memory.py::bench_dirty_bitmap",),
+    "regs": ("bench_registers.py",),
+}
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+_MAX_MAP_SIZE = 64 << 30
 
 _MISSING_PLUGIN = (
     "mshv bench needs pytest-benchmark: pip install 'python-mshv[bench]' (or pip install pytest-benchmark)"
@@ -83,13 +105,46 @@ def machine_info(quick: bool) -> dict[str, Any]:
     }
 
 
-def _run_suites(bench_dir: Path, quick: bool, tmp: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
+def parse_only(text: str) -> list[str]:
+    """``--only exits,map``: the suites named (of :data:`SUITES`), in the order given."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in SUITES:
+            raise ValueError(f"unknown {name!r}: choose from {', '.join(SUITES)} (comma-separated)")
+    if not names:
+        raise ValueError(f"name at least one of {', '.join(SUITES)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes 4K,64K,2M,1G``: map+unmap region sizes in bytes (K/M/G are KiB/MiB/GiB)."""
+    sizes = []
+    for token in (t.strip() for t in text.split(",")):
+        match = re.fullmatch(r"(\d+)\s*([KMG]?)(?:i?B)?", token, re.IGNORECASE)
+        size = int(match.group(1)) * _UNITS[match.group(2).upper()] if match else 0
+        if not 0 < size <= _MAX_MAP_SIZE or size % 4096:
+            raise ValueError(
+                f"{token or repr(token)} is not a size in whole 4 KiB pages up to 64G (e.g. 4K, 64K, 2M, 1G)"
+            )
+        sizes.append(size)
+    return sorted(set(sizes))
+
+
+def _run_suites(
+    bench_dir: Path, options: dict[str, Any], tmp: Path
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
     bench_json, c_json = tmp / "pytest-benchmark.json", tmp / "c.json"
     env = dict(os.environ, MSHV_BENCH_C_JSON=str(c_json), MSHV_BENCH_PROGRESS="1")
-    env["MSHV_BENCH_QUICK"] = "1" if quick else "0"
+    env["MSHV_BENCH_QUICK"] = "1" if options["quick"] else "0"
+    env["MSHV_BENCH_RESERVE_HUGEPAGES"] = "1" if options["reserve_hugepages"] else "0"
+    if options["sizes"]:
+        env["MSHV_BENCH_SIZES"] = ",".join(str(size) for size in options["sizes"])
     cmd = [sys.executable, "-m", "pytest", "-qq", "--benchmark-quiet", f"--benchmark-json={bench_json}"]
     cmd += ["-p", "no:cacheprovider", "--rootdir", str(bench_dir), "-c", str(bench_dir / "pytest.ini")]
-    cmd.append(str(bench_dir))
+    if options["only"]:
+        cmd += [str(bench_dir / node) for name in options["only"] for node in SUITES[name]]
+    else:
+        cmd.append(str(bench_dir))
     # pytest's own output goes to stderr with the progress lines: stdout is the table.
     proc = subprocess.run(cmd, cwd=bench_dir, env=env, stdout=sys.stderr)
     bench = json.loads(bench_json.read_text()) if bench_json.exists() else {"benchmarks": []}
@@ -152,6 +207,41 @@ def map_growth(cases: dict[str, Any]) -> dict[str, Any]:
     return growth
 
 
+class Comparison(NamedTuple):
+    """One Python case against its C baseline: what the table prints and the plot draws."""
+
+    case: str
+    group: str
+    impl: str
+    unit: str
+    median_ns: float
+    c_case: str
+    c_median_ns: float | None  # the C the ratio compares with (paired rounds where there are)
+    ratio: float | None
+
+
+def comparisons(report: dict[str, Any]) -> list[Comparison]:
+    """The report's Python cases with their C baselines and ratios, in report order."""
+    return [
+        Comparison(
+            name,
+            r.get("group", ""),
+            r.get("impl", ""),
+            r["unit"],
+            r["median_ns"],
+            r.get("c_case", ""),
+            r.get("c_median_ns"),
+            r.get("ratio_to_c"),
+        )  # fmt: skip
+        for name, r in report["cases"].items()
+    ]
+
+
+def format_ratio(ratio: float) -> str:
+    """A ratio as the table and the plot show it: ``0.98x``."""
+    return f"{ratio:.2f}x"
+
+
 def _fmt_ns(ns: float) -> str:
     if ns >= 1e6:
         return f"{ns / 1e6:9.2f} ms"
@@ -174,13 +264,11 @@ def format_table(report: dict[str, Any]) -> str:
         ratio = f"{r['ratio_to_kvm']:9.2f}x" if "ratio_to_kvm" in r else ""
         lines.append(f"{name:<34} {_fmt_ns(r['median_ns']):>12} {r['unit']:<5} {ratio:>10}")
     lines += ["", f"{'case':<34} {'median':>12} {'per':<5} {'C baseline':<30} {'C median':>12} {'ratio':>7}"]
-    for name, r in report["cases"].items():
-        c_med = _fmt_ns(r["c_median_ns"]) if "c_median_ns" in r else ""
-        ratio = f"{r['ratio_to_c']:6.2f}x" if "ratio_to_c" in r else ""
-        lines.append(
-            f"{name:<34} {_fmt_ns(r['median_ns']):>12} {r['unit']:<5} {r.get('c_case', ''):<30} "
-            f"{c_med:>12} {ratio:>7}"
-        )
+    for row in comparisons(report):
+        c_med = _fmt_ns(row.c_median_ns) if row.c_median_ns is not None else ""
+        ratio = format_ratio(row.ratio) if row.ratio is not None else ""
+        median = _fmt_ns(row.median_ns)
+        lines.append(f"{row.case:<34} {median:>12} {row.unit:<5} {row.c_case:<30} {c_med:>12} {ratio:>7}")
     if report.get("growth"):
         lines += ["", "map+unmap cost by region size (Theil-Sen fit: fixed + per 4 KiB of region)"]
         for name, g in report["growth"].items():
@@ -209,8 +297,24 @@ def bench_problem() -> str | None:
     return None
 
 
-def run_bench(quick: bool = False, json_path: str | None = None, plot_path: str | None = None) -> int:
-    """Run the suites, print the table, write the JSON report and the plot; returns an exit code."""
+def run_bench(
+    quick: bool = False,
+    json_path: str | None = None,
+    plot_path: str | None = None,
+    *,
+    only: list[str] | None = None,
+    sizes: list[int] | None = None,
+    reserve_hugepages: bool = False,
+) -> int:
+    """Run the suites, print the table, write the JSON report and the plot; returns an exit code.
+
+    Args:
+        only: run these suites of :data:`SUITES` (default: all).
+        sizes: the map+unmap region sizes in bytes (default: 4 KiB ... 1 GiB).
+        reserve_hugepages: raise vm.nr_hugepages for the run when too few 2 MiB pages are
+            free (root), and restore it afterwards; without it the host is left alone and
+            the 2 MiB cases are skipped with a note.
+    """
     problem = bench_problem()
     if problem is not None:
         print(problem, file=sys.stderr)
@@ -221,8 +325,9 @@ def run_bench(quick: bool = False, json_path: str | None = None, plot_path: str 
         print(exc, file=sys.stderr)
         return 2
     machine = machine_info(quick)
+    options = {"quick": quick, "only": only, "sizes": sizes, "reserve_hugepages": reserve_hugepages}
     with tempfile.TemporaryDirectory(prefix="mshv-bench-") as tmp:
-        code, bench, c = _run_suites(bench_dir, quick, Path(tmp))
+        code, bench, c = _run_suites(bench_dir, options, Path(tmp))
     report = build_report(machine, bench, c)
     print(format_table(report))
     if json_path:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,100 @@ def test_bench_without_a_compiler_says_so(monkeypatch: pytest.MonkeyPatch) -> No
     problem = bench_problem() or ""
     assert problem.startswith("mshv bench compiles its C baselines with no-such-cc-for-mshv")
     assert run_bench(quick=True) == 2
+
+
+def _support() -> Any:
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        import _support
+    finally:
+        sys.path.remove(str(bench))
+    return _support
+
+
+def test_hugepages_are_reserved_only_when_asked_and_restored(tmp_path: Path) -> None:
+    """No silent write of vm.nr_hugepages: without ``reserve`` the count is left alone (and the
+    note says which flag asks for it); with it, it is raised for the run and put back after."""
+    nr, free = tmp_path / "nr_hugepages", tmp_path / "free_hugepages"
+    nr.write_text("3\n")
+    free.write_text("1\n")
+    support = _support()
+    notes: list[str] = []
+    with support.hugepages(4, notes, reserve=False, nr_path=nr, free_path=free) as ok:
+        assert not ok and nr.read_text() == "3\n"
+    assert any("--reserve-hugepages" in n for n in notes), notes
+    notes.clear()
+    with support.hugepages(4, notes, reserve=True, nr_path=nr, free_path=free) as ok:
+        assert ok and int(nr.read_text()) == 3 + 3  # the 3 missing pages on top of the old count
+    assert int(nr.read_text()) == 3 and not notes
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "mshv", "bench", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_only_and_sizes_select_the_cases(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _bench("--quick", "--only", "map", "--sizes", "4K,2M", "--json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    cases = set(report["cases"])
+    assert {"map_4k_4096", "map_4k_2097152"} <= cases, cases
+    assert cases <= {"map_4k_4096", "map_4k_2097152", "map_2m_2097152"}, cases  # nothing else ran
+    assert not any(name.startswith(("c_kvm", "c_regs", "c_touch", "c_bitmap")) for name in report["c"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--only", "exits,disk"], "--only: unknown 'disk'"), (["--sizes", "3K"], "--sizes: 3K is not")],
+)
+def test_bad_selections_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = _bench("--quick", *args, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+class _Axes:
+    """Records what a panel draws (bars and their labels, texts)."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, list[float]] = {}
+        self.texts: list[str] = []
+
+    def bar(self, xs: list[float], ys: list[float], width: float, label: str = "", **kw: Any) -> None:
+        self.bars.setdefault(label, []).extend(ys)
+
+    def text(self, x: float, y: float, s: str, **kw: Any) -> None:
+        self.texts.append(s)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None
+
+
+def test_the_plot_draws_what_the_table_says() -> None:
+    """The exit panel's numbers are the table's: each driver's median, the C it is compared
+    with, and the ratio, all read from one place (it once drew 20.7 µs beside a C client's
+    7 µs while the table said 0.98x of the in-process C)."""
+    from mshv._bench_plot import _exit_panel
+    from mshv.bench import format_table
+
+    case = {"group": "exit_out", "impl": "runloop_cython", "unit": "exit", "median_ns": 20_700.0,
+            "c_case": "c_inproc_out", "c_median_ns": 21_100.0, "ratio_to_c": 0.981}  # fmt: skip
+    report = {
+        "machine": {"backend": "emulator", "backend_reason": "r", "kernel": "k", "cpu": "c", "cpus": 2,
+                    "python": "3", "quick": True},  # fmt: skip
+        "cases": {"exit_out_runloop_cython": case},
+        "c": {"c_kvm_out": {"median_ns": 7_300.0, "unit": "exit"},
+              "c_mshv_out_regpage": {"median_ns": 7_900.0, "unit": "exit"}},  # fmt: skip
+        "growth": {},
+        "notes": [],
+    }
+    table = format_table(report).splitlines()
+    row = next(line for line in table if line.startswith("exit_out_runloop_cython"))
+    assert "20.70 µs" in row and "21.10 µs" in row and "0.98x" in row, row
+    ax = _Axes()
+    _exit_panel(ax, report)
+    assert ax.bars["Cython RunLoop"] == [20.7]
+    assert ax.bars["C on the same VP (what the ratio compares with)"] == [21.1]
+    assert "0.98x" in ax.texts

@@ -41,3 +41,25 @@ def test_example_runs(name: str, tmp_path: Path, backend_ready: None) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == EXPECTED[name]
+
+
+def test_mshv_examples_lists_and_runs_them(tmp_path: Path, backend_ready: None) -> None:
+    """``mshv examples`` finds the examples wherever the package is (they ship with it)."""
+    listing = subprocess.run(
+        [sys.executable, "-m", "mshv", "examples"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(line.split()[0] for line in listing.stdout.splitlines()[1:] if line.strip()) == sorted(
+        name.removesuffix(".py") for name in EXPECTED
+    ), listing.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "mshv", "examples", "hello_guest"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0 and run.stdout.splitlines() == EXPECTED["hello_guest.py"], (
+        run.stdout + run.stderr
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "mshv", "examples", "nope"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "hello_guest" in missing.stderr, missing.stderr

@@ -129,6 +129,14 @@ def test_runloop_is_the_python_twin_and_runs_a_guest(installed: Path, backend_re
     assert proc.stdout.splitlines()[1] == "halt 9 b'AAA' 5"
 
 
+def test_examples_ship_with_the_package(installed: Path, backend_ready: None) -> None:
+    """The installed package carries examples/ (as mshv/examples): ``mshv examples`` runs them."""
+    assert (installed / "mshv" / "examples" / "hello_guest.py").is_file()
+    proc = _run(installed, "-m", "mshv", "examples", "hello_guest")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["Hello from a real-mode guest!", "guest halted after 30 exits"]
+
+
 def test_abi_report_equals_the_compiled_one(installed: Path) -> None:
     proc = _run(installed, "-m", "mshv", "abi", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -136,6 +136,9 @@ class CpuidValues(NamedTuple):
     ecx: int
     edx: int
 
+    def __repr__(self) -> str:
+        return f"CpuidValues(eax={self.eax:#x}, ebx={self.ebx:#x}, ecx={self.ecx:#x}, edx={self.edx:#x})"
+
 
 CpuidRegister = int | tuple[int, int] | None
 

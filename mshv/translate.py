@@ -70,6 +70,9 @@ class GvaTranslation(NamedTuple):
     result: Any  # a TranslateResult (open to codes this version has no name for)
     gpa: int
 
+    def __repr__(self) -> str:
+        return f"GvaTranslation(result={getattr(self.result, 'name', self.result)}, gpa={self.gpa:#x})"
+
 
 def translate_gva(
     fd: int, vp_index: int, gva: int, flags: int = TranslateFlag.VALIDATE_READ

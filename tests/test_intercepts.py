@@ -223,3 +223,16 @@ def test_reprs_show_addresses_in_hex_and_only_what_the_access_has() -> None:
     p.guest_physical_address = 0x3000_0000
     memory = repr(decode(_raw(msg)))
     assert "gpa=0x30000000" in memory and "message_type=UNMAPPED_GPA" in memory
+
+
+def test_translation_and_cpuid_reprs_are_hex() -> None:
+    from mshv import CpuidValues, GvaTranslation, TranslateResult
+
+    assert (
+        repr(GvaTranslation(TranslateResult.SUCCESS, 0x3000_0000))
+        == "GvaTranslation(result=SUCCESS, gpa=0x30000000)"
+    )
+    assert (
+        repr(CpuidValues(1, 0x4D53_4854, 0, 0x10))
+        == "CpuidValues(eax=0x1, ebx=0x4d534854, ecx=0x0, edx=0x10)"
+    )

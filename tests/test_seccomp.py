@@ -111,7 +111,7 @@ if cfg.get("guest"):
     from mshv import HaltIntercept, MshvError
     from mshv.testing import assemble, partition_with_one_vp
     try:
-        with partition_with_one_vp(assemble("mov $0x42, %al; hlt")) as (pt, vp, mem):
+        with partition_with_one_vp(assemble("mov $0x42, %al; hlt"), lapic=False) as (pt, vp, mem):
             exit_ = vp.run()
             report["guest"] = {"halted": isinstance(exit_, HaltIntercept), "rax": vp.regs.rax}
     except MshvError as exc:

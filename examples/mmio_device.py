@@ -2,7 +2,7 @@
 
 The guest writes two operands to the device registers and reads back their sum.
 GPA 0x100000 has no memory, so each access stops the VP with a MemoryIntercept;
-mshv.mmio.emulate_mmio decodes the instruction and calls the device model.
+mshv.x86.mmio.emulate_mmio decodes the instruction and calls the device model.
 
 Run: python examples/mmio_device.py
 """
@@ -10,8 +10,8 @@ Run: python examples/mmio_device.py
 from __future__ import annotations
 
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, Mshv
-from mshv.mmio import emulate_mmio
 from mshv.testing import assemble, long_mode_registers
+from mshv.x86.mmio import emulate_mmio
 
 ENTRY = 0x10000
 DEVICE = 0x100000  # registers: +0 operand a, +4 operand b, +8 sum (read-only)

@@ -40,9 +40,9 @@ from mshv.registers import HvRegister, Segment, Table
 from mshv.regpage import RegisterPage
 from mshv.runloop import RunLoop, RunResult
 from mshv.state import LapicState, SyntheticTimer
-from mshv.stringio import GuestAccessError
 from mshv.translate import GvaTranslation, TranslateFlag, TranslateResult
 from mshv.vp import Vp
+from mshv.x86.stringio import GuestAccessError
 
 __all__ = [
     "ApicEoi",

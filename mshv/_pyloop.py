@@ -17,10 +17,11 @@ from typing import Any
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
-from mshv._mov import GPA_INDEX, MEMORY_FIELDS, mmio_mov
 from mshv._msgread import PAYLOAD_OFFSET
 from mshv.errors import MshvError
 from mshv.handlers import bytes_read, bytes_write
+from mshv.x86._mov import GPA_INDEX, MEMORY_FIELDS, mmio_mov
+from mshv.x86.cpu import in_rax
 
 __all__ = ["KINDS", "PyEngine"]
 
@@ -263,8 +264,7 @@ class PyEngine:
             e.inq_pos += len(chunk)
             value = int.from_bytes(chunk, "little")
         e.hits += 1
-        rax = value & mask if size == 4 else (io.rax & ~mask) | (value & mask)
-        self._complete(next_rip, rax)
+        self._complete(next_rip, in_rax(io.rax, size, value))
         return None
 
     def _on_memory(self) -> str | None:

@@ -22,20 +22,11 @@ from libc.string cimport memcpy, memmove, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from mshv.errors import MshvError
+from mshv.x86._cpu cimport code_bits, in_rax, merge_gpr
 
 _REASONS = ("continue", "halt", "max_exits", "message_type", "port", "deadline", "stopped",
             "unhandled", "signal")
 KINDS = {"buffer": KIND_BUFFER, "counter": KIND_COUNTER, "bytes": KIND_BYTES, "python": KIND_PYTHON}
-
-
-cdef inline int _bitness(hv_x64_intercept_message_header *h) noexcept nogil:
-    """Code size at the intercept, as mshv.mmio computes it: 64, 32 or 16."""
-    if (h.execution_state & HV_X64_EXECUTION_STATE_EFER_LMA) and \
-            (h.cs_segment.attributes & HV_X64_SEGMENT_ATTR_L_MASK):
-        return 64
-    if h.execution_state & HV_X64_EXECUTION_STATE_CR0_PE:
-        return 32 if h.cs_segment.attributes & HV_X64_SEGMENT_ATTR_DB_MASK else 16
-    return 16
 
 
 cdef int _decode_mov(const uint8_t *b, int n, int bits, MovInsn *out) noexcept nogil:
@@ -404,9 +395,7 @@ cdef class NativeEngine:
         if e.kind == KIND_BUFFER:
             self._buffer_in(e, size, &value)
         e.hits += 1
-        if size == 4:  # a 32-bit IN zero-extends into RAX
-            return self._complete_io(next_rip, True, value & mask)
-        return self._complete_io(next_rip, True, (io.rax & ~mask) | (value & mask))
+        return self._complete_io(next_rip, True, in_rax(io.rax, size, value))
 
     cdef int _buffer_out(self, PortEntry *e, int size, uint64_t value) except -1:
         cdef object out = <object>e.output
@@ -460,12 +449,12 @@ cdef class NativeEngine:
         cdef MovInsn insn
         cdef int bits, k
         cdef uint64_t *gprs
-        cdef uint64_t off, value = 0, field
+        cdef uint64_t off, value = 0
         cdef uint8_t *data = <uint8_t *>e.view.buf
         cdef uint32_t dirty = 1U << HV_X64_REGISTER_CLASS_IP
         if p == NULL or not p.isvalid:
             return False
-        bits = _bitness(&m.header)
+        bits = code_bits(m.header.execution_state, m.header.cs_segment.attributes)
         if _decode_mov(m.instruction_bytes, m.instruction_byte_count, bits, &insn) < 0:
             return False
         if insn.is_write != (m.header.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE):
@@ -481,11 +470,7 @@ cdef class NativeEngine:
             for k in range(insn.size):
                 if off + k < <uint64_t>e.view.len:
                     value |= (<uint64_t>data[off + k]) << (8 * k)
-            if insn.size == 8 or (insn.size == 4 and bits == 64):
-                gprs[insn.reg] = value  # a 32-bit write zero-extends in long mode
-            else:
-                field = ((1ULL << (8 * insn.size)) - 1) << insn.shift
-                gprs[insn.reg] = (gprs[insn.reg] & ~field) | ((value << insn.shift) & field)
+            gprs[insn.reg] = merge_gpr(gprs[insn.reg], value, insn.size, insn.shift, bits)
             dirty |= 1U << HV_X64_REGISTER_CLASS_GENERAL
         p.rip = m.header.rip + <uint64_t>insn.length
         p.dirty |= dirty

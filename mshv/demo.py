@@ -13,8 +13,8 @@ import time
 from mshv.device import Mshv
 from mshv.intercepts import HaltIntercept, IoPortIntercept, MemoryIntercept
 from mshv.memory import GuestMemory
-from mshv.mmio import emulate_mmio
 from mshv.testing import assemble, long_mode_registers
+from mshv.x86.mmio import emulate_mmio
 
 __all__ = ["run_demo"]
 

@@ -73,7 +73,7 @@ class Handler:
 
     def string_io(self, vp: Vp, intercept: IoPortIntercept) -> bool:
         """Complete an INS/OUTS on this handler's port over guest memory (the loops' Python
-        fallback, :func:`mshv.stringio.complete_string_io`); False leaves it unhandled."""
+        fallback, :func:`mshv.x86.stringio.complete_string_io`); False leaves it unhandled."""
         try:
             vp.complete_string_io(intercept, read_port=self._port_read, write_port=self._port_write)
         except _Declined:

@@ -23,6 +23,7 @@ from mshv._abi import ffi, lib
 from mshv._enums import OpenIntEnum, build_enum
 from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.registers import Segment
+from mshv.x86.cpu import in_rax
 
 if TYPE_CHECKING:
     from mshv.intercept_config import InterceptAccessMask
@@ -334,10 +335,7 @@ class IoPortIntercept(X64Intercept):
 
     def completion_rax(self, value: int) -> int:
         """For IN: RAX after merging ``value`` by access size (the upper bytes are kept)."""
-        if self.size == 4:  # a 32-bit IN zero-extends into RAX
-            return value & 0xFFFFFFFF
-        mask = 0xFF if self.size == 1 else 0xFFFF
-        return (self.rax & ~mask) | (value & mask)
+        return in_rax(self.rax, self.size, value)
 
 
 @dataclass(slots=True, repr=False)

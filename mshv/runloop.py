@@ -33,8 +33,8 @@ from mshv.handlers import (
     check_int,
 )
 from mshv.intercepts import Intercept, IoPortIntercept, MemoryIntercept, decode
-from mshv.mmio import UnsupportedInstruction, emulate_mmio
 from mshv.regpage import RegisterPage
+from mshv.x86.mmio import UnsupportedInstruction, emulate_mmio
 
 if TYPE_CHECKING:
     from mshv._runloop import NativeEngine
@@ -211,7 +211,7 @@ class RunLoop:
         """Serve GPAs gpa..gpa+len(data)-1 from ``data`` (held: it cannot be resized until removed).
 
         MOV between a register or an immediate and memory is done natively; any
-        other instruction through :func:`mshv.mmio.emulate_mmio` in Python.
+        other instruction through :func:`mshv.x86.mmio.emulate_mmio` in Python.
         """
         if not isinstance(data, bytearray):
             raise TypeError(f"data must be a bytearray, not {type(data).__name__}")
@@ -243,7 +243,7 @@ class RunLoop:
     def on_mmio(self, gpa: int, size: int, fn: MmioFn) -> MmioHandler:
         """Call ``fn(gpa, size, value)`` for guest accesses to gpa..gpa+size-1 (slow path).
 
-        The instruction is emulated by :func:`mshv.mmio.emulate_mmio`: for a write
+        The instruction is emulated by :func:`mshv.x86.mmio.emulate_mmio`: for a write
         ``value`` is the value written; for a read it is None and ``fn`` returns the
         value. Returning :data:`UNHANDLED` leaves the exit to the caller.
         """

@@ -12,7 +12,7 @@ import errno
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mshv import _cstruct, _kernel, intercept_config, state, stringio, translate
+from mshv import _cstruct, _kernel, intercept_config, state, translate
 from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
 from mshv.errors import MshvError
@@ -22,6 +22,7 @@ from mshv.registers import RegisterAttributes, RegisterValue, get_registers, reg
 from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
+from mshv.x86 import stringio
 
 if TYPE_CHECKING:
     from mshv.partition import Partition
@@ -217,7 +218,7 @@ class Vp(FdOwner):
         read_port: Callable[[int, int], int] | None = None,
         write_port: Callable[[int, int, int], None] | None = None,
     ) -> int:
-        """Perform a whole INS/OUTS over guest memory and move RIP past it; see :mod:`mshv.stringio`."""
+        """Perform a whole INS/OUTS over guest memory and move RIP past it; see :mod:`mshv.x86.stringio`."""
         return stringio.complete_string_io(self, intercept, read_port=read_port, write_port=write_port)
 
     def skip(self, intercept: Intercept) -> None:

@@ -4,8 +4,8 @@ real guests in real, protected and long mode; the guest reports what it sees by 
 from __future__ import annotations
 
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, Partition, Vp
-from mshv.mmio import emulate_mmio
 from mshv.testing import assemble, entry_gpa, start_vp
+from mshv.x86.mmio import emulate_mmio
 
 ENTRY = 0x10000
 REAL_ENTRY = 0x1000

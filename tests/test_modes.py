@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, Partition
-from mshv.mmio import emulate_mmio
 from mshv.testing import PAGED_CODE_GPA, assemble, start_vp
+from mshv.x86.mmio import emulate_mmio
 
 ENTRY = PAGED_CODE_GPA
 MMIO = 0x100000  # no memory there: every access is a memory intercept

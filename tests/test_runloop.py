@@ -127,7 +127,7 @@ def test_mmio_bytes_in_long_mode(native: bool) -> None:
         mov 16(%rbx), %r9             # 64-bit read into R9 (REX.WR 8B)
         mov %r9d, %eax
         out %eax, $0x62
-        add %ecx, 24(%rbx)            # not a MOV: emulated in Python (mshv.mmio)
+        add %ecx, 24(%rbx)            # not a MOV: emulated in Python (mshv.x86.mmio)
         hlt
     """
     data = bytearray(range(32))

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from mshv import GuestMemory, HaltIntercept, IoPortIntercept, Partition, Vp
-from mshv.stringio import GuestAccessError
 from mshv.testing import assemble, entry_gpa, start_vp
+from mshv.x86.stringio import GuestAccessError
 
 ENTRY = 0x10000
 REAL_ENTRY = 0x1000  # real mode: IP is 16 bits, CS base 0

@@ -2,7 +2,7 @@
 
 Handles MOV r/m,r (88/89), MOV r,r/m (8A/8B) and MOV r/m,imm (C6/C7) with a
 memory operand, with operand-size, address-size, segment and REX prefixes.
-Anything else returns False and the caller uses :func:`mshv.mmio.emulate_mmio`.
+Anything else returns False and the caller uses :func:`mshv.x86.mmio.emulate_mmio`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Any
 from mshv._abi import lib
 from mshv._msgread import Reader
 from mshv.regpage import GPRS
+from mshv.x86.cpu import code_bits, merge_gpr
 
-__all__ = ["GPA_INDEX", "MEMORY_FIELDS", "bitness", "decode_mov", "mmio_mov"]
+__all__ = ["GPA_INDEX", "MEMORY_FIELDS", "decode_mov", "mmio_mov"]
 
 _SEGMENT_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65))
 _OPCODES = frozenset((0x88, 0x89, 0x8A, 0x8B, 0xC6, 0xC7))
 _DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
 _DIRTY_GENERAL = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
-_MASK64 = (1 << 64) - 1
 _ACCESS_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 
 #: The fields of ``struct hv_x64_memory_intercept_message`` the MOV needs, in offset order, for
@@ -33,18 +33,6 @@ MEMORY_FIELDS = Reader(
 )  # fmt: skip
 _ACCESS, _STATE, _CS_ATTRIBUTES, _RIP, _BYTE_COUNT, _GPA, _BYTES = range(7)
 GPA_INDEX = _GPA  #: where guest_physical_address is in what MEMORY_FIELDS reads
-
-
-def bitness(execution_state: int, cs_attributes: int) -> int:
-    """Code size at an intercept (64, 32 or 16), as mshv.mmio computes it."""
-    if (
-        execution_state & lib.HV_X64_EXECUTION_STATE_EFER_LMA
-        and cs_attributes & lib.HV_X64_SEGMENT_ATTR_L_MASK
-    ):
-        return 64
-    if execution_state & lib.HV_X64_EXECUTION_STATE_CR0_PE:
-        return 32 if cs_attributes & lib.HV_X64_SEGMENT_ATTR_DB_MASK else 16
-    return 16
 
 
 def _modrm_length(b: bytes, i: int, mod: int, rm: int, addr: int) -> int:
@@ -105,7 +93,7 @@ def mmio_mov(
     """
     if page is None or not page.isvalid:
         return False
-    bits = bitness(v[_STATE], v[_CS_ATTRIBUTES])
+    bits = code_bits(v[_STATE], v[_CS_ATTRIBUTES])
     insn = _decode_mov_cached(v[_BYTES][: v[_BYTE_COUNT]], bits)
     if insn is None:
         return False
@@ -117,13 +105,8 @@ def mmio_mov(
         value = imm if reg < 0 else getattr(page, GPRS[reg]) >> shift
         write(gpa, size, value & ((1 << (8 * size)) - 1))
     else:
-        value = read(gpa, size)
-        if size == 8 or (size == 4 and bits == 64):
-            new = value  # a 32-bit write zero-extends in long mode
-        else:
-            field = ((1 << (8 * size)) - 1) << shift
-            new = (getattr(page, GPRS[reg]) & ~field & _MASK64) | ((value << shift) & field)
-        setattr(page, GPRS[reg], new)
+        name = GPRS[reg]
+        setattr(page, name, merge_gpr(getattr(page, name), read(gpa, size), size, shift, bits))
         dirty |= _DIRTY_GENERAL
     page.rip = v[_RIP] + length
     page.dirty |= dirty

@@ -20,17 +20,18 @@ from typing import TYPE_CHECKING
 
 import iced_x86 as iced
 
-from mshv._linear import (
+from mshv.intercepts import IoPortIntercept
+from mshv.x86._linear import (
     GuestAccessError,
     LinearMemory,
     address_bits,
     advance,
-    code_bits,
+    next_rip,
     read_pieces,
     segment_name,
     write_pieces,
 )
-from mshv.intercepts import IoPortIntercept
+from mshv.x86.cpu import DF, code_bits
 
 if TYPE_CHECKING:
     from mshv.partition import MemoryRegion
@@ -41,14 +42,13 @@ __all__ = ["GuestAccessError", "ReadPort", "WritePort", "complete_string_io"]
 ReadPort = Callable[[int, int], int]  # (port, size) -> value read
 WritePort = Callable[[int, int, int], None]  # (port, size, value written)
 
-RFLAGS_DF = 1 << 10  # EFLAGS.DF (x86 architecture): string instructions step down
 _STRING_IO = frozenset((iced.Mnemonic.INSB, iced.Mnemonic.INSW, iced.Mnemonic.INSD,
                         iced.Mnemonic.OUTSB, iced.Mnemonic.OUTSW, iced.Mnemonic.OUTSD))  # fmt: skip
 
 
 def _shape(intercept: IoPortIntercept) -> tuple[int, str, int]:
     """(address bits, source segment, instruction length) of the INS/OUTS at the intercept."""
-    bits = code_bits(intercept.header)
+    bits = code_bits(intercept.header.execution_state, intercept.header.cs.attributes)
     if not intercept.instruction_bytes:  # no bytes given: the defaults of the code size
         return bits, "ds", intercept.header.instruction_length
     instr = iced.Decoder(bits, intercept.instruction_bytes, ip=intercept.header.rip).decode()
@@ -112,7 +112,7 @@ def complete_string_io(
     mask = (1 << bits) - 1
     count = intercept.rcx & mask if intercept.rep else 1
     size, port = intercept.size, intercept.port
-    step = -size if intercept.header.rflags & RFLAGS_DF else size
+    step = -size if intercept.header.rflags & DF else size
     memory = LinearMemory(vp, intercept.header)
     if out:
         given = {"ds": intercept.ds, "es": intercept.es}.get(segment)
@@ -134,8 +134,7 @@ def complete_string_io(
         for pieces in places:
             write_pieces(pieces, bytes(buffer[: sum(n for _, _, n in pieces)]))
             del buffer[: sum(n for _, _, n in pieces)]
-    next_rip = (intercept.header.rip + length) & ((1 << code_bits(intercept.header)) - 1)
-    regs: dict[str, int] = {"rip": next_rip}
+    regs: dict[str, int] = {"rip": next_rip(intercept.header, length)}
     regs["rsi" if out else "rdi"] = advance(index, count * step, bits)
     if intercept.rep:
         regs["rcx"] = advance(intercept.rcx, -count, bits)

@@ -1,7 +1,7 @@
 """Guest linear memory seen from an intercept: segment:offset -> linear -> GPA -> host bytes.
 
-What INS/OUTS (:mod:`mshv.stringio`) and STOS/MOVS on MMIO (:mod:`mshv._mmio_string`)
-need to touch the guest's RAM the way the CPU would: the address-size part of an
+What INS/OUTS (:mod:`mshv.x86.stringio`) and string instructions on MMIO
+(:mod:`mshv.x86._string`) need to touch the guest's RAM the way the CPU would: the address-size part of an
 index register (16, 32 or 64 bits) that wraps, a segment base, a page walk
 (HvCallTranslateVirtualAddress, one per page) outside real mode, and the
 partition's mapped regions. Nothing here changes a VP register.
@@ -16,13 +16,23 @@ import iced_x86 as iced
 from mshv.memory import PAGE_SIZE
 from mshv.registers import Segment
 from mshv.translate import TranslateFlag, TranslateResult
+from mshv.x86.cpu import code_bits
 
 if TYPE_CHECKING:
     from mshv.intercepts import InterceptHeader
     from mshv.partition import MemoryRegion
     from mshv.vp import Vp
 
-__all__ = ["GuestAccessError", "LinearMemory", "address_bits", "advance", "code_bits", "segment_name"]
+__all__ = [
+    "GuestAccessError",
+    "LinearMemory",
+    "address_bits",
+    "advance",
+    "next_rip",
+    "read_pieces",
+    "segment_name",
+    "write_pieces",
+]
 
 _ADDRESS_BITS = {
     iced.OpKind.MEMORY_SEG_SI: 16, iced.OpKind.MEMORY_ESDI: 16,
@@ -50,12 +60,10 @@ class GuestAccessError(ValueError):
         self.gpa = gpa
 
 
-def code_bits(header: InterceptHeader) -> int:
-    """The code size at an intercept: 64 (long mode), 32 (protected, CS.D) or 16."""
-    mode = header.mode
-    if mode == "long":
-        return 64
-    return 32 if mode == "protected" and header.cs.default_big else 16
+def next_rip(header: InterceptHeader, length: int) -> int:
+    """RIP past the ``length``-byte instruction at the intercept, wrapped to the code size."""
+    bits = code_bits(header.execution_state, header.cs.attributes)
+    return (header.rip + length) & _MASKS[bits]
 
 
 def address_bits(instr: Any) -> int:

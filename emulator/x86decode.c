@@ -515,7 +515,9 @@ static bool emu_string_store(const uint8_t *code, const struct emu_insn *d, int 
  * A STOS/MOVS writing MMIO: KVM's emulator did the element at the exit and
  * advanced RDI (RSI for MOVS, RCX under REP); RIP moved past the instruction
  * only if it ended. mshv stops *at* the element, so undo it, as emu_exit_outs
- * does for OUTS. Not moved (a REP with RCX left): the instruction is at RIP.
+ * does for OUTS. Not moved (a REP): the instruction is at RIP, RCX left or 0
+ * (x86_emulate_insn leaves RIP at a REP whose last element it just did: the
+ * RCX == 0 check ending it runs when the instruction is next executed).
  * Moved: try every start 1..15 bytes back, longest first (prefixes kept), and
  * take a STOS/MOVS of the access size whose undone destination is the faulting
  * GPA; a REP only if RCX ended at 0 (then REP or not means the same). A byte
@@ -545,7 +547,7 @@ int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c, struc
 		    (uint32_t)size != access_len)
 			continue;
 		amask = emu_ip_mask(d.addr_bits);
-		if (moved ? rep && (r->rcx & amask) != 0 : !rep || (r->rcx & amask) == 0)
+		if (moved ? rep && (r->rcx & amask) != 0 : !rep)
 			continue;
 		step = (uint64_t)size;
 		rdi = (r->rflags & X86_RFLAGS_DF) ? r->rdi + step : r->rdi - step;

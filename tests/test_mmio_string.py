@@ -1,4 +1,4 @@
-"""mshv/_mmio_string.py through mshv.mmio.emulate_mmio: STOS and MOVS (REP or not) on MMIO, by
+"""mshv/x86/_string.py through mshv.x86.mmio.emulate_mmio: STOS and MOVS (REP or not) on MMIO, by
 real guests in real, protected and long mode; the guest reports what it sees by OUT."""
 
 from __future__ import annotations

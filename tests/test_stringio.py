@@ -1,4 +1,4 @@
-"""mshv/stringio.py: INS/OUTS (with and without REP) completed over guest memory, in real,
+"""mshv/x86/stringio.py: INS/OUTS (with and without REP) completed over guest memory, in real,
 protected and long mode, by real guests; the guest checks what it got and reports by OUT."""
 
 from __future__ import annotations

@@ -379,6 +379,20 @@ struct emu_xsave_layout {
 	uint32_t comp_size[64];
 };
 const struct emu_xsave_layout *emu_xsave_layout(struct emu_partition *pt);
+/*
+ * properties.c: HV_PARTITION_PROPERTY_UNIMPLEMENTED_MSR_ACTION, what a guest
+ * RDMSR/WRMSR of an MSR nobody implements does: HV_UNIMPLEMENTED_MSR_ACTION_FAULT
+ * (#GP, the default) or _IGNORE_WRITE_READ_ZERO. Any thread, no lock needed.
+ */
+uint64_t emu_unimplemented_msr_action(struct emu_partition *pt);
+/*
+ * properties.c: the synthetic features the guest gets (hv_partition_synthetic_
+ * processor_features bank 0): the SYNTHETIC_PROC_FEATURES the VMM set, limited
+ * to what the emulator implements. Gate synthetic registers with it. No lock.
+ */
+uint64_t emu_synthetic_proc_features(struct emu_partition *pt);
+/* properties.c: what the emulator implements (ASSIGNABLE_SYNTHETIC_PROC_FEATURES bank 0). */
+uint64_t emu_synthetic_proc_features_assignable(void);
 /* vpstate.c: free the per-VP stored state (call from emu_vp_destroy). */
 void emu_vpstate_destroy(struct emu_vp *vp);
 

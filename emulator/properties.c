@@ -115,18 +115,19 @@ static const struct emu_feature_map emu_features[] = {
 /*
  * Synthetic processor features the emulator implements, hence what
  * HV_PARTITION_PROPERTY_ASSIGNABLE_SYNTHETIC_PROC_FEATURES offers: the
- * hypervisor CPUID leaves and the synthetic registers that regs.c and the
- * SynIC/timer code answer (VP runtime, reference counter and TSC page, SynIC,
- * synthetic timers, interrupt-control registers and VP assist page, hypercall
- * and guest OS id MSRs, VP index). Keep it in step with those files: a bit
- * here promises a VMM that the guest can use the feature.
+ * hypervisor CPUID leaves and the synthetic registers the emulator answers
+ * (VP runtime, reference counter and TSC page, SynIC, synthetic timers,
+ * interrupt-control registers and VP assist page, hypercall and guest OS id
+ * MSRs, VP index, TSC/APIC frequency MSRs). Keep it equal to what the
+ * synthetic register code gates: a bit here promises a VMM that the guest can
+ * use the feature.
  */
 #define S(name) EMU_BIT(HV_SYNTHETIC_PROC_FEATURE_##name##_BIT)
 static const uint64_t emu_synthetic_assignable =
 	S(HYPERVISOR_PRESENT) | S(HV1) | S(ACCESS_VP_RUN_TIME_REG) |
 	S(ACCESS_PARTITION_REFERENCE_COUNTER) | S(ACCESS_SYNIC_REGS) |
 	S(ACCESS_SYNTHETIC_TIMER_REGS) | S(ACCESS_INTR_CTRL_REGS) | S(ACCESS_HYPERCALL_REGS) |
-	S(ACCESS_VP_INDEX) | S(ACCESS_PARTITION_REFERENCE_TSC);
+	S(ACCESS_VP_INDEX) | S(ACCESS_PARTITION_REFERENCE_TSC) | S(ACCESS_FREQUENCY_REGS);
 
 /*
  * Every bit union hv_partition_synthetic_processor_features names on x86_64;

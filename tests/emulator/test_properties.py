@@ -42,7 +42,7 @@ READ_ONLY = [
     P.PROCESSOR_FEATURES1,
 ]
 # (code, a valid value) for the writable properties
-EARLY = [(P.PRIVILEGE_FLAGS, 0x1234), (P.SYNTHETIC_PROC_FEATURES, 0x3FB), (P.PHYSICAL_ADDRESS_WIDTH, 36)]
+EARLY = [(P.PRIVILEGE_FLAGS, 0x1234), (P.SYNTHETIC_PROC_FEATURES, 0xBFB), (P.PHYSICAL_ADDRESS_WIDTH, 36)]
 LATE = [
     (P.TIME_FREEZE, 1),
     (P.PROCESSORS_PER_SOCKET, 2),
@@ -51,8 +51,8 @@ LATE = [
 ]
 # Bits of hv_partition_synthetic_processor_features bank 0 the emulator implements: hypervisor
 # present, hv1, VP runtime, reference counter, SynIC, synthetic timers, interrupt control,
-# hypercall MSRs, VP index, reference TSC.
-ASSIGNABLE = 0x3FF
+# hypercall MSRs, VP index, reference TSC, frequency MSRs.
+ASSIGNABLE = 0xBFF
 QEMU_SYNTHETIC = 0x6400FFB  # QEMU 11.1.3 sets it without reading the assignable set
 
 

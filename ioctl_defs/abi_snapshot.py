@@ -904,6 +904,7 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_GET_REGS 0x8090ae81
 #define KVM_GET_SREGS 0x8138ae83
 #define KVM_GET_SUPPORTED_CPUID 0xc008ae05
+#define KVM_GET_TSC_KHZ 0xaea3
 #define KVM_GET_VCPU_EVENTS 0x8040ae9f
 #define KVM_GET_VCPU_MMAP_SIZE 0xae04
 #define KVM_GET_XCRS 0x8188aea6

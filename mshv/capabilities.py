@@ -1,11 +1,14 @@
-"""What the backend in use can do, probed on it once per process (the pytest plugin's
-``mshv_requires`` marker asks here).
+"""What the backend in use can do, by name (the pytest plugin's ``mshv_requires`` marker asks here).
 
-Nothing is assumed from the host: the backend capabilities read which backend
-:func:`mshv.backend.select` chose, and the intercept capabilities ask the
-hypervisor (HvCallInstallIntercept on a partition of their own, closed after).
-A backend that cannot be used at all raises :class:`mshv.BackendUnavailable`:
-that is never an answer of "not available".
+Each name maps to one fact found on the running backend, never assumed from the host: the
+backend capabilities read which backend :func:`mshv.backend.select` chose, and every other
+one is a probe of :mod:`mshv.limits` (once per process), which stays their only source.
+A backend that cannot be used at all raises :class:`mshv.BackendUnavailable`: that is
+never an answer of "not available".
+
+Names: ``kernel``, ``emulator``, ``exception_intercepts``, ``cpuid_intercepts``,
+``msr_intercepts``, ``tsc_writes``, and ``<op>_in_<mode>_mode`` for an instruction that
+:func:`mshv.limits.instruction_limit` probes (e.g. ``iret_in_protected_mode``).
 
 Example:
     >>> from mshv.capabilities import probe
@@ -16,19 +19,18 @@ Example:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mshv import backend
-from mshv.device import Mshv
-from mshv.errors import MshvError
+from mshv import backend, limits
 
-__all__ = ["CAPABILITIES", "Capability", "probe"]
+__all__ = ["CAPABILITIES", "INSTRUCTION_CAPABILITY", "Capability", "describe", "probe"]
 
 
 @dataclass(frozen=True)
 class Capability:
-    """One probed capability: its name, whether the backend has it, and what the probe saw."""
+    """One capability of the backend in use: whether it has it, and what the probe saw."""
 
     name: str
     available: bool
@@ -40,40 +42,66 @@ def _backend_is(name: str) -> tuple[bool, str]:
     return chosen.name == name, f"the backend is the {chosen.name}: {chosen.reason}"
 
 
-def _intercept_accepted(kind: str, **parameter: int) -> tuple[bool, str]:
-    """Whether HvCallInstallIntercept accepts ``kind`` (a refusal names its HV status)."""
-    with Mshv() as hv, hv.create_partition(lapic=False) as partition:
-        try:
-            partition.install_intercept(kind, **parameter)
-        except MshvError as exc:
-            if exc.hv_status is None:  # not the hypervisor's answer: a real failure
-                raise
-            return False, f"HvCallInstallIntercept answered HV_STATUS_{exc.hv_status.name}"
-    return True, "HvCallInstallIntercept accepted it"
+def _limit(name: str) -> Callable[[], tuple[bool, str]]:
+    """The probe of :func:`mshv.limits.probe_limits` called ``name``."""
+
+    def answer() -> tuple[bool, str]:
+        found = {limit.name: limit for limit in limits.probe_limits()}
+        if name not in found:  # renamed there, or its probe group failed: say which
+            raise RuntimeError(f"mshv.limits.probe_limits() has no {name!r}; it has: {list(found.values())}")
+        return _verdict(found[name])
+
+    return answer
 
 
-# name -> (what it is, its probe)
+def _verdict(limit: limits.Limit) -> tuple[bool, str]:
+    if limit.works is None:  # an inconclusive probe establishes nothing
+        return False, f"the probe was inconclusive: {limit.detail}"
+    return limit.works, limit.detail
+
+
+# name -> (what it is, how it is found)
 CAPABILITIES: dict[str, tuple[str, Callable[[], tuple[bool, str]]]] = {
-    "kernel": ("the kernel's /dev/mshv driver (a Hyper-V root partition)", lambda: _backend_is("kernel")),
-    "emulator": ("the package's emulator of /dev/mshv on /dev/kvm", lambda: _backend_is("emulator")),
-    "exception_intercepts": (
-        "exception intercepts (#BP probed)",
-        lambda: _intercept_accepted("exception", vector=3),
+    "kernel": (
+        "/dev/mshv through libc (the kernel's driver, or an emulator preloaded in its place)",
+        lambda: _backend_is("kernel"),
     ),
-    "cpuid_intercepts": ("CPUID intercepts", lambda: _intercept_accepted("cpuid", leaf=0)),
-    "msr_intercepts": ("MSR intercepts (all MSRs)", lambda: _intercept_accepted("msr")),
+    "emulator": ("the package's emulator of /dev/mshv in process", lambda: _backend_is("emulator")),
+    "exception_intercepts": ("exception intercepts (#BP probed)", _limit("exception intercept #BP (3)")),
+    "cpuid_intercepts": ("CPUID intercepts", _limit("CPUID intercept")),
+    "msr_intercepts": ("MSR intercepts (all MSRs)", _limit("MSR intercept (all MSRs)")),
+    "tsc_writes": ("TSC writes from the VMM that stick", _limit("TSC writes")),
 }
+INSTRUCTION_CAPABILITY = re.compile(r"(?P<op>\w+?)_in_(?P<mode>real|protected|long)_mode")
+
+
+def describe(name: str) -> str:
+    """What capability ``name`` is (ValueError for a name that is none)."""
+    if name in CAPABILITIES:
+        return CAPABILITIES[name][0]
+    match = INSTRUCTION_CAPABILITY.fullmatch(name)
+    if match is None:
+        known = ", ".join(CAPABILITIES)
+        raise ValueError(
+            f"no mshv capability {name!r}; known: {known}, and <op>_in_<mode>_mode for an instruction "
+            "mshv.limits.instruction_limit probes"
+        )
+    return f"{match['op']} in {match['mode']} mode"
 
 
 @functools.cache
 def probe(name: str) -> Capability:
-    """Probe capability ``name`` (one of :data:`CAPABILITIES`) once per process.
+    """Whether the backend in use has capability ``name``; found once per process.
 
     Raises:
-        ValueError: no such capability.
+        ValueError: no such capability (or no probe for that instruction in that mode).
         BackendUnavailable: no backend can be used.
     """
-    if name not in CAPABILITIES:
-        raise ValueError(f"no mshv capability {name!r}; known: {', '.join(CAPABILITIES)}")
-    available, detail = CAPABILITIES[name][1]()
+    describe(name)
+    if name in CAPABILITIES:
+        available, detail = CAPABILITIES[name][1]()
+    else:
+        match = INSTRUCTION_CAPABILITY.fullmatch(name)
+        assert match is not None  # describe() accepted it
+        available, detail = _verdict(limits.instruction_limit(match["mode"], match["op"]))
     return Capability(name, available, detail)

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, ClassVar
 
-from mshv._abi import lib
 from mshv.intercepts import (
     ExceptionIntercept,
     HaltIntercept,
@@ -228,9 +227,8 @@ def observed(got: Intercept) -> Exit | None:
     if isinstance(got, MemoryIntercept):
         return Mmio(got.gpa, got.is_write, rip=rip)  # size and value: known once emulated
     if isinstance(got, MsrIntercept):
-        write = got.header.access_type == lib.HV_INTERCEPT_ACCESS_WRITE
         value = ((got.rdx & _U32) << 32) | (got.rax & _U32)
-        return Msr(got.msr, write, value if write else None, rip=rip)
+        return Msr(got.msr, got.is_write, value if got.is_write else None, rip=rip)
     if isinstance(got, ExceptionIntercept):
         return GuestException(got.vector, got.error_code, rip=rip)
     if isinstance(got, HaltIntercept):

@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(*capabilities): skip unless the mshv backend in use has each capability, probed "
-        "once per run (names: mshv.capabilities.CAPABILITIES, e.g. kernel, emulator, exception_intercepts)",
+        "once per run (mshv.capabilities: kernel, exception_intercepts, iret_in_protected_mode, ...)",
     )
 
 
@@ -71,18 +71,18 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 
 def _missing_capability(item: pytest.Item) -> str | None:
-    from mshv.capabilities import CAPABILITIES, probe
+    from mshv.capabilities import describe, probe
 
     for marker in item.iter_markers(name=_MARKER):
         if not marker.args or marker.kwargs or not all(isinstance(a, str) for a in marker.args):
             pytest.fail(f"use @pytest.mark.{_MARKER}('capability', ...), not {marker}", pytrace=False)
         for name in marker.args:
-            if name not in CAPABILITIES:
-                known = ", ".join(CAPABILITIES)
-                pytest.fail(f"{_MARKER}({name!r}): no such capability; known: {known}", pytrace=False)
-            found = probe(name)
+            try:
+                what, found = describe(name), probe(name)
+            except ValueError as exc:  # no such capability
+                pytest.fail(f"{_MARKER}({name!r}): {exc}", pytrace=False)
             if not found.available:
-                return f"{_MARKER}({name!r}): the backend lacks {CAPABILITIES[name][0]}: {found.detail}"
+                return f"{_MARKER}({name!r}): the backend lacks {what}: {found.detail}"
     return None
 
 

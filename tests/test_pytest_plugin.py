@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mshv.pytest_plugin
-from mshv import ExceptionIntercept, GuestMemory, HaltIntercept, IoPortIntercept, Partition, backend
+from mshv import ExceptionIntercept, GuestMemory, HaltIntercept, IoPortIntercept, Partition, backend, limits
 from mshv._abi import ffi, lib
 from mshv.capabilities import CAPABILITIES, probe
 from mshv.exits import GuestException, Halt, IoPort, Msr, Unrecoverable, assert_exits, observed
@@ -197,10 +197,17 @@ def test_a_capability_marker_skips_naming_it_or_runs(pytester: pytest.Pytester) 
     )
 
 
-def test_an_intercept_capability_follows_its_probe(pytester: pytest.Pytester) -> None:
-    """Whatever the host answers, the marker skips exactly when the probe says the
-    hypervisor refused the intercept, and names the HV status it answered."""
-    names = ("exception_intercepts", "cpuid_intercepts", "msr_intercepts")
+PROBED = ("exception_intercepts", "cpuid_intercepts", "msr_intercepts", "tsc_writes")
+INSTRUCTIONS = ("int_in_real_mode", "iret_in_protected_mode", "int_in_long_mode")
+
+
+def test_a_probed_capability_follows_mshv_limits(pytester: pytest.Pytester) -> None:
+    """Whatever this host answers, the marker skips exactly when mshv.limits found the
+    capability missing, and says what the probe saw."""
+    limits_by_name = {limit.name: limit for limit in limits.probe_limits()}
+    assert probe("exception_intercepts").detail == limits_by_name["exception intercept #BP (3)"].detail
+    assert probe("int_in_long_mode").available is bool(limits.instruction_limit("long", "int").works)
+    names = PROBED + INSTRUCTIONS
     pytester.makepyfile(
         "import pytest\n"
         + "".join(f"@pytest.mark.mshv_requires('{n}')\ndef test_{n}():\n    pass\n" for n in names)
@@ -208,19 +215,33 @@ def test_an_intercept_capability_follows_its_probe(pytester: pytest.Pytester) ->
     result = _run(pytester, "-v")
     for name in names:
         found = probe(name)
-        assert found.available or found.detail.startswith("HvCallInstallIntercept answered HV_STATUS_")
         if found.available:
             result.stdout.fnmatch_lines([f"*::test_{name} PASSED*"])
         else:
-            result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] *: mshv_requires('{name}'): *: {found.detail}"])
+            escaped = found.detail.replace("[", "[[]")
+            result.stdout.fnmatch_lines(
+                [f"SKIPPED [[]1[]] *: mshv_requires('{name}'): the backend lacks *: {escaped}"]
+            )
+    assert result.parseoutcomes().get("passed", 0) == sum(probe(n).available for n in names)
 
 
 def test_an_unknown_capability_is_an_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("import pytest\n@pytest.mark.mshv_requires('warp_drive')\ndef test_x():\n    pass\n")
+    pytester.makepyfile(
+        "import pytest\n"
+        "@pytest.mark.mshv_requires('warp_drive')\ndef test_name():\n    pass\n"
+        "@pytest.mark.mshv_requires('frobnicate_in_long_mode')\ndef test_instruction():\n    pass\n"
+        "@pytest.mark.mshv_requires()\ndef test_nothing():\n    pass\n"
+    )
     result = _run(pytester)
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=3)
+    known = ", ".join(CAPABILITIES) + ", and <op>_in_<mode>_mode"
     result.stdout.fnmatch_lines(
-        [f"mshv_requires('warp_drive'): no such capability; known: {', '.join(CAPABILITIES)}"]
+        [
+            f"mshv_requires('warp_drive'): no mshv capability 'warp_drive'; known: {known} *",
+            "mshv_requires('frobnicate_in_long_mode'): no probe for 'frobnicate' in 'long' mode*",
+            "use @pytest.mark.mshv_requires('capability', ...), not *",
+        ],
+        consecutive=False,
     )
 
 

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["mshv.device", "mshv.memory", "mshv.testing", "mshv.seccomp"]
+MODULES = ["mshv.device", "mshv.memory", "mshv.testing", "mshv.seccomp", "mshv.exits", "mshv.capabilities"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,12 +1,15 @@
 """Guests in every CPU mode through the public API: protected mode (flat segments set from
 Python) and long mode (page tables from Python) doing port IO echo and MMIO, completed the
-mshv way (RIP moved past the instruction by the VMM). Real mode: tests/test_vp.py."""
+mshv way (RIP moved past the instruction by the VMM). Real mode: tests/test_vp.py.
+Guests come from the pytest plugin's ``mshv_guest`` (mshv/pytest_plugin.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, Partition
+from mshv import GuestMemory, HaltIntercept, MemoryIntercept, Partition
+from mshv.exits import Halt, IoPort, Mmio
+from mshv.pytest_plugin import GuestFactory
 from mshv.testing import PAGED_CODE_GPA, assemble, start_vp
 from mshv.x86.mmio import emulate_mmio
 
@@ -26,32 +29,23 @@ GUEST = f"""
 """
 
 
-@pytest.mark.parametrize("mode", ["protected", "long"])
-def test_port_io_and_mmio(partition: Partition, memory: GuestMemory, mode: str) -> None:
-    vp = start_vp(partition, memory, assemble(GUEST, mode=mode, base=ENTRY), mode=mode)
-    writes: list[tuple[int, int, int]] = []
-    outs: list[tuple[int, int]] = []
-    while True:
-        exit_ = vp.run()
-        if isinstance(exit_, HaltIntercept):
-            break
-        assert exit_.header.mode == mode  # type: ignore[attr-defined]
-        if isinstance(exit_, IoPortIntercept) and exit_.is_write:
-            outs.append((exit_.port, exit_.value))
-            vp.complete_io(exit_)
-        elif isinstance(exit_, IoPortIntercept):
-            assert (exit_.port, exit_.size) == (0x11, 4)
-            vp.complete_io(exit_, 0xCAFEBABE)
-        elif isinstance(exit_, MemoryIntercept):
-            emulate_mmio(
-                vp, exit_, read=lambda gpa, size: gpa + size, write=lambda g, s, v: writes.append((g, s, v))
-            )
-        else:
-            raise AssertionError(f"unexpected {exit_}")
-    assert outs == [(0x10, 0x12345678), (0x12, 0xCAFEBABE), (0x13, MMIO + 4 + 4)]
-    assert writes == [(MMIO, 4, 0xABCDEF01)]
-    assert vp.reg_read("rbx") == MMIO + 8
-    assert vp.exits == 7
+@pytest.mark.parametrize("mshv_mode", ["protected", "long"])
+def test_port_io_and_mmio(mshv_guest: GuestFactory, mshv_mode: str) -> None:
+    guest = mshv_guest(GUEST, mode=mshv_mode)
+    got = guest.assert_exits(
+        [
+            IoPort(0x10, write=True, value=0x12345678, size=4),
+            IoPort(0x11, write=False, value=0xCAFEBABE, size=4),
+            IoPort(0x12, write=True, value=0xCAFEBABE, size=4),
+            Mmio(MMIO, write=True, value=0xABCDEF01, size=4),
+            Mmio(MMIO + 4, write=False, value=MMIO + 8, size=4),
+            IoPort(0x13, write=True, value=MMIO + 8, size=4),
+            Halt(),
+        ]
+    )
+    assert {exit_.header.mode for exit_ in got} == {mshv_mode}  # type: ignore[attr-defined]
+    assert guest.reg("rbx") == MMIO + 8
+    assert guest.vp.exits == 7
 
 
 PREFIXED_WRITES = f"""
@@ -64,9 +58,9 @@ PREFIXED_WRITES = f"""
 """
 
 
-def test_prefixed_mmio_writes_keep_their_prefix(partition: Partition, memory: GuestMemory) -> None:
+def test_prefixed_mmio_writes_keep_their_prefix(mshv_guest: GuestFactory) -> None:
     """A write is past its instruction at KVM's exit; the emulator must find the whole of it."""
-    vp = start_vp(partition, memory, assemble(PREFIXED_WRITES, mode="long", base=ENTRY), mode="long")
+    vp = mshv_guest(PREFIXED_WRITES, mode="long").vp
     seen: list[tuple[bytes, int, int]] = []
     writes: list[tuple[int, int, int]] = []
     while not isinstance(exit_ := vp.run(), HaltIntercept):

@@ -587,9 +587,6 @@ uint16_t emu_synthetic_state_reg_get(struct emu_vp *vp, uint32_t name,
 uint16_t emu_synthetic_state_reg_set(struct emu_vp *vp, uint32_t name,
 				     const union hv_register_value *value)
 {
-	uint64_t hints = HV_INSTRUCTION_EMULATION_HINT_PARTITION_SECURE_VTL_ENABLED |
-			 HV_INSTRUCTION_EMULATION_HINT_MBEC_USER_EXECUTE_CONTROL;
-
 	switch (name) {
 	case HV_REGISTER_PENDING_EVENT0:
 	case HV_REGISTER_PENDING_EVENT1:
@@ -599,8 +596,11 @@ uint16_t emu_synthetic_state_reg_set(struct emu_vp *vp, uint32_t name,
 			return HV_STATUS_INVALID_PARAMETER;
 		return emu_deliverability_set(vp, value->reg64);
 	case HV_REGISTER_INSTRUCTION_EMULATION_HINTS:
-		/* no secure VTL and no MBEC here: only 0 describes this partition */
-		if (value->reg128.high_part || (value->reg64 & ~hints) || value->reg64)
+		/*
+		 * Its bits (PARTITION_SECURE_VTL_ENABLED, MBEC_USER_EXECUTE_CONTROL)
+		 * describe features this partition cannot have: only 0 is true of it.
+		 */
+		if (value->reg128.high_part || value->reg64)
 			return HV_STATUS_INVALID_PARAMETER;
 		emu_svp(vp)->emulation_hints = 0;
 		return HV_STATUS_SUCCESS;

@@ -827,6 +827,95 @@ static void case_host_tsc_offset(void)
 	printf("msr.took=%d\n", m.e.data >= t1 + (1ULL << 47));
 }
 
+/*
+ * qemu_puts: QEMU 11.1's register puts at boot in its own batches (target/i386/mshv
+ * msr_env_map without the feature-dependent CET/XSS/SPEC_CTRL/TSC_ADJUST, then the
+ * 27 MTRRs; then the event registers), set and read back on VP 0 and, without the
+ * partition-wide three, on VP 1.
+ */
+static void case_qemu_puts(void)
+{
+	static const uint32_t msrs[] = {
+		HV_X64_REGISTER_EFER, HV_X64_REGISTER_PAT, HV_X64_REGISTER_SYSENTER_CS,
+		HV_X64_REGISTER_SYSENTER_ESP, HV_X64_REGISTER_SYSENTER_EIP, HV_X64_REGISTER_STAR,
+		HV_X64_REGISTER_LSTAR, HV_X64_REGISTER_CSTAR, HV_X64_REGISTER_SFMASK,
+		HV_X64_REGISTER_KERNEL_GS_BASE, HV_X64_REGISTER_TSC, HV_X64_REGISTER_TSC_AUX,
+		HV_X64_REGISTER_HYPERCALL, HV_REGISTER_GUEST_OS_ID, HV_REGISTER_REFERENCE_TSC,
+		HV_REGISTER_SCONTROL, HV_REGISTER_SIEFP, HV_REGISTER_SIMP,
+		HV_X64_REGISTER_MSR_MTRR_DEF_TYPE,
+	};
+	static const uint32_t events[] = {
+		HV_REGISTER_PENDING_INTERRUPTION, HV_REGISTER_INTERRUPT_STATE,
+		HV_REGISTER_PENDING_EVENT0,
+	};
+	struct world w;
+
+	/* QEMU 11.1.3's SYNTHETIC_PROC_FEATURES */
+	world_init(&w, PT_LAPIC, 0x6400ffbULL, 0x10000, 2);
+	for (int vp = 0; vp < 2; vp++) {
+		struct {
+			struct hv_input_set_vp_registers h;
+			struct hv_register_assoc a[64];
+		} __attribute__((packed)) in;
+		struct {
+			struct hv_input_get_vp_registers h;
+			uint32_t names[64];
+		} __attribute__((packed)) gin;
+		union hv_register_value out[64];
+		int n = 0;
+		struct hc r;
+
+		memset(&in, 0, sizeof(in));
+		memset(&gin, 0, sizeof(gin));
+		for (size_t i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++) {
+			if (vp && (msrs[i] == HV_X64_REGISTER_HYPERCALL ||
+				   msrs[i] == HV_REGISTER_GUEST_OS_ID ||
+				   msrs[i] == HV_REGISTER_REFERENCE_TSC))
+				continue;
+			in.a[n].name = msrs[i];
+			n++;
+		}
+		for (int i = 0; i < 8; i++) {
+			in.a[n++].name = HV_X64_REGISTER_MSR_MTRR_PHYS_BASE0 + i;
+		}
+		for (int i = 0; i < 8; i++)
+			in.a[n++].name = HV_X64_REGISTER_MSR_MTRR_PHYS_MASK0 + i;
+		for (int i = 0; i < 11; i++)
+			in.a[n++].name = HV_X64_REGISTER_MSR_MTRR_FIX64K00000 + i;
+		for (int i = 0; i < n; i++) {
+			in.a[i].value = v64(0);
+			if (in.a[i].name == HV_X64_REGISTER_PAT)
+				in.a[i].value = v64(0x0007040600070406ULL);
+			if (in.a[i].name == HV_X64_REGISTER_MSR_MTRR_DEF_TYPE)
+				in.a[i].value = v64(0x806);
+			gin.names[i] = in.a[i].name;
+		}
+		in.h.vp_index = (uint32_t)vp;
+		gin.h.vp_index = (uint32_t)vp;
+		r = hvcall(w.vp[vp], HVCALL_SET_VP_REGISTERS, (uint16_t)n, &in,
+			   (uint16_t)(sizeof(in.h) + n * sizeof(in.a[0])), NULL, 0);
+		printf("vp%d.msrs.count=%d\nvp%d.msrs.set=%#x\nvp%d.msrs.set_reps=%u\n", vp, n, vp,
+		       r.status, vp, r.reps);
+		r = hvcall(w.vp[vp], HVCALL_GET_VP_REGISTERS, (uint16_t)n, &gin,
+			   (uint16_t)(sizeof(gin.h) + n * 4), out, (uint16_t)(n * sizeof(out[0])));
+		printf("vp%d.msrs.get=%#x\nvp%d.msrs.get_reps=%u\n", vp, r.status, vp, r.reps);
+		n = 0;
+		memset(&in, 0, sizeof(in));
+		for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+			in.a[n].name = events[i];
+			in.a[n].value = v64(0);
+			gin.names[n] = events[i];
+			n++;
+		}
+		r = hvcall(w.vp[vp], HVCALL_SET_VP_REGISTERS, (uint16_t)n, &in,
+			   (uint16_t)(sizeof(in.h) + n * sizeof(in.a[0])), NULL, 0);
+		printf("vp%d.events.set=%#x\nvp%d.events.set_reps=%u\n", vp, r.status, vp, r.reps);
+		r = hvcall(w.vp[vp], HVCALL_GET_VP_REGISTERS, (uint16_t)n, &gin,
+			   (uint16_t)(sizeof(gin.h) + n * 4), out, (uint16_t)(n * sizeof(out[0])));
+		printf("vp%d.events.get=%#x\nvp%d.events.get_reps=%u\n", vp, r.status, vp, r.reps);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -844,6 +933,8 @@ int main(int argc, char **argv)
 		case_freeze_tsc(argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "freeze_lapic"))
 		case_freeze_lapic();
+	else if (!strcmp(argv[1], "qemu_puts"))
+		case_qemu_puts();
 	else if (!strcmp(argv[1], "host_tsc_offset"))
 		case_host_tsc_offset();
 	else

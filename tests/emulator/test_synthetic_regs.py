@@ -353,3 +353,18 @@ def test_guest_msr_gated_faults(client, preload_env, tmp_path):
     image.write_bytes(assemble(guest_source(ops, 64), tmp_path, 64, base=0x10000))
     out = run_case(client, preload_env, "guest_msr", str(image), "64", "0", "0", "0")
     assert num(out, "op0.fault") == 1
+
+
+@pytest.mark.parametrize("vp", [0, 1])
+def test_qemu_boot_puts(client, preload_env, vp):
+    """QEMU 11.1.3 -accel mshv's boot-time puts with its SYNTHETIC_PROC_FEATURES (0x6400ffb):
+    the MSR batch (HYPERCALL, GUEST_OS_ID, REFERENCE_TSC on vCPU 0 only; SCONTROL, SIEFP, SIMP;
+    the MTRRs) and the event batch ending in PENDING_EVENT0 complete every element both ways
+    (QEMU errors out on reps short of the count)."""
+    out = run_case(client, preload_env, "qemu_puts")
+    count = num(out, f"vp{vp}.msrs.count")
+    assert count == (46 if vp == 0 else 43)
+    assert num(out, f"vp{vp}.msrs.set") == 0 and num(out, f"vp{vp}.msrs.set_reps") == count
+    assert num(out, f"vp{vp}.msrs.get") == 0 and num(out, f"vp{vp}.msrs.get_reps") == count
+    assert num(out, f"vp{vp}.events.set") == 0 and num(out, f"vp{vp}.events.set_reps") == 3
+    assert num(out, f"vp{vp}.events.get") == 0 and num(out, f"vp{vp}.events.get_reps") == 3

@@ -895,8 +895,10 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_CREATE_VM 0xae01
 #define KVM_ENABLE_CAP 0x4068aea3
 #define KVM_GET_API_VERSION 0xae00
+#define KVM_GET_CLOCK 0x8030ae7c
 #define KVM_GET_CPUID2 0xc008ae91
 #define KVM_GET_DEBUGREGS 0x8080aea1
+#define KVM_GET_DEVICE_ATTR 0x4018aee2
 #define KVM_GET_DIRTY_LOG 0x4010ae42
 #define KVM_GET_LAPIC 0x8400ae8e
 #define KVM_GET_MP_STATE 0x8004ae98
@@ -912,8 +914,10 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_IOEVENTFD 0x4040ae79
 #define KVM_IRQFD 0x4020ae76
 #define KVM_RUN 0xae80
+#define KVM_SET_CLOCK 0x4030ae7b
 #define KVM_SET_CPUID2 0x4008ae90
 #define KVM_SET_DEBUGREGS 0x4080aea2
+#define KVM_SET_DEVICE_ATTR 0x4018aee1
 #define KVM_SET_GSI_ROUTING 0x4008ae6a
 #define KVM_SET_GUEST_DEBUG 0x4048ae9b
 #define KVM_SET_LAPIC 0x4400ae8f
@@ -927,6 +931,7 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_SET_XSAVE 0x5000aea5
 #define KVM_SIGNAL_MSI 0x4020aea5
 #define KVM_TRANSLATE 0xc018ae85
+#define KVM_X86_SET_MSR_FILTER 0x4188aec6
 #define MADV_DONTFORK 0xa
 #define MADV_HUGEPAGE 0xe
 #define MAP_ANONYMOUS 0x20

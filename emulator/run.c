@@ -474,17 +474,7 @@ report:
 	return 1;
 }
 
-/*
- * KVM_EXIT_X86_RDMSR/WRMSR: KVM sends out MSRs it does not implement and the
- * synthetic range (filtered away from KVM, synthetic.c emu_synthetic_msr_exits).
- * In the hypervisor's order: a synthetic MSR the partition's
- * SYNTHETIC_PROC_FEATURES grant is answered here; any other MSR becomes an
- * HVMSG_X64_MSR_INTERCEPT when the VMM installed an MSR intercept; else the
- * partition's UNIMPLEMENTED_MSR_ACTION decides: #GP (0) or ignore the write /
- * read zero (1). Answered accesses complete in the next KVM_RUN (KVM writes
- * EDX:EAX, moves RIP, or injects #GP for msr.error). 0 to run on, 1 with
- * *msg filled, -1 on error.
- */
+/* An MSR the VMM intercepts: HVMSG_X64_MSR_INTERCEPT, RIP at the RDMSR/WRMSR. */
 static int emu_exit_msr_intercept(struct emu_vp *vp, struct hv_message *msg)
 {
 	struct kvm_run *run = vp->run;
@@ -510,6 +500,17 @@ static int emu_exit_msr_intercept(struct emu_vp *vp, struct hv_message *msg)
 	return 1;
 }
 
+/*
+ * KVM_EXIT_X86_RDMSR/WRMSR: KVM sends out MSRs it does not implement and the
+ * synthetic range (filtered away from KVM, synthetic.c emu_synthetic_msr_exits).
+ * In the hypervisor's order: a synthetic MSR the partition's
+ * SYNTHETIC_PROC_FEATURES grant is answered here; any other MSR becomes an
+ * HVMSG_X64_MSR_INTERCEPT when the VMM installed an MSR intercept; else the
+ * partition's UNIMPLEMENTED_MSR_ACTION decides: #GP (0) or ignore the write /
+ * read zero (1). Answered accesses complete in the next KVM_RUN (KVM writes
+ * EDX:EAX, moves RIP, or injects #GP for msr.error). 0 to run on, 1 with
+ * *msg filled, -1 on error.
+ */
 static int emu_exit_msr(struct emu_vp *vp, struct hv_message *msg)
 {
 	struct kvm_run *run = vp->run;

@@ -197,7 +197,6 @@ fail:
 static int emu_vp_ioctl_run_vp(struct emu_vp *vp, void *uarg)
 {
 	struct hv_message msg;
-
 	int ret;
 
 	memset(&msg, 0, sizeof(msg));

@@ -132,6 +132,7 @@ static void emu_partition_free(struct emu_partition *pt)
 		emu_sys_close(pt->kvm_fd);
 	pthread_rwlock_destroy(&pt->regions_lock);
 	emu_time_destroy(pt);
+	emu_synthetic_destroy(pt);
 	pthread_mutex_destroy(&pt->lock);
 	free(pt);
 }
@@ -180,6 +181,7 @@ static int emu_create_partition(void *uarg)
 	pthread_mutex_init(&pt->lock, NULL);
 	pthread_rwlock_init(&pt->regions_lock, NULL);
 	emu_time_init(pt);
+	emu_synthetic_init(pt);
 	pt->id = atomic_fetch_add(&emu_next_partition_id, 1);
 	pt->handle_fd = -1;
 	pt->kvm_fd = -1;

@@ -31,7 +31,9 @@
  *   intercept.c   [hypervisor] building intercept messages (hv_message, x64 header)
  *   x86decode.c   [hypervisor] x86 instruction decoding for intercept messages
  *   pagewalk.c    [hypervisor] guest page walk, instruction bytes
- *   time.c        [hypervisor] partition reference time, TIME_FREEZE
+ *   time.c        [hypervisor] partition reference time, TIME_FREEZE and its effect on KVM
+ *   synthetic.c   [hypervisor] synthetic MSRs, SynIC and synthetic timer registers, event
+ *                              registers: one store for hypercalls, VP state and guest MSRs
  *
  * Private headers: hypercall.h (hvcall.c and the hypercall handlers),
  * x86decode.h (x86decode.c for run.c).
@@ -135,6 +137,25 @@ struct emu_time {
 	uint64_t frozen_at;		/* reference time while frozen */
 };
 
+/* synthetic.c: the partition-wide synthetic MSRs and how guest MSR accesses reach them */
+struct emu_synthetic_partition {
+	pthread_mutex_t lock;
+	uint64_t guest_os_id;		/* HV_X64_MSR_GUEST_OS_ID */
+	uint64_t hypercall;		/* HV_X64_MSR_HYPERCALL */
+	uint64_t reference_tsc;		/* HV_X64_MSR_REFERENCE_TSC */
+	bool msr_exits_tried;
+	bool msr_exits;			/* KVM_CAP_X86_USER_SPACE_MSR enabled */
+	bool msr_filter;		/* the synthetic range filtered away from KVM */
+};
+
+/* time.c: what TIME_FREEZE took from KVM, to give back at thaw */
+struct emu_time_freeze {
+	bool clock_saved;
+	uint64_t kvmclock;		/* KVM_GET_CLOCK at freeze */
+	uint64_t host_ns_at_freeze;	/* CLOCK_MONOTONIC */
+	bool ran_while_frozen;		/* a VP ran: its guest saw time go on, keep it */
+};
+
 struct emu_partition {
 	atomic_int refs;		/* one for the fd, one per VP fd */
 	pthread_mutex_t lock;		/* the partition mutex (mshv_partition_ioctl) */
@@ -174,6 +195,8 @@ struct emu_partition {
 	pthread_rwlock_t regions_lock;
 
 	struct emu_time time;		/* time.c */
+	struct emu_synthetic_partition synthetic;	/* synthetic.c */
+	struct emu_time_freeze freeze;	/* time.c */
 };
 
 struct emu_vp {
@@ -201,6 +224,11 @@ struct emu_vp {
 	uint32_t cpuid_gen;		/* cpuid.c: CPUID results generation applied */
 	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
 	atomic_bool ran;		/* run.c: KVM_RUN was called once (CPUID is frozen) */
+	/* ---- time.c: this VP's share of TIME_FREEZE ---- */
+	bool freeze_captured;		/* TSC/LAPIC timer taken at freeze, not yet given back */
+	bool thaw_pending;		/* thawed while this VP was busy: give back at next RUN_VP */
+	uint64_t freeze_ns;		/* host ns the partition stayed frozen (set at thaw) */
+	uint32_t freeze_tmcct, freeze_tmict, freeze_lvtt;	/* LAPIC timer at freeze */
 };
 
 /* A handle: what one of our fds stands for. */
@@ -435,5 +463,40 @@ bool emu_time_frozen(struct emu_partition *pt);
 uint16_t emu_time_freeze(struct emu_partition *pt, bool freeze);
 /* HV_PARTITION_PROPERTY_REFERENCE_TIME set: only while frozen; an HV status. */
 uint16_t emu_time_reference_set(struct emu_partition *pt, uint64_t ticks);
+
+/* time.c: a VP's deferred part of TIME_FREEZE/thaw, at the start of RUN_VP (VP mutex held). */
+void emu_time_vp_run(struct emu_vp *vp);
+
+/* ---- synthetic.c (hypervisor: synthetic registers) ------------------------- */
+
+void emu_synthetic_init(struct emu_partition *pt);	/* at partition create */
+void emu_synthetic_destroy(struct emu_partition *pt);
+/* At CREATE_VP: the VP's store (vp->vpstate, reset values); -1/errno. */
+int emu_synthetic_vp_init(struct emu_vp *vp);
+/* At the first CREATE_VP (partition mutex held): guest synthetic MSR accesses exit to us. */
+int emu_synthetic_msr_exits(struct emu_partition *pt);
+/* Synthetic MSR registers (HV_REGISTER_GUEST_OS_ID, SINTx, STIMERx_*...): an HV status. */
+bool emu_synthetic_is_register(uint32_t name);
+uint16_t emu_synthetic_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *value);
+uint16_t emu_synthetic_reg_set(struct emu_vp *vp, uint32_t name,
+			       const union hv_register_value *value);
+/* PENDING_EVENT0/1, DELIVERABILITY_NOTIFICATIONS, INSTRUCTION_EMULATION_HINTS. */
+bool emu_synthetic_is_state_register(uint32_t name);
+uint16_t emu_synthetic_state_reg_get(struct emu_vp *vp, uint32_t name,
+				     union hv_register_value *value);
+uint16_t emu_synthetic_state_reg_set(struct emu_vp *vp, uint32_t name,
+				     const union hv_register_value *value);
+uint64_t emu_synthetic_emulation_hints(struct emu_vp *vp);
+/* MSHV_GET/SET_VP_STATE SIMP, SIEFP, SYNTHETIC_TIMERS: an HV status. */
+uint16_t emu_synthetic_state(struct emu_vp *vp, uint8_t type, bool set, uint8_t *buf,
+			     uint32_t size);
+/* A guest RDMSR/WRMSR (run.c emu_exit_msr). */
+enum { EMU_MSR_DONE, EMU_MSR_FAULT, EMU_MSR_NOT_SYNTHETIC };
+int emu_synthetic_msr(struct emu_vp *vp, uint32_t msr, bool write, uint64_t *data);
+/* RUN_VP bracket (vp.c): VP_RUNTIME, pending events handed to KVM. */
+void emu_synthetic_run_begin(struct emu_vp *vp);
+void emu_synthetic_run_end(struct emu_vp *vp);
+/* `mshv info`: how the guest sees the synthetic registers on this host. */
+EMU_EXPORT const char *mshv_emu_synthetic_view(void);
 
 #endif /* MSHV_EMU_H */

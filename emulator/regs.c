@@ -13,6 +13,16 @@
  * the hypercall rather than the next run. Everything else (debug registers,
  * FPU/XMM, MSRs, XCR0, MP state) uses its own ioctl.
  *
+ * Synthetic registers (synthetic MSRs, SynIC, synthetic timers, pending
+ * events, deliverability, emulation hints) are synthetic.c's; the
+ * INTERMEDIATE_CR0/3/4/8 names are the plain CR0/3/4/8, which is what they
+ * hold when no nested hypervisor runs in the guest (none can here).
+ *
+ * The register page and the register file are one state in both
+ * directions: a register write refreshes the page, and page writes the VMM
+ * marked dirty are taken before any register read or write (so
+ * GetVpRegisters returns them, before the first run as after an intercept).
+ *
  * Status codes: an unknown or unemulated register name gives
  * HV_STATUS_INVALID_PARAMETER, which is what the TLFS lists for
  * HvGetVpRegisters/HvSetVpRegisters with an invalid register name; a value
@@ -583,14 +593,36 @@ uint16_t emu_regs_commit(struct emu_vp *vp)
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_SREGS, &vp->run->s.regs.sregs) < 0) {
 		/* refused: the cache goes back to what KVM holds */
 		emu_sys_ioctl(vp->vcpu_fd, KVM_GET_SREGS, &vp->run->s.regs.sregs);
+		emu_regpage_fill(vp, false);
 		return HV_STATUS_INVALID_PARAMETER;
 	}
 	/* what KVM made of it (e.g. CR8 from the TPR) */
 	emu_sys_ioctl(vp->vcpu_fd, KVM_GET_SREGS, &vp->run->s.regs.sregs);
+	emu_regpage_fill(vp, false);
 	return HV_STATUS_SUCCESS;
 }
 
 /* ---- the two entry points ------------------------------------------------ */
+
+/* INTERMEDIATE_CRx: the CR itself while no nested hypervisor runs (always, here). */
+static uint32_t emu_reg_alias(uint32_t name)
+{
+	switch (name) {
+	case HV_X64_REGISTER_INTERMEDIATE_CR0: return HV_X64_REGISTER_CR0;
+	case HV_X64_REGISTER_INTERMEDIATE_CR3: return HV_X64_REGISTER_CR3;
+	case HV_X64_REGISTER_INTERMEDIATE_CR4: return HV_X64_REGISTER_CR4;
+	case HV_X64_REGISTER_INTERMEDIATE_CR8: return HV_X64_REGISTER_CR8;
+	}
+	return name;
+}
+
+/* The register view starts from the page's dirty classes, if the VMM left any. */
+static int emu_reg_prepare(struct emu_vp *vp)
+{
+	if (emu_vp_settle(vp) < 0 || emu_regs_sync(vp) < 0)
+		return -1;
+	return vp->reg_page->dirty ? emu_regpage_apply(vp) : 0;
+}
 
 uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *value)
 {
@@ -599,8 +631,9 @@ uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *
 	uint32_t msr;
 
 	memset(value, 0, sizeof(*value));
-	if (emu_vp_settle(vp) < 0 || emu_regs_sync(vp) < 0)
+	if (emu_reg_prepare(vp) < 0)
 		return HV_STATUS_OPERATION_FAILED;
+	name = emu_reg_alias(name);
 	p = emu_gpr(&s->regs, name);
 	if (p) {
 		value->reg64 = *p;
@@ -615,6 +648,10 @@ uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *
 	msr = emu_reg_msr(name);
 	if (msr)
 		return emu_msr_access(vp, msr, &value->reg64, false);
+	if (emu_synthetic_is_register(name))
+		return emu_synthetic_reg_get(vp, name, value);
+	if (emu_synthetic_is_state_register(name))
+		return emu_synthetic_state_reg_get(vp, name, value);
 	switch (name) {
 	case HV_REGISTER_EXPLICIT_SUSPEND:
 		value->explicit_suspend = vp->explicit_suspend ? HV_SUSPEND_REGISTER_SUSPENDED : 0;
@@ -633,22 +670,17 @@ uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *
 	case HV_X64_REGISTER_XFEM:
 		return emu_xcr0_get(vp, &value->reg64) < 0 ? HV_STATUS_INVALID_PARAMETER :
 							      HV_STATUS_SUCCESS;
-	case HV_REGISTER_VP_INDEX:
-		value->reg64 = vp->index;
-		return HV_STATUS_SUCCESS;
 	}
-	/* DELIVERABILITY_NOTIFICATIONS, SynIC, synthetic MSRs...: not emulated */
 	return HV_STATUS_INVALID_PARAMETER;
 }
 
-uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *value)
+static uint16_t emu_reg_set_one(struct emu_vp *vp, uint32_t name,
+				const union hv_register_value *value)
 {
 	struct kvm_sync_regs *s = &vp->run->s.regs;
 	__u64 *p, v = value->reg64;
 	uint32_t msr;
 
-	if (emu_vp_settle(vp) < 0 || emu_regs_sync(vp) < 0)
-		return HV_STATUS_OPERATION_FAILED;
 	p = emu_gpr(&s->regs, name);
 	if (p) {
 		/* applied by the next KVM_RUN (sync_regs), no ioctl on the fast path */
@@ -666,6 +698,10 @@ uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_v
 	msr = emu_reg_msr(name);
 	if (msr)
 		return emu_msr_access(vp, msr, &v, true);
+	if (emu_synthetic_is_register(name))
+		return emu_synthetic_reg_set(vp, name, value);
+	if (emu_synthetic_is_state_register(name))
+		return emu_synthetic_state_reg_set(vp, name, value);
 	switch (name) {
 	case HV_REGISTER_EXPLICIT_SUSPEND:
 	case HV_REGISTER_INTERCEPT_SUSPEND:
@@ -685,6 +721,21 @@ uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_v
 		return emu_xcr0_set(vp, v);
 	}
 	return HV_STATUS_INVALID_PARAMETER;
+}
+
+uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *value)
+{
+	uint16_t st;
+
+	if (emu_reg_prepare(vp) < 0)
+		return HV_STATUS_OPERATION_FAILED;
+	name = emu_reg_alias(name);
+	st = emu_reg_set_one(vp, name, value);
+	/* GPRs keep the page current themselves; SREGS do at emu_regs_commit */
+	if (st == HV_STATUS_SUCCESS && !emu_gpr(&vp->run->s.regs.regs, name) &&
+	    !emu_is_sregs_name(name))
+		emu_regpage_fill(vp, false);
+	return st;
 }
 
 /* ---- the register page (hv_vp_register_page) ----------------------------- */
@@ -726,6 +777,7 @@ int emu_regpage_fill(struct emu_vp *vp, bool full)
 	rp->efer = sr->efer;
 	rp->pending_interruption = emu_pending_interruption(&s->events);
 	rp->interrupt_state = emu_interrupt_state(&s->events);
+	rp->instruction_emulation_hints = emu_synthetic_emulation_hints(vp);
 	if (full) {
 		__u64 xcr0;
 

@@ -474,7 +474,8 @@ report:
 	return 1;
 }
 
-static int emu_exit_msr(struct emu_vp *vp, struct hv_message *msg)
+/* An MSR the VMM intercepts: HVMSG_X64_MSR_INTERCEPT, RIP at the RDMSR/WRMSR. */
+static int emu_exit_msr_intercept(struct emu_vp *vp, struct hv_message *msg)
 {
 	struct kvm_run *run = vp->run;
 	struct kvm_run saved = *run;
@@ -496,6 +497,46 @@ static int emu_exit_msr(struct emu_vp *vp, struct hv_message *msg)
 	m->msr_number = saved.msr.index;
 	m->rax = r.rax;
 	m->rdx = r.rdx;
+	return 1;
+}
+
+/*
+ * KVM_EXIT_X86_RDMSR/WRMSR: KVM sends out MSRs it does not implement and the
+ * synthetic range (filtered away from KVM, synthetic.c emu_synthetic_msr_exits).
+ * In the hypervisor's order: a synthetic MSR the partition's
+ * SYNTHETIC_PROC_FEATURES grant is answered here; any other MSR becomes an
+ * HVMSG_X64_MSR_INTERCEPT when the VMM installed an MSR intercept; else the
+ * partition's UNIMPLEMENTED_MSR_ACTION decides: #GP (0) or ignore the write /
+ * read zero (1). Answered accesses complete in the next KVM_RUN (KVM writes
+ * EDX:EAX, moves RIP, or injects #GP for msr.error). 0 to run on, 1 with
+ * *msg filled, -1 on error.
+ */
+static int emu_exit_msr(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct kvm_run *run = vp->run;
+	bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+	uint64_t data = write ? run->msr.data : 0;
+
+	switch (emu_synthetic_msr(vp, run->msr.index, write, &data)) {
+	case EMU_MSR_DONE:
+		run->msr.error = 0;
+		if (!write)
+			run->msr.data = data;
+		return 0;
+	case EMU_MSR_FAULT:
+		run->msr.error = 1;
+		return 0;
+	}
+	if (vp->pt->intercepts.msr)
+		return emu_exit_msr_intercept(vp, msg);
+	if (emu_unimplemented_msr_action(vp->pt) ==
+	    HV_UNIMPLEMENTED_MSR_ACTION_IGNORE_WRITE_READ_ZERO) {
+		run->msr.error = 0;
+		if (!write)
+			run->msr.data = 0;
+	} else {
+		run->msr.error = 1;
+	}
 	return 0;
 }
 
@@ -583,7 +624,7 @@ static int emu_handle_exit(struct emu_vp *vp, struct hv_message *msg)
 		return emu_exit_mmio(vp, msg);
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:
-		return emu_exit_msr(vp, msg) < 0 ? -1 : 1;
+		return emu_exit_msr(vp, msg);
 	case KVM_EXIT_HLT: {
 		struct kvm_regs at = *r;
 

@@ -13,7 +13,9 @@
  *
  * The VP starts in the x86 reset state, which is KVM's vCPU default (real
  * mode, CS selector 0xF000 base 0xFFFF0000, RIP 0xFFF0), and with
- * EXPLICIT_SUSPEND set: it runs only inside RUN_VP.
+ * EXPLICIT_SUSPEND set: it runs only inside RUN_VP. Its register page is
+ * valid from creation (version 1, isvalid 1, the reset state), as a real
+ * hypervisor's is once the driver has mapped it (HvCallMapVpStatePage).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -126,8 +128,12 @@ static int emu_vp_init(struct emu_vp *vp)
 		return -1;
 	vp->reg_page = p;
 	vp->msg_page = (struct hv_message *)((char *)p + EMU_PAGE_SIZE);
-	vp->reg_page->version = HV_VP_REGISTER_PAGE_VERSION_1;
-	return 0;
+	if (emu_synthetic_vp_init(vp) < 0 || emu_synthetic_msr_exits(pt) < 0)
+		return -1;
+	/* the page shows the reset state before the first RUN_VP */
+	if (emu_regs_sync(vp) < 0)
+		return -1;
+	return emu_regpage_fill(vp, true);
 }
 
 /* mshv_partition_ioctl_create_vp (partition mutex held) */
@@ -191,9 +197,14 @@ fail:
 static int emu_vp_ioctl_run_vp(struct emu_vp *vp, void *uarg)
 {
 	struct hv_message msg;
+	int ret;
 
 	memset(&msg, 0, sizeof(msg));
-	if (emu_run_vp(vp, &msg) < 0)
+	emu_time_vp_run(vp);
+	emu_synthetic_run_begin(vp);
+	ret = emu_run_vp(vp, &msg);
+	emu_synthetic_run_end(vp);
+	if (ret < 0)
 		return -1;
 	return emu_copy_to_user(uarg, &msg, sizeof(msg));
 }

@@ -13,8 +13,9 @@
  * XSAVE: KVM_GET_XSAVE gives the standard form; mshv gives the compacted
  * form with XCOMP_BV bit 63 set and the partition's XSAVE_STATES as
  * components (QEMU asserts bit 63).
- * SIMP, SIEFP, SYNTHETIC_TIMERS: no SynIC is emulated, so these are stored
- * per VP and round-trip unchanged (a fresh VP reads zeros).
+ * SIMP, SIEFP, SYNTHETIC_TIMERS: the SynIC store of synthetic.c, the same
+ * values the SIMP/SIEFP/STIMERn registers and the guest's MSRs show (a fresh
+ * VP reads zeros).
  */
 #include <stdlib.h>
 
@@ -50,23 +51,11 @@
 #define APIC_TMCCT	0x390
 #define APIC_TDCR	0x3e0
 
-struct emu_vpstate {
-	uint8_t simp[EMU_STATE_PAGE];
-	uint8_t siefp[EMU_STATE_PAGE];
-	struct hv_synthetic_timers_state timers;
-};
-
+/* The store is synthetic.c's (emu_synthetic_vp_init); it goes with the VP. */
 void emu_vpstate_destroy(struct emu_vp *vp)
 {
 	free(vp->vpstate);
 	vp->vpstate = NULL;
-}
-
-static struct emu_vpstate *emu_vpstate(struct emu_vp *vp)
-{
-	if (!vp->vpstate)
-		vp->vpstate = calloc(1, sizeof(struct emu_vpstate));
-	return vp->vpstate;
 }
 
 static uint32_t apic_get(const struct kvm_lapic_state *l, int off)
@@ -209,23 +198,6 @@ static uint16_t emu_state_xsave(struct emu_vp *vp, bool set, uint8_t *buf,
 	return HV_STATUS_SUCCESS;
 }
 
-static uint16_t emu_state_stored(struct emu_vp *vp, uint8_t type, bool set, uint8_t *buf,
-				 uint32_t size)
-{
-	struct emu_vpstate *s = emu_vpstate(vp);
-	uint8_t *slot;
-
-	if (!s)
-		return HV_STATUS_INSUFFICIENT_MEMORY;
-	slot = type == MSHV_VP_STATE_SIMP ? s->simp :
-	       type == MSHV_VP_STATE_SIEFP ? s->siefp : (uint8_t *)&s->timers;
-	if (set)
-		memcpy(slot, buf, size);
-	else
-		memcpy(buf, slot, size);
-	return HV_STATUS_SUCCESS;
-}
-
 /* mshv_vp_ioctl_get_set_state (VP mutex held) */
 int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg)
 {
@@ -301,7 +273,7 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 	else if (args.type == MSHV_VP_STATE_XSAVE)
 		st = emu_state_xsave(vp, set, buf, x);
 	else
-		st = emu_state_stored(vp, args.type, set, buf, needed);
+		st = emu_synthetic_state(vp, args.type, set, buf, needed);
 	if (st) {
 		errno = emu_hv_status_errno(st);
 		ret = -1;

@@ -139,6 +139,12 @@ typedef unsigned char hv_gpa_page_access_state;
 #define HV_CACHE_TYPE_WRITE_COMBINING 0x1
 #define HV_CACHE_TYPE_WRITE_PROTECTED 0x5
 #define HV_CACHE_TYPE_WRITE_THROUGH 0x4
+#define HV_DELIVERABILITY_INTERRUPT_NOTIFICATION 0x2
+#define HV_DELIVERABILITY_INTERRUPT_PRIORITY_MASK 0x3c
+#define HV_DELIVERABILITY_INTERRUPT_PRIORITY_SHIFT 0x2
+#define HV_DELIVERABILITY_NMI_NOTIFICATION 0x1
+#define HV_DELIVERABILITY_SINTS_MASK 0xffff000000000000
+#define HV_DELIVERABILITY_SINTS_SHIFT 0x30
 #define HV_GET_SET_VP_STATE_LAPIC_STATE 0x80000000
 #define HV_GET_SET_VP_STATE_SIEF_PAGE 0x80000003
 #define HV_GET_SET_VP_STATE_SIM_PAGE 0x80000002
@@ -160,6 +166,8 @@ typedef unsigned char hv_gpa_page_access_state;
 #define HV_HYP_PAGE_SIZE 0x1000
 #define HV_INPUT_VTL_TARGET_VTL_MASK 0xf
 #define HV_INPUT_VTL_USE_TARGET_VTL 0x10
+#define HV_INSTRUCTION_EMULATION_HINT_MBEC_USER_EXECUTE_CONTROL 0x2
+#define HV_INSTRUCTION_EMULATION_HINT_PARTITION_SECURE_VTL_ENABLED 0x1
 #define HV_INTERCEPT_ACCESS_EXECUTE 0x2
 #define HV_INTERCEPT_ACCESS_MASK_EXECUTE 0x4
 #define HV_INTERCEPT_ACCESS_MASK_NONE 0x0
@@ -504,9 +512,12 @@ typedef unsigned char hv_gpa_page_access_state;
 #define HV_SYNIC_IOMMU_FAULT_SINT_INDEX 0x1
 #define HV_SYNIC_SIEFP_ENABLE 0x1
 #define HV_SYNIC_SIMP_ENABLE 0x1
+#define HV_SYNIC_SINT_AS_INTERCEPT 0x80000
 #define HV_SYNIC_SINT_AUTO_EOI 0x20000
 #define HV_SYNIC_SINT_COUNT 0x10
 #define HV_SYNIC_SINT_MASKED 0x10000
+#define HV_SYNIC_SINT_POLLING 0x40000
+#define HV_SYNIC_SINT_PROXY 0x100000
 #define HV_SYNIC_SINT_VECTOR_MASK 0xff
 #define HV_SYNIC_STIMER_COUNT 0x4
 #define HV_SYNIC_VERSION_1 0x1
@@ -643,7 +654,11 @@ typedef unsigned char hv_gpa_page_access_state;
 #define HV_X64_MSR_GUEST_IDLE 0x400000f0
 #define HV_X64_MSR_GUEST_OS_ID 0x40000000
 #define HV_X64_MSR_HYPERCALL 0x40000001
+#define HV_X64_MSR_HYPERCALL_ENABLE 0x1
+#define HV_X64_MSR_HYPERCALL_LOCKED 0x2
+#define HV_X64_MSR_HYPERCALL_PAGE_ADDRESS_SHIFT 0xc
 #define HV_X64_MSR_ICR 0x40000071
+#define HV_X64_MSR_PAGE_ADDRESS_SHIFT 0xc
 #define HV_X64_MSR_REFERENCE_TSC 0x40000021
 #define HV_X64_MSR_RESET 0x40000003
 #define HV_X64_MSR_SCONTROL 0x40000080
@@ -659,12 +674,16 @@ typedef unsigned char hv_gpa_page_access_state;
 #define HV_X64_MSR_TIME_REF_COUNT 0x40000020
 #define HV_X64_MSR_TPR 0x40000072
 #define HV_X64_MSR_TSC_FREQUENCY 0x40000022
+#define HV_X64_MSR_TSC_REFERENCE_ENABLE 0x1
 #define HV_X64_MSR_VP_ASSIST_PAGE 0x40000073
+#define HV_X64_MSR_VP_ASSIST_PAGE_ENABLE 0x1
 #define HV_X64_MSR_VP_INDEX 0x40000002
 #define HV_X64_MSR_VP_RUNTIME 0x40000010
 #define HV_X64_PENDING_EVENT_DELIVER_ERROR_CODE 0x100
 #define HV_X64_PENDING_EVENT_ERROR_CODE_MASK 0xffffffff00000000
 #define HV_X64_PENDING_EVENT_ERROR_CODE_SHIFT 0x20
+#define HV_X64_PENDING_EVENT_EXCEPTION 0x0
+#define HV_X64_PENDING_EVENT_EXT_INT 0x5
 #define HV_X64_PENDING_EVENT_PENDING 0x1
 #define HV_X64_PENDING_EVENT_TYPE_MASK 0xe
 #define HV_X64_PENDING_EVENT_TYPE_SHIFT 0x1
@@ -895,8 +914,10 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_CREATE_VM 0xae01
 #define KVM_ENABLE_CAP 0x4068aea3
 #define KVM_GET_API_VERSION 0xae00
+#define KVM_GET_CLOCK 0x8030ae7c
 #define KVM_GET_CPUID2 0xc008ae91
 #define KVM_GET_DEBUGREGS 0x8080aea1
+#define KVM_GET_DEVICE_ATTR 0x4018aee2
 #define KVM_GET_DIRTY_LOG 0x4010ae42
 #define KVM_GET_LAPIC 0x8400ae8e
 #define KVM_GET_MP_STATE 0x8004ae98
@@ -912,8 +933,10 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_IOEVENTFD 0x4040ae79
 #define KVM_IRQFD 0x4020ae76
 #define KVM_RUN 0xae80
+#define KVM_SET_CLOCK 0x4030ae7b
 #define KVM_SET_CPUID2 0x4008ae90
 #define KVM_SET_DEBUGREGS 0x4080aea2
+#define KVM_SET_DEVICE_ATTR 0x4018aee1
 #define KVM_SET_GSI_ROUTING 0x4008ae6a
 #define KVM_SET_GUEST_DEBUG 0x4048ae9b
 #define KVM_SET_LAPIC 0x4400ae8f
@@ -927,6 +950,7 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_SET_XSAVE 0x5000aea5
 #define KVM_SIGNAL_MSI 0x4020aea5
 #define KVM_TRANSLATE 0xc018ae85
+#define KVM_X86_SET_MSR_FILTER 0x4188aec6
 #define MADV_DONTFORK 0xa
 #define MADV_HUGEPAGE 0xe
 #define MAP_ANONYMOUS 0x20
@@ -1402,6 +1426,13 @@ struct hv_partition_property_vmm_capabilities {
     unsigned short bank_count;
     unsigned short reserved[3];
     unsigned long long capabilities;
+};
+
+struct hv_reference_tsc_page {
+    unsigned int tsc_sequence;
+    unsigned int reserved1;
+    unsigned long long tsc_scale;
+    unsigned long long tsc_offset;
 };
 
 struct hv_register_assoc {

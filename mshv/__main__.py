@@ -43,6 +43,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if chosen.name == "emulator":
         override = f" (from ${backend_mod.EMULATOR_LIBRARY_ENV})" if backend_mod.emulator_overridden() else ""
         print(f"emulator:      {backend_mod.emulator_library_path()}{override}")
+        print(f"synthetic:     {backend_mod.emulator_synthetic_view()}")
     print("ioctl support (probed with a NULL argument: EFAULT = handled, ENOTTY = unknown):")
     for result in probe.probe_ioctls():
         print(f"  {result.name:<30} {result.fd_kind:<10} {result.verdict}")

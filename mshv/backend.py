@@ -18,6 +18,7 @@ no emulator of its own).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "current",
     "emulator_library_path",
     "emulator_overridden",
+    "emulator_synthetic_view",
     "select",
 ]
 
@@ -71,6 +73,13 @@ def emulator_library_path() -> str:
 def emulator_overridden() -> bool:
     """True when ``$MSHV_EMULATOR_LIBRARY`` names the emulator library."""
     return bool(os.environ.get(EMULATOR_LIBRARY_ENV, "").strip())
+
+
+def emulator_synthetic_view() -> str:
+    """How a guest on this host sees the synthetic (Hyper-V) MSRs: through the emulator or KVM."""
+    view = ctypes.CDLL(emulator_library_path()).mshv_emu_synthetic_view
+    view.restype = ctypes.c_char_p
+    return bytes(view()).decode()
 
 
 def _kvm_problem() -> str | None:

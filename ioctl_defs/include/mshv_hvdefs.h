@@ -588,6 +588,32 @@
 #define HV_SYNIC_FIRST_UNUSED_SINT_INDEX	5
 #define HV_SYNIC_DOORBELL_SINT_INDEX		HV_SYNIC_FIRST_UNUSED_SINT_INDEX
 
+/* HV_X64_MSR_HYPERCALL (union hv_x64_msr_hypercall_contents) */
+#define HV_X64_MSR_HYPERCALL_ENABLE		(1ULL << 0)
+#define HV_X64_MSR_HYPERCALL_LOCKED		(1ULL << 1)
+#define HV_X64_MSR_HYPERCALL_PAGE_ADDRESS_SHIFT	12
+/* HV_X64_MSR_REFERENCE_TSC, HV_X64_MSR_VP_ASSIST_PAGE, SIMP, SIEFP: enable + GPFN */
+#define HV_X64_MSR_TSC_REFERENCE_ENABLE		(1ULL << 0)
+#define HV_X64_MSR_VP_ASSIST_PAGE_ENABLE	(1ULL << 0)
+#define HV_X64_MSR_PAGE_ADDRESS_SHIFT		12
+/* SINTx bits beyond vector/masked/auto_eoi (union hv_synic_sint) */
+#define HV_SYNIC_SINT_POLLING		(1ULL << 18)
+#define HV_SYNIC_SINT_AS_INTERCEPT	(1ULL << 19)
+#define HV_SYNIC_SINT_PROXY		(1ULL << 20)
+/* HV_REGISTER_DELIVERABILITY_NOTIFICATIONS (union hv_deliverability_notifications_register) */
+#define HV_DELIVERABILITY_NMI_NOTIFICATION		(1ULL << 0)
+#define HV_DELIVERABILITY_INTERRUPT_NOTIFICATION	(1ULL << 1)
+#define HV_DELIVERABILITY_INTERRUPT_PRIORITY_SHIFT	2
+#define HV_DELIVERABILITY_INTERRUPT_PRIORITY_MASK	(0xFULL << 2)
+#define HV_DELIVERABILITY_SINTS_SHIFT			48
+#define HV_DELIVERABILITY_SINTS_MASK			(0xFFFFULL << 48)
+/* HV_REGISTER_INSTRUCTION_EMULATION_HINTS (union hv_instruction_emulator_hints_register) */
+#define HV_INSTRUCTION_EMULATION_HINT_PARTITION_SECURE_VTL_ENABLED	(1ULL << 0)
+#define HV_INSTRUCTION_EMULATION_HINT_MBEC_USER_EXECUTE_CONTROL		(1ULL << 1)
+/* HV_X64_PENDING_EVENT_TYPE_* values of PENDING_EVENT0 (hv_x64_pending_event_type) */
+#define HV_X64_PENDING_EVENT_EXCEPTION		0
+#define HV_X64_PENDING_EVENT_EXT_INT		5
+
 /* ------------------------------------------------------------------------
  * Register value layouts
  * ------------------------------------------------------------------------ */
@@ -1632,6 +1658,15 @@ struct hv_synthetic_timers_state {
 } __attribute__((packed));
 _Static_assert(sizeof(struct hv_synthetic_timers_state) == 200,
 	       "synthetic timers state is 200 bytes");
+
+/* The partition reference TSC page (struct ms_hyperv_tsc_page, hyperv-tlfs.h). */
+struct hv_reference_tsc_page {
+	__u32 tsc_sequence;
+	__u32 reserved1;
+	__u64 tsc_scale;
+	__u64 tsc_offset;		/* signed */
+} __attribute__((packed));
+_Static_assert(sizeof(struct hv_reference_tsc_page) == 24, "reference TSC page header");
 
 /* Synthetic timer config (union hv_stimer_config) */
 #define HV_STIMER_CONFIG_ENABLE			(1ULL << 0)

@@ -1,0 +1,134 @@
+"""Boot our multiboot guest (guest.S) under Debian sid's QEMU, with -accel kvm or -accel mshv.
+
+Shared by tests/qemu/test_qemu_boot.py and bench/qemu_boot.py:
+
+- ``build_guest(tmp)``: assemble guest.S with GNU as (through gcc's preprocessor) and
+  link it with ld into a 32-bit multiboot ELF for ``-kernel``.
+- ``boot(qemu, kernel, accel, tmp)``: run QEMU once (q35, COM1 into a file,
+  isa-debug-exit) and return what it printed and its exit status. ``accel="mshv"``
+  runs it with ``LD_PRELOAD`` of the emulator library that
+  ``mshv emulator --preload-path`` names, so QEMU's ``/dev/mshv`` is the emulator.
+- ``EXPECTED_SERIAL`` and ``EXIT_STATUS``: what a correct boot prints and returns.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from qemu_sid import SidQemu  # noqa: E402
+
+GUEST_SOURCE = Path(__file__).resolve().parent / "guest.S"
+
+TICKS = 5  # PIT interrupts the guest waits for (100 Hz)
+EXIT_VALUE = 0x21  # written to isa-debug-exit at the end
+FAULT_VALUE = 0x3E  # written on an unexpected vector
+EXIT_STATUS = (EXIT_VALUE << 1) | 1  # isa-debug-exit: QEMU exits with (value << 1) | 1
+FAULT_STATUS = (FAULT_VALUE << 1) | 1
+DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=0x04"
+
+EXPECTED_SERIAL = (
+    "multiboot ok\n"
+    "hpet period 10000000 fs\n"  # QEMU's HPET counts at 100 MHz
+    + "".join(f"tick {n}\n" for n in range(1, TICKS + 1))
+    + f"hpet advanced at least {(TICKS - 1) * 10} ms\n"
+    "done\n"
+)
+
+BOOT_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Boot:
+    """One QEMU run: its exit status, the guest's serial output, QEMU's stderr, wall time."""
+
+    accel: str
+    returncode: int
+    serial: str
+    stderr: str
+    seconds: float
+
+    def describe(self) -> str:
+        """Everything a failed assertion should show."""
+        return (
+            f"-accel {self.accel}: exit status {self.returncode} after {self.seconds:.1f} s\n"
+            f"--- serial ---\n{self.serial}--- QEMU stderr ---\n{self.stderr}"
+        )
+
+
+class BootTimeout(AssertionError):
+    """QEMU did not exit in time; the message holds its output so far."""
+
+
+def build_guest(tmp: Path) -> Path:
+    """Assemble and link guest.S into a 32-bit multiboot ELF; return its path."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    obj, elf = tmp / "guest.o", tmp / "guest.elf"
+    defines = [f"-DTICKS={TICKS}", f"-DEXIT_VALUE={EXIT_VALUE:#x}", f"-DFAULT_VALUE={FAULT_VALUE:#x}"]
+    _run(["gcc", "-m32", "-c", *defines, str(GUEST_SOURCE), "-o", str(obj)])
+    _run(["ld", "-m", "elf_i386", "-N", "-e", "_start", "-Ttext=0x100000", "-o", str(elf), str(obj)])
+    return elf
+
+
+def preload_path() -> str:
+    """The emulator library, as a user gets it: ``mshv emulator --preload-path``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mshv", "emulator", "--preload-path"], capture_output=True, text=True
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"mshv emulator --preload-path failed ({proc.returncode}): {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def qemu_args(kernel: Path, accel: str, serial: Path) -> list[str]:
+    """The QEMU arguments of one boot (the same for every accelerator but ``-accel``)."""
+    return [
+        "-machine", "q35", "-accel", accel, "-m", "64", "-nodefaults", "-display", "none",
+        "-no-reboot", "-serial", f"file:{serial}", "-device", DEBUG_EXIT_DEVICE, "-kernel", str(kernel),
+    ]  # fmt: skip
+
+
+def boot(qemu: SidQemu, kernel: Path, accel: str, tmp: Path, timeout: float = BOOT_TIMEOUT_S) -> Boot:
+    """Boot ``kernel`` once under ``-accel accel`` ("kvm" or "mshv", the latter on the emulator).
+
+    Raises:
+        BootTimeout: QEMU still ran after ``timeout`` seconds (it is killed).
+    """
+    if accel not in ("kvm", "mshv"):
+        raise ValueError(f"accel must be kvm or mshv, not {accel!r}")
+    serial = tmp / f"serial-{accel}-{os.getpid()}-{time.monotonic_ns()}.txt"
+    env = qemu.environment(preload_path() if accel == "mshv" else None)
+    argv = qemu.command(*qemu_args(kernel, accel, serial))
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        partial = Boot(accel, -signal.SIGKILL, _read(serial), stdout + stderr, time.monotonic() - start)
+        raise BootTimeout(
+            f"QEMU did not exit within {timeout:.0f} s; killed.\n{partial.describe()}"
+        ) from None
+    seconds = time.monotonic() - start
+    return Boot(accel, proc.returncode, _read(serial), stdout + stderr, seconds)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")

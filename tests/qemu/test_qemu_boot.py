@@ -49,3 +49,10 @@ def test_guest_under_kvm_prints_the_expected_serial_and_exit_code(kvm_boot: Boot
     assert kvm_boot.returncode == EXIT_STATUS, kvm_boot.describe()
     assert kvm_boot.serial == EXPECTED_SERIAL, kvm_boot.describe()
 
+
+def test_guest_under_mshv_on_the_emulator_matches_kvm(
+    sid_qemu: SidQemu, kernel: Path, kvm_boot: Boot
+) -> None:
+    mshv_boot = boot(sid_qemu, kernel, "mshv", kernel.parent)
+    assert mshv_boot.serial == kvm_boot.serial, mshv_boot.describe()
+    assert mshv_boot.returncode == EXIT_STATUS, mshv_boot.describe()

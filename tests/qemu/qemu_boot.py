@@ -95,8 +95,17 @@ def qemu_args(kernel: Path, accel: str, serial: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def boot(qemu: SidQemu, kernel: Path, accel: str, tmp: Path, timeout: float = BOOT_TIMEOUT_S) -> Boot:
+def boot(
+    qemu: SidQemu,
+    kernel: Path,
+    accel: str,
+    tmp: Path,
+    timeout: float = BOOT_TIMEOUT_S,
+    tracer: Path | None = None,
+) -> Boot:
     """Boot ``kernel`` once under ``-accel accel`` ("kvm" or "mshv", the latter on the emulator).
+
+    ``tracer`` (see :func:`build_tracer`) is preloaded before the emulator to log its ioctls.
 
     Raises:
         BootTimeout: QEMU still ran after ``timeout`` seconds (it is killed).
@@ -104,7 +113,9 @@ def boot(qemu: SidQemu, kernel: Path, accel: str, tmp: Path, timeout: float = BO
     if accel not in ("kvm", "mshv"):
         raise ValueError(f"accel must be kvm or mshv, not {accel!r}")
     serial = tmp / f"serial-{accel}-{os.getpid()}-{time.monotonic_ns()}.txt"
-    env = qemu.environment(preload_path() if accel == "mshv" else None)
+    preload = [str(tracer)] if tracer else []
+    preload += [preload_path()] if accel == "mshv" else []
+    env = qemu.environment(" ".join(preload) or None)
     argv = qemu.command(*qemu_args(kernel, accel, serial))
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -132,3 +143,46 @@ def _run(cmd: list[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+
+
+TRACE_SOURCE = Path(__file__).resolve().parent / "hvcall_trace.c"
+INCLUDE_ROOT = Path(__file__).resolve().parents[2] / "ioctl_defs" / "include"
+
+
+def build_tracer(tmp: Path) -> Path:
+    """Compile hvcall_trace.c, the LD_PRELOAD tracer of /dev/mshv ioctls; return the .so."""
+    lib = tmp / "hvcall_trace.so"
+    includes = [f"-I{INCLUDE_ROOT / 'bundled'}", f"-I{INCLUDE_ROOT}"]
+    _run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", *includes, str(TRACE_SOURCE), "-o", str(lib)])
+    return lib
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Boot the guest once and print what happened (the reproduction of the test's boots)."""
+    import argparse
+    import tempfile
+
+    from qemu_sid import fetch_qemu
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--accel", choices=("kvm", "mshv"), default="mshv")
+    parser.add_argument("--trace", metavar="FILE", help="log every /dev/mshv ioctl and hypercall to FILE")
+    parser.add_argument("--timeout", type=float, default=BOOT_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mshv-qemu-") as tmp_name:
+        tmp = Path(tmp_name)
+        qemu, kernel = fetch_qemu(), build_guest(tmp)
+        tracer = None
+        if args.trace:
+            tracer = build_tracer(tmp)
+            os.environ["MSHV_TRACE_FILE"] = str(Path(args.trace).resolve())
+            Path(args.trace).write_text("")
+        result = boot(qemu, kernel, args.accel, tmp, args.timeout, tracer=tracer)
+    print(result.describe())
+    ok = result.returncode == EXIT_STATUS and result.serial == EXPECTED_SERIAL
+    print("boot matches the expected serial output and exit status" if ok else "boot FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,15 +1,16 @@
 /*
- * A 32-bit multiboot v1 kernel for QEMU's -kernel on q35 (see tests/qemu/guest.py).
+ * A 32-bit multiboot v1 kernel for QEMU's -kernel on q35, built and booted by
+ * tests/qemu/qemu_boot.py.
  *
  * It prints over COM1 (16550 at 0x3f8), reads the HPET (MMIO at 0xfed00000), takes
  * TICKS timer interrupts from the PIT (ISA IRQ 0, IOAPIC pin 2) through the IOAPIC
  * and the LAPIC, prints "done" and ends through isa-debug-exit (port 0xf4).
  *
  * Everything it prints is deterministic, so the serial output is the same under
- * every accelerator. Interrupts are enabled only on the `sti; hlt` of the wait loop,
- * so a handler always interrupts that HLT: it drops the interrupt frame and jumps
- * back instead of returning with IRET (which this host's KVM cannot emulate in
- * 32-bit protected mode).
+ * every accelerator. Interrupts are enabled only on the `sti; hlt` that waits for
+ * a tick, so a handler always interrupts that HLT: it drops the interrupt frame
+ * and jumps on instead of returning with IRET (which this host's KVM cannot
+ * emulate in 32-bit protected mode).
  */
 
 #define COM1        0x3f8
@@ -96,7 +97,7 @@ wait_tick:
     cli
     jmp wait_tick                   /* woken without an interrupt: wait again */
 
-/* Vector TIMER_VEC: count the tick, print it, wait for the next or finish. */
+/* Vector TIMER_VEC: count the tick and print it; after TICKS of them, finish. */
 timer:
     add $12, %esp                   /* drop EIP, CS, EFLAGS: no IRET (see the header) */
     movl $0, LAPIC + 0xb0           /* EOI */
@@ -110,9 +111,7 @@ timer:
     cmpl $TICKS, ticks
     jb wait_tick
 
-    /* Mask the PIT's pin again, then check the HPET against the ticks seen. */
-    movl $0x14, IOAPIC
-    movl $(0x10000 | TIMER_VEC), IOAPIC + 0x10
+    /* Check the HPET against the ticks seen. */
     mov HPET + 0xf0, %eax
     sub hpet_start, %eax
     mov %eax, %ebx                  /* counter ticks elapsed */
@@ -131,6 +130,7 @@ timer:
     call puts
     mov $s_done, %esi
     call puts
+
     mov $EXIT_VALUE, %al
     jmp debug_exit
 
@@ -151,13 +151,22 @@ unexpected:
     mov $FAULT_VALUE, %al
 
 /*
- * isa-debug-exit: QEMU exits with (AL << 1) | 1. The port is written again and
- * again: QEMU's mshv vCPU loop looks at a pending exit request only between two
- * RUN_VPs, so a guest must keep exiting to the VMM until QEMU is gone.
+ * isa-debug-exit with AL: QEMU exits with (AL << 1) | 1 once its main loop has
+ * stopped the vCPU. QEMU 11.1's mshv vCPU thread (mshv_cpu_exec) goes back to
+ * its event loop, where it sees the stop, only when a RUN_VP fails (QEMU's kick
+ * signal came while the VP ran) or ends in an exit that mshv_run_vcpu does not
+ * handle, such as an unrecoverable exception. A kick that arrives while the
+ * thread is in user space is lost: a VP that then halts (the PIT stops with the
+ * VM's clock) or keeps making port or MMIO exits runs on for ever. So after the
+ * port write the guest triple-faults (an empty IDT, then #UD): every RUN_VP from
+ * then on ends in an unrecoverable exception, and the vCPU thread passes its
+ * event loop each time. Under KVM the triple fault is a guest reset, which
+ * -no-reboot turns into the same shutdown.
  */
 debug_exit:
     out %al, $DEBUG_EXIT
-    jmp debug_exit
+    lidt no_idt_desc
+    ud2
 
 /* 16550: no interrupts, 8N1, FIFOs on. */
 serial_init:
@@ -269,6 +278,9 @@ gdt_desc:
 idt_desc:
     .word 256 * 8 - 1
     .long idt
+no_idt_desc:                        /* an empty IDT: any exception is a triple fault */
+    .word 0
+    .long 0
 ticks:       .long 0
 hpet_period: .long 0
 hpet_start:  .long 0

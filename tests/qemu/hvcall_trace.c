@@ -90,17 +90,17 @@ static void trace_registers(FILE *out, const struct mshv_root_hvcall *call, int 
 	const uint8_t *in = in_bytes(call);
 	const uint8_t *res = out_bytes(call);
 	int set = call->code == HVCALL_SET_VP_REGISTERS;
-	unsigned int i;
+	unsigned int i, count;
 
 	if (!in || call->in_sz < 16)
 		return;
-	fprintf(out, " vp=%u", load32(in + 8));
-	for (i = 0; i < call->reps; i++) {
+	/* reps holds the reps completed now: the count asked for is in the input's size */
+	count = (call->in_sz - 16) / (set ? 32u : 4u);
+	fprintf(out, " vp=%u count=%u", load32(in + 8), count);
+	for (i = 0; i < count; i++) {
 		const uint8_t *name = in + 16 + (set ? 32u * i : 4u * i);
 
-		if (name + 4 > in + call->in_sz)
-			break;
-		fprintf(out, " %#x", load32(name));
+		fprintf(out, i == call->reps && !ok ? " FAILED:%#x" : " %#x", load32(name));
 		if (set)
 			fprintf(out, "=%#" PRIx64, load64(name + 16));
 		else if (ok && res && 16u * (i + 1) <= call->out_sz)
@@ -112,7 +112,7 @@ static void trace_hvcall(FILE *out, const struct mshv_root_hvcall *call, int ret
 {
 	int ok = ret == 0 && call->status == HV_STATUS_SUCCESS;
 
-	fprintf(out, " code=%#x reps=%u in=%u out=%u status=%#x", call->code, call->reps,
+	fprintf(out, " code=%#x reps_done=%u in=%u out=%u status=%#x", call->code, call->reps,
 		call->in_sz, call->out_sz, call->status);
 	switch (call->code) {
 	case HVCALL_GET_PARTITION_PROPERTY:

@@ -108,6 +108,17 @@ static void trace_registers(FILE *out, const struct mshv_root_hvcall *call, int 
 	}
 }
 
+/* hv_input_assert_virtual_interrupt: control @8, destination @16, vector @24. */
+static void trace_interrupt(FILE *out, const struct mshv_root_hvcall *call)
+{
+	const struct hv_input_assert_virtual_interrupt *in = (const void *)in_bytes(call);
+
+	if (!in || call->in_sz < sizeof(*in))
+		return;
+	fprintf(out, " control=%#" PRIx64 " dest=%#" PRIx64 " vector=%#x", (uint64_t)in->control,
+		(uint64_t)in->dest_addr, in->vector);
+}
+
 static void trace_hvcall(FILE *out, const struct mshv_root_hvcall *call, int ret)
 {
 	int ok = ret == 0 && call->status == HV_STATUS_SUCCESS;
@@ -123,6 +134,9 @@ static void trace_hvcall(FILE *out, const struct mshv_root_hvcall *call, int ret
 	case HVCALL_GET_VP_REGISTERS:
 	case HVCALL_SET_VP_REGISTERS:
 		trace_registers(out, call, ok);
+		break;
+	case HVCALL_ASSERT_VIRTUAL_INTERRUPT:
+		trace_interrupt(out, call);
 		break;
 	}
 }

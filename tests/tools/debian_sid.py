@@ -86,7 +86,10 @@ class SidApt:
         """Refresh the private package lists from the sid archive (once per object)."""
         if not self._updated:
             run_step(
-                ["apt-get", *self.options, "update"], self.root, "apt-get update (private sid sources list)"
+                # --error-on=any: an unreachable archive is an error, not a warning
+                ["apt-get", *self.options, "update", "--error-on=any"],
+                self.root,
+                "apt-get update (private sid sources list)",
             )
             self._updated = True
 

@@ -42,18 +42,30 @@ EXPECTED_SERIAL = (
     "done\n"
 )
 
+DONE_LINE = "done\n"
 BOOT_TIMEOUT_S = 120.0
+
+
+POLL_S = 0.005  # how often a running boot's serial file is looked at
 
 
 @dataclass(frozen=True)
 class Boot:
-    """One QEMU run: its exit status, the guest's serial output, QEMU's stderr, wall time."""
+    """One QEMU run: its exit status, the guest's serial output, QEMU's stderr, wall times.
+
+    ``seconds`` is from start to exit; ``first_output_s`` and ``done_s`` are when the
+    serial file was first seen non-empty and first seen ending in "done" (None if
+    never): firmware and load before the first, the guest between them, QEMU's
+    shutdown after the second (each to within the poll interval).
+    """
 
     accel: str
     returncode: int
     serial: str
     stderr: str
     seconds: float
+    first_output_s: float | None = None
+    done_s: float | None = None
 
     def describe(self) -> str:
         """Everything a failed assertion should show."""
@@ -117,22 +129,46 @@ def boot(
     preload += [preload_path()] if accel == "mshv" else []
     env = qemu.environment(" ".join(preload) or None)
     argv = qemu.command(*qemu_args(kernel, accel, serial))
+    log = tmp / f"{serial.stem}.log"
     start = time.monotonic()
-    proc = subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        partial = Boot(accel, -signal.SIGKILL, _read(serial), stdout + stderr, time.monotonic() - start)
-        raise BootTimeout(
-            f"QEMU did not exit within {timeout:.0f} s; killed.\n{partial.describe()}"
-        ) from None
-    seconds = time.monotonic() - start
-    return Boot(accel, proc.returncode, _read(serial), stdout + stderr, seconds)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        finished, first_output, done = _watch(proc, serial, start, timeout)
+    result = Boot(
+        accel, proc.returncode, _read(serial), _read(log), time.monotonic() - start, first_output, done
+    )
+    if not finished:
+        raise BootTimeout(f"QEMU did not exit within {timeout:.0f} s; killed.\n{result.describe()}")
+    return result
+
+
+def _watch(
+    proc: subprocess.Popen[bytes], serial: Path, start: float, timeout: float
+) -> tuple[bool, float | None, float | None]:
+    """Wait for QEMU to exit, noting when its serial output starts and ends.
+
+    Returns:
+        (exited by itself, first output time, "done" time); after ``timeout``
+        seconds QEMU's process group is killed and the first is False.
+    """
+    first_output = done = None
+    while proc.poll() is None:
+        now = time.monotonic() - start
+        if now > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return False, first_output, done
+        if done is None:
+            text = _read(serial)
+            if text and first_output is None:
+                first_output = now
+            if text.endswith(DONE_LINE):
+                done = now
+        time.sleep(POLL_S)
+    return True, first_output, done
 
 
 def _read(path: Path) -> str:

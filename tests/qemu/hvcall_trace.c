@@ -141,6 +141,19 @@ static void trace_hvcall(FILE *out, const struct mshv_root_hvcall *call, int ret
 	}
 }
 
+/* MSHV_{GET,SET}_VP_STATE: the type; for the LAPIC, the LVT entries VMMs set up (LINT0/1). */
+static void trace_vp_state(FILE *out, const struct mshv_get_set_vp_state *st, int ret)
+{
+	const struct hv_local_interrupt_controller_state *lapic;
+
+	fprintf(out, " type=%u buf_sz=%u", st->type, st->buf_sz);
+	if (ret < 0 || st->type != MSHV_VP_STATE_LAPIC || st->buf_sz < sizeof(*lapic))
+		return;
+	lapic = (const void *)(uintptr_t)st->buf_ptr;
+	fprintf(out, " apic_id=%#x lint0=%#x lint1=%#x spurious=%#x", lapic->apic_id,
+		lapic->apic_lvt_lint0, lapic->apic_lvt_lint1, lapic->apic_spurious);
+}
+
 int ioctl(int fd, unsigned long req, ...)
 {
 	static ioctl_fn next;
@@ -165,6 +178,8 @@ int ioctl(int fd, unsigned long req, ...)
 		fprintf(out, " errno=%s", strerrorname_np(saved) ? strerrorname_np(saved) : "?");
 	if (req == MSHV_ROOT_HVCALL && arg)
 		trace_hvcall(out, arg, ret);
+	else if ((req == MSHV_GET_VP_STATE || req == MSHV_SET_VP_STATE) && arg)
+		trace_vp_state(out, arg, ret);
 	fputc('\n', out);
 	errno = saved;
 	return ret;

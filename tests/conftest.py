@@ -13,6 +13,12 @@ import pytest
 
 from mshv import GuestMemory, Mshv, Partition
 
+# Subprocesses the tests start (``python -m mshv ...``, test scripts) must import the
+# installed package, as this process does, not the source tree of the checkout they
+# run in: with PYTHONSAFEPATH, ``-m`` and a script's directory are not put first on
+# sys.path. (The source tree has no compiled parts unless installed in place.)
+os.environ["PYTHONSAFEPATH"] = "1"
+
 
 @pytest.fixture(scope="session")
 def backend_ready() -> None:

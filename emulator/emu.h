@@ -398,6 +398,8 @@ int emu_xcr0_get(struct emu_vp *vp, __u64 *xcr0);
 int emu_vp_prepare(struct emu_vp *vp);
 /* cpuid.c: apply registered CPUID results to a VP's KVM CPUID (pt->lock not needed) */
 int emu_cpuid_results_apply(struct emu_vp *vp);
+/* cpuid.c: a new VP's CPUID, the hypervisor's leaves included (at CREATE_VP) */
+int emu_cpuid_vp_init(struct emu_vp *vp);
 /* properties.c: the partition's XSAVE layout (XSAVE_STATES, MAX_XSAVE_DATA_SIZE) */
 struct emu_xsave_layout {
 	uint64_t states;		/* XFEM bits, x87 and SSE included */
@@ -421,6 +423,13 @@ uint64_t emu_unimplemented_msr_action(struct emu_partition *pt);
 uint64_t emu_synthetic_proc_features(struct emu_partition *pt);
 /* properties.c: what the emulator implements (ASSIGNABLE_SYNTHETIC_PROC_FEATURES bank 0). */
 uint64_t emu_synthetic_proc_features_assignable(void);
+/*
+ * properties.c: PHYSICAL_ADDRESS_WIDTH, the guest-physical address bits (the
+ * host's MAXPHYADDR unless the VMM set fewer), and whether npages from pfn
+ * fit in them. No lock.
+ */
+uint64_t emu_physical_address_width(struct emu_partition *pt);
+bool emu_gpa_range_fits(struct emu_partition *pt, uint64_t pfn, uint64_t npages);
 /* vpstate.c: free the per-VP stored state (call from emu_vp_destroy). */
 void emu_vpstate_destroy(struct emu_vp *vp);
 

@@ -433,6 +433,30 @@ uint64_t emu_synthetic_proc_features_assignable(void)
 	return emu_synthetic_assignable;
 }
 
+uint64_t emu_physical_address_width(struct emu_partition *pt)
+{
+	struct emu_props *p = emu_props(pt);
+	const struct emu_host *h;
+
+	if (p)
+		return __atomic_load_n(&p->physical_address_width, __ATOMIC_RELAXED);
+	h = emu_host_get();
+	return h ? h->phys_bits : 36;
+}
+
+/*
+ * A region of npages guest pages from pfn lies below 2^PHYSICAL_ADDRESS_WIDTH.
+ * KVM's own limit (kvm_arch_prepare_memory_region: kvm_mmu_max_gfn) is the
+ * host's MAXPHYADDR with TDP but 52 bits with shadow paging, wider than
+ * the MAXPHYADDR the guest is told; this keeps the two the same.
+ */
+bool emu_gpa_range_fits(struct emu_partition *pt, uint64_t pfn, uint64_t npages)
+{
+	uint64_t limit = 1ULL << (emu_physical_address_width(pt) - 12);
+
+	return npages <= limit && pfn <= limit - npages;
+}
+
 /* ---- one function per property ----------------------------------------------- */
 
 /* pt is NULL for the host (HV_PARTITION_ID_SELF); p is pt's store. */
@@ -501,8 +525,10 @@ static uint16_t get_phys_width(struct emu_partition *pt, struct emu_props *p, ui
 /*
  * PHYSICAL_ADDRESS_WIDTH (early): the guest-physical address bits, at most
  * the host's MAXPHYADDR and at least 32 (the SDM's smallest MAXPHYADDR).
- * Stored and read back; the guest's CPUID 0x80000008 stays what the VMM
- * registers (HvCallRegisterInterceptResult).
+ * The hypervisor's use of a width below the host's is not documented; here
+ * it is the partition's guest-physical address space throughout: the
+ * guest's CPUID 0x80000008 says it (cpuid.c, unless the VMM registers
+ * another result) and guest memory must fit in it (emu_gpa_range_fits).
  */
 static uint16_t set_phys_width(struct emu_partition *pt, struct emu_props *p, uint64_t v)
 {

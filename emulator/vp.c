@@ -24,60 +24,6 @@
 #include "emu.h"
 
 #define EMU_VP_PAGES 2
-#define EMU_CPUID_MAX_ENTRIES 256
-
-/* CPUID.1:EDX.APIC, CPUID.1:EBX[31:24] initial APIC id */
-#define EMU_CPUID1_EDX_APIC (1U << 9)
-
-static struct kvm_cpuid2 *emu_supported_cpuid(int kvm_fd)
-{
-	int nent = EMU_CPUID_MAX_ENTRIES;
-	struct kvm_cpuid2 *cpuid;
-
-	for (;;) {
-		cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(cpuid->entries[0]));
-		if (!cpuid) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		cpuid->nent = nent;
-		if (emu_sys_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-			return cpuid;
-		free(cpuid);
-		if (errno != E2BIG)
-			return NULL;
-		nent *= 2;
-	}
-}
-
-/*
- * Give the guest KVM's supported CPUID, with its own APIC id; a partition
- * without MSHV_PT_BIT_LAPIC has no LAPIC, so it does not advertise one.
- */
-static int emu_vp_set_cpuid(struct emu_vp *vp)
-{
-	struct kvm_cpuid2 *cpuid = emu_supported_cpuid(vp->pt->kvm_fd);
-	int ret, err;
-
-	if (!cpuid)
-		return -1;
-	for (uint32_t i = 0; i < cpuid->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-
-		if (e->function == 1) {
-			e->ebx = (e->ebx & 0x00FFFFFFU) | (vp->index << 24);
-			if (!vp->pt->lapic)
-				e->edx &= ~EMU_CPUID1_EDX_APIC;
-		} else if (e->function == 0xB || e->function == 0x1F) {
-			e->edx = vp->index;	/* x2APIC id */
-		}
-	}
-	ret = emu_sys_ioctl(vp->vcpu_fd, KVM_SET_CPUID2, cpuid);
-	err = errno;
-	free(cpuid);
-	errno = err;
-	return ret;
-}
 
 /* Undo whatever part of a VP exists; used by destroy and by create's failure path. */
 static void emu_vp_free(struct emu_vp *vp)
@@ -116,7 +62,7 @@ static int emu_vp_init(struct emu_vp *vp)
 	if (p == MAP_FAILED)
 		return -1;
 	vp->run = p;
-	if (emu_vp_set_cpuid(vp) < 0)
+	if (emu_cpuid_vp_init(vp) < 0)
 		return -1;
 
 	vp->handle_fd = emu_memfd("mshv_vp", EMU_VP_PAGES * EMU_PAGE_SIZE);

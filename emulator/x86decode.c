@@ -154,8 +154,9 @@ static uint8_t emu_op2(uint8_t op)
 
 	if ((op >= 0x80 && op <= 0x8f))
 		return IMM_Z;
+	/* C3 (MOVNTI) has no immediate, unlike its neighbours C2, C4, C5, C6 */
 	if ((op >= 0x70 && op <= 0x73) || op == 0xa4 || op == 0xac || op == 0xba ||
-	    (op >= 0xc2 && op <= 0xc6))
+	    (op >= 0xc2 && op <= 0xc6 && op != 0xc3))
 		return M | IMM_B;
 	if (op == 0x0f)
 		return M | IMM_B;	/* 3DNow! */
@@ -389,15 +390,10 @@ static int emu_insn_linear(struct emu_vp *vp, const struct emu_insn *d, const ui
 	return 0;
 }
 
-/*
- * Operand size in bytes of the common memory-writing one-byte opcodes (ALU
- * 00-3F, TEST/XCHG/MOV 84-8B, group 1 80-83, MOV moffs A0-A3, C6/C7, F6/F7,
- * FE/FF), 0 when unknown. Intel SDM vol. 2, opcode map A-2.
- */
-static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bits)
+/* The operand size of the non-byte forms: REX.W, else 0x66 against the mode's default. */
+static int emu_insn_full_size(const uint8_t *code, const struct emu_insn *d, int bits)
 {
-	uint16_t op = d->opcode;
-	bool p66 = false, byte_form;
+	bool p66 = false;
 
 	for (int i = 0; i < d->len; i++) {
 		uint8_t b = code[i];
@@ -408,24 +404,51 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
 			   b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65))
 			break;
 	}
-	if (op <= 0x3f && (op & 7) <= 3)
-		byte_form = !(op & 1);
-	else if (op == 0x80 || op == 0x82)
-		byte_form = true;
-	else if (op == 0x81 || op == 0x83)
-		byte_form = false;
-	else if ((op >= 0x84 && op <= 0x8b) || (op >= 0xa0 && op <= 0xa3) || op == 0xc6 ||
-		 op == 0xc7 || op == 0xf6 || op == 0xf7 || op == 0xfe || op == 0xff)
-		byte_form = !(op & 1);
-	else
-		return 0;
-	if (byte_form)
-		return 1;
 	if (d->rex & 8)
 		return 8;
 	if (bits == 16)
 		return p66 ? 4 : 2;
 	return p66 ? 2 : 4;
+}
+
+/*
+ * Operand size in bytes of a memory operand, for the opcodes that write
+ * memory (Intel SDM vol. 2, opcode maps A-2 and A-3), 0 when unknown.
+ * One-byte: ALU 00-3F, TEST/XCHG/MOV 84-8B, group 1 80-83, MOV moffs
+ * A0-A3, C6/C7, F6/F7, FE/FF. Two-byte: SETcc 90-9F (a byte), BT/BTS/
+ * BTR/BTC A3/AB/B3/BB and group 8 BA, SHLD/SHRD A4/A5/AC/AD, CMPXCHG
+ * B0/B1, XADD C0/C1, MOVNTI C3 (32 or, with REX.W, 64 bits; no 16-bit
+ * form), CMPXCHG8B/16B C7 /1.
+ */
+static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bits)
+{
+	uint16_t op = d->opcode;
+	int full = emu_insn_full_size(code, d, bits);
+
+	if (op <= 0x3f && (op & 7) <= 3)
+		return (op & 1) ? full : 1;
+	if (op == 0x80 || op == 0x82)
+		return 1;
+	if (op == 0x81 || op == 0x83)
+		return full;
+	if ((op >= 0x84 && op <= 0x8b) || (op >= 0xa0 && op <= 0xa3) || op == 0xc6 ||
+	    op == 0xc7 || op == 0xf6 || op == 0xf7 || op == 0xfe || op == 0xff)
+		return (op & 1) ? full : 1;
+	if (op >= 0x0f90 && op <= 0x0f9f)
+		return 1;
+	switch (op) {
+	case 0x0fa3: case 0x0fab: case 0x0fb3: case 0x0fbb: case 0x0fba:
+	case 0x0fa4: case 0x0fa5: case 0x0fac: case 0x0fad:
+	case 0x0fb1: case 0x0fc1:
+		return full;
+	case 0x0fb0: case 0x0fc0:
+		return 1;
+	case 0x0fc3:
+		return (d->rex & 8) ? 8 : 4;
+	case 0x0fc7:
+		return ((d->modrm >> 3) & 7) == 1 ? ((d->rex & 8) ? 16 : 8) : 0;
+	}
+	return 0;
 }
 
 /* ---- the instruction behind an MMIO write KVM completed at the exit --------- */

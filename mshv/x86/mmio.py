@@ -8,7 +8,7 @@ code, operand- and address-size prefixes) are handled.
 
 Handled, with the memory operand on MMIO (RFLAGS exact per instruction):
 
-- MOV (ModRM and moffs forms, immediates), MOVZX, MOVSX, MOVSXD, XCHG;
+- MOV (ModRM and moffs forms, immediates), MOVZX, MOVSX, MOVSXD, MOVNTI, XCHG;
 - ADD, ADC, SUB, SBB, AND, OR, XOR with memory as destination or source, CMP, TEST;
 - INC, DEC, NEG, NOT, XADD;
 - BT, BTS, BTR, BTC with an immediate or a register bit offset;
@@ -70,7 +70,7 @@ def _unsupported(instr: Any, intercept: MemoryIntercept, reason: str) -> Unsuppo
 # -- one function per instruction class; each gets the operands and does the whole instruction ----
 
 
-def _move(op: Operands) -> None:  # MOV, MOVZX: the value, zero-extended to the destination
+def _move(op: Operands) -> None:  # MOV, MOVZX, MOVNTI: the value, zero-extended to the destination
     op.put(0, op.value(1))
 
 
@@ -152,7 +152,7 @@ def _bit(op: Operands) -> None:
 
 
 _HANDLERS: dict[int, Callable[[Operands], None]] = {
-    M.MOV: _move, M.MOVZX: _move,
+    M.MOV: _move, M.MOVZX: _move, M.MOVNTI: _move,
     M.MOVSX: _move_signed, M.MOVSXD: _move_signed,
     M.XCHG: _exchange, M.XADD: _exchange_add,
     M.ADD: _arithmetic, M.ADC: _arithmetic, M.SUB: _arithmetic, M.SBB: _arithmetic, M.CMP: _arithmetic,

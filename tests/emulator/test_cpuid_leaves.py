@@ -207,7 +207,9 @@ def test_registered_result_wins_over_the_hypervisor_leaf(device, memory):
         code = assemble(guest_source([0x40000003]), mode="protected", base=entry_gpa("protected"))
         vp = start_vp(pt, memory, code, mode="protected")
         default = vp.get_cpuid(0x40000003)
-        vp.set_cpuid_result(0x40000003, ebx=(0x1234, 0xFFFF), edx=(0, lib.HV_FEATURE_FREQUENCY_MSRS_AVAILABLE))
+        vp.set_cpuid_result(
+            0x40000003, ebx=(0x1234, 0xFFFF), edx=(0, lib.HV_FEATURE_FREQUENCY_MSRS_AVAILABLE)
+        )
         wanted = (default.eax, 0x1234, default.ecx, default.edx & ~lib.HV_FEATURE_FREQUENCY_MSRS_AVAILABLE)
         assert tuple(vp.get_cpuid(0x40000003)) == wanted
         assert isinstance(vp.run(), HaltIntercept)
@@ -233,7 +235,11 @@ def test_physical_address_width_limits_guest_memory(device):
     (EINVAL, as for a GPA beyond the host's MAXPHYADDR)."""
     host = host_phys_bits(device)
     assert host > 36, f"host MAXPHYADDR {host}: nothing to check above 36 bits"
-    with GuestMemory(0x1000) as a, GuestMemory(0x1000) as b, new_partition(device, PHYSICAL_ADDRESS_WIDTH=36) as pt:
+    with (
+        GuestMemory(0x1000) as a,
+        GuestMemory(0x1000) as b,
+        new_partition(device, PHYSICAL_ADDRESS_WIDTH=36) as pt,
+    ):
         pt.map_memory(a, (1 << 36) - 0x1000)
         with pytest.raises(MshvError) as info:
             pt.map_memory(b, 1 << 36)

@@ -287,7 +287,7 @@ int emu_cpuid_vp_init(struct emu_vp *vp)
 	bool present = emu_synthetic_proc_features(pt) &
 		       EMU_BIT(HV_SYNTHETIC_PROC_FEATURE_HYPERVISOR_PRESENT_BIT);
 	struct kvm_cpuid2 *sup = emu_cpuid_get(pt->kvm_fd, KVM_GET_SUPPORTED_CPUID), *c;
-	uint32_t width = (uint32_t)emu_physical_address_width(pt), host_phys_bits = 0;
+	uint32_t width = (uint32_t)emu_partition_phys_bits(pt), host_phys_bits = 0;
 	int ret, err;
 
 	if (!sup)

@@ -428,7 +428,7 @@ uint64_t emu_synthetic_proc_features_assignable(void);
  * host's MAXPHYADDR unless the VMM set fewer), and whether npages from pfn
  * fit in them. No lock.
  */
-uint64_t emu_physical_address_width(struct emu_partition *pt);
+uint64_t emu_partition_phys_bits(struct emu_partition *pt);
 bool emu_gpa_range_fits(struct emu_partition *pt, uint64_t pfn, uint64_t npages);
 /* vpstate.c: free the per-VP stored state (call from emu_vp_destroy). */
 void emu_vpstate_destroy(struct emu_vp *vp);

@@ -433,7 +433,7 @@ uint64_t emu_synthetic_proc_features_assignable(void)
 	return emu_synthetic_assignable;
 }
 
-uint64_t emu_physical_address_width(struct emu_partition *pt)
+uint64_t emu_partition_phys_bits(struct emu_partition *pt)
 {
 	struct emu_props *p = emu_props(pt);
 	const struct emu_host *h;
@@ -452,7 +452,7 @@ uint64_t emu_physical_address_width(struct emu_partition *pt)
  */
 bool emu_gpa_range_fits(struct emu_partition *pt, uint64_t pfn, uint64_t npages)
 {
-	uint64_t limit = 1ULL << (emu_physical_address_width(pt) - 12);
+	uint64_t limit = 1ULL << (emu_partition_phys_bits(pt) - 12);
 
 	return npages <= limit && pfn <= limit - npages;
 }

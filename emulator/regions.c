@@ -142,11 +142,6 @@ static int emu_map_user_memory(struct emu_partition *pt, const struct mshv_user_
 		errno = EINVAL;
 		return -1;
 	}
-	/* guest memory lies inside the partition's PHYSICAL_ADDRESS_WIDTH (properties.c) */
-	if (!emu_gpa_range_fits(pt, mem->guest_pfn, npages)) {
-		errno = EINVAL;
-		return -1;
-	}
 	/* 7.2: full interval test on GFNs; overlapping userspace ranges are fine. */
 	for (r = pt->regions; r; r = r->next) {
 		if (mem->guest_pfn < r->guest_pfn + r->npages &&
@@ -154,6 +149,15 @@ static int emu_map_user_memory(struct emu_partition *pt, const struct mshv_user_
 			errno = EEXIST;
 			return -1;
 		}
+	}
+	/*
+	 * HvCallMapGpaPages: no GPA beyond the partition's physical address
+	 * width (PHYSICAL_ADDRESS_WIDTH, properties.c), the width its guests'
+	 * CPUID 0x80000008 shows; EINVAL as for HV_STATUS_INVALID_PARAMETER.
+	 */
+	if (!emu_gpa_range_fits(pt, mem->guest_pfn, npages)) {
+		errno = EINVAL;
+		return -1;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {

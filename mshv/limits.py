@@ -12,7 +12,9 @@ machine code, so no assembler is needed) or a hypercall.
 - :func:`probe_limits` runs every probe (``mshv info`` prints them).
 - :func:`instruction_limit` probes one instruction in one mode.
 - :func:`host_cause` says whether an ``UnrecoverableException`` stopped at an
-  instruction the probes found the host cannot run. ``Vp.run()`` fills
+  instruction the probes found the host cannot run, or in real mode with an
+  IVT shorter than 256 vectors on a host whose KVM ignores the real-mode IDT
+  limit (:func:`real_mode_idt_limit`). ``Vp.run()`` fills
   ``UnrecoverableException.host_limit`` with it.
 
 Each instruction probe in protected and long mode has a control: a #UD
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from mshv.intercepts import InterceptHeader
     from mshv.vp import Vp
 
-__all__ = ["Limit", "host_cause", "instruction_limit", "probe_limits"]
+__all__ = ["Limit", "host_cause", "instruction_limit", "probe_limits", "real_mode_idt_limit"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,62 @@ def instruction_limit(mode: str, op: str) -> Limit:
     return Limit(name, works, detail)
 
 
+# The real-mode IDT probe: an IVT of vectors 0-5 only, so #UD (6), #GP (13) and #DF (8) lie past it.
+_REAL_IVT_FULL = 256 * 4 - 1  # IDTR.limit of an IVT that holds every vector
+_REAL_IVT_SHORT = _UD * 4 - 1
+
+
+def _real_mode_idt_guest(mem: GuestMemory) -> dict[str, object]:
+    """UD2 in real mode with IDTR.limit ending before vector 6, whose IVT entry (past the
+    limit) points at the handler; returns the VP's registers."""
+    entry = entry_gpa("real")
+    mem.write(_UD * 4, _gate("real", entry + _HANDLER_OFFSET))
+    mem.write(entry, bytes([0x0F, 0x0B]) + _OUT_FELL_HLT)  # ud2
+    mem.write(entry + _HANDLER_OFFSET, _OUT_REACHED_HLT)
+    regs = real_mode_registers(rip=entry)
+    regs["idtr"] = Table(base=0, limit=_REAL_IVT_SHORT)
+    return regs
+
+
+@functools.cache
+def real_mode_idt_limit() -> Limit:
+    """Whether an exception past IDTR.limit in real mode stops the VP, as a CPU shuts down
+    (#GP, then #DF, then a triple fault); probed once per process.
+
+    KVM delivers real-mode events itself when the host cannot run real mode natively
+    (``__emulate_int_real`` in arch/x86/kvm/emulate.c), and does not check the limit: the
+    guest jumps through the IVT entry past it instead, and runs whatever that points to
+    (e.g. zeroed memory, emulated instruction by instruction, for seconds) until it stops.
+    """
+    name = "real-mode IDT limit"
+    with _lock:
+        _probing.active = True
+        try:
+            with (
+                Mshv() as hv,
+                GuestMemory(_MEMORY_SIZE) as mem,
+                hv.create_partition(lapic=False) as partition,
+            ):
+                partition.map_memory(mem, 0)
+                vp = partition.create_vp(0)
+                vp.set_registers(_real_mode_idt_guest(mem))  # type: ignore[arg-type]
+                exit_ = vp.run()
+        except (MshvError, OSError) as exc:
+            return Limit(name, None, f"could not probe: {exc}")
+        finally:
+            _probing.active = False
+    if isinstance(exit_, UnrecoverableException):
+        return Limit(name, True, "the VP stopped at the UD2, as a CPU shuts down")
+    if isinstance(exit_, IoPortIntercept) and exit_.port == _REACHED:
+        return Limit(
+            name,
+            False,
+            f"the host's KVM delivered #UD through IVT entry 6, past IDTR.limit {_REAL_IVT_SHORT:#x} "
+            "(a CPU shuts down): the guest runs on from whatever such an entry holds",
+        )
+    return Limit(name, None, f"inconclusive: {type(exit_).__name__} at RIP {exit_.rip:#x}")  # type: ignore[attr-defined]
+
+
 # kind of install_intercept -> (name in the report, parameter)
 _INTERCEPT_PROBES: list[tuple[str, str, dict[str, int]]] = [
     ("port IO intercept", "io_port", {"port": 0x80}),
@@ -243,6 +301,7 @@ def _tsc_limit() -> Limit:
 def probe_limits() -> tuple[Limit, ...]:
     """Every probe, once per process: instructions, intercepts, TSC writes."""
     limits = [instruction_limit(mode, op) for mode, op in _INSTRUCTION_PROBES]
+    limits.append(real_mode_idt_limit())
     for probe in (_intercept_limits, lambda: [_tsc_limit()]):
         try:
             limits += probe()
@@ -264,13 +323,42 @@ def _code_at(vp: Vp, header: InterceptHeader) -> bytes:
     return region.memory.read(start, min(15, region.gpa + region.size - translation.gpa))
 
 
+def _short_ivt_cause(vp: Vp) -> str | None:
+    """In real mode: the VP's IVT does not hold every vector and the host's KVM ignores the
+    real-mode IDT limit (:func:`real_mode_idt_limit`), so any exception or interrupt past the
+    limit went on through the IVT where a CPU would have shut down."""
+    idtr = vp.reg_read("idtr")
+    if not isinstance(idtr, Table) or idtr.limit >= _REAL_IVT_FULL:
+        return None
+    limit = real_mode_idt_limit()
+    if limit.works is not False:
+        return None
+    return (
+        f"the VP runs in real mode with IDTR.limit {idtr.limit:#x}, and the host's KVM ignores that "
+        "limit: an exception or interrupt past it jumps through the IVT entry anyway, where a CPU "
+        "shuts down (#GP, #DF, triple fault); if the guest took one, this stop is where that led "
+        f"(a probe guest shows it: {limit.name}, `mshv info`)"
+    )
+
+
 def host_cause(vp: Vp, intercept: UnrecoverableException) -> str | None:
     """Why ``intercept`` is likely the host's doing, or None: the VP stopped at an instruction
-    that the probes found the backend cannot run in the VP's mode (see :func:`instruction_limit`).
+    that the probes found the backend cannot run in the VP's mode (see :func:`instruction_limit`),
+    or in real mode with a short IVT that the host's KVM does not enforce.
     """
     if getattr(_probing, "active", False):
         return None  # a probe's own guest: it is being measured
-    header = intercept.header
+    cause = _instruction_cause(vp, intercept.header)
+    if cause is None and intercept.header.mode == "real":
+        try:
+            cause = _short_ivt_cause(vp)
+        except (MshvError, ValueError):
+            return None
+    return cause
+
+
+def _instruction_cause(vp: Vp, header: InterceptHeader) -> str | None:
+    """The VP stopped at an instruction a probe found the backend cannot run in its mode."""
     try:
         code = _code_at(vp, header)
     except (MshvError, ValueError):

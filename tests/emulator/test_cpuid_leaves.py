@@ -185,6 +185,18 @@ def test_hypervisor_present_without_hv1(device, memory):
     assert seen[0x40000001] == (0, 0, 0, 0)
 
 
+def test_hv1_without_register_privileges(device, memory):
+    """hypervisor_present and hv1 only: the Hv#1 leaves are there, and 0x40000003 grants the
+    guest nothing (no register privilege, no frequency MSRs)."""
+    leaves = [0x40000000, 0x40000001, 0x40000003]
+    with new_partition(device, SYNTHETIC_PROC_FEATURES=PRESENT_HV1) as pt:
+        seen = guest_reads(pt, memory, "long", leaves)
+        assert seen == hypercall_view(pt, leaves)
+    assert seen[0x40000000][0] == 0x40000006
+    assert seen[0x40000001][0] == lib.HYPERV_CPUID_SIGNATURE_EAX
+    assert seen[0x40000003] == (0, 0, 0, 0)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_no_synthetic_features_no_hypervisor(device, memory, mode):
     """A partition whose VMM never set SYNTHETIC_PROC_FEATURES (value 0): no hypervisor-present

@@ -39,6 +39,7 @@ from mshv.partition import HvPartitionProperty, MemoryRegion, Partition
 from mshv.registers import HvRegister, Segment, Table
 from mshv.regpage import RegisterPage
 from mshv.runloop import RunLoop, RunResult
+from mshv.snapshot import Snapshot, SnapshotFormatError, SnapshotMismatch
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag, TranslateResult
 from mshv.vp import Vp
@@ -99,5 +100,8 @@ __all__ = [
     "SipiIntercept",
     "TimerExpired",
     "UnsupportedFeature",
+    "Snapshot",
+    "SnapshotFormatError",
+    "SnapshotMismatch",
 ]
 __version__ = "0.1.0.dev0"

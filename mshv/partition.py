@@ -7,10 +7,10 @@ the VPs, unmaps the memory regions and then closes the fd.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from mshv import _cstruct, _kernel, dirty, intercept_config, interrupts
+from mshv import _cstruct, _kernel, dirty, intercept_config, interrupts, snapshot
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv._owner import FdOwner
@@ -19,6 +19,7 @@ from mshv.errors import MshvError
 from mshv.hvcall import HvcallInput, HvcallResult, hvcall
 from mshv.interrupts import EventFd, Ioeventfd, Irqfd, MsiRoute
 from mshv.memory import HUGE_PAGE_SIZE, PAGE_SIZE, GuestMemory
+from mshv.snapshot import Snapshot
 from mshv.vp import Vp
 
 __all__ = ["HvPartitionProperty", "MemoryRegion", "Partition"]
@@ -78,6 +79,9 @@ class Partition(FdOwner):
         self.initialized = False
         self._vps: dict[int, Vp] = {}
         self._regions: list[MemoryRegion] = []
+        # The snapshot guest memory equals but for the pages the guest dirtied since, and the
+        # regions then (mshv.snapshot); None once something else consumed the dirty bits.
+        self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...]] | None = None
         self._own(fd)
 
     def _close_children(self) -> None:
@@ -236,19 +240,41 @@ class Partition(FdOwner):
     # -- dirty and accessed pages (mshv.dirty) ----------------------------------------------
     def enable_dirty_tracking(self, enabled: bool = True) -> None:
         """Switch page access tracking on (property GPA_PAGE_ACCESS_TRACKING)."""
+        self._snapshot_base = None
         dirty.enable_tracking(self, enabled)
 
     def dirty_pages(self, gpa: int, npages: int, clear: bool = True) -> list[int]:
         """GPAs of the pages the guest wrote (MSHV_GET_GPAP_ACCESS_BITMAP); see :mod:`mshv.dirty`."""
+        if clear:
+            self._snapshot_base = None  # the next restore cannot rely on the dirty bits
         return dirty.dirty_pages(self._live(), gpa, npages, clear)
 
     def accessed_pages(self, gpa: int, npages: int, clear: bool = True) -> list[int]:
         """GPAs of the pages the guest accessed (MSHV_GET_GPAP_ACCESS_BITMAP)."""
+        if clear:
+            self._snapshot_base = None
         return dirty.accessed_pages(self._live(), gpa, npages, clear)
 
     def gpa_access_states(self, gpa: int, npages: int, **ops: bool) -> list[PageAccess]:
         """Per-page access states (HvCallGetGpaPagesAccessStates); ``ops``: clear_/set_ accessed/dirty."""
+        if ops.get("clear_dirty") or ops.get("clear_accessed"):
+            self._snapshot_base = None
         return dirty.gpa_access_states(self._live(), gpa, npages, **ops)
+
+    # -- snapshots (mshv.snapshot) ------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """Capture guest memory, every VP's state and the reference time, time frozen around it
+        (switches GPA access tracking on); see :mod:`mshv.snapshot`."""
+        self._live()
+        return snapshot.take(self)
+
+    def restore(
+        self, snap: Snapshot, *, full: bool = False, host_written: Iterable[tuple[int, int]] = ()
+    ) -> None:
+        """Put ``snap`` back, copying only the pages the guest wrote since (unless ``full``);
+        ``host_written``: (gpa, size) ranges the host wrote. See :func:`mshv.snapshot.restore`."""
+        self._live()
+        snapshot.restore(self, snap, full=full, host_written=host_written)
 
     # -- intercepts (mshv.intercept_config) ---------------------------------------------------
     def install_intercept(self, kind: str, *, access: int | None = None, **parameter: int) -> None:

@@ -26,13 +26,16 @@ if TYPE_CHECKING:
     from mshv.vp import Vp
 
 __all__ = [
+    "EncodedRegisters",
     "HvRegister",
     "RegisterAttributes",
     "RegisterValue",
     "Segment",
     "Table",
+    "encode_registers",
     "get_registers",
     "register",
+    "set_encoded_registers",
     "set_registers",
 ]
 
@@ -325,22 +328,50 @@ def get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict[st
     return result
 
 
+class EncodedRegisters(NamedTuple):
+    """HvCallSetVpRegisters inputs encoded once (values checked), to be sent any number of times.
+
+    ``names`` are the registers in order; ``inputs`` holds one hypercall input per chunk of 127
+    and ``counts`` its number of registers.
+    """
+
+    vp_index: int
+    names: tuple[str, ...]
+    inputs: tuple[bytes, ...]
+    counts: tuple[int, ...]
+
+
+def encode_registers(vp_index: int, values: Mapping[str | int, RegisterValue]) -> EncodedRegisters:
+    """Encode the HvCallSetVpRegisters inputs for ``values`` of VP ``vp_index``, checking each value."""
+    items = []
+    for key, value in values.items():
+        name, number = register(key)
+        items.append((name, _encode(name, number, value)))
+    inputs, counts = [], []
+    for start in range(0, len(items), _SET_MAX):
+        chunk = items[start : start + _SET_MAX]
+        inputs.append(_SET_HEADER.pack(vp_index) + b"".join([assoc for _, assoc in chunk]))
+        counts.append(len(chunk))
+    return EncodedRegisters(vp_index, tuple(name for name, _ in items), tuple(inputs), tuple(counts))
+
+
+def set_encoded_registers(fd: int, encoded: EncodedRegisters) -> None:
+    """Write registers encoded by :func:`encode_registers` (HvCallSetVpRegisters, one call per chunk)."""
+    start = 0
+    for data, count in zip(encoded.inputs, encoded.counts, strict=True):
+        chunk = encoded.names[start : start + count]
+        try:
+            res = hvcall(fd, _HVCALL_SET, data, 0, reps=count)
+        except MshvError as exc:
+            raise _batch_error(exc, list(chunk), start, len(encoded.names), encoded.vp_index) from None
+        if res.reps != count:
+            _check_reps(res.reps, count, "HvCallSetVpRegisters", list(chunk))
+        start += count
+
+
 def set_registers(fd: int, vp_index: int, values: Mapping[str | int, RegisterValue]) -> None:
     """Write registers of VP ``vp_index`` (HvCallSetVpRegisters through MSHV_ROOT_HVCALL).
 
     Every value is validated before the first hypercall, so bad input changes nothing.
     """
-    items = []
-    for key, value in values.items():
-        name, number = register(key)
-        items.append((name, _encode(name, number, value)))
-    for start in range(0, len(items), _SET_MAX):
-        chunk = items[start : start + _SET_MAX]
-        count = len(chunk)
-        data = _SET_HEADER.pack(vp_index) + b"".join([assoc for _, assoc in chunk])
-        try:
-            res = hvcall(fd, _HVCALL_SET, data, 0, reps=count)
-        except MshvError as exc:
-            raise _batch_error(exc, [n for n, _ in chunk], start, len(items), vp_index) from None
-        if res.reps != count:
-            _check_reps(res.reps, count, "HvCallSetVpRegisters", [n for n, _ in chunk])
+    set_encoded_registers(fd, encode_registers(vp_index, values))

@@ -1,0 +1,431 @@
+"""Partition snapshots: capture guest memory, every VP's state and the reference time; put them back.
+
+``snap = partition.snapshot()`` captures, with the partition's time frozen around it
+(TIME_FREEZE 1, then 0; REFERENCE_TIME read while frozen):
+
+- guest memory: a copy of every mapped region;
+- every VP: its registers in six classes (:data:`~mshv.snapshot_registers.REGISTER_CLASSES`:
+  architectural, MSRs, synthetic, SynIC, synthetic timers, pending events), the ones the
+  partition's features grant (:mod:`mshv.snapshot_registers`), read through ``Vp.get_registers``
+  so a completion still pending in the register page is part of them; and its state blobs
+  (XSAVE, LAPIC, SIMP and SIEFP pages, synthetic timers);
+- the partition's reference time (REFERENCE_TIME).
+
+``partition.restore(snap)`` writes it all back, time frozen around it. Memory goes back page
+by page: only the pages the guest wrote since the snapshot (or the last restore of it), which
+the hypervisor's GPA access tracking reports (MSHV_GET_GPAP_ACCESS_BITMAP, dirty bits read
+and cleared), so the next restore again copies only what changed since. Taking a snapshot
+switches tracking on (partition property GPA_PAGE_ACCESS_TRACKING).
+
+The hypervisor tracks the guest's writes only: pages the host wrote (``GuestMemory.write``)
+since the snapshot are not seen. Name them in ``restore(..., host_written=[(gpa, size)])``,
+or restore with ``full=True``. A restore of another snapshot than the last one taken or
+restored, or after something else read and cleared the dirty bits, copies every page.
+
+A register the partition grants but refuses to read is left out and named in
+:attr:`Snapshot.unavailable` (the VP index, the register and the hypervisor's status).
+"""
+
+from __future__ import annotations
+
+import struct
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import TYPE_CHECKING
+
+from mshv import dirty
+from mshv._abi import ffi, lib
+from mshv.errors import MshvError
+from mshv.hvcall import HvcallInput, hvcall
+from mshv.memory import PAGE_SIZE
+from mshv.registers import EncodedRegisters, RegisterValue, encode_registers, set_encoded_registers
+from mshv.snapshot_registers import (
+    PAGE_REGISTERS,
+    REGISTER_CLASSES,
+    PartitionFeatures,
+    blobs_for,
+    registers_for,
+)
+
+if TYPE_CHECKING:
+    from mshv.partition import MemoryRegion, Partition
+    from mshv.vp import Vp
+
+__all__ = [
+    "RegionLayout",
+    "Snapshot",
+    "SnapshotFormatError",
+    "SnapshotMismatch",
+    "VpSnapshot",
+    "restore",
+    "take",
+]
+
+_STATE_TYPES = {
+    "xsave": lib.MSHV_VP_STATE_XSAVE,
+    "lapic": lib.MSHV_VP_STATE_LAPIC,
+    "simp": lib.MSHV_VP_STATE_SIMP,
+    "siefp": lib.MSHV_VP_STATE_SIEFP,
+    "synthetic_timers": lib.MSHV_VP_STATE_SYNTHETIC_TIMERS,
+}
+_FEATURE_PROPERTIES = {
+    "synthetic": lib.HV_PARTITION_PROPERTY_SYNTHETIC_PROC_FEATURES,
+    "processor0": lib.HV_PARTITION_PROPERTY_PROCESSOR_FEATURES0,
+    "processor1": lib.HV_PARTITION_PROPERTY_PROCESSOR_FEATURES1,
+    "xsave": lib.HV_PARTITION_PROPERTY_PROCESSOR_XSAVE_FEATURES,
+    "xsave_size": lib.HV_PARTITION_PROPERTY_MAX_XSAVE_DATA_SIZE,
+}
+_PAGE_SET = frozenset(PAGE_REGISTERS)
+_U64 = struct.Struct("<Q")
+
+
+class SnapshotMismatch(ValueError):
+    """A snapshot does not fit the partition it is restored into.
+
+    Attributes:
+        what: what differs: "regions", "vps" or a feature ("synthetic", "processor0", ...).
+        expected: the snapshot's value; found: the partition's.
+    """
+
+    def __init__(self, what: str, expected: object, found: object) -> None:
+        super().__init__(
+            f"snapshot does not fit this partition: {what} differ: snapshot {expected}, partition {found}"
+        )
+        self.what = what
+        self.expected = expected
+        self.found = found
+
+
+class SnapshotFormatError(ValueError):
+    """A snapshot file that cannot be read: not one, another format version, corrupt or cut short."""
+
+
+@dataclass(frozen=True)
+class RegionLayout:
+    """One mapped region as a snapshot records it (what a restore compares)."""
+
+    gpa: int
+    size: int
+    writable: bool
+    executable: bool
+
+    def __str__(self) -> str:
+        perms = "r" + ("w" if self.writable else "-") + ("x" if self.executable else "-")
+        return f"{self.gpa:#x}+{self.size:#x} {perms}"
+
+
+@dataclass
+class VpSnapshot:
+    """One VP's captured state: registers by class (name -> value) and state blobs (name -> bytes)."""
+
+    index: int
+    registers: dict[str, dict[str, RegisterValue]] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+
+class Snapshot:
+    """A partition's captured state (see :mod:`mshv.snapshot`); made by ``Partition.snapshot()``
+    or :meth:`load`, put back by ``Partition.restore()``.
+
+    Attributes:
+        layout: the mapped regions, by GPA; memory: each region's bytes, in that order.
+        vps: the VPs' state by index; reference_time: REFERENCE_TIME (100 ns units).
+        features: the partition properties that decided the register set.
+        unavailable: what the partition refused to hand over ("vp0.pending_event0" -> status).
+    """
+
+    def __init__(
+        self,
+        layout: tuple[RegionLayout, ...],
+        memory: tuple[bytes, ...],
+        vps: dict[int, VpSnapshot],
+        reference_time: int | None,
+        features: PartitionFeatures,
+        unavailable: dict[str, str],
+    ) -> None:
+        if len(layout) != len(memory) or any(len(m) != r.size for r, m in zip(layout, memory, strict=True)):
+            raise ValueError("memory must hold one bytes object of the region's size per region")
+        self.layout = layout
+        self.memory = memory
+        self.vps = vps
+        self.reference_time = reference_time
+        self.features = features
+        self.unavailable = unavailable
+        self._origin: weakref.ref[Partition] | None = None
+        self._plans: dict[int, _VpPlan] | None = None  # the restore's inputs, encoded once
+        self._reference_input = b""
+
+    def __repr__(self) -> str:
+        size = sum(r.size for r in self.layout)
+        return f"<Snapshot regions={len(self.layout)} memory={size:#x} vps={sorted(self.vps)}>"
+
+    def read(self, gpa: int, size: int) -> bytes:
+        """The guest memory at ``gpa`` as the snapshot holds it (one region)."""
+        for region, data in zip(self.layout, self.memory, strict=True):
+            if region.gpa <= gpa and gpa + size <= region.gpa + region.size:
+                return data[gpa - region.gpa : gpa - region.gpa + size]
+        raise ValueError(f"{gpa:#x}+{size:#x} is not inside one region of the snapshot")
+
+    def save(self, path: str | PathLike[str]) -> None:
+        """Write the snapshot to ``path`` in the format of :mod:`mshv.snapshot_file`."""
+        from mshv import snapshot_file  # (it imports this module)
+
+        snapshot_file.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | PathLike[str]) -> Snapshot:
+        """Read a snapshot file; raises :class:`SnapshotFormatError` for a file it cannot trust."""
+        from mshv import snapshot_file
+
+        return snapshot_file.load(path)
+
+
+# -- capture -------------------------------------------------------------------------------
+def _features(partition: Partition, unavailable: dict[str, str]) -> PartitionFeatures:
+    values: dict[str, int] = {"flags": partition.flags}
+    for name, code in _FEATURE_PROPERTIES.items():
+        try:
+            values[name] = partition.get_property(code)
+        except MshvError as exc:
+            values[name] = 0
+            unavailable[f"property.{name}"] = _reason(exc)
+    return PartitionFeatures(**values)
+
+
+def _reason(exc: MshvError) -> str:
+    return exc.hv_status.name if exc.hv_status is not None else f"errno {exc.errno}"
+
+
+def _read_registers(vp: Vp, names: tuple[str, ...], unavailable: dict[str, str]) -> dict[str, RegisterValue]:
+    """Read ``names``; a register the hypervisor refuses (the batch stops at it) is left out."""
+    wanted = list(names)
+    while True:
+        try:
+            return vp.get_registers(wanted)
+        except MshvError as exc:
+            if exc.hv_status is None or exc.reps_done is None or exc.reps_done >= len(wanted):
+                raise
+            unavailable[f"vp{vp.index}.{wanted[exc.reps_done]}"] = _reason(exc)
+            del wanted[exc.reps_done]
+
+
+def _capture_vp(vp: Vp, features: PartitionFeatures, first: bool, unavailable: dict[str, str]) -> VpSnapshot:
+    state = VpSnapshot(vp.index)
+    for klass, names in registers_for(features, first).items():
+        state.registers[klass] = _read_registers(vp, names, unavailable)
+    for name in blobs_for(features):
+        try:
+            state.blobs[name] = vp.get_state(_STATE_TYPES[name])
+        except MshvError as exc:
+            unavailable[f"vp{vp.index}.{name}"] = _reason(exc)
+    return state
+
+
+def take(partition: Partition) -> Snapshot:
+    """Capture ``partition`` (see :mod:`mshv.snapshot`); its VPs must not be running.
+
+    Raises:
+        MshvError: a call the snapshot cannot do without failed (e.g. a VP is running).
+    """
+    with _FrozenTime(partition) as time:
+        unavailable: dict[str, str] = {}
+        features = _features(partition, unavailable)
+        vps = partition.vps
+        first = min(vps, default=0)
+        states = {i: _capture_vp(vp, features, i == first, unavailable) for i, vp in sorted(vps.items())}
+        regions = sorted(partition.regions, key=lambda r: r.gpa)
+        if not _tracking_on(partition):
+            partition.enable_dirty_tracking()
+        for region in regions:
+            if region.writable:  # the pages written before now are in the copy: clear their bits
+                dirty.dirty_pages(partition.fd, region.gpa, region.size // PAGE_SIZE)
+        memory = tuple(bytes(_region_view(region)) for region in regions)
+        layout = tuple(RegionLayout(r.gpa, r.size, r.writable, r.executable) for r in regions)
+        snap = Snapshot(layout, memory, states, time.reference_time, features, unavailable)
+    snap._origin = weakref.ref(partition)
+    partition._snapshot_base = (snap, tuple(partition.regions))
+    return snap
+
+
+def _tracking_on(partition: Partition) -> bool:
+    try:
+        return bool(partition.get_property(lib.HV_PARTITION_PROPERTY_GPA_PAGE_ACCESS_TRACKING))
+    except MshvError:
+        return False
+
+
+def _region_view(region: MemoryRegion) -> memoryview:
+    return region.memory.view()[region.offset : region.offset + region.size]
+
+
+# -- time ------------------------------------------------------------------------------------
+def _property_input(code: int, value: int | None = None) -> bytes:
+    if value is None:
+        data = HvcallInput("struct hv_input_get_partition_property")
+    else:
+        data = HvcallInput("struct hv_input_set_partition_property")
+        data.header.property_value = value
+    data.header.property_code = code
+    return data.to_bytes()
+
+
+_GET_FROZEN = _property_input(lib.HV_PARTITION_PROPERTY_TIME_FREEZE)
+_GET_REFERENCE_TIME = _property_input(lib.HV_PARTITION_PROPERTY_REFERENCE_TIME)
+_FREEZE = _property_input(lib.HV_PARTITION_PROPERTY_TIME_FREEZE, 1)
+_THAW = _property_input(lib.HV_PARTITION_PROPERTY_TIME_FREEZE, 0)
+_GET_SIZE = ffi.sizeof("struct hv_output_get_partition_property")
+
+
+def _get(fd: int, data: bytes) -> int:
+    return int(_U64.unpack_from(hvcall(fd, lib.HVCALL_GET_PARTITION_PROPERTY, data, _GET_SIZE).output)[0])
+
+
+class _FrozenTime:
+    """TIME_FREEZE = 1 for the block, then 0 unless time was already frozen before it
+    (OpenVMM's freeze_time/thaw_time keep the same rule); reads REFERENCE_TIME while frozen."""
+
+    def __init__(self, partition: Partition) -> None:
+        self.fd = partition.fd
+        self.was_frozen = False
+        self.reference_time: int | None = None
+
+    def __enter__(self) -> _FrozenTime:
+        try:
+            self.was_frozen = bool(_get(self.fd, _GET_FROZEN))
+        except MshvError as exc:  # a hypervisor that cannot read TIME_FREEZE back
+            if exc.hv_status is None:
+                raise
+        if not self.was_frozen:
+            hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _FREEZE)
+        self.reference_time = _get(self.fd, _GET_REFERENCE_TIME)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.was_frozen:
+            hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _THAW)
+
+
+# -- restore ----------------------------------------------------------------------------------
+@dataclass
+class _VpPlan:
+    """One VP's restore, encoded once per snapshot: hypercall inputs and blobs in order."""
+
+    registers: EncodedRegisters  # every class but the page's registers and the events
+    page: dict[str | int, RegisterValue]  # GPRs, RIP, RFLAGS: through Vp.set_registers
+    blobs: tuple[tuple[int, bytes], ...]
+    events: EncodedRegisters
+
+
+def _plan(state: VpSnapshot) -> _VpPlan:
+    batch: dict[str | int, RegisterValue] = {}
+    page: dict[str | int, RegisterValue] = {}
+    for klass in REGISTER_CLASSES[:-1]:
+        for name, value in state.registers.get(klass, {}).items():
+            (page if name in _PAGE_SET else batch)[name] = value
+    events: dict[str | int, RegisterValue] = {}
+    for name, value in state.registers.get("events", {}).items():
+        events[name] = value
+    blobs = tuple((_STATE_TYPES[name], data) for name, data in state.blobs.items())
+    return _VpPlan(encode_registers(state.index, batch), page, blobs, encode_registers(state.index, events))
+
+
+def _check_fits(partition: Partition, snap: Snapshot, regions: list[MemoryRegion]) -> None:
+    layout = tuple(RegionLayout(r.gpa, r.size, r.writable, r.executable) for r in regions)
+    if layout != snap.layout:
+        raise SnapshotMismatch("regions", [str(r) for r in snap.layout], [str(r) for r in layout])
+    if sorted(partition.vps) != sorted(snap.vps):
+        raise SnapshotMismatch("vps", sorted(snap.vps), sorted(partition.vps))
+    if snap._origin is not None and snap._origin() is partition:
+        return
+    found = _features(partition, {})
+    for name in ("flags", *_FEATURE_PROPERTIES):
+        if getattr(found, name) != getattr(snap.features, name):
+            raise SnapshotMismatch(name, hex(getattr(snap.features, name)), hex(getattr(found, name)))
+    snap._origin = weakref.ref(partition)
+
+
+def restore(
+    partition: Partition, snap: Snapshot, *, full: bool = False, host_written: Iterable[tuple[int, int]] = ()
+) -> None:
+    """Put ``snap`` back into ``partition`` (see :mod:`mshv.snapshot`); its VPs must not be running.
+
+    Args:
+        full: copy every page, not only those written since the snapshot or its last restore.
+        host_written: (gpa, size) ranges the host wrote since then (the hypervisor tracks only
+            the guest's writes); copied back too.
+
+    Raises:
+        SnapshotMismatch: the partition's regions, VPs or features differ from the snapshot's.
+        MshvError: a call of the restore failed (e.g. a VP is running).
+    """
+    regions = sorted(partition.regions, key=lambda r: r.gpa)
+    _check_fits(partition, snap, regions)
+    written = [_check_range(snap, gpa, size) for gpa, size in host_written]
+    if snap._plans is None:
+        snap._plans = {index: _plan(state) for index, state in snap.vps.items()}
+        if snap.reference_time is not None:
+            code = lib.HV_PARTITION_PROPERTY_REFERENCE_TIME
+            snap._reference_input = _property_input(code, snap.reference_time)
+    fd = partition.fd
+    base = partition._snapshot_base
+    incremental = not full and base is not None and base[0] is snap and base[1] == tuple(partition.regions)
+    partition._snapshot_base = None  # until this restore completes
+    if not incremental and not _tracking_on(partition):
+        partition.enable_dirty_tracking()
+    with _FrozenTime(partition):
+        _restore_memory(fd, snap, regions, incremental)
+        for index, region in written:
+            _copy(_region_view(regions[index]), memoryview(snap.memory[index]), *region)
+        vps = partition.vps
+        for index, plan in snap._plans.items():
+            _restore_vp(vps[index], plan)
+        if snap._reference_input:
+            hvcall(fd, lib.HVCALL_SET_PARTITION_PROPERTY, snap._reference_input)
+    partition._snapshot_base = (snap, tuple(partition.regions))
+
+
+def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, int]]:
+    """(region index, (offset, size)) of a host-written range; it must lie in one region."""
+    for index, region in enumerate(snap.layout):
+        if region.gpa <= gpa and gpa + size <= region.gpa + region.size and size >= 0:
+            return index, (gpa - region.gpa, size)
+    raise ValueError(f"host_written range {gpa:#x}+{size:#x} is not inside one mapped region")
+
+
+def _copy(dst: memoryview, src: memoryview, offset: int, size: int) -> None:
+    dst[offset : offset + size] = src[offset : offset + size]
+
+
+def _restore_memory(fd: int, snap: Snapshot, regions: list[MemoryRegion], incremental: bool) -> None:
+    """Copy the snapshot's pages back: only those the guest dirtied when ``incremental``, else
+    all; in both cases the dirty bits are read and cleared, so the next restore starts here."""
+    for region, data in zip(regions, snap.memory, strict=True):
+        dst, src = _region_view(region), memoryview(data)
+        pages = dirty.dirty_pages(fd, region.gpa, region.size // PAGE_SIZE) if region.writable else []
+        if not incremental:
+            dst[:] = src
+            continue
+        base, count, i = region.gpa, len(pages), 0
+        while i < count:  # one copy per run of adjacent pages
+            start = end = pages[i]
+            i += 1
+            while i < count and pages[i] == end + PAGE_SIZE:
+                end = pages[i]
+                i += 1
+            _copy(dst, src, start - base, end + PAGE_SIZE - start)
+
+
+def _restore_vp(vp: Vp, plan: _VpPlan) -> None:
+    """Registers, then the page's registers (a completion written into the register page since
+    the snapshot is dropped first), the state blobs, and the pending events last."""
+    fd = vp.fd
+    set_encoded_registers(fd, plan.registers)
+    page = vp.register_page
+    if page is not None:
+        page.raw.dirty = 0
+    vp.set_registers(plan.page)
+    for state_type, data in plan.blobs:
+        vp.set_state(state_type, data)
+    set_encoded_registers(fd, plan.events)

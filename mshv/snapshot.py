@@ -168,6 +168,13 @@ class Snapshot:
                 return data[gpa - region.gpa : gpa - region.gpa + size]
         raise ValueError(f"{gpa:#x}+{size:#x} is not inside one region of the snapshot")
 
+    def read_register(self, vp_index: int, name: str) -> RegisterValue:
+        """The value the snapshot holds for register ``name`` of VP ``vp_index`` (any class)."""
+        for registers in self.vps[vp_index].registers.values():
+            if name in registers:
+                return registers[name]
+        raise KeyError(f"the snapshot holds no register {name!r} of VP {vp_index}")
+
     def save(self, path: str | PathLike[str]) -> None:
         """Write the snapshot to ``path`` in the format of :mod:`mshv.snapshot_file`."""
         from mshv import snapshot_file  # (it imports this module)

@@ -244,10 +244,14 @@ def test_snapshot_holds_every_class_the_partition_grants(guest: Guest) -> None:
 
 def test_restore_brings_back_every_class_fifty_times(guest: Guest) -> None:
     pt, vp, mem = guest.partition, guest.vp, guest.memory
+    shadow = lib.HV_X64_INTERRUPT_STATE_INTERRUPT_SHADOW
+    vp.set_registers({"interrupt_state": shadow})  # as if stopped right after STI: an event to restore
     snap = pt.snapshot()
+    assert snap.read_register(0, "interrupt_state") == shadow
     fpu, lapic = vp.get_registers(FPU), _lapic_fields(vp)
     for round_ in range(50):
         _run_to_0x11(vp)
+        assert vp.reg_read("interrupt_state") == 0
         # the guest really changed each class
         changed = _registers(vp, snap, "architectural")
         assert {n for n in ("rax", "r15", "rip", "rflags", "ds", "gdtr", "idtr", "cr0", "cr2", "cr3", "cr4",

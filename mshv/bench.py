@@ -50,6 +50,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "touch": ("bench_memory.py::bench_first_touch",),
     "bitmap": ("bench_memory.py::bench_dirty_bitmap",),
     "regs": ("bench_registers.py",),
+    "snapshot": ("bench_snapshot.py",),
 }
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _MAX_MAP_SIZE = 64 << 30

@@ -1,0 +1,125 @@
+"""Snapshot restore: a 64 MiB guest with 1% of its pages dirtied, restored page by page (the dirty
+pages GPA access tracking reports) against a full-copy restore of the same snapshot.
+
+Each round runs the guest (it writes one word in each of 164 pages spread over its memory,
+then exits), restores with ``full=True`` (timed by hand, untimed by pytest-benchmark), runs
+the guest again and restores the dirty pages only (the timed call): the full-copy round right
+before each measured round, as the C rounds of the other suites, since the host's speed
+drifts. The ratio is the median of the per-round ratios (dirty-page / full-copy restore time).
+
+Then, in a second pass of the same rounds, each step of a dirty-page restore is timed on its
+own (freeze and thaw, the dirty bitmap, the page copies, each VP state call, REFERENCE_TIME):
+``extra_info["phases_us"]`` and a note say where the time goes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _support import MIB, QUICK, CBaselines, CResult, record
+
+from mshv import GuestMemory, IoPortIntercept, Mshv, Partition, Vp, dirty, snapshot
+from mshv._abi import lib
+from mshv.hvcall import hvcall
+from mshv.memory import PAGE_SIZE
+from mshv.registers import set_encoded_registers
+from mshv.testing import PAGED_CODE_GPA, assemble, long_mode_registers
+
+GUEST_SIZE = 64 * MIB
+FIRST_PAGE = 0x20000 // PAGE_SIZE  # above the page tables and the code
+DIRTY_PAGES = GUEST_SIZE // PAGE_SIZE // 100  # 1%
+STRIDE = (GUEST_SIZE // PAGE_SIZE - FIRST_PAGE) // DIRTY_PAGES
+GUEST = f"""
+    mov ${FIRST_PAGE * PAGE_SIZE:#x}, %rdi
+    mov ${DIRTY_PAGES}, %ecx
+1:  incq (%rdi)
+    add ${STRIDE * PAGE_SIZE:#x}, %rdi
+    loop 1b
+    out %al, $0x80
+"""
+
+
+def _dirty_the_pages(vp: Vp) -> None:
+    exit_ = vp.run()
+    if not (isinstance(exit_, IoPortIntercept) and exit_.port == 0x80):
+        raise RuntimeError(f"the guest stopped with {exit_!r}")
+
+
+def _ns(fn: Callable[[], object]) -> int:
+    start = time.perf_counter_ns()
+    fn()
+    return time.perf_counter_ns() - start
+
+
+def _phases(pt: Partition, vp: Vp, snap: snapshot.Snapshot) -> dict[str, int]:
+    """One dirty-page restore, step by step (the steps of mshv.snapshot.restore, each timed)."""
+    fd, regions = pt.fd, pt.regions
+    plan = snap._plans[vp.index] if snap._plans else None
+    assert plan is not None
+    times = {"check layout": _ns(lambda: snapshot._check_fits(pt, snap, regions))}
+    set_property = lib.HVCALL_SET_PARTITION_PROPERTY
+    times["freeze (get + set)"] = _ns(
+        lambda: (snapshot._get(fd, snapshot._GET_FROZEN), hvcall(fd, set_property, snapshot._FREEZE))
+    )
+    region = regions[0]
+    pages: list[int] = []
+    times["dirty bitmap (get + clear)"] = _ns(
+        lambda: pages.extend(dirty.dirty_pages(fd, region.gpa, region.size // PAGE_SIZE))
+    )
+    dst, src = snapshot._region_view(region), memoryview(snap.memory[0])
+    times[f"copy {len(pages)} pages"] = _ns(
+        lambda: [snapshot._copy(dst, src, gpa - region.gpa, PAGE_SIZE) for gpa in pages]
+    )
+    times["registers (one SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(fd, plan.registers))
+    times["GPRs, RIP, RFLAGS (Vp.set_registers)"] = _ns(lambda: vp.set_registers(plan.page))
+    for state_type, data in plan.blobs:
+        name = next(n for n, t in snapshot._STATE_TYPES.items() if t == state_type)
+        times[f"state blob {name}"] = _ns(lambda: vp.set_state(state_type, data))  # noqa: B023
+    times["events (SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(fd, plan.events))
+    times["REFERENCE_TIME"] = _ns(lambda: hvcall(fd, set_property, snap._reference_input))
+    times["thaw"] = _ns(lambda: hvcall(fd, set_property, snapshot._THAW))
+    pt._snapshot_base = (snap, tuple(pt.regions))  # (what restore() leaves behind)
+    return times
+
+
+def bench_snapshot_restore(benchmark: Any, cbase: CBaselines) -> None:
+    """Restore of a 64 MiB guest with 1% of its pages dirtied: dirty pages only vs a full copy."""
+    rounds = 5 if QUICK else 41
+    code = assemble(GUEST, mode="long", base=PAGED_CODE_GPA)
+    full_ns: list[float] = []
+    with Mshv() as hv, GuestMemory(GUEST_SIZE) as mem, hv.create_partition() as pt:
+        mem.write(PAGED_CODE_GPA, code)
+        pt.map_memory(mem, 0)
+        vp = pt.create_vp(0)
+        vp.set_registers(long_mode_registers(mem, PAGED_CODE_GPA))  # type: ignore[arg-type]
+        snap = pt.snapshot()
+        pt.restore(snap)  # encodes the restore's inputs once
+
+        def full_copy_round() -> None:  # untimed by pytest-benchmark: timed here
+            _dirty_the_pages(vp)
+            full_ns.append(float(_ns(lambda: pt.restore(snap, full=True))))
+            _dirty_the_pages(vp)
+
+        benchmark.pedantic(lambda: pt.restore(snap), setup=full_copy_round, rounds=rounds, warmup_rounds=1)
+        phases: dict[str, list[int]] = {}
+        for _ in range(rounds):
+            _dirty_the_pages(vp)
+            for name, ns in _phases(pt, vp, snap).items():
+                phases.setdefault(name, []).append(ns)
+    kept = full_ns[-rounds:]  # (the warm-up round's goes)
+    full = CResult("restore_full_copy_64M (Python)", "call", statistics.median(kept), kept)
+    record(benchmark, case="snapshot_restore_1pct_64M", group="snapshot", impl="python", unit="call", per=1,
+           c=full, paired=True, size=GUEST_SIZE, dirty_pages=DIRTY_PAGES)  # fmt: skip
+    info = benchmark.extra_info
+    info["phases_us"] = {name: statistics.median(ns) / 1000 for name, ns in phases.items()}
+    info["speedup_vs_full_copy"] = 1 / info["ratio_to_c"]
+    steps = ", ".join(f"{name} {us:.1f}" for name, us in info["phases_us"].items())
+    cbase.notes.append(
+        f"snapshot: restore of a 64 MiB guest with {DIRTY_PAGES} dirty pages (1%): "
+        f"{info['median_ns'] / 1000:.0f} µs, {info['speedup_vs_full_copy']:.1f}x faster than a full-copy "
+        f"restore ({full.median_ns / 1000:.0f} µs; its row's baseline column is that restore, not C). "
+        f"Steps (µs, medians): {steps}"
+    )

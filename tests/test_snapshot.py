@@ -3,6 +3,7 @@ snapshot's values, class by class, restore after restore; the file format; refus
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 import zlib
@@ -570,3 +571,13 @@ def test_a_file_with_consistent_checksums_but_bad_contents_is_refused(saved: Pat
     saved.write_bytes(bytes(new))
     with pytest.raises(SnapshotFormatError, match="contents do not make a snapshot"):
         Snapshot.load(saved)
+
+
+def test_readme_snapshot_example_runs(backend_ready: None, tmp_path: Path, monkeypatch: Any) -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    block = next(b for b in blocks if "partition.snapshot()" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(block, str(readme), "exec"), namespace)  # noqa: S102 - our own README
+    assert Snapshot.load(tmp_path / "guest.snap").read(0x20000, 8) == bytes(8)

@@ -69,10 +69,13 @@ def _phases(pt: Partition, vp: Vp, snap: snapshot.Snapshot) -> dict[str, int]:
     times["dirty bitmap (get + clear)"] = _ns(
         lambda: pages.extend(dirty.dirty_pages(fd, region.gpa, region.size // PAGE_SIZE))
     )
-    dst, src = snapshot._region_view(region), memoryview(snap.memory[0])
-    times[f"copy {len(pages)} pages"] = _ns(
-        lambda: [snapshot._copy(dst, src, gpa - region.gpa, PAGE_SIZE) for gpa in pages]
-    )
+    dst, src, base = snapshot._region_view(region), memoryview(snap.memory[0]), region.gpa
+
+    def copy() -> None:
+        for gpa in pages:
+            dst[gpa - base : gpa - base + PAGE_SIZE] = src[gpa - base : gpa - base + PAGE_SIZE]
+
+    times[f"copy {len(pages)} pages"] = _ns(copy)
     times["registers (one SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(fd, plan.registers))
     times["GPRs, RIP, RFLAGS (Vp.set_registers)"] = _ns(lambda: vp.set_registers(plan.page))
     for state_type, data in plan.blobs:
@@ -81,7 +84,7 @@ def _phases(pt: Partition, vp: Vp, snap: snapshot.Snapshot) -> dict[str, int]:
     times["events (SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(fd, plan.events))
     times["REFERENCE_TIME"] = _ns(lambda: hvcall(fd, set_property, snap._reference_input))
     times["thaw"] = _ns(lambda: hvcall(fd, set_property, snapshot._THAW))
-    pt._snapshot_base = (snap, tuple(pt.regions))  # (what restore() leaves behind)
+    pt._snapshot_base = (snap, tuple(pt.regions), tuple(pt.vps))  # (what restore() leaves behind)
     return times
 
 

@@ -79,9 +79,10 @@ class Partition(FdOwner):
         self.initialized = False
         self._vps: dict[int, Vp] = {}
         self._regions: list[MemoryRegion] = []
-        # The snapshot guest memory equals but for the pages the guest dirtied since, and the
-        # regions then (mshv.snapshot); None once something else consumed the dirty bits.
-        self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...]] | None = None
+        # The snapshot guest memory equals but for the pages the guest dirtied since, with the
+        # regions and VP indexes then (mshv.snapshot); None once something else consumed the
+        # dirty bits.
+        self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...], tuple[int, ...]] | None = None
         self._own(fd)
 
     def _close_children(self) -> None:

@@ -252,7 +252,7 @@ def take(partition: Partition) -> Snapshot:
         layout = tuple(RegionLayout(r.gpa, r.size, r.writable, r.executable) for r in regions)
         snap = Snapshot(layout, memory, states, time.reference_time, features, unavailable)
     snap._origin = weakref.ref(partition)
-    partition._snapshot_base = (snap, tuple(partition.regions))
+    partition._snapshot_base = (snap, tuple(partition.regions), tuple(partition.vps))
     return snap
 
 
@@ -367,30 +367,32 @@ def restore(
         SnapshotMismatch: the partition's regions, VPs or features differ from the snapshot's.
         MshvError: a call of the restore failed (e.g. a VP is running).
     """
-    regions = sorted(partition.regions, key=lambda r: r.gpa)
-    _check_fits(partition, snap, regions)
+    mapped, vps = partition.regions, partition.vps
+    state = (snap, tuple(mapped), tuple(vps))
+    regions = sorted(mapped, key=lambda r: r.gpa)
+    fits = partition._snapshot_base == state  # the last snapshot or restore was this one, here
+    if not fits:
+        _check_fits(partition, snap, regions)
     written = [_check_range(snap, gpa, size) for gpa, size in host_written]
     if snap._plans is None:
-        snap._plans = {index: _plan(state) for index, state in snap.vps.items()}
+        snap._plans = {index: _plan(vp) for index, vp in snap.vps.items()}
         if snap.reference_time is not None:
             code = lib.HV_PARTITION_PROPERTY_REFERENCE_TIME
             snap._reference_input = _property_input(code, snap.reference_time)
     fd = partition.fd
-    base = partition._snapshot_base
-    incremental = not full and base is not None and base[0] is snap and base[1] == tuple(partition.regions)
+    incremental = fits and not full
     partition._snapshot_base = None  # until this restore completes
     if not incremental and not _tracking_on(partition):
         partition.enable_dirty_tracking()
     with _FrozenTime(partition):
         _restore_memory(fd, snap, regions, incremental)
-        for index, region in written:
-            _copy(_region_view(regions[index]), memoryview(snap.memory[index]), *region)
-        vps = partition.vps
+        for index, (offset, size) in written:
+            _region_view(regions[index])[offset : offset + size] = snap.memory[index][offset : offset + size]
         for index, plan in snap._plans.items():
             _restore_vp(vps[index], plan)
         if snap._reference_input:
             hvcall(fd, lib.HVCALL_SET_PARTITION_PROPERTY, snap._reference_input)
-    partition._snapshot_base = (snap, tuple(partition.regions))
+    partition._snapshot_base = state
 
 
 def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, int]]:
@@ -399,10 +401,6 @@ def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, i
         if region.gpa <= gpa and gpa + size <= region.gpa + region.size and size >= 0:
             return index, (gpa - region.gpa, size)
     raise ValueError(f"host_written range {gpa:#x}+{size:#x} is not inside one mapped region")
-
-
-def _copy(dst: memoryview, src: memoryview, offset: int, size: int) -> None:
-    dst[offset : offset + size] = src[offset : offset + size]
 
 
 def _restore_memory(fd: int, snap: Snapshot, regions: list[MemoryRegion], incremental: bool) -> None:
@@ -421,7 +419,7 @@ def _restore_memory(fd: int, snap: Snapshot, regions: list[MemoryRegion], increm
             while i < count and pages[i] == end + PAGE_SIZE:
                 end = pages[i]
                 i += 1
-            _copy(dst, src, start - base, end + PAGE_SIZE - start)
+            dst[start - base : end + PAGE_SIZE - base] = src[start - base : end + PAGE_SIZE - base]
 
 
 def _restore_vp(vp: Vp, plan: _VpPlan) -> None:

@@ -211,12 +211,16 @@ static bool emu_bit_test(const uint64_t *map, uint64_t bit)
 /*
  * HvCallGetGpaPagesAccessStates for `count` pages from base_pfn: one state
  * byte per page (HV_GPA_PAGE_ACCESS_STATE_*), then the flags applied to it.
- * Caller must not hold pt->regions_lock. Tracking off:
- * HV_STATUS_INVALID_PARTITION_STATE (our choice; the hypervisor's status
- * there is unverified). Unknown flag bits: HV_STATUS_INVALID_PARAMETER.
+ * The regions overlapping harvest_pfn..+harvest_count take in KVM's dirty log
+ * first (harvest_count 0: none). Caller must not hold pt->regions_lock.
+ * Tracking off: HV_STATUS_INVALID_PARTITION_STATE (our choice; the
+ * hypervisor's status there is unverified). Unknown flag bits:
+ * HV_STATUS_INVALID_PARAMETER.
  */
-uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint32_t count,
-			       uint8_t *states, uint64_t flags, uint32_t *done)
+static uint16_t emu_gpa_access_states_harvest(struct emu_partition *pt, uint64_t base_pfn,
+					      uint32_t count, uint8_t *states, uint64_t flags,
+					      uint32_t *done, uint64_t harvest_pfn,
+					      uint64_t harvest_count)
 {
 	struct emu_gpap_slot *s, *hint = NULL;
 	struct emu_gpap *g;
@@ -247,7 +251,8 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
 		goto out;
 	}
 	for (s = g->slots; s; s = s->next)
-		if (s->guest_pfn < base_pfn + count && base_pfn < s->guest_pfn + s->npages)
+		if (s->guest_pfn < harvest_pfn + harvest_count &&
+		    harvest_pfn < s->guest_pfn + s->npages)
 			emu_gpap_harvest(pt, s);
 
 	for (uint32_t i = 0; i < count; i++) {
@@ -283,6 +288,13 @@ out:
 	pthread_mutex_unlock(&emu_gpap_lock);
 	pthread_rwlock_unlock(&pt->regions_lock);
 	return status;
+}
+
+uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint32_t count,
+			       uint8_t *states, uint64_t flags, uint32_t *done)
+{
+	return emu_gpa_access_states_harvest(pt, base_pfn, count, states, flags, done,
+					     base_pfn, count);
 }
 
 /* mshv_partition_ioctl_get_gpap_access_bitmap; args were copied in by device.c */
@@ -331,7 +343,15 @@ int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bit
 		uint32_t n = remaining < EMU_GPAP_BATCH ? remaining : EMU_GPAP_BATCH, got;
 		uint16_t status;
 
-		status = emu_gpa_access_states(pt, args->gpap_base + written, n, states, flags, &got);
+		/*
+		 * The kernel makes one hypercall per batch; KVM's dirty log is
+		 * per region, so it is taken in once, by the first batch, for
+		 * the whole range (a page the guest dirties meanwhile stays in
+		 * KVM's log for the next call).
+		 */
+		status = emu_gpa_access_states_harvest(pt, args->gpap_base + written, n, states,
+						       flags, &got, args->gpap_base,
+						       written ? 0 : remaining);
 		if (status != HV_STATUS_SUCCESS) {
 			errno = emu_hv_status_errno(status);
 			ret = -1;

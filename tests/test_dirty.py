@@ -126,3 +126,27 @@ def test_bitmap_decoding_sparse_and_dense() -> None:
     expected = [i * 0x1000 for i in range(len(dense) * 8) if dense[i // 8] >> (i % 8) & 1]
     assert _set_pages(dense, 0) == expected
     assert _set_pages(bytes(64), 0) == []
+
+
+def test_a_bitmap_over_regions_and_batches_sees_every_guest_write(partition: Partition) -> None:
+    """One MSHV_GET_GPAP_ACCESS_BITMAP over two regions and many batches of pages (the kernel
+    makes one hypercall per batch) reports the guest's writes in each region and batch."""
+    from mshv.testing import PAGED_CODE_GPA, long_mode_registers
+
+    far = 0x10000000  # a 32 MiB region: 8192 pages, beyond the first batches of the range
+    written = [0x20000, far + 0x3000, far + 0x1000000, far + 0x1FFF000]
+    source = "".join(f"movb $1, {gpa:#x}\n" for gpa in written) + "hlt"
+    code = assemble(source, mode="long", base=PAGED_CODE_GPA)
+    with GuestMemory(0x40000) as low, GuestMemory(0x2000000) as high:
+        low.write(PAGED_CODE_GPA, code)
+        partition.map_memory(low, 0)
+        partition.map_memory(high, far)
+        vp = partition.create_vp(0)
+        vp.set_registers(long_mode_registers(low, PAGED_CODE_GPA))  # type: ignore[arg-type]
+        partition.enable_dirty_tracking()
+        assert isinstance(vp.run(), HaltIntercept)
+        pages = (far + 0x2000000) // 0x1000
+        dirty = partition.dirty_pages(0, pages)
+        assert [gpa for gpa in dirty if gpa >= 0x20000] == written, [hex(g) for g in dirty]
+        assert partition.dirty_pages(0, pages) == []
+        partition.close()

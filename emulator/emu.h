@@ -312,6 +312,10 @@ int emu_fetch_instruction(struct emu_vp *vp, uint64_t rip, uint8_t bytes[16]);
 /* Get/set one Hyper-V register; returns an HV_STATUS_* code (0 = success). */
 uint16_t emu_reg_get(struct emu_vp *vp, uint32_t name, union hv_register_value *value);
 uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_value *value);
+uint32_t emu_reg_get_run(struct emu_vp *vp, const uint32_t *names, uint32_t count,
+			 union hv_register_value *out, uint16_t *status);
+uint32_t emu_reg_set_run(struct emu_vp *vp, const uint32_t *names,
+			 const union hv_register_value *values, uint32_t count, uint16_t *status);
 /* Register page: fill from KVM after an exit; apply dirty classes before a run. */
 int emu_regpage_fill(struct emu_vp *vp, bool full);	/* full: also XMM0-5, DR7, XFEM */
 int emu_regpage_apply(struct emu_vp *vp);

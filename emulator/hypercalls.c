@@ -41,6 +41,7 @@ uint16_t emu_hc_get_vp_registers(struct emu_call *c)
 {
 	const struct hv_input_get_vp_registers *in = (const void *)c->in;
 	union hv_register_value *out = (void *)c->out;
+	uint32_t names[EMU_HV_PAGE / sizeof(union hv_register_value)];
 	struct emu_vp *vp;
 	uint16_t st;
 
@@ -50,8 +51,18 @@ uint16_t emu_hc_get_vp_registers(struct emu_call *c)
 	st = emu_call_vp(c, in->vp_index, in->input_vtl, &vp);
 	if (st)
 		return st;
-	for (; c->done < c->reps; c->done++) {
-		st = emu_reg_get(vp, in->names[c->done], &out[c->done]);
+	memcpy(names, (const char *)in + offsetof(struct hv_input_get_vp_registers, names),
+	       (size_t)c->reps * sizeof(names[0]));
+	while (c->done < c->reps) {
+		/* a run of MSRs or debug registers in one ioctl (regs.c), else one register */
+		uint32_t n = emu_reg_get_run(vp, &names[c->done], c->reps - c->done,
+					     &out[c->done], &st);
+
+		if (!n && !st) {
+			st = emu_reg_get(vp, names[c->done], &out[c->done]);
+			n = !st;
+		}
+		c->done += n;
 		if (st)
 			return st;
 	}
@@ -66,28 +77,43 @@ uint16_t emu_hc_get_vp_registers(struct emu_call *c)
 uint16_t emu_hc_set_vp_registers(struct emu_call *c)
 {
 	const struct hv_input_set_vp_registers *in = (const void *)c->in;
+	uint32_t names[EMU_HV_PAGE / sizeof(struct hv_register_assoc)];
+	union hv_register_value values[EMU_HV_PAGE / sizeof(struct hv_register_assoc)];
 	struct emu_vp *vp;
-	uint16_t st = HV_STATUS_SUCCESS, first_sregs = 0xffff;
+	uint16_t st = HV_STATUS_SUCCESS, first_sregs = 0xffff, bad;
 
 	if (sizeof(*in) + (size_t)c->reps * sizeof(struct hv_register_assoc) > EMU_HV_PAGE)
 		return HV_STATUS_INVALID_HYPERCALL_INPUT;
 	st = emu_call_vp(c, in->vp_index, in->input_vtl, &vp);
 	if (st)
 		return st;
-	for (; c->done < c->reps; c->done++) {
-		bool was_pending = vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS;
+	bad = c->reps;	/* the first element with reserved fields set */
+	for (uint16_t i = c->done; i < c->reps; i++) {
 		struct hv_register_assoc a;
-		union hv_register_value v;
 
-		memcpy(&a, &in->elements[c->done], sizeof(a));
-		memcpy(&v, (const char *)&in->elements[c->done] +
-			   offsetof(struct hv_register_assoc, value), sizeof(v));
-		st = (a.reserved1 || a.reserved2) ? HV_STATUS_INVALID_PARAMETER :
-						    emu_reg_set(vp, a.name, &v);
+		memcpy(&a, &in->elements[i], sizeof(a));
+		memcpy(&values[i], (const char *)&in->elements[i] +
+			   offsetof(struct hv_register_assoc, value), sizeof(values[i]));
+		names[i] = a.name;
+		if ((a.reserved1 || a.reserved2) && bad == c->reps)
+			bad = i;
+	}
+	while (c->done < c->reps) {
+		bool was_pending = vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS;
+		/* a run of MSRs or debug registers in one ioctl (regs.c), else one register */
+		uint32_t n = c->done < bad ? emu_reg_set_run(vp, &names[c->done], &values[c->done],
+							     bad - c->done, &st) : 0;
+
+		if (!n && !st) {
+			st = c->done == bad ? HV_STATUS_INVALID_PARAMETER :
+					      emu_reg_set(vp, names[c->done], &values[c->done]);
+			n = !st;
+		}
+		if (n && !was_pending && (vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS))
+			first_sregs = c->done;
+		c->done += n;
 		if (st)
 			break;
-		if (!was_pending && (vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS))
-			first_sregs = c->done;
 	}
 	if (emu_regs_commit(vp) != HV_STATUS_SUCCESS) {
 		if (first_sregs != 0xffff)

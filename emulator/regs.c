@@ -738,6 +738,157 @@ uint16_t emu_reg_set(struct emu_vp *vp, uint32_t name, const union hv_register_v
 	return st;
 }
 
+/* ---- runs of MSRs and debug registers: one KVM ioctl each ----------------- */
+
+/*
+ * Each register is a vCPU ioctl of its own in emu_reg_get/set, and a vCPU
+ * ioctl is a large share of a KVM exit's cost; a VMM saving or restoring a
+ * VP moves some 50 MSRs and the debug registers in one hypercall. So a run
+ * of consecutive MSR-backed registers goes to KVM as one KVM_GET/SET_MSRS,
+ * and a run of debug registers as one KVM_GET_DEBUGREGS (and one
+ * KVM_SET_DEBUGREGS). The rep semantics stay the hypercall's: the registers
+ * before a refused MSR took effect, reps completed names the refused one
+ * (KVM_GET/SET_MSRS process entries in order and return how many they did);
+ * a refused KVM_SET_DEBUGREGS applies none of the run and names its first.
+ */
+#define EMU_REG_RUN_MAX 256	/* HV_GET_VP_REGISTERS_BATCH_MAX: the longest input */
+
+struct emu_msr_run {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[EMU_REG_RUN_MAX];
+};
+
+static bool emu_is_dr_name(uint32_t name)
+{
+	return name >= HV_X64_REGISTER_DR0 && name <= HV_X64_REGISTER_DR7;
+}
+
+static __u64 *emu_dr_slot(struct kvm_debugregs *dr, uint32_t name)
+{
+	if (name <= HV_X64_REGISTER_DR3)
+		return (__u64 *)&dr->db[name - HV_X64_REGISTER_DR0];
+	return name == HV_X64_REGISTER_DR6 ? (__u64 *)&dr->dr6 : (__u64 *)&dr->dr7;
+}
+
+/* How many of names[0..count) form a run of one kind: MSRs (*msr) or debug registers. */
+static uint32_t emu_reg_run_length(const uint32_t *names, uint32_t count, bool *msr)
+{
+	uint32_t n = 0;
+
+	*msr = emu_reg_msr(emu_reg_alias(names[0])) != 0;
+	if (!*msr && !emu_is_dr_name(names[0]))
+		return 0;
+	while (n < count && n < EMU_REG_RUN_MAX &&
+	       (*msr ? emu_reg_msr(emu_reg_alias(names[n])) != 0 : emu_is_dr_name(names[n])))
+		n++;
+	return n;
+}
+
+/*
+ * GET_VP_REGISTERS from names[0]: the run of MSRs or debug registers there
+ * in one ioctl. Returns the registers read (0: names[0] starts no run);
+ * *status is the status of the first one not read, if any.
+ */
+uint32_t emu_reg_get_run(struct emu_vp *vp, const uint32_t *names, uint32_t count,
+			 union hv_register_value *out, uint16_t *status)
+{
+	struct emu_msr_run m;
+	struct kvm_debugregs dr;
+	uint32_t n, got;
+	bool msr;
+
+	*status = HV_STATUS_SUCCESS;
+	n = emu_reg_run_length(names, count, &msr);
+	if (n < 2)
+		return 0;	/* a single register: emu_reg_get */
+	if (emu_reg_prepare(vp) < 0) {
+		*status = HV_STATUS_OPERATION_FAILED;
+		return 0;
+	}
+	if (!msr) {
+		if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_DEBUGREGS, &dr) < 0) {
+			*status = HV_STATUS_INVALID_PARAMETER;
+			return 0;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			memset(&out[i], 0, sizeof(out[i]));
+			out[i].reg64 = *emu_dr_slot(&dr, names[i]);
+		}
+		return n;
+	}
+	memset(&m.hdr, 0, sizeof(m.hdr));
+	m.hdr.nmsrs = n;
+	for (uint32_t i = 0; i < n; i++) {
+		memset(&m.e[i], 0, sizeof(m.e[i]));
+		m.e[i].index = emu_reg_msr(emu_reg_alias(names[i]));
+	}
+	got = (uint32_t)emu_sys_ioctl(vp->vcpu_fd, KVM_GET_MSRS, &m);
+	if ((int)got < 0)
+		got = 0;
+	for (uint32_t i = 0; i < got; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].reg64 = m.e[i].data;
+	}
+	if (got < n)
+		*status = HV_STATUS_INVALID_PARAMETER;
+	return got;
+}
+
+/*
+ * SET_VP_REGISTERS from elements[0] (names and values, reserved fields
+ * checked by the caller): the run of MSRs or debug registers there in one
+ * ioctl. Returns the registers written (0: elements[0] starts no run, or
+ * nothing was written); *status as for emu_reg_get_run.
+ */
+uint32_t emu_reg_set_run(struct emu_vp *vp, const uint32_t *names,
+			 const union hv_register_value *values, uint32_t count, uint16_t *status)
+{
+	struct emu_msr_run m;
+	struct kvm_debugregs dr;
+	uint32_t n, done;
+	bool msr;
+
+	*status = HV_STATUS_SUCCESS;
+	n = emu_reg_run_length(names, count, &msr);
+	if (n < 2)
+		return 0;	/* a single register: emu_reg_set */
+	if (emu_reg_prepare(vp) < 0) {
+		*status = HV_STATUS_OPERATION_FAILED;
+		return 0;
+	}
+	if (!msr) {
+		if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_DEBUGREGS, &dr) < 0) {
+			*status = HV_STATUS_INVALID_PARAMETER;
+			return 0;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			*emu_dr_slot(&dr, names[i]) = values[i].reg64;
+		dr.flags = 0;
+		if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_DEBUGREGS, &dr) < 0) {
+			*status = HV_STATUS_INVALID_PARAMETER;
+			return 0;
+		}
+		vp->reg_page->dr7 = dr.dr7;
+		done = n;
+	} else {
+		memset(&m.hdr, 0, sizeof(m.hdr));
+		m.hdr.nmsrs = n;
+		for (uint32_t i = 0; i < n; i++) {
+			memset(&m.e[i], 0, sizeof(m.e[i]));
+			m.e[i].index = emu_reg_msr(emu_reg_alias(names[i]));
+			m.e[i].data = values[i].reg64;
+		}
+		done = (uint32_t)emu_sys_ioctl(vp->vcpu_fd, KVM_SET_MSRS, &m);
+		if ((int)done < 0)
+			done = 0;
+		if (done < n)
+			*status = HV_STATUS_INVALID_PARAMETER;
+	}
+	if (done)
+		emu_regpage_fill(vp, false);
+	return done;
+}
+
 /* ---- the register page (hv_vp_register_page) ----------------------------- */
 
 /*

@@ -236,7 +236,7 @@ def take(partition: Partition) -> Snapshot:
     Raises:
         MshvError: a call the snapshot cannot do without failed (e.g. a VP is running).
     """
-    with _FrozenTime(partition) as time:
+    with _FrozenTime(partition, read_time=True) as time:
         unavailable: dict[str, str] = {}
         features = _features(partition, unavailable)
         vps = partition.vps
@@ -291,11 +291,13 @@ def _get(fd: int, data: bytes) -> int:
 
 class _FrozenTime:
     """TIME_FREEZE = 1 for the block, then 0 unless time was already frozen before it
-    (OpenVMM's freeze_time/thaw_time keep the same rule); reads REFERENCE_TIME while frozen."""
+    (OpenVMM's freeze_time/thaw_time keep the same rule); with ``read_time``, reads
+    REFERENCE_TIME while frozen."""
 
-    def __init__(self, partition: Partition) -> None:
+    def __init__(self, partition: Partition, read_time: bool = False) -> None:
         self.fd = partition.fd
         self.was_frozen = False
+        self.read_time = read_time
         self.reference_time: int | None = None
 
     def __enter__(self) -> _FrozenTime:
@@ -306,7 +308,8 @@ class _FrozenTime:
                 raise
         if not self.was_frozen:
             hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _FREEZE)
-        self.reference_time = _get(self.fd, _GET_REFERENCE_TIME)
+        if self.read_time:
+            self.reference_time = _get(self.fd, _GET_REFERENCE_TIME)
         return self
 
     def __exit__(self, *exc: object) -> None:

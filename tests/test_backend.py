@@ -28,6 +28,7 @@ API_TEST_MODULES = [
     "test_partition.py",
     "test_registers.py",
     "test_runloop.py",
+    "test_snapshot.py",
     "test_state.py",
     "test_stringio.py",
     "test_testing.py",

@@ -25,8 +25,6 @@
 
 #include "emu.h"
 
-/* MSHV_GPAP_ACCESS_* and the hypercall's batch (HV_GET_GPA_ACCESS_STATES_BATCH_SIZE) */
-#define EMU_GPAP_BATCH ((4096 - sizeof(hv_gpa_page_access_state)) / sizeof(hv_gpa_page_access_state))
 #define EMU_GPAP_FLAGS (HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED | HV_GPA_PAGE_ACCESS_SET_ACCESSED | \
 			HV_GPA_PAGE_ACCESS_CLEAR_DIRTY | HV_GPA_PAGE_ACCESS_SET_DIRTY)
 
@@ -209,52 +207,57 @@ static bool emu_bit_test(const uint64_t *map, uint64_t bit)
 }
 
 /*
+ * pt's access state, matched to its regions, with KVM's dirty log taken in
+ * for the regions overlapping pfn..+count. Caller holds pt->regions_lock
+ * (read) and emu_gpap_lock. Tracking off: HV_STATUS_INVALID_PARTITION_STATE
+ * (our choice; the hypervisor's status there is unverified).
+ */
+static uint16_t emu_gpap_prepare(struct emu_partition *pt, uint64_t pfn, uint64_t count,
+				 struct emu_gpap **gp)
+{
+	struct emu_gpap *g;
+
+	if (!pt->gpa_access_tracking)
+		return HV_STATUS_INVALID_PARTITION_STATE;
+	g = *emu_gpap_lookup(pt);
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g)
+			return HV_STATUS_INSUFFICIENT_MEMORY;
+		g->pt = pt;
+		g->next = emu_gpaps;
+		emu_gpaps = g;
+	}
+	if (emu_gpap_sync(pt, g) < 0)
+		return HV_STATUS_INSUFFICIENT_MEMORY;
+	for (struct emu_gpap_slot *s = g->slots; s; s = s->next)
+		if (s->guest_pfn < pfn + count && pfn < s->guest_pfn + s->npages)
+			emu_gpap_harvest(pt, s);
+	*gp = g;
+	return HV_STATUS_SUCCESS;
+}
+
+/*
  * HvCallGetGpaPagesAccessStates for `count` pages from base_pfn: one state
  * byte per page (HV_GPA_PAGE_ACCESS_STATE_*), then the flags applied to it.
- * The regions overlapping harvest_pfn..+harvest_count take in KVM's dirty log
- * first (harvest_count 0: none). Caller must not hold pt->regions_lock.
- * Tracking off: HV_STATUS_INVALID_PARTITION_STATE (our choice; the
- * hypervisor's status there is unverified). Unknown flag bits:
+ * Caller must not hold pt->regions_lock. Unknown flag bits:
  * HV_STATUS_INVALID_PARAMETER.
  */
-static uint16_t emu_gpa_access_states_harvest(struct emu_partition *pt, uint64_t base_pfn,
-					      uint32_t count, uint8_t *states, uint64_t flags,
-					      uint32_t *done, uint64_t harvest_pfn,
-					      uint64_t harvest_count)
+uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint32_t count,
+			       uint8_t *states, uint64_t flags, uint32_t *done)
 {
 	struct emu_gpap_slot *s, *hint = NULL;
 	struct emu_gpap *g;
-	uint16_t status = HV_STATUS_SUCCESS;
+	uint16_t status;
 
 	*done = 0;
 	if (flags & ~(uint64_t)EMU_GPAP_FLAGS)
 		return HV_STATUS_INVALID_PARAMETER;
 	pthread_rwlock_rdlock(&pt->regions_lock);
 	pthread_mutex_lock(&emu_gpap_lock);
-	if (!pt->gpa_access_tracking) {
-		status = HV_STATUS_INVALID_PARTITION_STATE;
+	status = emu_gpap_prepare(pt, base_pfn, count, &g);
+	if (status != HV_STATUS_SUCCESS)
 		goto out;
-	}
-	g = *emu_gpap_lookup(pt);
-	if (!g) {
-		g = calloc(1, sizeof(*g));
-		if (!g) {
-			status = HV_STATUS_INSUFFICIENT_MEMORY;
-			goto out;
-		}
-		g->pt = pt;
-		g->next = emu_gpaps;
-		emu_gpaps = g;
-	}
-	if (emu_gpap_sync(pt, g) < 0) {
-		status = HV_STATUS_INSUFFICIENT_MEMORY;
-		goto out;
-	}
-	for (s = g->slots; s; s = s->next)
-		if (s->guest_pfn < harvest_pfn + harvest_count &&
-		    harvest_pfn < s->guest_pfn + s->npages)
-			emu_gpap_harvest(pt, s);
-
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t pfn = base_pfn + i, bit;
 		uint8_t st = 0;
@@ -290,19 +293,102 @@ out:
 	return status;
 }
 
-uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint32_t count,
-			       uint8_t *states, uint64_t flags, uint32_t *done)
+/* ---- the bitmap ioctl, 64 pages at a time ---------------------------------- */
+
+/* The n (1..64) bits of map from bit on, in the low bits. */
+static uint64_t emu_bits_get(const uint64_t *map, uint64_t bit, unsigned int n)
 {
-	return emu_gpa_access_states_harvest(pt, base_pfn, count, states, flags, done,
-					     base_pfn, count);
+	unsigned int o = bit % 64;
+	uint64_t v = map[bit / 64] >> o;
+
+	if (o && o + n > 64)
+		v |= map[bit / 64 + 1] << (64 - o);
+	return n == 64 ? v : v & ((1ULL << n) - 1);
+}
+
+/* Set (on) or clear the n (1..64) bits of map from bit on. */
+static void emu_bits_assign(uint64_t *map, uint64_t bit, unsigned int n, bool on)
+{
+	uint64_t all = n == 64 ? ~0ULL : (1ULL << n) - 1;
+	unsigned int o = bit % 64;
+
+	if (on)
+		map[bit / 64] |= all << o;
+	else
+		map[bit / 64] &= ~(all << o);
+	if (o && o + n > 64) {
+		if (on)
+			map[bit / 64 + 1] |= all >> (64 - o);
+		else
+			map[bit / 64 + 1] &= ~(all >> (64 - o));
+	}
+}
+
+/* OR the n (1..64) low bits of v into the LSB-first byte bitmap out from bit on. */
+static void emu_bits_put(uint8_t *out, uint64_t bit, uint64_t v, unsigned int n)
+{
+	while (n && v) {
+		unsigned int o = bit % 8, take = 8 - o < n ? 8 - o : n;
+
+		out[bit / 8] |= (uint8_t)((v & ((1U << take) - 1)) << o);
+		v >>= take;
+		bit += take;
+		n -= take;
+	}
+}
+
+/*
+ * The page states of count pages from base as the bitmap's bits (`mask`:
+ * HV_GPA_PAGE_ACCESS_STATE_DIRTY or _ACCESSED), then `flags` applied: what
+ * emu_gpa_access_states does page by page for each of the kernel's batches
+ * (mshv_partition_ioctl_get_gpap_access_bitmap makes one hypercall per
+ * HV_GET_GPA_ACCESS_STATES_BATCH_SIZE pages), here on 64 pages at once and
+ * with KVM's dirty log taken in once for the whole range. Pages outside any
+ * region read 0.
+ */
+static uint16_t emu_gpap_bitmap(struct emu_partition *pt, uint64_t base, uint32_t count,
+				uint64_t flags, uint8_t mask, uint8_t *out)
+{
+	struct emu_gpap *g;
+	uint16_t status;
+
+	pthread_rwlock_rdlock(&pt->regions_lock);
+	pthread_mutex_lock(&emu_gpap_lock);
+	status = emu_gpap_prepare(pt, base, count, &g);
+	for (struct emu_gpap_slot *s = status ? NULL : g->slots; s; s = s->next) {
+		uint64_t lo = s->guest_pfn > base ? s->guest_pfn : base;
+		uint64_t end = s->guest_pfn + s->npages;
+		uint64_t hi = end < base + count ? end : base + count;
+		const uint64_t *state = mask == HV_GPA_PAGE_ACCESS_STATE_DIRTY ? s->dirty : s->accessed;
+
+		for (uint64_t pfn = lo; pfn < hi;) {
+			unsigned int n = hi - pfn < 64 ? (unsigned int)(hi - pfn) : 64;
+			uint64_t bit = pfn - s->guest_pfn;
+
+			emu_bits_put(out, pfn - base, emu_bits_get(state, bit, n), n);
+			/* the flags act after the state is read, in emu_gpa_access_states' order */
+			if (flags & HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED)
+				emu_bits_assign(s->accessed, bit, n, false);
+			if (flags & HV_GPA_PAGE_ACCESS_SET_ACCESSED)
+				emu_bits_assign(s->accessed, bit, n, true);
+			if (flags & HV_GPA_PAGE_ACCESS_CLEAR_DIRTY)
+				emu_bits_assign(s->dirty, bit, n, false);
+			if (flags & HV_GPA_PAGE_ACCESS_SET_DIRTY)
+				emu_bits_assign(s->dirty, bit, n, true);
+			pfn += n;
+		}
+	}
+	pthread_mutex_unlock(&emu_gpap_lock);
+	pthread_rwlock_unlock(&pt->regions_lock);
+	return status;
 }
 
 /* mshv_partition_ioctl_get_gpap_access_bitmap; args were copied in by device.c */
 int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bitmap *args)
 {
 	uint64_t flags = 0, bitmap_sz;
-	uint8_t mask, *bitmap, states[EMU_GPAP_BATCH];
-	uint32_t remaining, written = 0;
+	uint8_t mask, *bitmap;
+	uint16_t status;
 	bool rsvd = false;
 	int ret = 0;
 
@@ -338,33 +424,14 @@ int emu_gpap_access_bitmap(struct emu_partition *pt, struct mshv_gpap_access_bit
 		return -1;
 	}
 	/* hv_call_get_gpa_access_states takes a u32 count: larger counts are truncated */
-	remaining = (uint32_t)args->page_count;
-	while (remaining) {
-		uint32_t n = remaining < EMU_GPAP_BATCH ? remaining : EMU_GPAP_BATCH, got;
-		uint16_t status;
-
-		/*
-		 * The kernel makes one hypercall per batch; KVM's dirty log is
-		 * per region, so it is taken in once, by the first batch, for
-		 * the whole range (a page the guest dirties meanwhile stays in
-		 * KVM's log for the next call).
-		 */
-		status = emu_gpa_access_states_harvest(pt, args->gpap_base + written, n, states,
-						       flags, &got, args->gpap_base,
-						       written ? 0 : remaining);
-		if (status != HV_STATUS_SUCCESS) {
-			errno = emu_hv_status_errno(status);
-			ret = -1;
-			goto out;
-		}
-		/* __assign_bit on the ulong array: LSB-first within each byte */
-		for (uint32_t i = 0; i < got; i++)
-			if (states[i] & mask)
-				bitmap[(written + i) / 8] |= 1u << ((written + i) % 8);
-		written += got;
-		remaining -= got;
+	status = emu_gpap_bitmap(pt, args->gpap_base, (uint32_t)args->page_count, flags, mask,
+				 bitmap);
+	if (status != HV_STATUS_SUCCESS) {
+		errno = emu_hv_status_errno(status);
+		ret = -1;
+		goto out;
 	}
-	/* bits past `written` stay zero; copy ceil(page_count / 8) bytes */
+	/* bits past the u32 count stay zero; copy ceil(page_count / 8) bytes */
 	if (emu_copy_to_user((void *)(uintptr_t)args->bitmap_ptr, bitmap, bitmap_sz) < 0)
 		ret = -1;
 out:

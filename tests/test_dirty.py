@@ -150,3 +150,64 @@ def test_a_bitmap_over_regions_and_batches_sees_every_guest_write(partition: Par
         assert [gpa for gpa in dirty if gpa >= 0x20000] == written, [hex(g) for g in dirty]
         assert partition.dirty_pages(0, pages) == []
         partition.close()
+
+
+def _bitmap_ioctl(partition: Partition, access_type: int, op: int, gpa: int, npages: int) -> list[int]:
+    """MSHV_GET_GPAP_ACCESS_BITMAP with any type and op (the Python API asks for CLEAR only)."""
+    from mshv import _cstruct, _kernel
+    from mshv._abi import ffi, lib
+
+    bitmap = ffi.new("unsigned char[]", (npages + 7) // 8)
+    arg = _cstruct.new(
+        "struct mshv_gpap_access_bitmap", access_type=access_type, access_op=op, page_count=npages,
+        gpap_base=gpa // 0x1000, bitmap_ptr=ffi.cast("uint64_t", bitmap),
+    )  # fmt: skip
+    _kernel.ioctl(partition.fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg)
+    bits = bytes(ffi.buffer(bitmap))
+    return [gpa + i * 0x1000 for i in range(npages) if bits[i // 8] >> (i % 8) & 1]
+
+
+def test_the_bitmap_agrees_with_the_page_states_page_by_page(partition: Partition) -> None:
+    """The bitmap ioctl against HvCallGetGpaPagesAccessStates (one state per page), for every
+    type and op, over random windows: unaligned, across two regions and the hole between them."""
+    import random
+
+    from mshv._abi import lib
+
+    rng = random.Random(7)
+    dirty_t, accessed_t = lib.MSHV_GPAP_ACCESS_TYPE_DIRTY, lib.MSHV_GPAP_ACCESS_TYPE_ACCESSED
+    clear, set_, noop = (
+        lib.MSHV_GPAP_ACCESS_OP_CLEAR,
+        lib.MSHV_GPAP_ACCESS_OP_SET,
+        lib.MSHV_GPAP_ACCESS_OP_NOOP,
+    )
+    with GuestMemory(0x41000) as low, GuestMemory(0x83000) as high:
+        partition.map_memory(low, 0)  # 65 pages
+        partition.map_memory(high, 0x100000)  # 131 pages after a hole
+        partition.enable_dirty_tracking()
+        span = (0x100000 + 0x83000) // 0x1000 + 8
+        for _ in range(60):
+            for page in rng.sample(range(span), 40):  # a random state to start from
+                partition.gpa_access_states(page * 0x1000, 1, set_dirty=rng.random() < 0.5,
+                                            set_accessed=rng.random() < 0.5)  # fmt: skip
+            first = rng.randrange(span - 1)
+            count = rng.randrange(1, span - first + 1)
+            access_type, op = rng.choice([dirty_t, accessed_t]), rng.choice([clear, set_, noop])
+            before = partition.gpa_access_states(0, span)
+            wanted = PageAccess.DIRTY if access_type == dirty_t else PageAccess.ACCESSED
+            expected = [(first + i) * 0x1000 for i in range(count) if before[first + i] & wanted]
+            got = _bitmap_ioctl(partition, access_type, op, first * 0x1000, count)
+            assert got == expected, (first, count, access_type, op)
+            after = partition.gpa_access_states(0, span)
+            mapped = [p < 0x41 or 0x100 <= p < 0x100 + 0x83 for p in range(span)]
+            for page in range(span):
+                state = before[page]
+                if mapped[page] and first <= page < first + count:
+                    if op == clear:  # (ACCESSED clears both: not accessed implies not dirty)
+                        state &= ~(
+                            PageAccess.DIRTY | (PageAccess.ACCESSED if access_type == accessed_t else 0)
+                        )
+                    else:  # SET, and NOOP, which the kernel carries out as SET
+                        state |= PageAccess.ACCESSED | (PageAccess.DIRTY if access_type == dirty_t else 0)
+                assert after[page] == state, (page, first, count, access_type, op)
+        partition.close()

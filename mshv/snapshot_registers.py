@@ -49,9 +49,9 @@ _MTRR_FIXED = ("fix64k00000", "fix16k80000", "fix16ka0000") + tuple(
     f"fix4k{base}" for base in ("c0000", "c8000", "d0000", "d8000", "e0000", "e8000", "f0000", "f8000")
 )
 _MSRS: tuple[tuple[str, _Gate], ...] = (
+    ("apic_base", None),  # first: the rest are one run of plain MSRs (one KVM ioctl on the emulator)
     ("tsc", None),
     ("tsc_adjust", ((_F1, lib.HV_PROC_FEATURE1_TSC_ADJUST_BIT),)),  # after TSC: a TSC write moves it
-    ("apic_base", None),
     ("pat", None),
     ("sysenter_cs", None), ("sysenter_eip", None), ("sysenter_esp", None),
     ("star", None), ("lstar", None), ("cstar", None), ("sfmask", None), ("kernel_gs_base", None),

@@ -492,6 +492,28 @@ def test_restore_into_another_layout_is_refused(backend_ready: None) -> None:
                 assert info.value.what == what and shown in str(info.value), str(info.value)
 
 
+def test_read_only_regions_come_back_from_host_writes(backend_ready: None) -> None:
+    """The guest cannot write a read-only region, so only a full restore or the host's named
+    ranges copy it back; the writable region next to it is restored page by page."""
+    with Mshv() as hv, GuestMemory(0x40000) as ram, GuestMemory(0x10000) as rom:
+        rom.write(0, b"firmware")
+        with _partition(hv, [(ram, 0, True), (rom, 0x100000, False)], 1) as pt:
+            snap = pt.snapshot()
+            assert [r.writable for r in snap.layout] == [True, False]
+            assert snap.read(0x100000, 8) == b"firmware"
+            rom.write(0, b"patched!")
+            pt.restore(snap)
+            assert rom.read(0, 8) == b"patched!"  # not the guest's write: not tracked
+            pt.restore(snap, host_written=[(0x100000, 8)])
+            assert rom.read(0, 8) == b"firmware"
+            rom.write(0, b"patched!")
+            ram.write(0x1000, b"host")
+            pt.restore(snap, full=True)
+            assert (rom.read(0, 8), ram.read(0x1000, 4)) == (b"firmware", bytes(4))
+            with pytest.raises(ValueError, match="not inside one mapped region"):
+                pt.restore(snap, host_written=[(0x200000, 8)])
+
+
 def test_two_vps_each_get_their_own_state_back(backend_ready: None) -> None:
     with Mshv() as hv, GuestMemory(0x40000) as mem, _partition(hv, [(mem, 0, True)], 2) as pt:
         vps = pt.vps

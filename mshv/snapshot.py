@@ -1,29 +1,14 @@
 """Partition snapshots: capture guest memory, every VP's state and the reference time; put them back.
 
-``snap = partition.snapshot()`` captures, with the partition's time frozen around it
-(TIME_FREEZE 1, then 0; REFERENCE_TIME read while frozen):
-
-- guest memory: a copy of every mapped region;
-- every VP: its registers in six classes (:data:`~mshv.snapshot_registers.REGISTER_CLASSES`:
-  architectural, MSRs, synthetic, SynIC, synthetic timers, pending events), the ones the
-  partition's features grant (:mod:`mshv.snapshot_registers`), read through ``Vp.get_registers``
-  so a completion still pending in the register page is part of them; and its state blobs
-  (XSAVE, LAPIC, SIMP and SIEFP pages, synthetic timers);
-- the partition's reference time (REFERENCE_TIME).
-
-``partition.restore(snap)`` writes it all back, time frozen around it. Memory goes back page
-by page: only the pages the guest wrote since the snapshot (or the last restore of it), which
-the hypervisor's GPA access tracking reports (MSHV_GET_GPAP_ACCESS_BITMAP, dirty bits read
-and cleared), so the next restore again copies only what changed since. Taking a snapshot
-switches tracking on (partition property GPA_PAGE_ACCESS_TRACKING).
-
-The hypervisor tracks the guest's writes only: pages the host wrote (``GuestMemory.write``)
-since the snapshot are not seen. Name them in ``restore(..., host_written=[(gpa, size)])``,
-or restore with ``full=True``. A restore of another snapshot than the last one taken or
-restored, or after something else read and cleared the dirty bits, copies every page.
-
-A register the partition grants but refuses to read is left out and named in
-:attr:`Snapshot.unavailable` (the VP index, the register and the hypervisor's status).
+``partition.snapshot()`` (:func:`take`) captures, time frozen around it (TIME_FREEZE 1, then 0;
+REFERENCE_TIME read while frozen), every mapped region's memory; each VP's registers in the
+classes of :mod:`mshv.snapshot_registers`, read through ``Vp.get_registers`` (so a completion
+still pending in the register page is part of them), and its state blobs; and REFERENCE_TIME.
+``partition.restore(snap)`` (:func:`restore`) writes them back, time frozen around it, copying
+only the pages the guest wrote since the snapshot or its last restore: GPA access tracking
+(MSHV_GET_GPAP_ACCESS_BITMAP, dirty bits read and cleared) finds them. The hypervisor tracks
+the guest's writes only: ranges the host wrote are named in ``host_written`` (or ``full``).
+A register the partition grants but refuses to read is named in :attr:`Snapshot.unavailable`.
 """
 
 from __future__ import annotations
@@ -335,8 +320,7 @@ def _plan(state: VpSnapshot) -> _VpPlan:
         for name, value in state.registers.get(klass, {}).items():
             (page if name in _PAGE_SET else batch)[name] = value
     events: dict[str | int, RegisterValue] = {}
-    for name, value in state.registers.get("events", {}).items():
-        events[name] = value
+    events.update(state.registers.get("events", {}).items())
     blobs = tuple((_STATE_TYPES[name], data) for name, data in state.blobs.items())
     return _VpPlan(encode_registers(state.index, batch), page, blobs, encode_registers(state.index, events))
 

@@ -154,6 +154,15 @@ static bool emu_tsc_went_back(struct emu_vp *vp, uint64_t before, uint64_t ticks
 	return emu_tsc_read(vp, &now) == 0 && now < before - ticks / 2;
 }
 
+/*
+ * Whether this host's KVM moves a guest's TSC when the VMM sets it (-1: not
+ * known yet). Some accept KVM_VCPU_TSC_OFFSET and MSR_IA32_TSC writes and
+ * apply neither; that is the host's, the same for every VP, so it is learnt
+ * at the first thaw and later thaws skip the attempt (some eight vCPU ioctls,
+ * the largest cost of a snapshot restore's time freeze there).
+ */
+static int emu_tsc_movable = -1;
+
 /* Move the guest TSC back by `ticks`: the offset attribute, else an MSR write. */
 static void emu_tsc_back(struct emu_vp *vp, uint64_t ticks)
 {
@@ -168,13 +177,16 @@ static void emu_tsc_back(struct emu_vp *vp, uint64_t ticks)
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_DEVICE_ATTR, &attr) == 0) {
 		offset -= ticks;
 		if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_DEVICE_ATTR, &attr) == 0 &&
-		    emu_tsc_went_back(vp, before, ticks))
+		    emu_tsc_went_back(vp, before, ticks)) {
+			__atomic_store_n(&emu_tsc_movable, 1, __ATOMIC_RELAXED);
 			return;
+		}
 		offset += ticks;	/* not applied: leave the offset as it was */
 		emu_sys_ioctl(vp->vcpu_fd, KVM_SET_DEVICE_ATTR, &attr);
 	}
-	if (emu_tsc_read(vp, &before) == 0)
-		emu_tsc_write(vp, before - ticks);
+	if (emu_tsc_read(vp, &before) == 0 && emu_tsc_write(vp, before - ticks) == 0)
+		__atomic_store_n(&emu_tsc_movable, emu_tsc_went_back(vp, before, ticks),
+				 __ATOMIC_RELAXED);
 }
 
 /* At freeze, between RUN_VPs: the LAPIC timer's current count. */
@@ -200,9 +212,11 @@ static void emu_time_vp_restore(struct emu_vp *vp)
 
 	vp->freeze_captured = false;
 	vp->thaw_pending = false;
-	khz = (__u64)emu_sys_ioctl(vp->vcpu_fd, KVM_GET_TSC_KHZ, NULL);
-	if ((int64_t)khz > 0)
-		emu_tsc_back(vp, vp->freeze_ns / 1000 * khz / 1000);
+	if (__atomic_load_n(&emu_tsc_movable, __ATOMIC_RELAXED)) {
+		khz = (__u64)emu_sys_ioctl(vp->vcpu_fd, KVM_GET_TSC_KHZ, NULL);
+		if ((int64_t)khz > 0)
+			emu_tsc_back(vp, vp->freeze_ns / 1000 * khz / 1000);
+	}
 	if (!vp->freeze_tmict || emu_sys_ioctl(vp->vcpu_fd, KVM_GET_LAPIC, &l) < 0)
 		return;
 	if (emu_apic_reg(&l, APIC_LVTT) != vp->freeze_lvtt ||

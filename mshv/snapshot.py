@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from mshv import dirty
 from mshv._abi import ffi, lib
-from mshv.errors import MshvError
+from mshv.errors import HvStatus, MshvError
 from mshv.hvcall import HvcallInput, hvcall
 from mshv.memory import PAGE_SIZE
 from mshv.registers import EncodedRegisters, RegisterValue, encode_registers, set_encoded_registers
@@ -63,6 +63,12 @@ _FEATURE_PROPERTIES = {
     "xsave_size": lib.HV_PARTITION_PROPERTY_MAX_XSAVE_DATA_SIZE,
 }
 _PAGE_SET = frozenset(PAGE_REGISTERS)
+# The statuses that mean "this partition has no such register/property" (an invalid name is
+# INVALID_PARAMETER in the TLFS); any other failure (a running VP: INVALID_VP_STATE) is raised.
+_NOT_THERE = frozenset(
+    {HvStatus.INVALID_PARAMETER, HvStatus.ACCESS_DENIED, HvStatus.OPERATION_DENIED,
+     HvStatus.PROCESSOR_FEATURE_NOT_SUPPORTED, HvStatus.UNKNOWN_PROPERTY}
+)  # fmt: skip
 _U64 = struct.Struct("<Q")
 
 
@@ -181,6 +187,8 @@ def _features(partition: Partition, unavailable: dict[str, str]) -> PartitionFea
         try:
             values[name] = partition.get_property(code)
         except MshvError as exc:
+            if exc.hv_status not in _NOT_THERE:
+                raise
             values[name] = 0
             unavailable[f"property.{name}"] = _reason(exc)
     return PartitionFeatures(**values)
@@ -197,7 +205,7 @@ def _read_registers(vp: Vp, names: tuple[str, ...], unavailable: dict[str, str])
         try:
             return vp.get_registers(wanted)
         except MshvError as exc:
-            if exc.hv_status is None or exc.reps_done is None or exc.reps_done >= len(wanted):
+            if exc.hv_status not in _NOT_THERE or exc.reps_done is None or exc.reps_done >= len(wanted):
                 raise
             unavailable[f"vp{vp.index}.{wanted[exc.reps_done]}"] = _reason(exc)
             del wanted[exc.reps_done]
@@ -211,12 +219,15 @@ def _capture_vp(vp: Vp, features: PartitionFeatures, first: bool, unavailable: d
         try:
             state.blobs[name] = vp.get_state(_STATE_TYPES[name])
         except MshvError as exc:
+            if exc.hv_status not in _NOT_THERE:
+                raise
             unavailable[f"vp{vp.index}.{name}"] = _reason(exc)
     return state
 
 
 def take(partition: Partition) -> Snapshot:
-    """Capture ``partition`` (see :mod:`mshv.snapshot`); its VPs must not be running.
+    """Capture ``partition`` (see :mod:`mshv.snapshot`); its VPs must not be running (a VP's
+    register calls wait for its MSHV_RUN_VP to return: the VP fd's mutex, mshv_vp_ioctl).
 
     Raises:
         MshvError: a call the snapshot cannot do without failed (e.g. a VP is running).

@@ -17,7 +17,7 @@ import pytest
 
 from mshv import GuestMemory, HaltIntercept, HvMessageType, IoPortIntercept, Mshv, RunLoop, RunResult, Vp
 from mshv.runloop import UNHANDLED
-from mshv.testing import assemble, long_mode_registers, partition_with_one_vp
+from mshv.testing import CODE_GPA, assemble, long_mode_registers, partition_with_one_vp
 
 LONG_ENTRY = 0x10000
 MMIO_GPA = 0x100000  # above the guest's memory: every access is an MMIO intercept
@@ -196,6 +196,24 @@ def test_unhandled_exit_returns_the_intercept_and_run_resumes(native: bool) -> N
         vp.complete_io(second.intercept, 0x33)
         assert loop.run().reason == "halt"
         assert bytes(echo.output) == b"\x33"
+
+
+def test_the_vp_sees_what_the_loop_completed(native: bool) -> None:
+    """One register page, the VP's: after the loop completed an exit, the VP reads its registers
+    as the loop left them, and completes the exit the loop stopped at through that page."""
+    asm = "out %al, $0x80; mov $5, %al; out %al, $0x81; hlt"
+    with real_mode(asm, native) as (vp, loop):
+        loop.port_counter(0x80)
+        assert loop.run(max_exits=1).reason == "max_exits"
+        assert vp.reg_read("rip") == CODE_GPA + 2  # the loop's completion, not yet applied by a run
+        at_port = loop.run(stop_ports=[0x81])
+        assert at_port.reason == "port" and isinstance(at_port.intercept, IoPortIntercept)
+        page = vp.register_page
+        assert page is not None and page.valid and page.dirty == 0
+        vp.complete_io(at_port.intercept)
+        assert page.dirty  # through the VP's page: no hypercall
+        assert vp.reg_read("rip") == at_port.intercept.next_rip
+        assert loop.run().reason == "halt" and vp.exits == 3
 
 
 def test_stop_on_message_type_and_port(native: bool) -> None:

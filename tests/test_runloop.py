@@ -188,8 +188,10 @@ def test_unhandled_exit_returns_the_intercept_and_run_resumes(native: bool) -> N
         assert isinstance(first.intercept, IoPortIntercept)
         assert (first.intercept.port, first.intercept.value, first.intercept.is_write) == (0x70, 0x42, True)
         again = loop.run(max_exits=1)  # not completed: the VP is still at the OUT
-        assert again.reason == "unhandled" and again.intercept is not None
-        vp.complete_io(first.intercept)
+        assert again.reason == "unhandled" and isinstance(again.intercept, IoPortIntercept)
+        with pytest.raises(ValueError, match="stale"):
+            vp.complete_io(first.intercept)  # the same OUT, but an exit before the last one
+        vp.complete_io(again.intercept)
         second = loop.run()
         assert second.reason == "unhandled" and isinstance(second.intercept, IoPortIntercept)
         assert (second.intercept.port, second.intercept.is_write) == (0x71, False)

@@ -130,25 +130,36 @@ class RegisterPage:
         their classes dirty for the next MSHV_RUN_VP.
 
         With ``only_if_valid``, nothing is written and False is returned when the page does
-        not hold the last intercept's state (:attr:`valid` is clear). With ``mark_dirty``
+        not hold the last intercept's state (:attr:`valid` is clear) or ``values`` name a
+        register it does not hold (the caller writes them by hypercall). With ``mark_dirty``
         False, only the page's copy changes (the VP already holds the values: the VP's
         ``set_registers`` keeps the page in step this way).
         """
-        page = self._live()
+        page = self._page
+        if page is None:
+            raise ValueError("the register page is closed")
         if only_if_valid and not page.isvalid:
             return False
         dirty = 0
-        for name, value in values.items():
+        for name, value in values.items():  # every value is checked before the first is written
             bit = _BIT.get(name)
             if bit is None:
+                if only_if_valid:
+                    return False
                 raise ValueError(f"{name!r} cannot be written through the register page")
-            if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{name} takes an int, not {type(value).__name__}")
-            if not 0 <= value <= _MASK64:
-                raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
+            if type(value) is not int or not 0 <= value <= _MASK64:
+                _check_value(name, value)
             dirty |= bit
         for name, value in values.items():
             setattr(page, name, value)
         if mark_dirty:
             page.dirty |= dirty
         return True
+
+
+def _check_value(name: str, value: object) -> None:
+    """Raise the error for a value the page cannot hold (an int subclass in range is fine)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} takes an int, not {type(value).__name__}")
+    if not 0 <= value <= _MASK64:
+        raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")

@@ -37,6 +37,7 @@ _RUN_VP = lib.MSHV_RUN_VP
 _EINTR = errno.EINTR
 _ioctl_raw = _kernel.ioctl_raw
 _monotonic = time.monotonic
+_native_id = _kick._native_id
 # The register page's writable classes and the registers each one holds (hv_vp_register_page).
 _PAGE_CLASSES = (
     (1 << lib.HV_X64_REGISTER_CLASS_GENERAL, GPRS),
@@ -142,11 +143,7 @@ class Vp(FdOwner):
         last intercept's state (no hypercall), else by HvCallSetVpRegisters.
         """
         page = self._page
-        if (
-            page is not None
-            and values.keys() <= _PAGE_WRITABLE
-            and page.write_all(values, only_if_valid=True)
-        ):
+        if page is not None and page.write_all(values, only_if_valid=True):
             return
         self.set_registers(values)  # type: ignore[arg-type]
 
@@ -193,7 +190,9 @@ class Vp(FdOwner):
         deadline = None if timeout is None else _kick.deadline_after(timeout)
         run = self._run_state
         word, run_buf = run.word, self._run_buf
-        run.enter(self._what)
+        if run.tid:
+            run.enter(self._what)  # raises: a run is already in progress
+        run.tid = _native_id()
         try:
             if deadline is not None:
                 _kick.watch(run, deadline)
@@ -265,23 +264,23 @@ class Vp(FdOwner):
                 fit the access size, or an OUT with one.
             TypeError: ``value`` is not an int.
         """
-        self._check_last_exit(intercept)
+        if intercept is not self._last_exit:
+            self._check_last_exit(intercept)
         if intercept.string:
-            raise ValueError(f"{intercept!r} is an INS/OUTS: use complete_string_io")
-        values = {"rip": intercept.next_rip}
+            raise ValueError("an INS/OUTS intercept is completed by complete_string_io")
         if intercept.is_write:
             if value is not None:
                 raise ValueError(f"an OUT takes no value (got {value!r}): the guest wrote one")
-        elif value is None:
+            self.complete_registers({"rip": intercept.next_rip})
+            return
+        if value is None:
             raise ValueError("an IN needs the value read from the port")
-        else:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"an IN's value must be an int, not {type(value).__name__}")
-            limit = _IN_LIMITS[intercept.size]
-            if not 0 <= value <= limit:
-                raise ValueError(f"a {intercept.size}-byte IN reads 0..{limit:#x}, got {value:#x}")
-            values["rax"] = intercept.completion_rax(value)
-        self.complete_registers(values)
+        if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"an IN's value must be an int, not {type(value).__name__}")
+        limit = _IN_LIMITS[intercept.size]
+        if not 0 <= value <= limit:
+            raise ValueError(f"a {intercept.size}-byte IN reads 0..{limit:#x}, got {value:#x}")
+        self.complete_registers({"rip": intercept.next_rip, "rax": intercept.completion_rax(value)})
 
     def complete_string_io(
         self,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import subprocess
+import sys
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -197,3 +199,48 @@ def test_a_dropped_vp_does_not_keep_its_partition_from_closing(backend_ready: No
         kept = pt.create_vp(1)
         assert list(pt.vps) == [1]
     assert kept.closed
+
+
+NOTHING_FOR_THE_COLLECTOR = """
+import gc, warnings
+warnings.simplefilter("ignore", ResourceWarning)
+from mshv import EventFd, GuestMemory, Mshv, RunLoop
+from mshv.testing import assemble, start_vp
+
+code = assemble("out %al, $0x10; mov %ds:(0x3000), %al; in $0x11, %al; hlt")
+
+
+def scenario(native):
+    hv = Mshv()  # the process's first: the backend is chosen here
+    pt = hv.create_partition(lapic=False)
+    mem = GuestMemory(0x40000)
+    pt.map_memory(mem, 0)
+    vp = start_vp(pt, mem, code, mode="real")
+    other = pt.create_vp(1)
+    loop = RunLoop(vp, native=native)
+    loop.port_buffer(0x10)
+    loop.on_io(0x11, lambda port, size, value: 3)
+    assert loop.run().reason == "halt"
+    irq = pt.irqfd(EventFd(), 5)
+    view = mem.view()
+    view.release()
+    regs = other.regs
+
+
+gc.disable()
+gc.collect()
+gc.set_debug(gc.DEBUG_SAVEALL)
+for native in (False, True):
+    scenario(native)
+print(gc.collect(), sorted({type(o).__name__ for o in gc.garbage}))
+"""
+
+
+def test_dropped_objects_leave_nothing_for_the_cycle_collector(backend_ready: None) -> None:
+    """A whole session dropped without close(), the process's first Mshv() included: the cycle
+    collector finds nothing (every owner, loop and handler was freed by reference counting)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", NOTHING_FOR_THE_COLLECTOR], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "0 []"

@@ -72,9 +72,9 @@ class RegisterPage:
         """True once the VP that owns the page was closed (the page is unmapped)."""
         return self._page is None
 
-    def close(self) -> None:
-        """Unmap the page (munmap); idempotent. Its VP calls this when it closes: a page
-        closed while its VP is open would leave the VP's completions without it."""
+    def _close(self) -> None:
+        """Unmap the page (munmap); idempotent. Only its VP calls this, when it closes (the
+        run loops hold the page's address while the VP is open)."""
         if self._page is None:
             return
         self._page = None
@@ -99,7 +99,7 @@ class RegisterPage:
 
     @property
     def raw(self) -> Any:
-        """The ``struct hv_vp_register_page *`` cdata (valid until :meth:`close`)."""
+        """The ``struct hv_vp_register_page *`` cdata (valid until the VP is closed)."""
         return self._live()
 
     @property

@@ -87,7 +87,7 @@ class Vp(FdOwner):
             _kick.require()
         run.interrupt(until_left=True)  # also stops a run that starts now, before the fd closes
         if self._page is not None:
-            self._page.close()
+            self._page._close()
             self._page = None
 
     @property

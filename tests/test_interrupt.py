@@ -15,19 +15,25 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mshv import IoPortIntercept, RunLoop, Vp
+from mshv._abi import lib
 from mshv.testing import assemble, partition_with_one_vp
 
 SPIN = assemble("1: jmp 1b")
 HALTED = assemble("cli; hlt; jmp .")  # LAPIC on: HLT stays inside the hypervisor
+# The hypervisor answers the reference-time MSR itself: the VP stays inside RUN_VP, and the
+# emulator runs code of its own between KVM_RUNs, where a signal can land.
+READING_TIME = assemble(f"1: mov ${lib.HV_X64_MSR_TIME_REF_COUNT:#x}, %ecx; rdmsr; jmp 1b")
 # ECX counts down from 2**18 (real mode runs emulated on some hosts: a fraction of a second),
 # long enough to be stopped midway; then OUT reports it.
 COUNTDOWN = assemble("mov $0x40000, %ecx; 1: dec %ecx; jnz 1b; mov %ecx, %eax; out %eax, $0x10; hlt")
 GUEST_WAIT = 30.0  # seconds a joined thread may take before the test calls it hung
 
 
-@pytest.fixture(params=[False, True], ids=["spinning", "halted"])
+@pytest.fixture(
+    params=[(SPIN, False), (HALTED, True), (READING_TIME, True)], ids=["spinning", "halted", "rdmsr"]
+)
 def stuck_vp(request: pytest.FixtureRequest, backend_ready: None) -> Iterator[Vp]:
-    code, lapic = (HALTED, True) if request.param else (SPIN, False)
+    code, lapic = request.param
     with partition_with_one_vp(code, lapic=lapic) as (_pt, vp, _mem):
         yield vp
 
@@ -90,15 +96,14 @@ def test_an_interrupt_before_the_run_stops_the_next_run(backend_ready: None) -> 
         assert isinstance(vp.run(), IoPortIntercept)  # the request was used up
 
 
-def test_many_interrupts_are_never_lost(backend_ready: None) -> None:
+def test_many_interrupts_are_never_lost(stuck_vp: Vp) -> None:
     """Interrupts racing with the thread entering RUN_VP: each one brings the run back."""
-    with partition_with_one_vp(SPIN) as (_pt, vp, _mem):
-        for i in range(200):
-            with in_thread(vp.run) as outcome:
-                if i % 2:
-                    time.sleep(0.001)
-                vp.interrupt()
-            assert len(outcome) == 1 and isinstance(outcome[0], InterruptedError), (i, outcome)
+    for i in range(200):
+        with in_thread(stuck_vp.run) as outcome:
+            if i % 2:
+                time.sleep(0.001)
+            stuck_vp.interrupt()
+        assert len(outcome) == 1 and isinstance(outcome[0], InterruptedError), (i, outcome)
 
 
 def test_many_timeouts_are_never_lost(stuck_vp: Vp) -> None:

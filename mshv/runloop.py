@@ -308,6 +308,7 @@ class RunLoop:
         before = self._engine.exits
         run = vp._run_state
         run.enter(f"VP {vp.index}")
+        vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
         try:
             if until >= 0:
                 _kick.watch(run, until)

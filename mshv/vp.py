@@ -193,6 +193,7 @@ class Vp(FdOwner):
         if run.tid:
             run.enter(self._what)  # raises: a run is already in progress
         run.tid = _native_id()
+        self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
         try:
             if deadline is not None:
                 _kick.watch(run, deadline)

@@ -93,7 +93,13 @@ def test_an_interrupt_before_the_run_stops_the_next_run(backend_ready: None) -> 
         with pytest.raises(InterruptedError):
             vp.run()
         assert vp.exits == 0
-        assert isinstance(vp.run(), IoPortIntercept)  # the request was used up
+        out = vp.run()  # the request was used up
+        assert isinstance(out, IoPortIntercept)
+        vp.interrupt()
+        with pytest.raises(InterruptedError):
+            vp.run()
+        with pytest.raises(ValueError, match="stale"):
+            vp.complete_io(out)  # a run came in between: the VP may have moved on
 
 
 def test_many_interrupts_are_never_lost(stuck_vp: Vp) -> None:

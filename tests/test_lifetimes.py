@@ -139,7 +139,7 @@ def test_close_while_mapped_refuses_a_view_too(backend_ready: None) -> None:
 # -- dropped objects are freed by reference counting (issue 12, item 9) ----------------------------
 
 
-def _dropped_cycle(size: int = 0x40000, touch: bool = False, loop: bool = False) -> None:
+def _dropped_cycle(size: int = 0x40000, touch: bool = False, loop: bool | None = None) -> None:
     """Create, map, run and drop a partition: nothing is closed."""
     hv = Mshv()
     pt = hv.create_partition(lapic=False)
@@ -148,16 +148,16 @@ def _dropped_cycle(size: int = 0x40000, touch: bool = False, loop: bool = False)
         mem.write(0, bytes(size))  # every page resident
     pt.map_memory(mem, 0)
     vp = start_vp(pt, mem, CODE, mode="real")
-    if loop:
-        run_loop = RunLoop(vp)
+    if loop is not None:
+        run_loop = RunLoop(vp, native=loop)
         run_loop.port_counter(0x10)
         assert run_loop.run().reason == "halt"
     else:
         assert isinstance(vp.run(), IoPortIntercept)
 
 
-@pytest.mark.parametrize("loop", [False, True], ids=["vp_run", "run_loop"])
-def test_fds_do_not_grow_over_1000_dropped_cycles(backend_ready: None, loop: bool) -> None:
+@pytest.mark.parametrize("loop", [None, True, False], ids=["vp_run", "cython_loop", "python_loop"])
+def test_fds_do_not_grow_over_1000_dropped_cycles(backend_ready: None, loop: bool | None) -> None:
     with no_cycle_collector():
         _dropped_cycle(loop=loop)  # first-use allocations (e.g. the emulator's) come before
         before = open_fds()

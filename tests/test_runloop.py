@@ -8,6 +8,7 @@ pure-Python twin. Both must give the same results.
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import threading
 import time
@@ -15,7 +16,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from mshv import GuestMemory, HaltIntercept, HvMessageType, IoPortIntercept, Mshv, RunLoop, RunResult, Vp
+from mshv import (
+    GuestMemory,
+    HaltIntercept,
+    HvMessageType,
+    IoPortIntercept,
+    Mshv,
+    MshvError,
+    RunLoop,
+    RunResult,
+    Vp,
+)
 from mshv.runloop import UNHANDLED
 from mshv.testing import CODE_GPA, assemble, long_mode_registers, partition_with_one_vp
 
@@ -216,6 +227,29 @@ def test_the_vp_sees_what_the_loop_completed(native: bool) -> None:
         assert page.dirty  # through the VP's page: no hypercall
         assert vp.reg_read("rip") == at_port.intercept.next_rip
         assert loop.run().reason == "halt" and vp.exits == 3
+
+
+def test_a_vp_without_a_register_page_completes_by_hypercall(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the VP has no register page (SNP partitions: mshv_vp_mmap gives ENODEV), both loops
+    complete through Vp.complete_registers, i.e. by hypercall, with the same results."""
+
+    def no_page(vp: Vp) -> None:
+        raise MshvError(errno.ENODEV, "mmap", details="no register page")
+
+    monkeypatch.setattr("mshv.vp.RegisterPage", no_page)
+    asm = "mov $0x41, %al; out %al, $0xe9; in $0x60, %al; out %al, $0xe9; out %al, $0x70; hlt"
+    with real_mode(asm, native) as (vp, loop):
+        assert vp.register_page is None
+        console = loop.port_buffer(0xE9)
+        loop.port_buffer(0x60, data=b"Z")
+        at_port = loop.run(stop_ports=[0x70])
+        assert at_port.reason == "port" and isinstance(at_port.intercept, IoPortIntercept)
+        assert bytes(console.output) == b"AZ" and at_port.exits == 4
+        vp.complete_io(at_port.intercept)
+        assert vp.reg_read("rip") == at_port.intercept.next_rip
+        assert loop.run().reason == "halt"
 
 
 def test_stop_on_message_type_and_port(native: bool) -> None:

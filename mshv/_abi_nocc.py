@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
+import signal
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +42,7 @@ int close(int fd);
 int memfd_create(const char *name, unsigned int flags);
 int ftruncate(int fd, long length);
 int madvise(void *addr, size_t length, int advice);
+int tgkill(int tgid, int tid, int sig);
 """
 
 _EMULATOR_CDEF = """
@@ -84,6 +88,10 @@ _REASON = ffi.new(
 def _libc_ioctl(fd: int, request: int, arg: Any) -> int:
     # libc's ioctl is variadic: cffi passes a variadic argument only as cdata.
     return int(_libc.ioctl(fd, request, ffi.cast("void *", arg)))
+
+
+def _kick_handler(signum: int, frame: object) -> None:
+    """The kick's handler without C: the EINTR the signal causes is all it is for."""
 
 
 class SnapshotLib:
@@ -173,6 +181,33 @@ class SnapshotLib:
     def mshv_madvise(self, addr: Any, length: int, advice: int) -> int:
         """madvise(2) from libc."""
         return int(_libc.madvise(addr, length, advice))
+
+    def mshv_kick_signal(self) -> int:
+        """The signal that kicks a VP thread out of MSHV_RUN_VP (build_ext/vp_kick.py): SIGRTMIN."""
+        return int(signal.SIGRTMIN)
+
+    def mshv_kick_install(self) -> int:
+        """Install the kick's do-nothing handler: 0 done, 1 the signal has another handler.
+
+        Without C it is a Python handler (Python's C-level handler interrupts system calls,
+        and the Python one does nothing), and ``signal.signal`` works in the main thread only.
+        """
+        current = signal.getsignal(signal.SIGRTMIN)
+        if current is _kick_handler:
+            return 0
+        if current not in (signal.SIG_DFL, signal.SIG_IGN, None):
+            return 1
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(
+                "without a compiled mshv._abi the kick's handler is installed with signal.signal, "
+                "which works in the main thread only: create a VP there first"
+            )
+        signal.signal(signal.SIGRTMIN, _kick_handler)
+        return 0
+
+    def mshv_kick_thread(self, tid: int) -> int:
+        """tgkill(2) of the kick signal to thread ``tid`` of this process."""
+        return int(_libc.tgkill(os.getpid(), tid, signal.SIGRTMIN))
 
     def mshv_abi_header(self) -> Any:
         """``"snapshot:<header>"``: the header the snapshot was generated from."""

@@ -4,12 +4,15 @@
 (a partition closes its VPs and unmaps its regions there), then closes the fd
 through the kernel table. A ``weakref.finalize`` backstop closes an fd that
 was never closed and warns with ResourceWarning; it is never the normal path.
+Owners refer to their parent, never a parent to its children (or only weakly),
+so a dropped owner is freed by reference counting, without the cycle collector.
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from mshv import _kernel
@@ -17,9 +20,11 @@ from mshv import _kernel
 __all__ = ["FdOwner"]
 
 
-def _backstop_close(fd: int, what: str) -> None:
+def _backstop_close(fd: int, what: str, after: Callable[[], None] | None) -> None:
     warnings.warn(f"unclosed {what} (fd {fd})", ResourceWarning, stacklevel=1)
     _kernel.close(fd)
+    if after is not None:
+        after()
 
 
 class FdOwner:
@@ -27,9 +32,11 @@ class FdOwner:
 
     _what = "object"
 
-    def _own(self, fd: int) -> None:
+    def _own(self, fd: int, after_backstop: Callable[[], None] | None = None) -> None:
+        """Own ``fd`` from now on. ``after_backstop`` runs after the backstop closed it; it
+        must not refer to this object (a finalizer that did would keep it alive)."""
         self._fd = fd
-        self._finalizer = weakref.finalize(self, _backstop_close, fd, self._what)
+        self._finalizer = weakref.finalize(self, _backstop_close, fd, self._what, after_backstop)
 
     @property
     def closed(self) -> bool:

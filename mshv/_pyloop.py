@@ -3,15 +3,16 @@
 Same interface and behaviour, used when the extension was not built or when
 ``RunLoop(vp, native=False)`` asks for it. It peeks at the ``hv_message``
 through cffi instead of decoding it into objects, finishes buffer and counter
-ports and simple MOVs on byte-backed MMIO through the register page (or a
-hypercall when the page is not valid), and hands everything else (INS/OUTS included) to ``slow``.
+ports and simple MOVs on byte-backed MMIO through the VP's register page (or
+through the VP's ``complete_registers`` when the page is not valid), and hands
+everything else (INS/OUTS included) to ``slow``.
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ _SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
 _LEN_MASK = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK
 _LEN_SHIFT = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT
 _WITH_MESSAGE = ("halt", "message_type", "port", "unhandled")
+_DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
+_DIRTY_IP_GENERAL = _DIRTY_IP | 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
 
 
 def _check_signals() -> None:
@@ -76,20 +79,22 @@ class PyEngine:
         self,
         fd: int,
         page: Any,
-        slow: Callable[[int, bytes], bool],
-        complete: Callable[[int, int | None], None],
+        kick: Any,
+        take_request: Callable[[], bool],
+        complete: Callable[[Mapping[str, int]], None],
     ) -> None:
         self._fd = fd
-        self._page = page  # struct hv_vp_register_page * or None
-        self._slow = slow
-        self._complete = complete
+        self._page = page  # the VP's struct hv_vp_register_page * (borrowed), or None
+        self._kick = kick  # the VP's interrupt request word (int[1])
+        self._take_request = take_request
+        self._complete = complete  # Vp.complete_registers: where the page is not valid
+        self._slow: Callable[[int, bytes], bool] | None = None  # set for the time of run()
         self._buf = ffi.new("struct mshv_run_vp *")
         self._msg = ffi.cast("struct hv_message *", self._buf)
         self._io = ffi.cast("struct hv_x64_io_port_intercept_message *", self._msg.payload)
         self._view = memoryview(ffi.buffer(self._buf))  # the message is at offset 0
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []
-        self._stop_requested = False
         self._running = False
         self._closed = False
         self.exits = 0
@@ -162,9 +167,6 @@ class PyEngine:
     def hits(self, slot: int) -> int:
         return self._entry(slot).hits
 
-    def stop(self) -> None:
-        self._stop_requested = True
-
     # -- the loop ----------------------------------------------------------------------------
     def run(
         self,
@@ -173,6 +175,7 @@ class PyEngine:
         stop_ports: tuple[int, ...],
         deadline: float,
         stop_on_halt: bool,
+        slow: Callable[[int, bytes], bool],
     ) -> tuple[str, int, bytes | None]:
         if self._closed:
             raise ValueError("the run loop is closed")
@@ -182,12 +185,14 @@ class PyEngine:
             raise ValueError(f"at most {MAX_STOP_TYPES} message types and {MAX_STOP_PORTS} ports")
         start = self.exits
         self._running = True
+        self._slow = slow
         try:
             reason = self._loop(
                 max_exits, frozenset(stop_types), frozenset(stop_ports), deadline, stop_on_halt
             )
         finally:
             self._running = False
+            self._slow = None
         raw = bytes(ffi.buffer(self._msg, lib.HV_MESSAGE_SIZE)) if reason in _WITH_MESSAGE else None
         return reason, self.exits - start, raw
 
@@ -200,10 +205,9 @@ class PyEngine:
         stop_on_halt: bool,
     ) -> str:
         n = 0
-        fd, buf, header = self._fd, self._buf, self._msg.header
+        fd, buf, header, kick = self._fd, self._buf, self._msg.header, self._kick
         while True:
-            if self._stop_requested:
-                self._stop_requested = False
+            if kick[0] and self._take_request():  # before every RUN_VP: no request is lost
                 return "stopped"
             if 0 <= max_exits <= n:
                 return "max_exits"
@@ -215,9 +219,10 @@ class PyEngine:
                 if exc.errno != errno.EINTR:
                     raise
                 _check_signals()
-                if self._stop_requested:
-                    self._stop_requested = False
+                if kick[0] and self._take_request():
                     return "stopped"
+                if deadline >= 0 and time.monotonic() >= deadline:
+                    return "deadline"
                 return "signal"
             self.exits += 1
             n += 1
@@ -252,11 +257,16 @@ class PyEngine:
         mask = (1 << (8 * size)) - 1
         hdr = io.header
         next_rip = hdr.rip + ((hdr.instruction_length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
+        page = self._page
         if hdr.intercept_access_type == _WRITE:
             if e.output is not None:
                 e.output += (io.rax & mask).to_bytes(size, "little")
             e.hits += 1
-            self._complete(next_rip, None)
+            if page is not None and page.isvalid:  # as the Cython loop's _complete_io
+                page.rip = next_rip
+                page.dirty |= _DIRTY_IP
+            else:
+                self._complete({"rip": next_rip})
             return None
         value = 0
         if e.kind == _BUFFER:
@@ -264,7 +274,13 @@ class PyEngine:
             e.inq_pos += len(chunk)
             value = int.from_bytes(chunk, "little")
         e.hits += 1
-        self._complete(next_rip, in_rax(io.rax, size, value))
+        rax = in_rax(io.rax, size, value)
+        if page is not None and page.isvalid:
+            page.rip = next_rip
+            page.rax = rax
+            page.dirty |= _DIRTY_IP_GENERAL
+        else:
+            self._complete({"rip": next_rip, "rax": rax})
         return None
 
     def _on_memory(self) -> str | None:
@@ -281,6 +297,7 @@ class PyEngine:
         return self._python(e)
 
     def _python(self, e: _Entry) -> str | None:
+        assert self._slow is not None  # set while run() runs
         if self._slow(e.slot, bytes(ffi.buffer(self._msg, lib.HV_MESSAGE_SIZE))):
             e.hits += 1
             return None

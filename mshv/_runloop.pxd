@@ -143,19 +143,21 @@ cdef class NativeEngine:
     cdef uint16_t _stop_ports[MAX_STOP_PORTS]
     cdef int _nstop_ports
     cdef bint _stop_on_halt
-    cdef bint _stop_requested   # set by stop() from any thread (under the GIL)
+    cdef int *_kick             # the VP's interrupt request word (mshv._kick.RunState.word)
     cdef bint _running
     cdef bint _closed
     cdef readonly uint64_t exits
     cdef dict _objects          # slot -> the Python object its C entry points to (kept alive)
-    cdef object _slow           # slow(slot, raw) -> bool: Python handlers and fallbacks
-    cdef object _complete       # complete(next_rip, rax | None): when the register page is not valid
+    cdef object _slow           # slow(slot, raw) -> bool: Python handlers; set for the time of run()
+    cdef object _take_request   # take_request() -> bool: the VP's RunState takes a request
+    cdef object _complete       # Vp.complete_registers(values): when the register page is not valid
 
     cdef void _release(self) noexcept
     cdef PortEntry *_port_slot(self, int slot) except NULL
     cdef int _find_port(self, uint16_t port) noexcept
     cdef int _find_mmio(self, uint64_t gpa) noexcept
     cdef int _loop(self, int64_t max_exits, double deadline) except -1
+    cdef bint _past(self, double deadline) noexcept
     cdef int _run_vp(self) except -1
     cdef int _dispatch(self) except -1
     cdef int _io(self, hv_message *msg) except -1

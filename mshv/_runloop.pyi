@@ -1,6 +1,6 @@
 """Types of the Cython run loop (mshv/_runloop.pyx); use :class:`mshv.runloop.RunLoop`."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 KINDS: dict[str, int]
 
@@ -11,8 +11,9 @@ class NativeEngine:
         fd: int,
         table: int,
         page: int,
-        slow: Callable[[int, bytes], bool],
-        complete: Callable[[int, int | None], None],
+        kick: int,
+        take_request: Callable[[], bool],
+        complete: Callable[[Mapping[str, int]], None],
     ) -> None: ...
     def close(self) -> None: ...
     def add_port(
@@ -24,7 +25,6 @@ class NativeEngine:
     def pending(self, slot: int) -> int: ...
     def take(self, slot: int, size: int) -> bytes: ...
     def hits(self, slot: int) -> int: ...
-    def stop(self) -> None: ...
     def run(
         self,
         max_exits: int,
@@ -32,4 +32,5 @@ class NativeEngine:
         stop_ports: tuple[int, ...],
         deadline: float,
         stop_on_halt: bool,
+        slow: Callable[[int, bytes], bool],
     ) -> tuple[str, int, bytes | None]: ...

@@ -7,8 +7,10 @@ it calls MSHV_RUN_VP through the kernel table with the GIL released, decodes the
 MOV-to/from-memory MMIO (byte-backed ranges) itself: the results go into the
 VP register page (RAX/GPRs, RIP, dirty class bits), which the next MSHV_RUN_VP
 applies, so no hypercall and no Python object is made per exit. Python is
-called only for exits it cannot finish (Python handlers, INS/OUTS, other instructions).
-An exception raised there stops the loop and propagates out of ``run()``.
+called only for exits it cannot finish (Python handlers, INS/OUTS, other
+instructions) and where the page is not valid (``Vp.complete_registers``). An
+exception raised there stops the loop and propagates out of ``run()``. Before
+each MSHV_RUN_VP it reads the VP's interrupt request word (``Vp.interrupt``).
 """
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
@@ -115,19 +117,24 @@ cdef class NativeEngine:
     Args:
         fd: the VP fd.
         table: address of the kernel table (``mshv_kernel_table()``).
-        page: address of the mapped VP register page, or 0 to complete through ``complete``.
-        slow: ``slow(slot, raw) -> bool`` handles an exit in Python (True: completed).
-        complete: ``complete(next_rip, rax | None)`` completes a port IO by hypercall.
+        page: address of the VP's mapped register page (borrowed), or 0 to complete
+            through ``complete``.
+        kick: address of the VP's interrupt request word (``RunState.word``).
+        take_request: ``take_request() -> bool`` takes a pending request (``RunState``).
+        complete: ``complete(values)`` completes an exit where the page is not valid
+            (``Vp.complete_registers``).
     """
 
-    def __cinit__(self, int fd, uintptr_t table, uintptr_t page, object slow, object complete):
+    def __cinit__(self, int fd, uintptr_t table, uintptr_t page, uintptr_t kick, object take_request,
+                  object complete):
         self._run = <mshv_run_vp *>calloc(1, sizeof(mshv_run_vp))
         if self._run == NULL:
             raise MemoryError()
         self._fd = fd
         self._table = <mshv_kernel_table *>table
         self._page = <hv_vp_register_page *>page
-        self._slow = slow
+        self._kick = <int *>kick
+        self._take_request = take_request
         self._complete = complete
         self._objects = {}
         self._stop_on_halt = True
@@ -259,16 +266,13 @@ cdef class NativeEngine:
                 return self._mmio[i].hits
         raise KeyError(slot)
 
-    def stop(self):
-        """Ask the loop to return "stopped" before its next MSHV_RUN_VP (any thread)."""
-        self._stop_requested = True
-
     # -- the loop ----------------------------------------------------------------------------
     def run(self, int64_t max_exits, tuple stop_types, tuple stop_ports, double deadline,
-            bint stop_on_halt):
+            bint stop_on_halt, object slow):
         """Run until a stop condition; returns (reason, exits, raw message or None).
 
         ``max_exits`` < 0 and ``deadline`` < 0 mean none; ``deadline`` is CLOCK_MONOTONIC seconds.
+        ``slow(slot, raw) -> bool`` serves the exits of Python handlers (held for this call only).
         """
         if self._closed:
             raise ValueError("the run loop is closed")
@@ -286,10 +290,12 @@ cdef class NativeEngine:
         cdef uint64_t start = self.exits
         cdef int reason
         self._running = True
+        self._slow = slow
         try:
             reason = self._loop(max_exits, deadline)
         finally:
             self._running = False
+            self._slow = None
         raw = None
         if reason in (R_HALT, R_MESSAGE_TYPE, R_PORT, R_UNHANDLED):
             raw = PyBytes_FromStringAndSize(<char *>self._run, HV_MESSAGE_SIZE)
@@ -298,27 +304,32 @@ cdef class NativeEngine:
     cdef int _loop(self, int64_t max_exits, double deadline) except -1:
         cdef int64_t n = 0
         cdef int r
-        cdef timespec now
         while True:
-            if self._stop_requested:
-                self._stop_requested = False
+            if self._kick[0] and self._take_request():  # before every RUN_VP: no request is lost
                 return R_STOPPED
             if 0 <= max_exits <= n:
                 return R_MAX_EXITS
-            if deadline >= 0:
-                clock_gettime(CLOCK_MONOTONIC, &now)
-                if now.tv_sec + now.tv_nsec * 1e-9 >= deadline:
-                    return R_DEADLINE
+            if self._past(deadline):
+                return R_DEADLINE
             if self._run_vp():  # EINTR; the signal handlers ran and did not raise
-                if self._stop_requested:
-                    self._stop_requested = False
+                if self._kick[0] and self._take_request():
                     return R_STOPPED
+                if self._past(deadline):
+                    return R_DEADLINE
                 return R_SIGNAL
             self.exits += 1
             n += 1
             r = self._dispatch()
             if r != R_CONTINUE:
                 return r
+
+    cdef bint _past(self, double deadline) noexcept:
+        """True when a deadline (>= 0, CLOCK_MONOTONIC seconds) has passed."""
+        cdef timespec now
+        if deadline < 0:
+            return False
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec + now.tv_nsec * 1e-9 >= deadline
 
     cdef int _run_vp(self) except -1:
         """One MSHV_RUN_VP with the GIL released: 0 on an exit, 1 on EINTR."""
@@ -427,7 +438,10 @@ cdef class NativeEngine:
                 dirty |= 1U << HV_X64_REGISTER_CLASS_GENERAL
             p.dirty |= dirty
             return R_CONTINUE
-        self._complete(next_rip, rax if set_rax else None)
+        if set_rax:
+            self._complete({"rip": next_rip, "rax": rax})
+        else:
+            self._complete({"rip": next_rip})
         return R_CONTINUE
 
     cdef int _memory(self, hv_message *msg) except -1:

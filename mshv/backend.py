@@ -120,7 +120,7 @@ def _open_device() -> MshvError | None:
     try:
         fd = _kernel.open_path(DEVICE_PATH, lib.O_RDWR | lib.O_CLOEXEC)
     except MshvError as exc:
-        return exc
+        return exc.with_traceback(None)  # its frames would hold the caller's (a reference cycle)
     _kernel.close(fd)
     return None
 

@@ -2,18 +2,22 @@
 
 Each handler is made by a RunLoop method (``port_buffer``, ``port_counter``,
 ``mmio_bytes``, ``on_io``, ``on_mmio``) and reads its state from the loop's
-engine, the Cython one or its pure-Python twin.
+engine, the Cython one or its pure-Python twin. A handler refers to that engine,
+not to the loop that holds the handler, so the two form no reference cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    from mshv._pyloop import PyEngine
+    from mshv._runloop import NativeEngine
     from mshv.intercepts import IoPortIntercept
-    from mshv.runloop import RunLoop
     from mshv.vp import Vp
+
+    Engine: TypeAlias = NativeEngine | PyEngine
 
 __all__ = [
     "MAX_PORT", "UNHANDLED", "Handler", "IoFn", "IoHandler", "MmioBytes", "MmioFn", "MmioHandler",
@@ -39,14 +43,14 @@ class Handler:
 
     def __init__(
         self,
-        loop: RunLoop,
+        engine: Engine,
         slot: int,
         name: str,
         *,
         ports: tuple[int, int] | None = None,
         gpas: tuple[int, int] | None = None,
     ) -> None:
-        self._loop = loop
+        self._engine = engine
         self._slot = slot
         self._final: int | None = None
         self.name = name
@@ -58,7 +62,7 @@ class Handler:
         """Exits this handler completed."""
         if self._final is not None:
             return self._final
-        return int(self._loop._engine.hits(self._slot))
+        return int(self._engine.hits(self._slot))
 
     def overlaps(self, ports: tuple[int, int] | None, gpas: tuple[int, int] | None) -> bool:
         """True if this handler serves any of ``ports`` (first, last) or ``gpas`` (gpa, size)."""
@@ -96,9 +100,9 @@ class PortBuffer(Handler):
 
     kind = "buffer"
 
-    def __init__(self, loop: RunLoop, slot: int, first_port: int, last_port: int) -> None:
+    def __init__(self, engine: Engine, slot: int, first_port: int, last_port: int) -> None:
         name = f"port_buffer({first_port:#x}-{last_port:#x})"
-        super().__init__(loop, slot, name, ports=(first_port, last_port))
+        super().__init__(engine, slot, name, ports=(first_port, last_port))
         self.first_port = first_port
         self.last_port = last_port
         self._output = bytearray()
@@ -110,15 +114,15 @@ class PortBuffer(Handler):
 
     def feed(self, data: bytes) -> None:
         """Queue ``data`` for the guest's IN."""
-        self._loop._engine.feed(self._slot, bytes(data))
+        self._engine.feed(self._slot, bytes(data))
 
     @property
     def pending(self) -> int:
         """Bytes queued and not yet read by the guest."""
-        return int(self._loop._engine.pending(self._slot))
+        return int(self._engine.pending(self._slot))
 
     def _port_read(self, port: int, size: int) -> int:
-        return int.from_bytes(self._loop._engine.take(self._slot, size).ljust(size, b"\0"), "little")
+        return int.from_bytes(self._engine.take(self._slot, size).ljust(size, b"\0"), "little")
 
     def _port_write(self, port: int, size: int, value: int) -> None:
         self._output.extend(value.to_bytes(size, "little"))
@@ -129,8 +133,8 @@ class PortCounter(Handler):
 
     kind = "counter"
 
-    def __init__(self, loop: RunLoop, slot: int, port: int) -> None:
-        super().__init__(loop, slot, f"port_counter({port:#x})", ports=(port, port))
+    def __init__(self, engine: Engine, slot: int, port: int) -> None:
+        super().__init__(engine, slot, f"port_counter({port:#x})", ports=(port, port))
         self.port = port
 
     @property
@@ -150,9 +154,9 @@ class MmioBytes(Handler):
 
     kind = "bytes"
 
-    def __init__(self, loop: RunLoop, slot: int, gpa: int, data: bytearray) -> None:
+    def __init__(self, engine: Engine, slot: int, gpa: int, data: bytearray) -> None:
         name = f"mmio_bytes({gpa:#x}+{len(data):#x})"
-        super().__init__(loop, slot, name, gpas=(gpa, len(data)))
+        super().__init__(engine, slot, name, gpas=(gpa, len(data)))
         self.gpa = gpa
         self.data = data
 
@@ -168,9 +172,9 @@ class MmioBytes(Handler):
 class IoHandler(Handler):
     """A Python callback ``fn(port, size, value)`` for a port; see :meth:`RunLoop.on_io`."""
 
-    def __init__(self, loop: RunLoop, slot: int, port: int, fn: IoFn) -> None:
+    def __init__(self, engine: Engine, slot: int, port: int, fn: IoFn) -> None:
         name = f"on_io({port:#x}, {getattr(fn, '__name__', 'fn')})"
-        super().__init__(loop, slot, name, ports=(port, port))
+        super().__init__(engine, slot, name, ports=(port, port))
         self.port = port
         self.fn = fn
 
@@ -188,9 +192,9 @@ class IoHandler(Handler):
 class MmioHandler(Handler):
     """A Python callback ``fn(gpa, size, value)`` for a GPA range; see :meth:`RunLoop.on_mmio`."""
 
-    def __init__(self, loop: RunLoop, slot: int, gpa: int, size: int, fn: MmioFn) -> None:
+    def __init__(self, engine: Engine, slot: int, gpa: int, size: int, fn: MmioFn) -> None:
         name = f"on_mmio({gpa:#x}+{size:#x}, {getattr(fn, '__name__', 'fn')})"
-        super().__init__(loop, slot, name, gpas=(gpa, size))
+        super().__init__(engine, slot, name, gpas=(gpa, size))
         self.gpa = gpa
         self.size = size
         self.fn = fn

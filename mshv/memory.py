@@ -1,15 +1,17 @@
 """Guest memory: host memory a partition maps at a guest physical address.
 
 ``GuestMemory`` owns one host mapping (anonymous, memfd, or hugetlbfs 2 MiB
-pages) and exposes it as bytes and through the buffer protocol. While a
-partition maps it (see ``Partition.map_memory``), it cannot be closed, so the
-guest never sees freed host memory.
+pages) and exposes it as bytes and through the buffer protocol. Closed while a
+partition maps it (see ``Partition.map_memory``), it is freed only when the
+last region is unmapped, so the guest never sees freed host memory; closed
+while a view of it is alive, it refuses (BufferError), as ``mmap`` does.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import sys
 import warnings
 import weakref
 from typing import Any
@@ -83,6 +85,7 @@ class GuestMemory:
         self.page_size: int = HUGE_PAGE_SIZE if hugepages else PAGE_SIZE
         self._fd = -1
         self._mapped_by = 0  # regions currently mapping this memory
+        self._closed = False  # close() was called; the memory is freed once _mapped_by is 0
         flags = lib.MAP_SHARED
         if memfd:
             self._fd = lib.mshv_memfd_create(
@@ -113,19 +116,32 @@ class GuestMemory:
     # -- lifetime -------------------------------------------------------------------------
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` has freed the memory."""
-        return self._ptr is None
+        """True once :meth:`close` was called (the memory may still back a mapped region)."""
+        return self._closed
 
     def close(self) -> None:
-        """Free the memory. Raises RuntimeError while a partition still maps it."""
-        if self._ptr is None:
+        """End the use of the memory from Python and free it, or, while a partition maps it,
+        free it when the last region is unmapped. A second call does nothing.
+
+        Raises:
+            BufferError: a view of it (:meth:`view`, or a memoryview of one) is still alive;
+                release it first. Nothing was changed.
+        """
+        if self._closed:
             return
-        if self._mapped_by:
-            raise RuntimeError(f"{self!r} is still mapped by {self._mapped_by} region(s): unmap it first")
+        # Our own reference and getrefcount's argument: any more is a live export (a
+        # memoryview holds the buffer object until it and every slice of it are released).
+        if sys.getrefcount(self._buffer) > 2:
+            raise BufferError(f"cannot close {self!r}: a view of it is still alive (release it first)")
+        self._closed = True
+        self._buffer = None
+        if not self._mapped_by:
+            self._free()
+
+    def _free(self) -> None:
         self._finalizer.detach()
         _kernel.munmap(self._ptr, self.size)
         self._ptr = None
-        self._buffer = None
         if self._fd >= 0:
             _kernel.close(self._fd)
             self._fd = -1
@@ -138,11 +154,11 @@ class GuestMemory:
 
     def __repr__(self) -> str:
         kind = "hugetlb" if self.hugepages else ("memfd" if self._fd >= 0 else "anonymous")
-        return f"<GuestMemory size={self.size:#x} {kind} mapped_by={self._mapped_by} closed={self.closed}>"
+        return f"<GuestMemory size={self.size:#x} {kind} mapped_by={self._mapped_by} closed={self._closed}>"
 
     # -- access ---------------------------------------------------------------------------
     def _live(self) -> Any:
-        if self._ptr is None:
+        if self._closed:
             raise ValueError("I/O on closed GuestMemory")
         return self._buffer
 
@@ -195,4 +211,7 @@ class GuestMemory:
         return self._address
 
     def _release(self) -> None:
+        """Count one region fewer; the last one frees memory that was closed meanwhile."""
         self._mapped_by -= 1
+        if self._closed and not self._mapped_by:
+            self._free()

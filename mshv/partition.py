@@ -1,12 +1,15 @@
 """A guest partition: initialize, VPs, guest memory regions, properties, interrupts.
 
 Created by ``Mshv.create_partition``; owns its partition fd. ``close()`` closes
-the VPs, unmaps the memory regions and then closes the fd.
+the VPs, unmaps the memory regions and then closes the fd. A VP keeps its
+partition alive; the partition holds its VPs weakly, so nothing forms a cycle.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -77,13 +80,16 @@ class Partition(FdOwner):
     def __init__(self, fd: int, flags: int) -> None:
         self.flags = flags
         self.initialized = False
-        self._vps: dict[int, Vp] = {}
+        # Weak: a VP refers to its partition, so a strong reference back would form a cycle.
+        self._vps: weakref.WeakValueDictionary[int, Vp] = weakref.WeakValueDictionary()
         self._regions: list[MemoryRegion] = []
         # The snapshot guest memory equals but for the pages the guest dirtied since, with the
         # regions and VP indexes then (mshv.snapshot); None once something else consumed the
         # dirty bits.
         self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...], tuple[int, ...]] | None = None
-        self._own(fd)
+        # The backstop closes the fd, then gives the memory back (the kernel dropped the regions
+        # with the partition): a dropped partition leaves no GuestMemory counted as mapped.
+        self._own(fd, after_backstop=functools.partial(_release_all, self._regions))
 
     def _close_children(self) -> None:
         for vp in list(self._vps.values()):
@@ -120,7 +126,7 @@ class Partition(FdOwner):
 
     @property
     def vps(self) -> dict[int, Vp]:
-        """The VPs created through this object, by index."""
+        """The VPs created through this object and still alive, by index."""
         return dict(self._vps)
 
     # -- memory ---------------------------------------------------------------------------
@@ -285,6 +291,12 @@ class Partition(FdOwner):
     def set_cpuid_result(self, leaf: int, subleaf: int | None = None, **registers: Any) -> None:
         """Set CPUID results for every VP (HvCallRegisterInterceptResult, HV_ANY_VP)."""
         intercept_config.set_cpuid_result(self._live(), lib.HV_ANY_VP, leaf, subleaf, **registers)
+
+
+def _release_all(regions: list[MemoryRegion]) -> None:
+    """Give back the memory of every region of a partition its backstop closed."""
+    while regions:
+        regions.pop().memory._release()
 
 
 def _get_property(fd: int, code: int) -> int:

@@ -5,7 +5,8 @@ The page is an mmap of the VP fd at offset MSHV_VP_MMAP_OFFSET_REGISTERS pages
 (GPRs, RIP, RFLAGS, XMM0-5, segments, control registers) and sets ``isvalid``;
 a VMM writes a register into it and sets that register's class bit in
 ``dirty`` (GENERAL, IP, XMM, SEGMENT, FLAGS), and the next MSHV_RUN_VP applies
-it. Completing a port IO this way costs no hypercall.
+it. Completing a port IO this way costs no hypercall. Each VP maps its page
+once, at creation (``Vp.register_page``), and owns that mapping.
 """
 
 from __future__ import annotations
@@ -30,20 +31,16 @@ _CLASS["rflags"] = lib.HV_X64_REGISTER_CLASS_FLAGS
 _BIT = {name: 1 << cls for name, cls in _CLASS.items()}
 _READ_ONLY = ("cr0", "cr3", "cr4", "cr8", "efer", "dr7", "xfem")
 _MASK64 = (1 << 64) - 1
-_IP_BIT = 1 << lib.HV_X64_REGISTER_CLASS_IP
-_GENERAL_BIT = 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
 
 
 class RegisterPage:
     """One VP's register page, mapped read/write (mmap of the VP fd, MSHV_VP_MMAP_OFFSET_REGISTERS).
 
-    Reads see the state of the last intercept while :attr:`valid` is set.
-    Writes (GPRs, RIP, RFLAGS) mark their class dirty; the next MSHV_RUN_VP
-    applies them.
-
-    Args:
-        vp: the VP whose page to map; the page stays usable after the VP fd
-            is closed, until :meth:`close`.
+    The VP maps it when it is created and unmaps it when it is closed: get it as
+    :attr:`Vp.register_page <mshv.Vp.register_page>`; completions and the run loops
+    borrow that one mapping. Reads see the state of the last intercept while
+    :attr:`valid` is set. Writes (GPRs, RIP, RFLAGS) mark their class dirty; the
+    next MSHV_RUN_VP applies them.
 
     Raises:
         MshvError: the backend has no register page (ENODEV on SNP partitions).
@@ -53,9 +50,9 @@ class RegisterPage:
         >>> code = assemble("mov $7, %ax; out %al, $0x10; hlt")
         >>> with partition_with_one_vp(code, lapic=False) as (pt, vp, mem):
         ...     exit = vp.run()
-        ...     with RegisterPage(vp) as page:
-        ...         page.write("rip", exit.header.next_rip)
-        ...         (page.valid, page.read("rax") & 0xFFFF)
+        ...     page = vp.register_page
+        ...     page.write("rip", exit.header.next_rip)
+        ...     (page.valid, page.read("rax") & 0xFFFF)
         ...     type(vp.run()).__name__
         (True, 7)
         'HaltIntercept'
@@ -69,24 +66,19 @@ class RegisterPage:
         self._page: Any = ffi.cast("struct hv_vp_register_page *", self._addr)
         self._finalizer = weakref.finalize(self, _kernel.munmap, self._addr, self.size)
 
-    # -- lifetime -------------------------------------------------------------------------
+    # -- lifetime (the VP's) --------------------------------------------------------------
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` unmapped the page."""
+        """True once the VP that owns the page was closed (the page is unmapped)."""
         return self._page is None
 
-    def close(self) -> None:
-        """Unmap the page (munmap); idempotent."""
+    def _close(self) -> None:
+        """Unmap the page (munmap); idempotent. Only its VP calls this, when it closes (the
+        run loops hold the page's address while the VP is open)."""
         if self._page is None:
             return
         self._page = None
         self._finalizer()
-
-    def __enter__(self) -> RegisterPage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self._page is None:
@@ -107,7 +99,7 @@ class RegisterPage:
 
     @property
     def raw(self) -> Any:
-        """The ``struct hv_vp_register_page *`` cdata (valid until :meth:`close`)."""
+        """The ``struct hv_vp_register_page *`` cdata (valid until the VP is closed)."""
         return self._live()
 
     @property
@@ -127,52 +119,47 @@ class RegisterPage:
             raise ValueError(f"the register page has no 64-bit register {name!r}")
         return int(getattr(page, name))
 
-    def complete(self, rip: int, rax: int | None = None, *, only_if_valid: bool = False) -> bool:
-        """Set RIP (and RAX) for the next MSHV_RUN_VP: an intercept's completion in one call.
-
-        Both must be unsigned 64-bit values; they are the VMM's own (RIP past the
-        instruction, RAX merged by access size), so only their range is checked.
-        With ``only_if_valid``, nothing is written and False is returned when the
-        page does not hold the last intercept's state (:attr:`valid` is clear).
-        """
-        page = self._live()
-        if only_if_valid and not page.isvalid:
-            return False
-        if not 0 <= rip <= _MASK64 or (rax is not None and not 0 <= rax <= _MASK64):
-            raise ValueError(f"rip {rip:#x} / rax {rax!r} must be unsigned 64-bit values")
-        page.rip = rip
-        if rax is None:
-            page.dirty |= _IP_BIT
-        else:
-            page.rax = rax
-            page.dirty |= _IP_BIT | _GENERAL_BIT
-        return True
-
     def write(self, name: str, value: int) -> None:
         """Write a GPR, ``rip`` or ``rflags`` and mark its class dirty for the next MSHV_RUN_VP."""
         self.write_all({name: value})
 
-    def write_all(self, values: Mapping[str, int], *, only_if_valid: bool = False) -> bool:
+    def write_all(
+        self, values: Mapping[str, int], *, only_if_valid: bool = False, mark_dirty: bool = True
+    ) -> bool:
         """Write GPRs, ``rip`` and ``rflags`` (all checked before the first is written) and mark
         their classes dirty for the next MSHV_RUN_VP.
 
         With ``only_if_valid``, nothing is written and False is returned when the page does
-        not hold the last intercept's state (:attr:`valid` is clear).
+        not hold the last intercept's state (:attr:`valid` is clear) or ``values`` name a
+        register it does not hold (the caller writes them by hypercall). With ``mark_dirty``
+        False, only the page's copy changes (the VP already holds the values: the VP's
+        ``set_registers`` keeps the page in step this way).
         """
-        page = self._live()
+        page = self._page
+        if page is None:
+            raise ValueError("the register page is closed")
         if only_if_valid and not page.isvalid:
             return False
         dirty = 0
-        for name, value in values.items():
+        for name, value in values.items():  # every value is checked before the first is written
             bit = _BIT.get(name)
             if bit is None:
+                if only_if_valid:
+                    return False
                 raise ValueError(f"{name!r} cannot be written through the register page")
-            if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{name} takes an int, not {type(value).__name__}")
-            if not 0 <= value <= _MASK64:
-                raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
+            if type(value) is not int or not 0 <= value <= _MASK64:
+                _check_value(name, value)
             dirty |= bit
         for name, value in values.items():
             setattr(page, name, value)
-        page.dirty |= dirty
+        if mark_dirty:
+            page.dirty |= dirty
         return True
+
+
+def _check_value(name: str, value: object) -> None:
+    """Raise the error for a value the page cannot hold (an int subclass in range is fine)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} takes an int, not {type(value).__name__}")
+    if not 0 <= value <= _MASK64:
+        raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")

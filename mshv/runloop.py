@@ -3,10 +3,13 @@
 ``RunLoop(vp)`` runs a VP until a stop condition. Handlers registered on it
 finish exits without returning to the caller: a port range backed by a buffer,
 a port that counts, an MMIO range backed by a bytearray, and Python callbacks.
-Completions go through the VP register page (RIP, RAX and GPRs with their
+Completions go through the VP's register page (RIP, RAX and GPRs with their
 ``dirty`` class bits, applied by the next MSHV_RUN_VP), so a port IO costs no
-hypercall. The loop is the Cython extension ``mshv._runloop`` when it was
-built, else its pure-Python twin ``mshv._pyloop``; both behave the same.
+hypercall; the loop borrows the page and, where it is not valid, completes
+through ``Vp.complete_registers``. ``stop()`` and ``deadline`` kick the thread
+out of MSHV_RUN_VP (``Vp.interrupt``), so a guest that makes no exits stops too.
+The loop is the Cython extension ``mshv._runloop`` when it was built, else its
+pure-Python twin ``mshv._pyloop``; both behave the same.
 """
 
 from __future__ import annotations
@@ -16,9 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mshv import _pyloop
+from mshv import _kick, _pyloop
 from mshv._abi import ffi, lib
-from mshv.errors import MshvError
 from mshv.handlers import (
     MAX_PORT,
     UNHANDLED,
@@ -33,7 +35,6 @@ from mshv.handlers import (
     check_int,
 )
 from mshv.intercepts import Intercept, IoPortIntercept, MemoryIntercept, decode
-from mshv.regpage import RegisterPage
 from mshv.x86.mmio import UnsupportedInstruction, emulate_mmio
 
 if TYPE_CHECKING:
@@ -81,11 +82,8 @@ class RunResult:
 class RunLoop:
     """Run a VP and serve its exits (MSHV_RUN_VP in a loop; completions through the register page).
 
-    Close the loop (or use ``with``) before the partition: it owns a mapping of the VP's
-    register page, which keeps the VP fd's file alive.
-
     Args:
-        vp: the VP to run. The loop maps its register page and owns that mapping.
+        vp: the VP to run. The loop borrows its register page.
         native: None picks the Cython loop when it was built, else the pure-Python
             one; True requires the Cython loop (ImportError without it); False
             forces pure Python.
@@ -109,27 +107,24 @@ class RunLoop:
             raise ImportError(f"the Cython run loop mshv._runloop is not built: {_NATIVE}") from _NATIVE
         self.vp = vp
         self.stop_on_halt = True
-        try:
-            self._page: RegisterPage | None = RegisterPage(vp)
-        except MshvError:  # no register page (SNP partitions): complete by hypercall
-            self._page = None
         self._handlers: dict[int, Handler] = {}
         self._next_slot = 1
         self._engine: NativeEngine | _pyloop.PyEngine
-        try:
-            if native:
-                table = int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))
-                page = self._page.address if self._page is not None else 0
-                self._engine = _NATIVE.NativeEngine(vp.fd, table, page, self._slow, self._complete)
-                self._kinds: dict[str, int] = _NATIVE.KINDS
-            else:
-                raw = self._page.raw if self._page is not None else None
-                self._engine = _pyloop.PyEngine(vp.fd, raw, self._slow, self._complete)
-                self._kinds = _pyloop.KINDS
-        except BaseException:
-            if self._page is not None:
-                self._page.close()
-            raise
+        page = vp.register_page
+        run = vp._run_state
+        # The engine refers to the VP's fd, page, run state and completion, never to this
+        # loop: the handler callback is handed to each run() (no loop <-> engine cycle).
+        if native:
+            table = int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))
+            address = page.address if page is not None else 0
+            self._engine = _NATIVE.NativeEngine(
+                vp.fd, table, address, run.word_address, run.take_request, vp.complete_registers
+            )
+            self._kinds: dict[str, int] = _NATIVE.KINDS
+        else:
+            raw = page.raw if page is not None else None
+            self._engine = _pyloop.PyEngine(vp.fd, raw, run.word, run.take_request, vp.complete_registers)
+            self._kinds = _pyloop.KINDS
         self.native = bool(native)
         self._closed = False
 
@@ -140,12 +135,10 @@ class RunLoop:
         return self._closed
 
     def close(self) -> None:
-        """Drop the handlers and unmap the register page; the VP itself stays open."""
+        """Drop the handlers; the VP itself stays open."""
         if self._closed:
             return
         self._engine.close()
-        if self._page is not None:
-            self._page.close()
         self._closed = True
 
     def __enter__(self) -> RunLoop:
@@ -192,7 +185,7 @@ class RunLoop:
         first = check_int(first_port, "first_port", 0, MAX_PORT)
         last = first if last_port is None else check_int(last_port, "last_port", first, MAX_PORT)
         self._check_free((first, last), None)
-        handler = PortBuffer(self, self._slot(), first, last)
+        handler = PortBuffer(self._engine, self._slot(), first, last)
         self._engine.add_port(handler._slot, first, last, self._kinds["buffer"], handler.output)
         handler.feed(data)
         result: PortBuffer = self._add(handler)
@@ -202,7 +195,7 @@ class RunLoop:
         """Count accesses to ``port``: OUT is discarded, IN reads 0."""
         port = check_int(port, "port", 0, MAX_PORT)
         self._check_free((port, port), None)
-        handler = PortCounter(self, self._slot(), port)
+        handler = PortCounter(self._engine, self._slot(), port)
         self._engine.add_port(handler._slot, port, port, self._kinds["counter"])
         result: PortCounter = self._add(handler)
         return result
@@ -219,7 +212,7 @@ class RunLoop:
             raise ValueError("data must not be empty")
         gpa = check_int(gpa, "gpa", 0, (1 << 64) - len(data))
         self._check_free(None, (gpa, len(data)))
-        handler = MmioBytes(self, self._slot(), gpa, data)
+        handler = MmioBytes(self._engine, self._slot(), gpa, data)
         self._engine.add_mmio(handler._slot, gpa, len(data), self._kinds["bytes"], data)
         result: MmioBytes = self._add(handler)
         return result
@@ -235,7 +228,7 @@ class RunLoop:
         if not callable(fn):
             raise TypeError("fn must be callable")
         self._check_free((port, port), None)
-        handler = IoHandler(self, self._slot(), port, fn)
+        handler = IoHandler(self._engine, self._slot(), port, fn)
         self._engine.add_port(handler._slot, port, port, self._kinds["python"])
         result: IoHandler = self._add(handler)
         return result
@@ -252,7 +245,7 @@ class RunLoop:
         if not callable(fn):
             raise TypeError("fn must be callable")
         self._check_free(None, (gpa, size))
-        handler = MmioHandler(self, self._slot(), gpa, size, fn)
+        handler = MmioHandler(self._engine, self._slot(), gpa, size, fn)
         self._engine.add_mmio(handler._slot, gpa, size, self._kinds["python"])
         result: MmioHandler = self._add(handler)
         return result
@@ -277,70 +270,75 @@ class RunLoop:
     ) -> RunResult:
         """Run the VP, serving exits, until a stop condition (MSHV_RUN_VP per exit, GIL released).
 
-        Checked before each MSHV_RUN_VP: a :meth:`stop` request ("stopped"), ``max_exits``
-        exits in this call ("max_exits"), ``deadline`` ("deadline"). Checked per exit,
-        before any handler: HLT when :attr:`stop_on_halt` ("halt"), a message type in
-        ``stop_on`` ("message_type"), an IO port in ``stop_ports`` ("port"). An exit no
-        handler takes returns "unhandled". In those four cases the VP stays at the
-        intercept: complete it (e.g. ``vp.complete_io``) and call ``run()`` to resume.
+        Checked before each MSHV_RUN_VP: a :meth:`stop` (or ``Vp.interrupt``) request
+        ("stopped"), ``max_exits`` exits in this call ("max_exits"), ``deadline``
+        ("deadline"). Checked per exit, before any handler: HLT when :attr:`stop_on_halt`
+        ("halt"), a message type in ``stop_on`` ("message_type"), an IO port in
+        ``stop_ports`` ("port"). An exit no handler takes returns "unhandled". In those
+        four cases the VP stays at the intercept: complete it (e.g. ``vp.complete_io``)
+        and call ``run()`` to resume.
 
-        A signal that interrupts MSHV_RUN_VP runs the Python signal handlers: an
-        exception from one propagates; otherwise ``run()`` returns "signal" (or
-        "stopped" if the handler called :meth:`stop`). An exception from a handler
-        callback stops the loop and propagates too (the VP stays at that intercept).
+        A stop request or a deadline reached while the guest runs without exits kicks the
+        thread out of MSHV_RUN_VP. Any other signal that interrupts MSHV_RUN_VP runs the
+        Python signal handlers: an exception from one propagates; otherwise ``run()``
+        returns "signal" (or "stopped" if the handler called :meth:`stop`). An exception
+        from a handler callback stops the loop and propagates too (the VP stays at that
+        intercept).
 
         Args:
             max_exits: stop after this many exits (None: no limit).
             stop_on: message types (:class:`HvMessageType`) to return at.
             stop_ports: IO ports to return at.
-            deadline: a ``time.monotonic()`` time; checked between exits, so a guest
-                that makes no exits is not stopped by it.
+            deadline: a ``time.monotonic()`` time.
 
         Raises:
             MshvError: MSHV_RUN_VP failed.
             ValueError: the loop or the VP is closed.
-            RuntimeError: the loop is already running.
+            RuntimeError: the loop or the VP is already running.
         """
         if self._closed:
             raise ValueError("the run loop is closed")
-        if self.vp.closed:
-            raise ValueError(f"VP {self.vp.index} is closed")
+        vp = self.vp
+        if vp.closed:
+            raise ValueError(f"VP {vp.index} is closed")
         limit = -1 if max_exits is None else check_int(max_exits, "max_exits", 0, (1 << 63) - 1)
         types = tuple(check_int(int(t), "stop_on type", 0, 0xFFFFFFFF) for t in stop_on)
         ports = tuple(check_int(p, "stop port", 0, MAX_PORT) for p in stop_ports)
         until = -1.0 if deadline is None else max(0.0, float(deadline))
         before = self._engine.exits
+        run = vp._run_state
+        run.enter(f"VP {vp.index}")
+        vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
         try:
-            reason, exits, raw = self._engine.run(limit, types, ports, until, bool(self.stop_on_halt))
+            if until >= 0:
+                _kick.watch(run, until)
+            reason, exits, raw = self._engine.run(
+                limit, types, ports, until, bool(self.stop_on_halt), self._slow
+            )
         finally:
-            self.vp.exits += int(self._engine.exits - before)
-        return RunResult(reason, int(exits), decode(raw) if raw is not None else None)
+            run.leave()
+            if until >= 0:
+                _kick.unwatch(run)
+            vp.exits += int(self._engine.exits - before)
+        intercept = decode(raw) if raw is not None else None
+        vp._last_exit = intercept  # the loop completed every other exit: none is pending
+        return RunResult(reason, int(exits), intercept)
 
     def stop(self) -> None:
         """Make the running (or the next) :meth:`run` return "stopped"; safe from any thread.
 
-        The loop checks the request between exits: it returns once the current
-        MSHV_RUN_VP comes back, so the latency is the guest's time to its next
-        exit (a guest spinning without exits is stopped only by a signal).
+        ``Vp.interrupt`` on the loop's VP: the thread is kicked out of MSHV_RUN_VP if
+        it is in it, so a guest that makes no exits stops too. From another thread it
+        returns once the loop took the request.
         """
-        self._engine.stop()
+        self.vp.interrupt()
 
     # -- the slow path (called by the engine) ---------------------------------------------
-    def _complete(self, next_rip: int, rax: int | None) -> None:
-        """RIP (and RAX) for the next run: through the register page while it holds this
-        exit's state, else by hypercall."""
-        page = self._page
-        if page is not None and page.complete(next_rip, rax, only_if_valid=True):
-            return
-        regs: dict[str | int, Any] = {"rip": next_rip}
-        if rax is not None:
-            regs["rax"] = rax
-        self.vp.set_registers(regs)
-
     def _slow(self, slot: int, raw: bytes) -> bool:
         """Serve one exit in Python for handler ``slot``; False leaves it unhandled."""
         handler = self._handlers[slot]
         intercept = decode(raw)
+        self.vp._last_exit = intercept  # the exit the handler completes
         if isinstance(intercept, IoPortIntercept) and intercept.string:
             return handler.string_io(self.vp, intercept)
         if isinstance(intercept, IoPortIntercept) and isinstance(handler, IoHandler):
@@ -360,15 +358,14 @@ class RunLoop:
         return True
 
     def _python_io(self, handler: IoHandler, intercept: IoPortIntercept) -> bool:
-        if intercept.string:
-            return False
         written = intercept.value if intercept.is_write else None
         value = handler.fn(intercept.port, intercept.size, written)
         if value is UNHANDLED:
             return False
-        next_rip = intercept.header.next_rip
-        rax = None if intercept.is_write else intercept.completion_rax(int(value or 0))
-        self._complete(next_rip, rax)
+        values = {"rip": intercept.next_rip}
+        if not intercept.is_write:
+            values["rax"] = intercept.completion_rax(int(value or 0))  # the callback's value, by size
+        self.vp.complete_registers(values)
         return True
 
 

@@ -1,18 +1,21 @@
 """A virtual processor: registers, VP state, run and intercepts.
 
-Created by ``Partition.create_vp``; owns its VP fd. ``run()`` issues
-MSHV_RUN_VP with the GIL released and returns the typed intercept. The VP
-stops with RIP *at* the intercepted instruction: complete it (write results,
-move RIP past it) before the next run, e.g. with :meth:`complete_io`.
+Created by ``Partition.create_vp``; owns its VP fd and the mapping of its
+register page. ``run()`` issues MSHV_RUN_VP with the GIL released and returns
+the typed intercept. The VP stops with RIP *at* the intercepted instruction:
+complete it (write results, move RIP past it) before the next run, e.g. with
+:meth:`Vp.complete_io`. :meth:`Vp.interrupt` brings a run back from another
+thread, and ``run(timeout=...)`` bounds one.
 """
 
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mshv import _cstruct, _kernel, intercept_config, state, translate
+from mshv import _cstruct, _kernel, _kick, intercept_config, state, translate
 from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
 from mshv.errors import MshvError
@@ -31,7 +34,10 @@ __all__ = ["Vp"]
 
 
 _RUN_VP = lib.MSHV_RUN_VP
+_EINTR = errno.EINTR
 _ioctl_raw = _kernel.ioctl_raw
+_monotonic = time.monotonic
+_native_id = _kick._native_id
 # The register page's writable classes and the registers each one holds (hv_vp_register_page).
 _PAGE_CLASSES = (
     (1 << lib.HV_X64_REGISTER_CLASS_GENERAL, GPRS),
@@ -39,47 +45,54 @@ _PAGE_CLASSES = (
     (1 << lib.HV_X64_REGISTER_CLASS_FLAGS, ("rflags",)),
 )
 _PAGE_WRITABLE = frozenset(GPRS) | {"rip", "rflags"}
+_IN_LIMITS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 
 
 class Vp(FdOwner):
     """One VP of a partition (MSHV_CREATE_VP). Use ``Partition.create_vp`` to make one.
 
-    Closing the VP fd does not delete the VP: its index stays taken until the
-    partition is destroyed (mshv_vp_release).
+    The VP maps its register page when it is created and owns that mapping; the
+    run loops and completions borrow it. Closing the VP fd does not delete the VP:
+    its index stays taken until the partition is destroyed (mshv_vp_release).
     """
 
     def __init__(self, partition: Partition, index: int, fd: int) -> None:
-        self.partition = partition
+        self.partition = partition  # a child keeps its parent alive; the parent holds it weakly
         self.index = index
         self._what = f"VP {index}"
         self._run_buf = ffi.new("struct mshv_run_vp *")
         self._run_view = memoryview(ffi.buffer(self._run_buf))
         self.exits = 0
+        self._last_exit: Intercept | None = None  # what completions accept
+        self._run_state = _kick.RunState()
         self._page: RegisterPage | None = None
-        self._page_missing = False
-        # The page holds the whole GPR class: once registers were set by hypercall since
-        # the last intercept, writing it back would undo them, so completion falls back.
-        self._page_current = False
         self._own(fd)
+        try:
+            self._page = _map_register_page(self)
+        except BaseException:
+            self.close()
+            raise
+        _kick.install()
 
     def __enter__(self) -> Vp:
         return self
 
     def _close_children(self) -> None:
+        """Bring a run in another thread back first (it must not touch the fd or the page
+        after this), then unmap the register page."""
+        run = self._run_state
+        if run.tid and run.tid == _kick._native_id():
+            raise RuntimeError(f"{self._what} cannot be closed from its own run (a run loop handler)")
+        if run.tid:
+            _kick.require()
+        run.interrupt(until_left=True)  # also stops a run that starts now, before the fd closes
         if self._page is not None:
-            self._page.close()
+            self._page._close()
             self._page = None
 
     @property
     def register_page(self) -> RegisterPage | None:
-        """The VP's register page, mapped at first use; None where the backend has none (SNP)."""
-        if self._page is None and not self._page_missing:
-            try:
-                self._page = RegisterPage(self)
-            except MshvError as exc:
-                if exc.errno not in (errno.ENODEV, errno.EINVAL):
-                    raise
-                self._page_missing = True
+        """The VP's register page (mapped at creation); None where the backend has none (SNP)."""
         return self._page
 
     def __repr__(self) -> str:
@@ -107,49 +120,42 @@ class Vp(FdOwner):
     def set_registers(self, values: Mapping[str | int, RegisterValue]) -> None:
         """Write registers by name (HvCallSetVpRegisters, chunked by 127).
 
-        Register-page writes still pending (a completion) go in the same call, so the
-        page's register classes cannot later overwrite what is written here.
+        The register page's copy of those it holds (GPRs, RIP, RFLAGS) is updated too:
+        a completion through the page writes a whole register class back, which then
+        carries these values instead of undoing them.
         """
-        fd = self._live()
-        pending = self._pending_page_writes()
-        if pending:
-            merged: dict[str | int, RegisterValue] = {}
-            merged.update(pending)
-            merged.update({register(name)[0]: value for name, value in values.items()})
-            values = merged
-        self._page_current = False
-        set_registers(fd, self.index, values)
-        if pending and self._page is not None:
-            self._page.raw.dirty = 0  # applied by the hypercall
+        set_registers(self._live(), self.index, values)
+        page = self._page
+        if page is not None:
+            mirrored = {}
+            for key, value in values.items():
+                name = key if type(key) is str and key in _PAGE_WRITABLE else register(key)[0]
+                if name in _PAGE_WRITABLE:
+                    mirrored[name] = value
+            if mirrored:
+                page.write_all(mirrored, mark_dirty=False)  # type: ignore[arg-type]  # checked above
 
     def complete_registers(self, values: Mapping[str, int]) -> None:
-        """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run: through the
-        register page when it holds this intercept's state (no hypercall), else by hypercall.
+        """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run.
+
+        The one completion path (complete_io, skip, the string IO and MMIO helpers and
+        both run loops' fallbacks use it): through the register page while it holds the
+        last intercept's state (no hypercall), else by HvCallSetVpRegisters.
         """
-        page = self._current_page() if values.keys() <= _PAGE_WRITABLE else None
+        page = self._page
         if page is not None and page.write_all(values, only_if_valid=True):
             return
         self.set_registers(values)  # type: ignore[arg-type]
 
-    def _current_page(self) -> RegisterPage | None:
-        """The register page, unless a hypercall wrote registers since the last intercept.
-
-        Whether the page holds that intercept's state (``isvalid``) is for the caller to check
-        (the page's ``only_if_valid`` writes do it in the same call).
-        """
-        if not self._page_current:
-            return None
-        return self._page if self._page is not None else self.register_page
-
     def _completion_page(self) -> RegisterPage | None:
-        """The register page, when it holds this intercept's state and no hypercall wrote since."""
-        page = self._current_page()
+        """The register page, when it holds the last intercept's state (``isvalid``)."""
+        page = self._page
         return page if page is not None and page.valid else None
 
     def _pending_page_writes(self) -> dict[str, int]:
         """The registers written through the page (dirty classes) that no run has applied yet."""
         page = self._page
-        if page is None or page.closed:
+        if page is None:
             return {}
         dirty = page.dirty
         if not dirty:
@@ -165,51 +171,117 @@ class Vp(FdOwner):
         self.set_registers({name: value})
 
     # -- running --------------------------------------------------------------------------
-    def run(self, *, interruptible: bool = False) -> Intercept:
+    def run(self, *, interruptible: bool = False, timeout: float | None = None) -> Intercept:
         """Run the VP until its next intercept (MSHV_RUN_VP; the GIL is released).
 
         Args:
-            interruptible: raise InterruptedError when a signal interrupts the run;
-                by default the run is resumed.
+            interruptible: raise InterruptedError when any signal interrupts the run;
+                by default the run is resumed after Python's signal handlers ran.
+            timeout: seconds; raise TimeoutError if no intercept came by then (the VP
+                is kicked out of MSHV_RUN_VP and resumes where it was at the next run).
+
+        Raises:
+            InterruptedError: :meth:`interrupt` was called during the run or before it.
+            TimeoutError: ``timeout`` passed.
+            MshvError: MSHV_RUN_VP failed.
+            RuntimeError: the VP is already running in another thread.
         """
         fd = self._live()
-        run_buf = self._run_buf
-        while _ioctl_raw(fd, _RUN_VP, run_buf) < 0:  # one table call; no Python frame per exit
-            err = _kernel.errno()
-            if err != errno.EINTR:
-                raise MshvError(err, "MSHV_RUN_VP", details=self._what)
-            if interruptible:
-                raise InterruptedError(errno.EINTR, f"MSHV_RUN_VP on VP {self.index}")
+        deadline = None if timeout is None else _kick.deadline_after(timeout)
+        run = self._run_state
+        word, run_buf = run.word, self._run_buf
+        if run.tid:
+            run.enter(self._what)  # raises: a run is already in progress
+        run.tid = _native_id()
+        self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
+        try:
+            if deadline is not None:
+                _kick.watch(run, deadline)
+            while True:
+                # checked before every RUN_VP: a request made as the thread gets here is not lost
+                if word[0] and run.take_request():
+                    raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
+                if deadline is not None and _monotonic() >= deadline:
+                    raise TimeoutError(errno.ETIMEDOUT, f"MSHV_RUN_VP on {self._what}: {timeout} s passed")
+                if _ioctl_raw(fd, _RUN_VP, run_buf) >= 0:  # one table call; no Python frame per exit
+                    break
+                err = _kernel.errno()
+                if err != _EINTR:
+                    raise MshvError(err, "MSHV_RUN_VP", details=self._what)
+                if interruptible and not word[0]:
+                    raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}")
+        finally:
+            run.tid = 0
+            if deadline is not None:
+                _kick.unwatch(run)
         self.exits += 1
-        self._page_current = True
-        result = decode(self._run_view.tobytes())
-        if result.__class__ is UnrecoverableException:  # name the host's limit, if it is one
+        self._last_exit = exit_ = decode(self._run_view.tobytes())
+        if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
             from mshv import limits
 
-            result.host_limit = limits.host_cause(self, result)
-        return result
+            exit_.host_limit = limits.host_cause(self, exit_)
+        return exit_
+
+    def interrupt(self) -> None:
+        """Bring the run of this VP in progress back from MSHV_RUN_VP, from any thread.
+
+        The thread in the run is sent a signal, as often as needed, until the run took
+        the request: ``run()`` raises InterruptedError and a :class:`~mshv.RunLoop` returns
+        "stopped"; the VP resumes where it was at its next run. Returns once the run took
+        it; with no run in progress, or from the running thread itself (a run loop
+        handler), it returns at once and the next run is the one that stops, before its
+        first MSHV_RUN_VP. Does nothing on a closed VP.
+        """
+        if self.closed:
+            return
+        run = self._run_state
+        if run.tid and run.tid != _kick._native_id():
+            _kick.require()
+        run.interrupt()
+
+    def _check_last_exit(self, intercept: Intercept) -> None:
+        """Refuse an intercept that is not this VP's last exit (another VP's, or a stale one)."""
+        if intercept is self._last_exit:
+            return
+        header = getattr(intercept, "header", None)
+        owner = getattr(header, "vp_index", self.index)
+        what = type(intercept).__name__
+        if header is not None:
+            what += f" at rip={header.rip:#x}"
+        if owner != self.index:
+            raise ValueError(f"the {what} is an intercept of VP {owner}, not of {self._what}")
+        raise ValueError(f"the {what} is not the last exit of {self._what} (a stale intercept)")
 
     def complete_io(self, intercept: IoPortIntercept, value: int | None = None) -> None:
-        """Complete a (non-string) port IO intercept the mshv way.
+        """Complete the (non-string) port IO intercept the VP stopped at, the mshv way.
 
-        For IN, ``value`` is merged into RAX by access size; RIP moves past the
-        instruction. Both go through the register page when it is valid (no
-        hypercall), else through one HvCallSetVpRegisters.
+        For IN, ``value`` (what the port read, at most the access size) is merged into
+        RAX by access size; RIP moves past the instruction. Both go through the register
+        page when it is valid (no hypercall), else through one HvCallSetVpRegisters.
+
+        Raises:
+            ValueError: ``intercept`` is not this VP's last exit, or a string IO (see
+                :meth:`complete_string_io`); an IN without a value, a value that does not
+                fit the access size, or an OUT with one.
+            TypeError: ``value`` is not an int.
         """
+        if intercept is not self._last_exit:
+            self._check_last_exit(intercept)
+        if intercept.string:
+            raise ValueError("an INS/OUTS intercept is completed by complete_string_io")
         if intercept.is_write:
-            rax = None
-        elif value is None:
-            raise ValueError("an IN needs the value read from the port")
-        else:
-            rax = intercept.completion_rax(value)
-        rip = intercept.next_rip
-        page = self._current_page()
-        if page is not None and page.complete(rip, rax, only_if_valid=True):
+            if value is not None:
+                raise ValueError(f"an OUT takes no value (got {value!r}): the guest wrote one")
+            self.complete_registers({"rip": intercept.next_rip})
             return
-        regs: dict[str | int, RegisterValue] = {"rip": rip}
-        if rax is not None:
-            regs["rax"] = rax
-        self.set_registers(regs)
+        if value is None:
+            raise ValueError("an IN needs the value read from the port")
+        if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"an IN's value must be an int, not {type(value).__name__}")
+        limit = _IN_LIMITS[intercept.size]
+        if not 0 <= value <= limit:
+            raise ValueError(f"a {intercept.size}-byte IN reads 0..{limit:#x}, got {value:#x}")
+        self.complete_registers({"rip": intercept.next_rip, "rax": intercept.completion_rax(value)})
 
     def complete_string_io(
         self,
@@ -218,15 +290,25 @@ class Vp(FdOwner):
         read_port: Callable[[int, int], int] | None = None,
         write_port: Callable[[int, int, int], None] | None = None,
     ) -> int:
-        """Perform a whole INS/OUTS over guest memory and move RIP past it; see :mod:`mshv.x86.stringio`."""
+        """Perform a whole INS/OUTS over guest memory and move RIP past it; see :mod:`mshv.x86.stringio`.
+
+        Raises:
+            ValueError: ``intercept`` is not this VP's last exit.
+        """
+        self._check_last_exit(intercept)
         return stringio.complete_string_io(self, intercept, read_port=read_port, write_port=write_port)
 
     def skip(self, intercept: Intercept) -> None:
-        """Move RIP past the intercepted instruction without other effects."""
+        """Move RIP past the intercepted instruction without other effects.
+
+        Raises:
+            ValueError: ``intercept`` is not this VP's last exit, or has no instruction.
+        """
         header = getattr(intercept, "header", None)
         if header is None:
             raise ValueError(f"{type(intercept).__name__} has no instruction to skip")
-        self.reg_write("rip", header.next_rip)
+        self._check_last_exit(intercept)
+        self.complete_registers({"rip": header.next_rip})
 
     # -- VP state -------------------------------------------------------------------------
     def get_state(self, state_type: int, size: int = 4096) -> bytes:
@@ -324,3 +406,14 @@ class Vp(FdOwner):
     def get_cpuid(self, leaf: int, subleaf: int = 0) -> CpuidValues:
         """What CPUID ``leaf``/``subleaf`` returns on this VP (HvCallGetVpCpuidValues)."""
         return intercept_config.get_cpuid(self._live(), self.index, leaf, subleaf)
+
+
+def _map_register_page(vp: Vp) -> RegisterPage | None:
+    """Map ``vp``'s register page, as rust-vmm's create_vcpu does; None where the backend has
+    none (mshv_vp_mmap: ENODEV on SNP partitions; EINVAL from older emulators)."""
+    try:
+        return RegisterPage(vp)
+    except MshvError as exc:
+        if exc.errno not in (errno.ENODEV, errno.EINVAL):
+            raise
+        return None

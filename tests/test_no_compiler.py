@@ -129,6 +129,36 @@ def test_runloop_is_the_python_twin_and_runs_a_guest(installed: Path, backend_re
     assert proc.stdout.splitlines()[1] == "halt 9 b'AAA' 5"
 
 
+INTERRUPT_SCRIPT = """
+import threading, time
+from mshv import abi
+from mshv.runloop import RunLoop
+from mshv.testing import assemble, partition_with_one_vp
+
+with partition_with_one_vp(assemble("1: jmp 1b"), lapic=False) as (pt, vp, mem):
+    try:
+        vp.run(timeout=0.05)
+    except TimeoutError:
+        print("timeout")
+    with RunLoop(vp, native=False) as loop:
+        outcome = []
+        thread = threading.Thread(target=lambda: outcome.append(loop.run().reason))
+        thread.start()
+        time.sleep(0.05)
+        vp.interrupt()
+        thread.join(30)
+        print(abi.abi_build(), outcome[0], loop.run(deadline=time.monotonic() + 0.05).reason)
+"""
+
+
+def test_a_vp_that_never_exits_is_stopped_without_a_compiler(installed: Path, backend_ready: None) -> None:
+    """Without C the kick's handler is a Python one (installed from the main thread) and the
+    kick is libc's tgkill: timeout, interrupt and deadline still bring the run back."""
+    proc = _run(installed, "-c", INTERRUPT_SCRIPT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["timeout", "snapshot stopped deadline"]
+
+
 def test_examples_ship_with_the_package(installed: Path, backend_ready: None) -> None:
     """The installed package carries examples/ (as mshv/examples): ``mshv examples`` runs them."""
     assert (installed / "mshv" / "examples" / "hello_guest.py").is_file()

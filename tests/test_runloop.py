@@ -8,6 +8,7 @@ pure-Python twin. Both must give the same results.
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import threading
 import time
@@ -15,9 +16,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from mshv import GuestMemory, HaltIntercept, HvMessageType, IoPortIntercept, Mshv, RunLoop, RunResult, Vp
+from mshv import (
+    GuestMemory,
+    HaltIntercept,
+    HvMessageType,
+    IoPortIntercept,
+    Mshv,
+    MshvError,
+    RunLoop,
+    RunResult,
+    Vp,
+)
 from mshv.runloop import UNHANDLED
-from mshv.testing import assemble, long_mode_registers, partition_with_one_vp
+from mshv.testing import CODE_GPA, assemble, long_mode_registers, partition_with_one_vp
 
 LONG_ENTRY = 0x10000
 MMIO_GPA = 0x100000  # above the guest's memory: every access is an MMIO intercept
@@ -188,14 +199,57 @@ def test_unhandled_exit_returns_the_intercept_and_run_resumes(native: bool) -> N
         assert isinstance(first.intercept, IoPortIntercept)
         assert (first.intercept.port, first.intercept.value, first.intercept.is_write) == (0x70, 0x42, True)
         again = loop.run(max_exits=1)  # not completed: the VP is still at the OUT
-        assert again.reason == "unhandled" and again.intercept is not None
-        vp.complete_io(first.intercept)
+        assert again.reason == "unhandled" and isinstance(again.intercept, IoPortIntercept)
+        with pytest.raises(ValueError, match="stale"):
+            vp.complete_io(first.intercept)  # the same OUT, but an exit before the last one
+        vp.complete_io(again.intercept)
         second = loop.run()
         assert second.reason == "unhandled" and isinstance(second.intercept, IoPortIntercept)
         assert (second.intercept.port, second.intercept.is_write) == (0x71, False)
         vp.complete_io(second.intercept, 0x33)
         assert loop.run().reason == "halt"
         assert bytes(echo.output) == b"\x33"
+
+
+def test_the_vp_sees_what_the_loop_completed(native: bool) -> None:
+    """One register page, the VP's: after the loop completed an exit, the VP reads its registers
+    as the loop left them, and completes the exit the loop stopped at through that page."""
+    asm = "out %al, $0x80; mov $5, %al; out %al, $0x81; hlt"
+    with real_mode(asm, native) as (vp, loop):
+        loop.port_counter(0x80)
+        assert loop.run(max_exits=1).reason == "max_exits"
+        assert vp.reg_read("rip") == CODE_GPA + 2  # the loop's completion, not yet applied by a run
+        at_port = loop.run(stop_ports=[0x81])
+        assert at_port.reason == "port" and isinstance(at_port.intercept, IoPortIntercept)
+        page = vp.register_page
+        assert page is not None and page.valid and page.dirty == 0
+        vp.complete_io(at_port.intercept)
+        assert page.dirty  # through the VP's page: no hypercall
+        assert vp.reg_read("rip") == at_port.intercept.next_rip
+        assert loop.run().reason == "halt" and vp.exits == 3
+
+
+def test_a_vp_without_a_register_page_completes_by_hypercall(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the VP has no register page (SNP partitions: mshv_vp_mmap gives ENODEV), both loops
+    complete through Vp.complete_registers, i.e. by hypercall, with the same results."""
+
+    def no_page(vp: Vp) -> None:
+        raise MshvError(errno.ENODEV, "mmap", details="no register page")
+
+    monkeypatch.setattr("mshv.vp.RegisterPage", no_page)
+    asm = "mov $0x41, %al; out %al, $0xe9; in $0x60, %al; out %al, $0xe9; out %al, $0x70; hlt"
+    with real_mode(asm, native) as (vp, loop):
+        assert vp.register_page is None
+        console = loop.port_buffer(0xE9)
+        loop.port_buffer(0x60, data=b"Z")
+        at_port = loop.run(stop_ports=[0x70])
+        assert at_port.reason == "port" and isinstance(at_port.intercept, IoPortIntercept)
+        assert bytes(console.output) == b"AZ" and at_port.exits == 4
+        vp.complete_io(at_port.intercept)
+        assert vp.reg_read("rip") == at_port.intercept.next_rip
+        assert loop.run().reason == "halt"
 
 
 def test_stop_on_message_type_and_port(native: bool) -> None:

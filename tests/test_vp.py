@@ -168,7 +168,8 @@ def test_complete_io_keeps_registers_set_since_the_intercept(backend_ready: None
 
 def test_page_completion_is_seen_by_reads_and_kept_by_later_writes(backend_ready: None) -> None:
     """A completion through the register page is a deferred write: a hypercall read sees it,
-    and a hypercall write in between carries it instead of being undone by it."""
+    and a hypercall write in between is kept in the page's copy, so the page's whole-class
+    write-back at the next run carries it instead of undoing it."""
     code = assemble("in $0x11, %al; mov %bl, %ah; out %ax, $0x12; hlt")
     with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem):
         inp = vp.run()
@@ -177,8 +178,8 @@ def test_page_completion_is_seen_by_reads_and_kept_by_later_writes(backend_ready
         assert vp.register_page is not None and vp.register_page.dirty
         assert vp.get_registers(["rip"])["rip"] == inp.header.next_rip
         assert vp.reg_read("rax") & 0xFF == 0x5A
-        vp.set_registers({"rbx": 0x33})  # carries the pending RAX/RIP along
-        assert vp.register_page.dirty == 0
+        vp.set_registers({"rbx": 0x33})
+        assert vp.register_page.read("rbx") == 0x33  # the page's copy is the VP's value
         out = vp.run()
         assert isinstance(out, IoPortIntercept) and (out.port, out.value) == (0x12, 0x335A)
 
@@ -198,3 +199,54 @@ def test_bad_page_completion_changes_nothing(backend_ready: None) -> None:
             assert page.dirty == 0 and page.read("rip") == out.header.rip
         vp.complete_registers({"rip": out.next_rip, "rbx": 9})
         assert isinstance(vp.run(), HaltIntercept) and vp.reg_read("rbx") == 9
+
+
+def test_completions_refuse_another_vps_or_a_stale_intercept(partition: Partition) -> None:
+    with GuestMemory(0x10000) as mem:
+        mem.write(CODE_GPA, assemble("out %al, $0x10; out %al, $0x11; hlt"))
+        partition.map_memory(mem, 0)
+        a, b = partition.create_vp(0), partition.create_vp(1)
+        for vp in (a, b):
+            vp.set_registers(real_mode_registers())  # type: ignore[arg-type]
+        a_out, b_out = a.run(), b.run()
+        assert isinstance(a_out, IoPortIntercept) and isinstance(b_out, IoPortIntercept)
+        with pytest.raises(ValueError, match="intercept of VP 1, not of VP 0"):
+            a.complete_io(b_out)
+        with pytest.raises(ValueError, match="intercept of VP 1, not of VP 0"):
+            a.skip(b_out)
+        a.complete_io(a_out)
+        second = a.run()
+        assert isinstance(second, IoPortIntercept) and second.port == 0x11
+        for stale in (lambda: a.complete_io(a_out), lambda: a.skip(a_out)):
+            with pytest.raises(ValueError, match="not the last exit of VP 0"):
+                stale()
+        assert a.reg_read("rip") == second.header.rip  # nothing was changed
+        a.complete_io(second)
+        assert isinstance(a.run(), HaltIntercept)
+        b.complete_io(b_out)
+        partition.close()
+
+
+def test_complete_io_refuses_values_that_do_not_fit(backend_ready: None) -> None:
+    code = assemble("in $0x11, %al; in $0x12, %ax; out %ax, $0x13; hlt")
+    with partition_with_one_vp(code) as (_pt, vp, _mem):
+        inp = vp.run()
+        assert isinstance(inp, IoPortIntercept) and inp.size == 1
+        for bad in (-1, 2**70, 0x100):
+            with pytest.raises(ValueError, match="1-byte IN"):
+                vp.complete_io(inp, bad)
+        for wrong in ("1", 1.0, True):
+            with pytest.raises(TypeError):
+                vp.complete_io(inp, wrong)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="needs the value"):
+            vp.complete_io(inp)
+        vp.complete_io(inp, 0xFF)
+        wide = vp.run()
+        assert isinstance(wide, IoPortIntercept) and wide.size == 2
+        with pytest.raises(ValueError, match="2-byte IN"):
+            vp.complete_io(wide, 0x10000)
+        vp.complete_io(wide, 0xBEEF)
+        out = vp.run()
+        assert isinstance(out, IoPortIntercept) and out.value == 0xBEEF
+        with pytest.raises(ValueError, match="OUT takes no value"):
+            vp.complete_io(out, 1)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mshv import GuestMemory, HaltIntercept, HvPartitionProperty, Mshv, MshvError, Partition
+from mshv import GuestMemory, HaltIntercept, HvPartitionProperty, Mshv, MshvError, Partition, Vp
 from mshv._abi import lib
 from mshv.testing import assemble, entry_gpa, start_vp
 
@@ -75,20 +75,20 @@ def memory() -> Iterator[GuestMemory]:
 
 def guest_reads(
     pt: Partition, memory: GuestMemory, mode: str, leaves: list[int]
-) -> dict[int, tuple[int, int, int, int]]:
-    """Run guest code that reads ``leaves`` on a new VP 0 of ``pt``; its results by leaf."""
+) -> tuple[Vp, dict[int, tuple[int, int, int, int]]]:
+    """Run guest code that reads ``leaves`` on a new VP 0 of ``pt``; the VP (the partition holds
+    its VPs weakly: keep it to ask it more) and its results by leaf."""
     code = assemble(guest_source(leaves), mode=mode, base=entry_gpa(mode))
     pt.map_memory(memory, 0)
     vp = start_vp(pt, memory, code, mode=mode)
     exit_ = vp.run()
     assert isinstance(exit_, HaltIntercept), exit_
     raw = memory.read(RESULTS, 16 * len(leaves))
-    return {leaf: struct.unpack_from("<4I", raw, 16 * i) for i, leaf in enumerate(leaves)}
+    return vp, {leaf: struct.unpack_from("<4I", raw, 16 * i) for i, leaf in enumerate(leaves)}
 
 
-def hypercall_view(pt: Partition, leaves: list[int]) -> dict[int, tuple[int, int, int, int]]:
-    """HvCallGetVpCpuidValues for ``leaves`` on VP 0."""
-    vp = pt.vps[0]
+def hypercall_view(vp: Vp, leaves: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    """HvCallGetVpCpuidValues for ``leaves`` on ``vp``."""
     return {leaf: tuple(vp.get_cpuid(leaf)) for leaf in leaves}  # type: ignore[misc]
 
 
@@ -103,8 +103,8 @@ def test_qemu_flow_shows_the_microsoft_hypervisor(device, memory, mode):
     CPUID.1:ECX[31], and no KVM leaf; GetVpCpuidValues gives the same for every leaf."""
     leaves = [1, *HV_LEAVES, *BEYOND]
     with new_partition(device, SYNTHETIC_PROC_FEATURES=QEMU_SYNTHETIC) as pt:
-        seen = guest_reads(pt, memory, mode, leaves)
-        assert seen == hypercall_view(pt, leaves)
+        vp, seen = guest_reads(pt, memory, mode, leaves)
+        assert seen == hypercall_view(vp, leaves)
     assert seen[1][2] & lib.HYPERV_HYPERVISOR_PRESENT_BIT
     eax, *signature = seen[0x40000000]
     assert eax == 0x40000006
@@ -124,7 +124,7 @@ def test_qemu_flow_features_are_what_the_guest_can_use(device, memory):
     notify", the host's MAXPHYADDR; 0x40000005: the VP limit."""
     leaves = [0x40000003, 0x40000004, 0x40000005]
     with new_partition(device, SYNTHETIC_PROC_FEATURES=QEMU_SYNTHETIC) as pt:
-        seen = guest_reads(pt, memory, "long", leaves)
+        _vp, seen = guest_reads(pt, memory, "long", leaves)
     eax, ebx, ecx, edx = seen[0x40000003]
     assert eax == (
         lib.HV_MSR_TIME_REF_COUNT_AVAILABLE
@@ -179,8 +179,8 @@ def test_hypervisor_present_without_hv1(device, memory):
     present = 1 << lib.HV_SYNTHETIC_PROC_FEATURE_HYPERVISOR_PRESENT_BIT
     leaves = [0x40000000, 0x40000001]
     with new_partition(device, SYNTHETIC_PROC_FEATURES=present) as pt:
-        seen = guest_reads(pt, memory, "protected", leaves)
-        assert seen == hypercall_view(pt, leaves)
+        vp, seen = guest_reads(pt, memory, "protected", leaves)
+        assert seen == hypercall_view(vp, leaves)
     assert seen[0x40000000] == (0x40000001, *_words(b"Microsoft Hv"))
     assert seen[0x40000001] == (0, 0, 0, 0)
 
@@ -190,8 +190,8 @@ def test_hv1_without_register_privileges(device, memory):
     guest nothing (no register privilege, no frequency MSRs)."""
     leaves = [0x40000000, 0x40000001, 0x40000003]
     with new_partition(device, SYNTHETIC_PROC_FEATURES=PRESENT_HV1) as pt:
-        seen = guest_reads(pt, memory, "long", leaves)
-        assert seen == hypercall_view(pt, leaves)
+        vp, seen = guest_reads(pt, memory, "long", leaves)
+        assert seen == hypercall_view(vp, leaves)
     assert seen[0x40000000][0] == 0x40000006
     assert seen[0x40000001][0] == lib.HYPERV_CPUID_SIGNATURE_EAX
     assert seen[0x40000003] == (0, 0, 0, 0)
@@ -204,8 +204,8 @@ def test_no_synthetic_features_no_hypervisor(device, memory, mode):
     leaves = [1, *HV_LEAVES, 0x40000100]
     with new_partition(device) as pt:
         assert pt.get_property(P.SYNTHETIC_PROC_FEATURES) == 0
-        seen = guest_reads(pt, memory, mode, leaves)
-        assert seen == hypercall_view(pt, leaves)
+        vp, seen = guest_reads(pt, memory, mode, leaves)
+        assert seen == hypercall_view(vp, leaves)
     assert seen[1][2] & lib.HYPERV_HYPERVISOR_PRESENT_BIT == 0
     for leaf in (0x40000000, 0x40000100):
         assert tuple(seen[leaf][1:]) not in (_words(b"KVMKVMKVM\0\0\0"), _words(b"Microsoft Hv"))
@@ -234,11 +234,11 @@ def test_physical_address_width_shows_in_0x80000008(device, memory, mode):
     CPUID 0x80000008 EAX[7:0] says that width, as GetVpCpuidValues does; unset, the host's."""
     host = host_phys_bits(device)
     with new_partition(device, PHYSICAL_ADDRESS_WIDTH=36) as pt:
-        seen = guest_reads(pt, memory, mode, [0x80000008])
-        assert seen == hypercall_view(pt, [0x80000008])
+        vp, seen = guest_reads(pt, memory, mode, [0x80000008])
+        assert seen == hypercall_view(vp, [0x80000008])
     assert seen[0x80000008][0] & 0xFF == 36
     with GuestMemory(MEMORY) as other, new_partition(device) as pt:
-        assert guest_reads(pt, other, mode, [0x80000008])[0x80000008][0] & 0xFF == host
+        assert guest_reads(pt, other, mode, [0x80000008])[1][0x80000008][0] & 0xFF == host
 
 
 def test_physical_address_width_limits_guest_memory(device):

@@ -1,0 +1,220 @@
+"""Bringing a thread back from MSHV_RUN_VP: who runs a VP, interrupt requests, deadlines.
+
+The kernel's RUN_VP returns EINTR when a signal is pending for the thread in it
+(``mshv_run_vp_with_hyp_scheduler``), and the emulator's does the same. So the
+kick is a signal sent to that one thread (``mshv_kick_thread``: tgkill of
+SIGRTMIN, whose handler does nothing and is installed in C without SA_RESTART;
+see build_ext/vp_kick.py). Each VP has one :class:`RunState`, shared by
+``Vp.run`` and the run loops:
+
+* an interrupt request is a word the runner checks before every RUN_VP, so a
+  request made just before the thread enters RUN_VP is not lost, and one made
+  while no run is in progress stops the next run at once;
+* a signal can still land between that check and the ioctl, or (in the
+  emulator) in code of its own between two KVM_RUNs, so a kick is repeated
+  every :data:`KICK_RETRY` seconds until the run noticed it;
+* the runner takes a request under the state's lock, the kicker kicks under it:
+  no kick is sent after the request was taken, so none lands in a later run.
+
+Deadlines (``vp.run(timeout=...)``, ``RunLoop.run(deadline=...)``) are kept by
+one watchdog thread, which kicks a run past its deadline until it ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from typing import Any
+
+from mshv._abi import ffi, lib
+
+__all__ = ["KICK_RETRY", "RunState", "deadline_after", "install", "unwatch", "watch"]
+
+#: Seconds between two kicks of a run that has not come back yet.
+KICK_RETRY = 0.01
+#: Seconds between two looks of :meth:`RunState.interrupt` at whether the run took the request.
+_POLL = 0.0005
+
+_native_id = threading.get_native_id
+_install_lock = threading.Lock()
+_install_problem: str | None = "not installed yet"
+
+
+def install() -> None:
+    """Install the kick's signal handler, once per process (a VP's creation calls it).
+
+    A problem (the signal already has another handler) is kept and raised by
+    :func:`require` when a kick is needed, not here: running VPs does not need it.
+    """
+    global _install_problem
+    if _install_problem is None:
+        return
+    with _install_lock:
+        if _install_problem is None:
+            return
+        try:
+            rc = lib.mshv_kick_install()
+        except RuntimeError as exc:  # the ABI snapshot's stand-in: main thread only
+            _install_problem = str(exc)
+            return
+        signo = lib.mshv_kick_signal()
+        if rc == 0:
+            _install_problem = None
+        elif rc > 0:
+            _install_problem = (
+                f"signal {signo} (SIGRTMIN), which mshv kicks VP threads with, already has a handler "
+                "of the program's own; mshv does not replace it"
+            )
+        else:
+            _install_problem = f"sigaction({signo}) failed: {os.strerror(ffi.errno)}"
+
+
+def require() -> None:
+    """Raise RuntimeError when the kick cannot be sent (see :func:`install`)."""
+    if _install_problem is not None:
+        install()
+        if _install_problem is not None:
+            raise RuntimeError(f"cannot interrupt a running VP: {_install_problem}")
+
+
+def deadline_after(timeout: float) -> float:
+    """The ``time.monotonic()`` deadline ``timeout`` seconds from now (checked: a number >= 0)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not 0 <= timeout < math.inf:
+        raise ValueError(f"timeout must be >= 0 seconds and finite, got {timeout}")
+    return time.monotonic() + timeout
+
+
+class RunState:
+    """One VP's run bookkeeping. It refers to no Vp, so a watchdog or kicker never keeps one alive.
+
+    Attributes:
+        word: ``int[1]``, nonzero while an interrupt is requested and not yet taken; the
+            Cython loop reads it through its address.
+        tid: the kernel thread id of the thread inside a run of the VP, 0 when none.
+        kicks: signals sent to this VP's runs so far (more than one per request means a
+            kick arrived before RUN_VP was entered, or was lost, and was repeated).
+    """
+
+    __slots__ = ("word", "tid", "kicks", "_lock")
+
+    def __init__(self) -> None:
+        self.word: Any = ffi.new("int[1]")
+        self.tid = 0
+        self.kicks = 0
+        self._lock = threading.Lock()
+
+    @property
+    def word_address(self) -> int:
+        """The address of :attr:`word`, for C code."""
+        return int(ffi.cast("uintptr_t", self.word))
+
+    # -- the runner's side -------------------------------------------------------------------
+    def enter(self, what: str) -> None:
+        """Record the calling thread as the one running the VP; refuses a second runner."""
+        me = _native_id()
+        if self.tid:
+            where = "this thread" if self.tid == me else f"thread {self.tid}"
+            raise RuntimeError(f"{what} is already running in {where}")
+        self.tid = me
+
+    def leave(self) -> None:
+        """The run is over: no kick is sent to this thread for it any more."""
+        self.tid = 0
+
+    def take_request(self) -> bool:
+        """Take a pending interrupt request (True), under the lock kicks are sent under."""
+        with self._lock:
+            if self.word[0]:
+                self.word[0] = 0
+                return True
+            return False
+
+    # -- the kicker's side -------------------------------------------------------------------
+    def kick(self) -> None:
+        """Send one kick to the thread in a run of the VP, if there is one (not this thread)."""
+        with self._lock:
+            tid = self.tid
+            if tid and tid != _native_id():
+                lib.mshv_kick_thread(tid)  # ESRCH (the thread is gone) is harmless
+                self.kicks += 1
+
+    def interrupt(self, *, until_left: bool = False) -> None:
+        """Request an interrupt and kick the run in progress until it took the request
+        (``until_left``: until the run is over). Returns at once when no run is in progress
+        (the request then stops the next run) or when the caller is the running thread."""
+        self.word[0] = 1  # before tid is read: a runner entering now sees the request
+        me = _native_id()
+        next_kick = 0.0
+        while True:
+            with self._lock:
+                tid = self.tid
+                if not tid or tid == me:
+                    return
+                if self.word[0]:
+                    now = time.monotonic()
+                    if now >= next_kick:
+                        lib.mshv_kick_thread(tid)
+                        self.kicks += 1
+                        next_kick = now + KICK_RETRY
+                elif not until_left:
+                    return
+            time.sleep(_POLL)
+
+
+class _Watchdog:
+    """One daemon thread that kicks runs past their deadline, every KICK_RETRY, until they end."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._due: dict[RunState, float] = {}
+        self._wake = math.inf  # when the thread looks next
+        self._thread: threading.Thread | None = None
+
+    def watch(self, state: RunState, deadline: float) -> None:
+        with self._cond:
+            self._due[state] = deadline
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="mshv-watchdog", daemon=True)
+                self._thread.start()
+            elif deadline < self._wake:
+                self._cond.notify()
+
+    def unwatch(self, state: RunState) -> None:
+        with self._cond:
+            self._due.pop(state, None)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                late = [state for state, deadline in self._due.items() if deadline <= now]
+                for state in late:
+                    state.kick()
+                later = [deadline for deadline in self._due.values() if deadline > now]
+                self._wake = now + KICK_RETRY if late else min(later, default=math.inf)
+                self._cond.wait(None if self._wake == math.inf else self._wake - now)
+
+    def _forget_thread(self) -> None:  # in a forked child: the thread is not there
+        self._cond = threading.Condition(threading.Lock())
+        self._due.clear()
+        self._wake = math.inf
+        self._thread = None
+
+
+_WATCHDOG = _Watchdog()
+os.register_at_fork(after_in_child=_WATCHDOG._forget_thread)
+
+
+def watch(state: RunState, deadline: float) -> None:
+    """Kick the runs of ``state`` once ``time.monotonic()`` passes ``deadline``, until :func:`unwatch`."""
+    require()
+    _WATCHDOG.watch(state, deadline)
+
+
+def unwatch(state: RunState) -> None:
+    """Stop watching ``state``'s deadline (its run is over)."""
+    _WATCHDOG.unwatch(state)

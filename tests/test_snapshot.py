@@ -3,6 +3,7 @@ snapshot's values, class by class, restore after restore; the file format; refus
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import time
@@ -465,13 +466,18 @@ def test_save_load_round_trip_into_a_new_partition(guest: Guest, tmp_path: Path)
             other.close()
 
 
-def _partition(hv: Mshv, memory: list[tuple[GuestMemory, int, bool]], vps: int, **flags: Any) -> Partition:
-    pt = hv.create_partition(**flags)
-    for mem, gpa, writable in memory:
-        pt.map_memory(mem, gpa, writable=writable)
-    for i in range(vps):
-        pt.create_vp(i)
-    return pt
+@contextlib.contextmanager
+def _partition(
+    hv: Mshv, memory: list[tuple[GuestMemory, int, bool]], vps: int, **flags: Any
+) -> Iterator[Partition]:
+    """A partition with ``memory`` mapped and ``vps`` VPs, held for the block (a partition
+    holds its VPs weakly: a VP nobody keeps is closed)."""
+    with hv.create_partition(**flags) as pt:
+        for mem, gpa, writable in memory:
+            pt.map_memory(mem, gpa, writable=writable)
+        held = [pt.create_vp(i) for i in range(vps)]
+        yield pt
+        del held
 
 
 def test_restore_into_another_layout_is_refused(backend_ready: None) -> None:

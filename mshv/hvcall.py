@@ -8,7 +8,8 @@ partition id over input bytes 0-7, and always writes back ``status`` and
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -18,7 +19,21 @@ from mshv._enums import names_with_prefix
 from mshv._msgread import Reader
 from mshv.errors import HvStatus, MshvError
 
-__all__ = ["PASSTHROUGH_HVCALLS", "HvcallInput", "HvcallResult", "hvcall", "hvcall_name"]
+__all__ = [
+    "IN_AT",
+    "OUT_AT",
+    "PASSTHROUGH_HVCALLS",
+    "REPS_AT",
+    "CallBuffer",
+    "HvcallInput",
+    "HvcallResult",
+    "args_then",
+    "call_failure",
+    "give_buffer",
+    "hvcall",
+    "hvcall_name",
+    "take_buffer",
+]
 
 _MAX_BYTES = lib.MSHV_HV_PAGE_SIZE
 _MIN_INPUT = 8  # the partition id the kernel writes
@@ -102,20 +117,74 @@ class HvcallResult(NamedTuple):
     output: bytes
 
 
-# struct mshv_root_hvcall, packed and read with struct (offsets from the compiler): one
-# bytearray holds it, the input and the output, so a call costs one allocation.
+# A call buffer: struct mshv_root_hvcall at 0, the input after it (8-aligned, as the args
+# are), the output a page later. Calls reuse them through a pool; every call packs the whole
+# argument struct again (status and rsvd zero, the pointers included) before the table call.
 _ARGS = Reader(
     "struct mshv_root_hvcall",
     ["code", "reps", "in_sz", "out_sz", "status", "in_ptr", "out_ptr"],
     size=ffi.sizeof("struct mshv_root_hvcall"),
 )
 _ARGS_SIZE = ffi.sizeof("struct mshv_root_hvcall")
+#: Where a call buffer's input starts (right after its struct mshv_root_hvcall).
+IN_AT: int = -(-_ARGS_SIZE // 8) * 8
+#: Where a call buffer's output starts.
+OUT_AT: int = IN_AT + _MAX_BYTES
 _RESULT = Reader("struct mshv_root_hvcall", ["reps", "status"])  # written back, even on failure
+#: The offset of ``reps`` in struct mshv_root_hvcall (the kernel writes back the reps done).
+REPS_AT: int = ffi.offsetof("struct mshv_root_hvcall", "reps")
 _ROOT_HVCALL = lib.MSHV_ROOT_HVCALL
 _ioctl_raw = _kernel.ioctl_raw
 _STATUS: dict[int, Any] = {int(member): member for member in HvStatus}
 _UINTPTR = ffi.typeof("uintptr_t")
 _tuple_new = tuple.__new__
+
+
+class CallBuffer(NamedTuple):
+    """One reusable call buffer: the bytes, the ``struct mshv_root_hvcall *`` the table call
+    takes, and the addresses of its input (:data:`IN_AT`) and output (:data:`OUT_AT`)."""
+
+    buf: bytearray
+    view: memoryview
+    args: Any
+    in_ptr: int
+    out_ptr: int
+
+
+# Buffers not in use. list.pop and list.append are atomic under the GIL, so a thread whose
+# call runs with the GIL released never shares its buffer with another thread's call.
+_POOL: list[CallBuffer] = []
+
+
+def take_buffer() -> CallBuffer:
+    """A call buffer for this thread's next call; give it back with :func:`give_buffer`."""
+    try:
+        return _POOL.pop()
+    except IndexError:
+        buf = bytearray(OUT_AT + _MAX_BYTES)
+        args = ffi.from_buffer("struct mshv_root_hvcall *", buf)  # keeps buf exported: never resized
+        addr = int(ffi.cast(_UINTPTR, args))
+        values = (buf, memoryview(buf), args, addr + IN_AT, addr + OUT_AT)
+        call: CallBuffer = _tuple_new(CallBuffer, values)
+        return call
+
+
+give_buffer: Callable[[CallBuffer], None] = _POOL.append
+
+
+def args_then(*parts: struct.Struct) -> struct.Struct:
+    """One ``struct.Struct`` that packs a call buffer's struct mshv_root_hvcall (code, reps,
+    in_sz, out_sz, status, in_ptr, out_ptr) and then, from :data:`IN_AT` on, ``parts``
+    one after the other (little-endian formats from :class:`mshv._msgread.Reader`)."""
+    fmt = _ARGS.struct.format + (f"{IN_AT - _ARGS_SIZE}x" if IN_AT > _ARGS_SIZE else "")
+    return struct.Struct(fmt + "".join(part.format.lstrip("<") for part in parts))
+
+
+def call_failure(buf: bytearray, code: int, reps: int, fd_kind: str = "") -> MshvError:
+    """The MshvError of the failed call just made through ``buf`` (its errno, and the status
+    and reps the kernel wrote back)."""
+    done, status = _RESULT.read(buf, 0)
+    return _failure(_kernel.errno(), code, status, done, reps, fd_kind)
 
 
 def hvcall(
@@ -143,18 +212,20 @@ def hvcall(
         raise ValueError(f"hypercall output must be 0..{_MAX_BYTES} bytes, got {output_size}")
     if not 0 <= reps <= 0xFFFF or not 0 <= code <= 0xFFFF:
         raise ValueError(f"code and reps are 16-bit: code={code:#x} reps={reps}")
-    out_at = _ARGS_SIZE + in_size
-    buf = bytearray(out_at + output_size)
-    buf[_ARGS_SIZE:out_at] = data
-    cbuf = ffi.from_buffer(buf)
-    addr = int(ffi.cast(_UINTPTR, cbuf))
-    out_ptr = addr + out_at if output_size else 0
-    _ARGS.struct.pack_into(buf, 0, code, reps, in_size, output_size, 0, addr + _ARGS_SIZE, out_ptr)
-    failed = _ioctl_raw(fd, _ROOT_HVCALL, cbuf) < 0
-    done, status = _RESULT.read(buf, 0)
-    if failed:
-        raise _failure(_kernel.errno(), code, status, done, reps, fd_kind)
+    call = take_buffer()
+    buf = call.buf
+    try:
+        out_ptr = call.out_ptr if output_size else 0
+        _ARGS.struct.pack_into(buf, 0, code, reps, in_size, output_size, 0, call.in_ptr, out_ptr)
+        buf[IN_AT : IN_AT + in_size] = data
+        failed = _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0
+        done, status = _RESULT.read(buf, 0)
+        if failed:
+            raise _failure(_kernel.errno(), code, status, done, reps, fd_kind)
+        output = call.view[OUT_AT : OUT_AT + output_size].tobytes()
+    finally:
+        give_buffer(call)
     member = _STATUS.get(status)
-    values = (HvStatus(status) if member is None else member, done, bytes(buf[out_at:]))
+    values = (HvStatus(status) if member is None else member, done, output)
     result: HvcallResult = _tuple_new(HvcallResult, values)  # skips NamedTuple argument parsing
     return result

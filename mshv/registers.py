@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import array
 import errno
+import struct
 import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from mshv import _kernel
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv._msgread import Reader
 from mshv.errors import MshvError
-from mshv.hvcall import hvcall
+from mshv.hvcall import IN_AT, OUT_AT, REPS_AT, args_then, call_failure, give_buffer, hvcall, take_buffer
 
 if TYPE_CHECKING:
     from mshv.vp import Vp
@@ -33,9 +35,11 @@ __all__ = [
     "Segment",
     "Table",
     "encode_registers",
+    "get_register",
     "get_registers",
     "register",
     "set_encoded_registers",
+    "set_register",
     "set_registers",
 ]
 
@@ -193,6 +197,9 @@ class RegisterAttributes:
         return f"<RegisterAttributes of {self._vp!r}>"
 
 
+_INT = "int"
+
+
 def _kind_of(name: str) -> str:
     if name in _SEGMENTS:
         return "segment"
@@ -200,7 +207,7 @@ def _kind_of(name: str) -> str:
         return "table"
     if name in _WIDE or name.startswith(_WIDE_PREFIXES):
         return "wide"
-    return "int"
+    return _INT
 
 
 # Every register's value kind, by name; names made up for unknown numbers are added as met.
@@ -217,7 +224,7 @@ def _kind(name: str) -> str:
 # The value layouts (union hv_register_value, 16 bytes) by kind, and the same inside a
 # struct hv_register_assoc after its name: offsets from the compiler, packed with struct.
 _VALUE_FIELDS = {
-    "int": ["reg64"],
+    _INT: ["reg64"],
     "wide": ["reg128.low_part", "reg128.high_part"],
     "segment": [f"segment.{f}" for f in ("base", "limit", "selector", "attributes")],
     "table": ["table.limit", "table.base"],
@@ -250,10 +257,10 @@ if sys.byteorder != "little":  # the hypercall ABI is x86-64's
     raise ImportError("mshv.registers packs hypercall inputs little-endian; this host is not")
 
 
-def _decode(name: str, out: bytes, offset: int) -> RegisterValue:
+def _decode(name: str, out: bytes | bytearray, offset: int) -> RegisterValue:
     kind = _kind(name)
     values = _VALUE[kind].unpack_from(out, offset)
-    if kind == "int":
+    if kind == _INT:
         value: int = values[0]
         return value
     if kind == "segment":
@@ -265,29 +272,32 @@ def _decode(name: str, out: bytes, offset: int) -> RegisterValue:
     return wide
 
 
-def _encode(name: str, number: int, value: RegisterValue) -> bytes:
-    """One struct hv_register_assoc for ``value``, after checking its type and range."""
-    kind = _kind(name)
+def _fields(name: str, kind: str, value: RegisterValue) -> tuple[int, ...]:
+    """The fields :data:`_ASSOC` packs for ``value`` after the name, after checking its type
+    and range."""
     if kind == "segment":
         if not isinstance(value, Segment):
             raise TypeError(f"{name} takes a Segment, not {type(value).__name__}")
-        data: bytes = _ASSOC["segment"].pack(number, *value)
-        return data
+        return value
     if kind == "table":
         if not isinstance(value, Table):
             raise TypeError(f"{name} takes a Table, not {type(value).__name__}")
-        data = _ASSOC["table"].pack(number, value.limit, value.base)
-        return data
+        return value.limit, value.base
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} takes an int, not {type(value).__name__}")
     if kind == "wide":
         if not 0 <= value < 1 << 128:
             raise ValueError(f"{name} is 128 bits: {value:#x} does not fit")
-        data = _ASSOC["wide"].pack(number, value & _MASK64, value >> 64)
-        return data
+        return value & _MASK64, value >> 64
     if not 0 <= value <= _MASK64:
         raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
-    data = _ASSOC["int"].pack(number, value)
+    return (value,)
+
+
+def _encode(name: str, number: int, value: RegisterValue) -> bytes:
+    """One struct hv_register_assoc for ``value``, after checking its type and range."""
+    kind = _kind(name)
+    data: bytes = _ASSOC[kind].pack(number, *_fields(name, kind, value))
     return data
 
 
@@ -308,23 +318,133 @@ def _batch_error(exc: MshvError, names: list[str], first: int, total: int, vp_in
     return new
 
 
+# -- the calls ---------------------------------------------------------------------------------
+# Every known register by name and by number: (name, number, value kind). Only a key of exactly
+# str or int is looked up here (a bool or a float equal to a register number is not one, and
+# register() refuses it); anything else, and names in other cases, go through register().
+_SPEC: dict[str | int, tuple[str, int, str]] = {
+    name: (name, number, _KIND[name]) for name, number in _BY_NAME.values()
+}
+_SPEC.update({number: (name, number, _KIND[name]) for number, (name, _) in _BY_NUMBER.items()})
+
+
+def _resolve(key: str | int) -> tuple[str, int, str]:
+    name, number = register(key)
+    return name, number, _kind(name)
+
+
+# A call buffer's layout (mshv.hvcall): struct mshv_root_hvcall, then the input from IN_AT on
+# (the header up to its array, then the array), the output from OUT_AT on. The single-register
+# calls pack the arguments, the header and the one element with one struct.
+_GET_NAMES_AT = IN_AT + ffi.offsetof("struct hv_input_get_vp_registers", "names")
+_SET_ELEMENTS_AT = IN_AT + ffi.offsetof("struct hv_input_set_vp_registers", "elements")
+_NAME_SIZE = ffi.sizeof("__u32")
+_GET_CALL = args_then(_GET_HEADER)
+_GET_ONE = args_then(_GET_HEADER, struct.Struct("<" + _U32))
+_GET_ONE_IN = _GET_NAMES_AT - IN_AT + _NAME_SIZE
+_SET_CALL = args_then(_SET_HEADER)
+_SET_ONE = {kind: args_then(_SET_HEADER, assoc) for kind, assoc in _ASSOC.items()}
+_SET_ONE_IN = _SET_ELEMENTS_AT - IN_AT + _ASSOC_SIZE
+_SET_ONE_INT = _SET_ONE[_INT].pack_into
+_REPS = struct.Struct("<H").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_ioctl_raw = _kernel.ioctl_raw
+_ROOT_HVCALL = lib.MSHV_ROOT_HVCALL
+
+
+# HvCallGetVpRegisters/HvCallSetVpRegisters are synchronous in the hypervisor, but the table
+# call still runs with the GIL released (cffi's default): on a VP fd the kernel first takes
+# the VP's mutex (mshv_vp_ioctl), which MSHV_RUN_VP holds for a whole run, so a register call
+# from another thread waits for that run to return, and must not hold up Python meanwhile.
+def get_register(fd: int, vp_index: int, key: str | int) -> tuple[str, RegisterValue]:
+    """Read one register of VP ``vp_index``: (its lower-case name, its value).
+
+    One HvCallGetVpRegisters through MSHV_ROOT_HVCALL, packed into a reused call buffer.
+    """
+    cls = key.__class__
+    spec = _SPEC.get(key) if cls is str or cls is int else None
+    name, number, kind = _resolve(key) if spec is None else spec
+    call = take_buffer()
+    buf = call.buf
+    try:
+        _GET_ONE.pack_into(buf, 0, _HVCALL_GET, 1, _GET_ONE_IN, _VALUE_SIZE, 0, call.in_ptr, call.out_ptr,
+                           vp_index, number)  # fmt: skip
+        if _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0:
+            raise _batch_error(call_failure(buf, _HVCALL_GET, 1), [name], 0, 1, vp_index)
+        done = _REPS(buf, REPS_AT)[0]
+        if done != 1:
+            _check_reps(done, 1, "HvCallGetVpRegisters", [name])
+        value = _U64(buf, OUT_AT)[0] if kind == _INT else _decode(name, buf, OUT_AT)
+    finally:
+        give_buffer(call)
+    return name, value
+
+
+def set_register(fd: int, vp_index: int, key: str | int, value: RegisterValue) -> None:
+    """Write one register of VP ``vp_index`` (the value checked first).
+
+    One HvCallSetVpRegisters through MSHV_ROOT_HVCALL, packed into a reused call buffer.
+    """
+    cls = key.__class__
+    spec = _SPEC.get(key) if cls is str or cls is int else None
+    name, number, kind = _resolve(key) if spec is None else spec
+    plain = kind == _INT and value.__class__ is int
+    if plain and not 0 <= value <= _MASK64:  # type: ignore[operator]
+        raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
+    fields = (value,) if plain else _fields(name, kind, value)
+    call = take_buffer()
+    buf = call.buf
+    try:
+        _SET_ONE[kind].pack_into(buf, 0, _HVCALL_SET, 1, _SET_ONE_IN, 0, 0, call.in_ptr, 0, vp_index, number,
+                                 *fields)  # fmt: skip
+        if _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0:
+            raise _batch_error(call_failure(buf, _HVCALL_SET, 1), [name], 0, 1, vp_index)
+        done = _REPS(buf, REPS_AT)[0]
+        if done != 1:
+            _check_reps(done, 1, "HvCallSetVpRegisters", [name])
+    finally:
+        give_buffer(call)
+
+
+def _specs(keys: Iterable[str | int]) -> list[tuple[str, int, str]]:
+    specs = []
+    for key in keys:
+        cls = key.__class__
+        spec = _SPEC.get(key) if cls is str or cls is int else None
+        specs.append(_resolve(key) if spec is None else spec)
+    return specs
+
+
 def get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict[str, RegisterValue]:
     """Read registers of VP ``vp_index`` (HvCallGetVpRegisters through MSHV_ROOT_HVCALL)."""
-    resolved = [register(n) for n in names]
+    if (names.__class__ is list or names.__class__ is tuple) and len(names) == 1:
+        name, value = get_register(fd, vp_index, names[0])
+        return {name: value}
+    specs = _specs(names)
+    total = len(specs)
     result: dict[str, RegisterValue] = {}
-    for start in range(0, len(resolved), _GET_MAX):
-        chunk = resolved[start : start + _GET_MAX] if len(resolved) > _GET_MAX else resolved
-        count = len(chunk)
-        data = _GET_HEADER.pack(vp_index) + array.array(_U32, [number for _, number in chunk]).tobytes()
-        try:
-            res = hvcall(fd, _HVCALL_GET, data, _VALUE_SIZE * count, reps=count)
-        except MshvError as exc:
-            raise _batch_error(exc, [n for n, _ in chunk], start, len(resolved), vp_index) from None
-        if res.reps != count:
-            _check_reps(res.reps, count, "HvCallGetVpRegisters", [n for n, _ in chunk])
-        out = res.output
-        for i, (name, _) in enumerate(chunk):
-            result[name] = _decode(name, out, i * _VALUE_SIZE)
+    call = take_buffer()
+    buf = call.buf
+    try:
+        for start in range(0, total, _GET_MAX):
+            chunk = specs[start : start + _GET_MAX] if total > _GET_MAX else specs
+            count = len(chunk)
+            in_size = _GET_NAMES_AT - IN_AT + _NAME_SIZE * count
+            _GET_CALL.pack_into(buf, 0, _HVCALL_GET, count, in_size, _VALUE_SIZE * count, 0, call.in_ptr,
+                                call.out_ptr, vp_index)  # fmt: skip
+            struct.pack_into(f"<{count}{_U32}", buf, _GET_NAMES_AT, *[number for _, number, _ in chunk])
+            if _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0:
+                exc = call_failure(buf, _HVCALL_GET, count)
+                raise _batch_error(exc, [n for n, _, _ in chunk], start, total, vp_index)
+            done = _REPS(buf, REPS_AT)[0]
+            if done != count:
+                _check_reps(done, count, "HvCallGetVpRegisters", [n for n, _, _ in chunk])
+            # every value's low 64 bits at once: an int register is just that
+            words = struct.unpack_from(f"<{2 * count}Q", buf, OUT_AT)
+            for i, (name, _, kind) in enumerate(chunk):
+                result[name] = words[2 * i] if kind == _INT else _decode(name, buf, OUT_AT + i * _VALUE_SIZE)
+    finally:
+        give_buffer(call)
     return result
 
 
@@ -374,4 +494,32 @@ def set_registers(fd: int, vp_index: int, values: Mapping[str | int, RegisterVal
 
     Every value is validated before the first hypercall, so bad input changes nothing.
     """
-    set_encoded_registers(fd, encode_registers(vp_index, values))
+    if values.__class__ is dict and len(values) == 1:
+        for key, value in values.items():
+            set_register(fd, vp_index, key, value)
+        return
+    specs = _specs(values)
+    total = len(specs)
+    elements = bytearray(_ASSOC_SIZE * total)
+    for i, ((name, number, kind), value) in enumerate(zip(specs, values.values(), strict=True)):
+        _ASSOC[kind].pack_into(elements, i * _ASSOC_SIZE, number, *_fields(name, kind, value))
+    view = memoryview(elements)
+    call = take_buffer()
+    buf = call.buf
+    try:
+        for start in range(0, total, _SET_MAX):
+            count = min(_SET_MAX, total - start)
+            in_size = _SET_ELEMENTS_AT - IN_AT + _ASSOC_SIZE * count
+            _SET_CALL.pack_into(buf, 0, _HVCALL_SET, count, in_size, 0, 0, call.in_ptr, 0, vp_index)
+            buf[_SET_ELEMENTS_AT : IN_AT + in_size] = view[
+                start * _ASSOC_SIZE : (start + count) * _ASSOC_SIZE
+            ]
+            failed = _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0
+            done = _REPS(buf, REPS_AT)[0]
+            if failed or done != count:
+                names = [name for name, _, _ in specs[start : start + count]]
+                if failed:
+                    raise _batch_error(call_failure(buf, _HVCALL_SET, count), names, start, total, vp_index)
+                _check_reps(done, count, "HvCallSetVpRegisters", names)
+    finally:
+        give_buffer(call)

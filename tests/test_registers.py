@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mshv import Segment, Table, Vp
+from mshv._abi import lib
 from mshv.registers import _BY_NAME, register
 from mshv.testing import assemble, partition_with_one_vp
 
@@ -175,3 +176,115 @@ def test_a_failing_batch_names_the_register(vp: Vp) -> None:
     with pytest.raises(MshvError) as info:  # in the second chunk of 256: counted from the batch's start
         vp.get_registers(["rax"] * 300 + [0x7FFF_FFF0])
     assert "300 of 301 done" in str(info.value), str(info.value)
+
+
+# -- one register per call (the fast path of get_registers/set_registers, reg_read/reg_write) --
+ONE_OF_EACH_KIND = [
+    ("rax", 0xFEDC_BA98_7654_3210),
+    ("xmm5", (0x1122_3344_5566_7788 << 64) | 0x99AA_BBCC_DDEE_FF00),
+    ("fs", Segment(base=0x12340, limit=0xFFFF, selector=0x1234, attributes=0x93)),
+    ("gdtr", Table(base=0xFFFF_8000_0000_1000 & 0xFFFF_FFFF, limit=0x7F)),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ONE_OF_EACH_KIND, ids=[n for n, _ in ONE_OF_EACH_KIND])
+def test_one_register_of_each_kind_round_trips_alone(vp: Vp, name: str, value: object) -> None:
+    from mshv import HvRegister
+
+    number = int(HvRegister[name.upper()])
+    vp.set_registers({name: value})  # type: ignore[dict-item]
+    assert vp.get_registers([name]) == {name: value}
+    assert vp.reg_read(name) == value
+    for key in (number, HvRegister[name.upper()], name.upper()):  # by number, enum member, other case
+        assert vp.get_registers([key]) == {name: value}
+        assert vp.reg_read(key) == value
+    vp.reg_write(number, value)  # type: ignore[arg-type]
+    assert vp.get_registers((name,)) == {name: value}
+
+
+@pytest.mark.parametrize("key", [True, 1.0, b"rax", None, ("rax",)], ids=repr)
+def test_one_register_keys_that_name_no_register_are_value_errors(vp: Vp, key: object) -> None:
+    """A bool or float equal to a register number is no register name (register() refuses it)."""
+    with pytest.raises(ValueError):
+        vp.get_registers([key])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        vp.reg_read(key)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        vp.reg_write(key, 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "error"),
+    [
+        ("rbx", -1, ValueError), ("rbx", 1 << 64, ValueError), ("rbx", True, TypeError),
+        ("rbx", 1.0, TypeError), ("rbx", Segment(), TypeError), ("xmm1", 1 << 128, ValueError),
+        ("xmm1", -1, ValueError), ("fs", 0, TypeError), ("gdtr", Segment(), TypeError),
+    ],
+)  # fmt: skip
+def test_one_bad_value_changes_nothing(vp: Vp, name: str, bad: object, error: type[Exception]) -> None:
+    before = vp.reg_read(name)
+    with pytest.raises(error):
+        vp.set_registers({name: bad})  # type: ignore[dict-item]
+    with pytest.raises(error):
+        vp.reg_write(name, bad)  # type: ignore[arg-type]
+    assert vp.reg_read(name) == before
+
+
+def test_a_failing_single_register_is_named(vp: Vp) -> None:
+    from mshv import HvStatus, MshvError
+
+    with pytest.raises(MshvError) as info:
+        vp.reg_read(0x7FFF_FFF0)
+    assert info.value.hv_status == HvStatus.INVALID_PARAMETER and info.value.reps_done == 0
+    assert "register unknown_0x7ffffff0 on VP 0: 0 of 1 done" in str(info.value), str(info.value)
+    with pytest.raises(MshvError) as info:
+        vp.set_registers({"cr0": 1 << 40})
+    assert "register cr0 on VP 0: 0 of 1 done" in str(info.value), str(info.value)
+
+
+def test_reused_call_buffers_are_refilled_whole(vp: Vp) -> None:
+    """Calls reuse buffers (mshv.hvcall's pool): every byte a call sends is written again, so
+    garbage left in a buffer (here: all ones) reaches no reserved field the kernel checks."""
+    from mshv import hvcall
+
+    calls = [hvcall.take_buffer() for _ in range(4)]
+    for call in calls:
+        call.buf[:] = b"\xff" * len(call.buf)
+        hvcall.give_buffer(call)
+    vp.set_registers({"rax": 1, "rbx": 2})
+    vp.set_registers({"rcx": 3})
+    assert vp.get_registers(["rax", "rbx", "rcx"]) == {"rax": 1, "rbx": 2, "rcx": 3}
+    assert vp.reg_read("rbx") == 2
+    assert vp.partition.get_property(lib.HV_PARTITION_PROPERTY_PROCESSOR_VENDOR) >= 0
+
+
+def test_threads_reading_registers_at_once_each_see_their_own(vp: Vp) -> None:
+    """Four threads write and read their own VP's registers at the same time: the call buffers
+    they share a pool of are never in two calls at once (the GIL is released during each)."""
+    import threading
+
+    partition = vp.partition
+    vps = [partition.create_vp(i) for i in range(1, 5)]
+    errors: list[BaseException] = []
+
+    def drive(index: int) -> None:
+        target = vps[index]
+        try:
+            for n in range(300):
+                value = (index << 32) | n
+                target.reg_write("r9", value)
+                assert target.reg_read("r9") == value
+                target.set_registers({"r10": value, "r11": ~value & 0xFFFF_FFFF_FFFF_FFFF})
+                assert target.get_registers(["r10", "r11"]) == {
+                    "r10": value,
+                    "r11": ~value & 0xFFFF_FFFF_FFFF_FFFF,
+                }
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(len(vps))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[0]

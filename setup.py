@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from build_ext.emulator import emulator_extension  # noqa: E402
 from build_ext.nocc import SnapshotBuildPy, probe_toolchain  # noqa: E402
-from build_ext.runloop import RunloopBuildExt, runloop_extension  # noqa: E402
+from build_ext.runloop import RunloopBuildExt, native_extension, runloop_extension  # noqa: E402
 
 
 def _extensions(python_headers: bool) -> list:
@@ -28,6 +28,7 @@ def _extensions(python_headers: bool) -> list:
         exts.append(emulator)
     if python_headers:
         exts.append(runloop_extension())  # optional: without it, the pure-Python loop is used
+        exts.append(native_extension())  # optional: without it, Partition maps in Python
     return exts
 
 

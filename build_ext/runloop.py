@@ -1,13 +1,14 @@
-"""The Cython run loop ``mshv._runloop``: an optional extension.
+"""The Cython extensions ``mshv._runloop`` (the run loop) and ``mshv._native``
+(map/unmap in C): both optional.
 
-``runloop_extension()`` returns the Extension for ``mshv/_runloop.pyx``. It is
-compiled against the same ``<linux/mshv.h>`` as ``mshv._abi`` (see
+``runloop_extension()`` and ``native_extension()`` return their Extensions. Each
+is compiled against the same ``<linux/mshv.h>`` as ``mshv._abi`` (see
 ``header_choice``), ``mshv_hvdefs.h``, and a header holding the kernel table
 struct, written at build time from ``kernel_table.INCLUDES`` so the layout is
 declared once.
 
-``RunloopBuildExt`` builds it when it can: without Cython or a C compiler the
-build goes on without it, and ``mshv.runloop`` uses its pure-Python twin.
+``RunloopBuildExt`` builds them when it can: without Cython or a C compiler the
+build goes on without them, and the package uses their pure-Python twins.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from build_ext.emulator import EmulatorBuildExt
 
 ROOT = Path(__file__).resolve().parent.parent
 EXT_NAME = "mshv._runloop"
+NATIVE_EXT_NAME = "mshv._native"
+# What the package uses when an extension is not built.
+_TWINS = {
+    EXT_NAME: "mshv.runloop will use its pure-Python loop",
+    NATIVE_EXT_NAME: "mshv.partition maps in Python",
+}
 TABLE_HEADER = "mshv_kernel_table.h"
 CFLAGS = ["-std=gnu11", "-O2", "-Wno-unused-function", "-Wno-address-of-packed-member"]
 
@@ -39,17 +46,27 @@ def _uapi_include_dirs() -> list[str]:
     return list(header_choice.choose_uapi_header(uapi.TYPES).include_dirs)
 
 
-def runloop_extension() -> Extension:
-    """Return the (optional) Extension for the Cython run loop."""
+def _cython_extension(name: str) -> Extension:
     include = ROOT / "ioctl_defs" / "include"
+    source = "mshv/" + name.rpartition(".")[2]
     return Extension(
-        EXT_NAME,
-        sources=["mshv/_runloop.pyx"],
+        name,
+        sources=[f"{source}.pyx"],
         include_dirs=_uapi_include_dirs() + [str(include)],
         extra_compile_args=CFLAGS + ["-idirafter", str(include / "fallback")],
-        depends=["mshv/_runloop.pxd", "build_ext/kernel_table.py"],
+        depends=[f"{source}.pxd", "build_ext/kernel_table.py"],
         optional=True,
     )
+
+
+def runloop_extension() -> Extension:
+    """Return the (optional) Extension for the Cython run loop."""
+    return _cython_extension(EXT_NAME)
+
+
+def native_extension() -> Extension:
+    """Return the (optional) Extension for map/unmap in C (``mshv._native``)."""
+    return _cython_extension(NATIVE_EXT_NAME)
 
 
 def kernel_table_header() -> str:
@@ -65,16 +82,16 @@ def kernel_table_header() -> str:
 
 
 class RunloopBuildExt(EmulatorBuildExt):
-    """build_ext that builds ``mshv._runloop`` if it can and goes on without it if not."""
+    """build_ext that builds the Cython extensions if it can and goes on without them if not."""
 
     def build_extension(self, ext: Extension) -> None:
-        if ext.name != EXT_NAME:
+        if ext.name not in _TWINS:
             super().build_extension(ext)
             return
         try:
             self._build_runloop(ext)
         except (ImportError, CCompilerError, CompileError, LinkError, BaseError, OSError) as exc:
-            self.warn(f"{EXT_NAME} not built ({exc}); mshv.runloop will use its pure-Python loop")
+            self.warn(f"{ext.name} not built ({exc}); {_TWINS[ext.name]}")
 
     def _build_runloop(self, ext: Extension) -> None:
         from Cython.Build import cythonize  # ImportError: no Cython, no extension

@@ -157,6 +157,16 @@ class Partition(FdOwner):
         Wraps MSHV_SET_GUEST_MEMORY. Alignment, bounds and overlap with this
         partition's regions are checked before the kernel sees the request.
         """
+        if _memory_calls is not None:  # the same, in C (mshv._native)
+            region: MemoryRegion = _memory_calls.map(self, memory, gpa, size, offset, writable, executable)
+            return region
+        return self._map_memory(memory, gpa, size, offset, writable, executable)
+
+    def _map_memory(
+        self, memory: GuestMemory, gpa: int, size: int | None, offset: int, writable: bool, executable: bool
+    ) -> MemoryRegion:
+        """map_memory in Python (the twin of ``mshv._native.MemoryCalls.map``, which hands it
+        every call it does not take itself)."""
         fd = self._live()
         if not isinstance(memory, GuestMemory):
             raise TypeError(
@@ -187,7 +197,7 @@ class Partition(FdOwner):
         try:
             flags = (_WRITABLE if writable else 0) | (_EXECUTABLE if executable else 0)
             if _set_guest_memory(fd, size, gpa // PAGE_SIZE, hva, flags) < 0:
-                raise _memory_error("map", gpa, size)
+                raise _memory_error("map", gpa, size, _kernel.errno())
         except BaseException:
             memory._release()
             raise
@@ -199,12 +209,19 @@ class Partition(FdOwner):
 
     def unmap_memory(self, region: MemoryRegion) -> None:
         """Unmap a region made by :meth:`map_memory` (MSHV_SET_GUEST_MEMORY with UNMAP)."""
+        if _memory_calls is not None:  # the same, in C (mshv._native)
+            _memory_calls.unmap(self, region)
+            return
+        self._unmap_memory(region)
+
+    def _unmap_memory(self, region: MemoryRegion) -> None:
+        """unmap_memory in Python (the twin of ``mshv._native.MemoryCalls.unmap``)."""
         fd = self._live()
         if region not in self._regions:
             raise ValueError(f"{region!r} is not mapped in this partition")
         memory, gpa, size, _offset, _writable, _executable, hva = region
         if _set_guest_memory(fd, size, gpa // PAGE_SIZE, hva, _UNMAP) < 0:
-            raise _memory_error("unmap", gpa, size)
+            raise _memory_error("unmap", gpa, size, _kernel.errno())
         self._regions.remove(region)
         memory._release()
 
@@ -307,6 +324,22 @@ def _get_property(fd: int, code: int) -> int:
     return int(struct.unpack_from("<Q", res.output)[0])
 
 
-def _memory_error(what: str, gpa: int, size: int) -> MshvError:
-    """The MshvError of a failed MSHV_SET_GUEST_MEMORY (errno of the call just made)."""
-    return MshvError(_kernel.errno(), "MSHV_SET_GUEST_MEMORY", details=f"{what} gpa={gpa:#x} size={size:#x}")
+def _memory_error(what: str, gpa: int, size: int, err: int) -> MshvError:
+    """The MshvError of a failed MSHV_SET_GUEST_MEMORY."""
+    return MshvError(err, "MSHV_SET_GUEST_MEMORY", details=f"{what} gpa={gpa:#x} size={size:#x}")
+
+
+def _native_memory_calls() -> Any:
+    """Map and unmap in C (``mshv._native``) when the extension was built, else None."""
+    try:
+        from mshv._native import MemoryCalls
+
+        table = int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))
+    except (ImportError, NotImplementedError):  # not built, or the snapshot ABI (no C table)
+        return None
+    return MemoryCalls(
+        table, GuestMemory, MemoryRegion, Partition._map_memory, Partition._unmap_memory, _memory_error
+    )
+
+
+_memory_calls = _native_memory_calls()

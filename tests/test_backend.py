@@ -27,6 +27,7 @@ API_TEST_MODULES = [
     "test_memory.py",
     "test_mmio_string.py",
     "test_modes.py",
+    "test_native.py",
     "test_partition.py",
     "test_registers.py",
     "test_runloop.py",

@@ -24,7 +24,7 @@ from mshv import abi, backend
 ROOT = Path(__file__).resolve().parent.parent
 NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.so", "*.o", "*_cache", ".benchmarks",
-    "_abi.c", "_runloop.c",
+    "_abi.c", "_runloop.c", "_native.c",
 )  # fmt: skip
 NO_COMPILER = {"CC": "/bin/false", "CXX": "/bin/false", "LDSHARED": "/bin/false"}
 
@@ -44,6 +44,8 @@ with partition_with_one_vp(code, lapic=False) as (pt, vp, mem), RunLoop(vp) as l
     result = loop.run()
     print(abi.abi_build(), mshv._abi.__file__, native_available(), loop.native)
     print(result.reason, result.exits, bytes(console.output), ticks.count)
+    from mshv import partition
+    print("maps in", "C" if partition._memory_calls else "Python")
 """
 
 
@@ -64,6 +66,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for part in (
         "mshv._abi (cffi API mode) is not compiled",
         "mshv._runloop (Cython) is not compiled",
+        "mshv._native (Cython) is not compiled",
         "mshv/libmshv_emu.so (the /dev/mshv emulator) is not built",
     ):
         assert output.count(f"WARNING: python-mshv: {part} (no working C compiler") == 1, output
@@ -126,7 +129,7 @@ def test_runloop_is_the_python_twin_and_runs_a_guest(installed: Path, backend_re
     build, abi_file, native_built, native_used = proc.stdout.splitlines()[0].split()
     assert (build, native_built, native_used) == ("snapshot", "False", "False")
     assert Path(abi_file) == installed / "mshv" / "_abi.py"
-    assert proc.stdout.splitlines()[1] == "halt 9 b'AAA' 5"
+    assert proc.stdout.splitlines()[1:] == ["halt 9 b'AAA' 5", "maps in Python"]
 
 
 INTERRUPT_SCRIPT = """

@@ -16,7 +16,7 @@ import os
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +191,8 @@ class InProcessC:
             "long long bench_exits_ns(void *table, int vp_fd, void *register_page, int kind, int n);"
             "long long bench_touch_ns(void *table, int pt_fd, int vp_fd, void *register_page,"
             " unsigned long long gpa, unsigned long long size);"
+            "long long bench_regs_ns(void *table, int fd, unsigned int vp_index, int set,"
+            " const unsigned int *names, void *values, int n);"
         )
         self._lib = self._ffi.dlopen(str(compile_c("inproc", shared=True)))
         self._table = self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", abi_lib.mshv_kernel_table())))
@@ -215,6 +217,23 @@ class InProcessC:
         if ns < 0:
             raise OSError(-ns, f"C first touch of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
         return ns
+
+    def regs(self, vp: Vp, names: list[int]) -> Callable[[str], int]:
+        """``timer(op)``: ns for one batch of ``names`` on ``vp``, read ("get") or written back
+        ("set": the values read when the timer was made), timed in C."""
+        count = len(names)
+        c_names = self._ffi.new("unsigned int[]", names)
+        values = self._ffi.new("unsigned char[]", 16 * count)  # union hv_register_value[count]
+
+        def timer(op: str) -> int:
+            set_ = op == "set"
+            ns = int(self._lib.bench_regs_ns(self._table, vp.fd, vp.index, set_, c_names, values, count))
+            if ns < 0:
+                raise OSError(-ns, f"C register {op} of {count} names: {os.strerror(-ns)}")
+            return ns
+
+        timer("get")
+        return timer
 
     def _page(self, vp: Vp) -> Any:
         page = vp.register_page

@@ -4,7 +4,9 @@ The names are every register the backend reads (and, for set, writes back)
 on a fresh VP, in HV_X64_REGISTER_* order, repeated to fill 200 when there
 are fewer; Python goes through ``Vp.get_registers``/``set_registers`` (which
 chunk by the hypercall limits), C through MSHV_ROOT_HVCALL with the same
-names and the same chunking.
+names and the same chunking. The ratio is to C doing the same on the same VP
+in this process, one C round right before each Python round
+(bench/c/inproc.c); the separate C client stays in the table.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from _support import QUICK, CBaselines, record
+from _support import QUICK, CBaselines, InProcessC, paired_c, record
 
 from mshv import HvRegister, Mshv, MshvError, Vp
 
@@ -59,11 +61,21 @@ def bench_registers(benchmark: Any, op: str, count: int, cbase: CBaselines) -> N
     with Mshv() as hv, hv.create_partition(lapic=False) as pt:
         vp = pt.create_vp(0)
         names = list(itertools.islice(itertools.cycle(_usable(vp, op == "set")), count))
-        c = cbase.get(f"c_regs_{op}_{count}", ["regs", op, str(rounds), *map(hex, names)])
+        client = cbase.get(f"c_regs_{op}_{count}", ["regs", op, str(rounds), *map(hex, names)])
+        c_timer = InProcessC().regs(vp, names)
+        c_samples: list[float] = []
+
+        def c_round() -> None:  # untimed by pytest-benchmark: timed in C
+            c_samples.append(float(c_timer(op)))
+
         if op == "get":
-            benchmark.pedantic(vp.get_registers, args=(names,), rounds=rounds, warmup_rounds=1)
+            call: Any = vp.get_registers
+            arg: Any = names
         else:
-            values = _Batch(names, vp.get_registers(names))
-            benchmark.pedantic(vp.set_registers, args=(values,), rounds=rounds, warmup_rounds=1)
+            call, arg = vp.set_registers, _Batch(names, vp.get_registers(names))
+        benchmark.pedantic(call, args=(arg,), setup=c_round, rounds=rounds, warmup_rounds=1)
+    c = paired_c(f"c_inproc_regs_{op}_{count}", "call", c_samples, rounds)
+    cbase.results[c.case] = c
     record(benchmark, case=f"regs_{op}_{count}", group=f"regs_{op}", impl="python", unit="call", per=1, c=c,
-           count=count)  # fmt: skip
+           paired=True, count=count)  # fmt: skip
+    benchmark.extra_info["ratio_to_c_client"] = benchmark.extra_info["median_ns"] / client.median_ns

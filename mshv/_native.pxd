@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The contract of mshv._native: C declarations (no numbers) and the state of its call objects."""
 
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 # -- the kernel table (struct written at build time from build_ext/kernel_table.py) ----------
 cdef extern from "mshv_kernel_table.h" nogil:
@@ -19,11 +19,61 @@ cdef extern from "linux/mshv.h" nogil:
     int MSHV_SET_MEM_BIT_UNMAP
     int MSHV_HV_PAGE_SIZE
 
+    unsigned long MSHV_ROOT_HVCALL
+
     struct mshv_user_mem_region:
         uint64_t size
         uint64_t guest_pfn
         uint64_t userspace_addr
         uint8_t flags
+
+    struct mshv_root_hvcall:
+        uint16_t code
+        uint16_t reps
+        uint16_t in_sz
+        uint16_t out_sz
+        uint16_t status
+        uint64_t in_ptr
+        uint64_t out_ptr
+
+# -- Hyper-V definitions (ioctl_defs/include/mshv_hvdefs.h) ----------------------------------
+cdef extern from "mshv_hvdefs.h" nogil:
+    uint16_t HVCALL_GET_VP_REGISTERS
+    uint16_t HVCALL_SET_VP_REGISTERS
+    int HV_GET_VP_REGISTERS_BATCH_MAX
+    int HV_SET_VP_REGISTERS_BATCH_MAX
+
+    struct hv_u128:
+        uint64_t low_part
+        uint64_t high_part
+
+    struct hv_x64_segment_register:
+        uint64_t base
+        uint32_t limit
+        uint16_t selector
+        uint16_t attributes
+
+    struct hv_x64_table_register:
+        uint16_t limit
+        uint64_t base
+
+    union hv_register_value:
+        hv_u128 reg128
+        uint64_t reg64
+        hv_x64_segment_register segment
+        hv_x64_table_register table
+
+    struct hv_register_assoc:
+        uint32_t name
+        hv_register_value value
+
+    struct hv_input_get_vp_registers:
+        uint32_t vp_index
+        uint32_t names[1]         # a flexible array in C
+
+    struct hv_input_set_vp_registers:
+        uint32_t vp_index
+        hv_register_assoc elements[1]  # a flexible array in C
 
 
 cdef class MemoryCalls:
@@ -36,3 +86,17 @@ cdef class MemoryCalls:
 
     cdef int _set_guest_memory(self, int fd, uint64_t size, uint64_t gpa, uint64_t hva, uint8_t flags,
                                int *err) noexcept
+
+
+cdef class RegisterCalls:
+    cdef mshv_kernel_table *_table
+    cdef dict _spec          # mshv.registers._SPEC: {name or number: (name, number, kind)}
+    cdef object _resolve     # mshv.registers._resolve(key) -> (name, number, kind), or raises
+    cdef object _fields      # mshv.registers._fields(name, kind, value) -> checked ints, or raises
+    cdef object _error       # mshv._regcalls._call_error(...) -> the MshvError of a failed call
+    cdef object _segment     # mshv.registers.Segment
+    cdef object _table_type  # mshv.registers.Table
+
+    cdef list _specs(self, object keys)
+    cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
+                   size_t out_sz, mshv_root_hvcall *args, int *err) noexcept

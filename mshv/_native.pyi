@@ -1,6 +1,7 @@
-"""Types of mshv/_native.pyx (map/unmap in C); use :meth:`mshv.Partition.map_memory`."""
+"""Types of mshv/_native.pyx (map/unmap and register calls in C); use :class:`mshv.Partition`
+and :class:`mshv.Vp`."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 class MemoryCalls:
@@ -24,3 +25,17 @@ class MemoryCalls:
         executable: bool,
     ) -> Any: ...
     def unmap(self, pt: Any, region: Any) -> None: ...
+
+class RegisterCalls:
+    def __init__(
+        self,
+        table: int,
+        spec: dict[Any, tuple[str, int, str]],
+        resolve: Callable[[Any], tuple[str, int, str]],
+        fields: Callable[[str, str, Any], tuple[int, ...]],
+        error: Callable[[int, int, int, int, list[str], int, int, int], BaseException],
+        segment_type: type,
+        table_type: type,
+    ) -> None: ...
+    def get(self, fd: int, vp_index: int, names: Iterable[Any]) -> dict[str, Any]: ...
+    def set(self, fd: int, vp_index: int, values: Mapping[Any, Any]) -> None: ...

@@ -28,11 +28,12 @@ __all__ = [
     "HvcallInput",
     "HvcallResult",
     "args_then",
-    "call_failure",
+    "failure",
     "give_buffer",
     "hvcall",
     "hvcall_name",
     "take_buffer",
+    "written_back",
 ]
 
 _MAX_BYTES = lib.MSHV_HV_PAGE_SIZE
@@ -73,9 +74,10 @@ def hvcall_name(code: int) -> str:
     return _HVCALL_NAMES.get(code, f"hypercall {code:#x}")
 
 
-def _failure(err: int, code: int, status: int, done: int, reps: int, fd_kind: str) -> MshvError:
-    """The MshvError of a failed MSHV_ROOT_HVCALL; an EINVAL before any hypercall for a code off
-    the fd's allow-list says so and names the list."""
+def failure(err: int, code: int, status: int, done: int, reps: int, fd_kind: str = "") -> MshvError:
+    """The MshvError of a failed MSHV_ROOT_HVCALL (errno ``err``, the ``status`` and reps ``done``
+    it wrote back, of ``reps`` asked); an EINVAL before any hypercall for a code off the fd's
+    allow-list says so and names the list."""
     detail = f"{hvcall_name(code)} ({code:#x}) reps={done}/{reps}"
     allowed = PASSTHROUGH_HVCALLS.get(fd_kind, frozenset().union(*PASSTHROUGH_HVCALLS.values()))
     if err == errno.EINVAL and not status and code not in allowed:
@@ -180,11 +182,10 @@ def args_then(*parts: struct.Struct) -> struct.Struct:
     return struct.Struct(fmt + "".join(part.format.lstrip("<") for part in parts))
 
 
-def call_failure(buf: bytearray, code: int, reps: int, fd_kind: str = "") -> MshvError:
-    """The MshvError of the failed call just made through ``buf`` (its errno, and the status
-    and reps the kernel wrote back)."""
+def written_back(buf: bytearray) -> tuple[int, int]:
+    """(reps done, status): what the kernel wrote back into a call buffer's arguments."""
     done, status = _RESULT.read(buf, 0)
-    return _failure(_kernel.errno(), code, status, done, reps, fd_kind)
+    return done, status
 
 
 def hvcall(
@@ -221,7 +222,7 @@ def hvcall(
         failed = _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0
         done, status = _RESULT.read(buf, 0)
         if failed:
-            raise _failure(_kernel.errno(), code, status, done, reps, fd_kind)
+            raise failure(_kernel.errno(), code, status, done, reps, fd_kind)
         output = call.view[OUT_AT : OUT_AT + output_size].tobytes()
     finally:
         give_buffer(call)

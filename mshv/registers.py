@@ -10,19 +10,16 @@ after each call.
 
 from __future__ import annotations
 
-import array
 import errno
-import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mshv import _kernel
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv._msgread import Reader
 from mshv.errors import MshvError
-from mshv.hvcall import IN_AT, OUT_AT, REPS_AT, args_then, call_failure, give_buffer, hvcall, take_buffer
+from mshv.hvcall import hvcall
 
 if TYPE_CHECKING:
     from mshv.vp import Vp
@@ -35,12 +32,8 @@ __all__ = [
     "Segment",
     "Table",
     "encode_registers",
-    "get_register",
-    "get_registers",
     "register",
     "set_encoded_registers",
-    "set_register",
-    "set_registers",
 ]
 
 HvRegister: Any = build_enum("HvRegister", lib, "HV_X64_REGISTER_")
@@ -51,10 +44,6 @@ _TABLES = frozenset({"idtr", "gdtr"})
 _WIDE_PREFIXES = ("xmm", "fp_mmx", "pending_event")
 _WIDE = frozenset({"fp_control_status", "xmm_control_status"})
 
-_GET_MAX = lib.HV_GET_VP_REGISTERS_BATCH_MAX
-_SET_MAX = lib.HV_SET_VP_REGISTERS_BATCH_MAX
-_HVCALL_GET = lib.HVCALL_GET_VP_REGISTERS
-_HVCALL_SET = lib.HVCALL_SET_VP_REGISTERS
 
 
 def _attr(name: str) -> int:
@@ -239,20 +228,17 @@ _ASSOC: dict[str, Any] = {
     for kind, fields in _VALUE_FIELDS.items()
 }
 _MASK64 = (1 << 64) - 1
-# The inputs' headers (partition_id, vp_index, input_vtl, reserved) up to their arrays.
-_GET_HEADER = Reader(
-    "struct hv_input_get_vp_registers",
-    ["vp_index"],
-    ffi.offsetof("struct hv_input_get_vp_registers", "names"),
-).struct
-_SET_HEADER = Reader(
-    "struct hv_input_set_vp_registers",
-    ["vp_index"],
-    ffi.offsetof("struct hv_input_set_vp_registers", "elements"),
-).struct
+
+
+def _field_ends(ctype: str, names: tuple[str, ...]) -> tuple[int, ...]:
+    """1 << (bits of each field), from the compiler."""
+    fields = dict(ffi.typeof(ctype).fields)
+    return tuple(1 << (8 * ffi.sizeof(fields[name].type)) for name in names)
+
+
+_SEGMENT_ENDS = _field_ends("struct hv_x64_segment_register", ("base", "limit", "selector", "attributes"))
+_TABLE_ENDS = _field_ends("struct hv_x64_table_register", ("limit", "base"))
 _tuple_new = tuple.__new__
-# The GET input's names are __u32 (from the compiler); array packs them natively.
-_U32 = next(code for code in "IL" if array.array(code).itemsize == ffi.sizeof("__u32"))
 if sys.byteorder != "little":  # the hypercall ABI is x86-64's
     raise ImportError("mshv.registers packs hypercall inputs little-endian; this host is not")
 
@@ -278,11 +264,11 @@ def _fields(name: str, kind: str, value: RegisterValue) -> tuple[int, ...]:
     if kind == "segment":
         if not isinstance(value, Segment):
             raise TypeError(f"{name} takes a Segment, not {type(value).__name__}")
-        return value
+        return _checked(name, Segment._fields, tuple(value), _SEGMENT_ENDS)
     if kind == "table":
         if not isinstance(value, Table):
             raise TypeError(f"{name} takes a Table, not {type(value).__name__}")
-        return value.limit, value.base
+        return _checked(name, ("limit", "base"), (value.limit, value.base), _TABLE_ENDS)
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} takes an int, not {type(value).__name__}")
     if kind == "wide":
@@ -294,11 +280,48 @@ def _fields(name: str, kind: str, value: RegisterValue) -> tuple[int, ...]:
     return (value,)
 
 
+def _checked(
+    name: str, fields: tuple[str, ...], values: tuple[int, ...], ends: tuple[int, ...]
+) -> tuple[int, ...]:
+    """``values`` (the fields of a Segment or Table), each checked: an int below its end."""
+    for field, value, end in zip(fields, values, ends, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name}.{field} takes an int, not {type(value).__name__}")
+        if not 0 <= value < end:
+            raise ValueError(f"{name}.{field} is {end.bit_length() - 1} bits: {value:#x} does not fit")
+    return values
+
+
 def _encode(name: str, number: int, value: RegisterValue) -> bytes:
     """One struct hv_register_assoc for ``value``, after checking its type and range."""
     kind = _kind(name)
     data: bytes = _ASSOC[kind].pack(number, *_fields(name, kind, value))
     return data
+
+
+# Every known register by name and by number: (name, number, value kind). Only a key of exactly
+# str or int is looked up here (a bool or a float equal to a register number is not one, and
+# register() refuses it); anything else, and names in other cases, go through register().
+_SPEC: dict[str | int, tuple[str, int, str]] = {
+    name: (name, number, _KIND[name]) for name, number in _BY_NAME.values()
+}
+_SPEC.update({number: (name, number, _KIND[name]) for number, (name, _) in _BY_NUMBER.items()})
+
+
+def _resolve(key: str | int) -> tuple[str, int, str]:
+    name, number = register(key)
+    return name, number, _kind(name)
+
+
+# -- encode once, send many (mshv.snapshot) ---------------------------------------------------
+_SET_MAX = lib.HV_SET_VP_REGISTERS_BATCH_MAX
+_HVCALL_SET = lib.HVCALL_SET_VP_REGISTERS
+# The SET input's header (partition_id, vp_index, input_vtl, reserved) up to its array.
+_SET_HEADER = Reader(
+    "struct hv_input_set_vp_registers",
+    ["vp_index"],
+    ffi.offsetof("struct hv_input_set_vp_registers", "elements"),
+).struct
 
 
 def _check_reps(done: int, wanted: int, op: str, names: list[str]) -> None:
@@ -316,136 +339,6 @@ def _batch_error(exc: MshvError, names: list[str], first: int, total: int, vp_in
     new = MshvError(exc.errno or 0, exc.op, exc.hv_status, details)
     new.reps_done = exc.reps_done
     return new
-
-
-# -- the calls ---------------------------------------------------------------------------------
-# Every known register by name and by number: (name, number, value kind). Only a key of exactly
-# str or int is looked up here (a bool or a float equal to a register number is not one, and
-# register() refuses it); anything else, and names in other cases, go through register().
-_SPEC: dict[str | int, tuple[str, int, str]] = {
-    name: (name, number, _KIND[name]) for name, number in _BY_NAME.values()
-}
-_SPEC.update({number: (name, number, _KIND[name]) for number, (name, _) in _BY_NUMBER.items()})
-
-
-def _resolve(key: str | int) -> tuple[str, int, str]:
-    name, number = register(key)
-    return name, number, _kind(name)
-
-
-# A call buffer's layout (mshv.hvcall): struct mshv_root_hvcall, then the input from IN_AT on
-# (the header up to its array, then the array), the output from OUT_AT on. The single-register
-# calls pack the arguments, the header and the one element with one struct.
-_GET_NAMES_AT = IN_AT + ffi.offsetof("struct hv_input_get_vp_registers", "names")
-_SET_ELEMENTS_AT = IN_AT + ffi.offsetof("struct hv_input_set_vp_registers", "elements")
-_NAME_SIZE = ffi.sizeof("__u32")
-_GET_CALL = args_then(_GET_HEADER)
-_GET_ONE = args_then(_GET_HEADER, struct.Struct("<" + _U32))
-_GET_ONE_IN = _GET_NAMES_AT - IN_AT + _NAME_SIZE
-_SET_CALL = args_then(_SET_HEADER)
-_SET_ONE = {kind: args_then(_SET_HEADER, assoc) for kind, assoc in _ASSOC.items()}
-_SET_ONE_IN = _SET_ELEMENTS_AT - IN_AT + _ASSOC_SIZE
-_SET_ONE_INT = _SET_ONE[_INT].pack_into
-_REPS = struct.Struct("<H").unpack_from
-_U64 = struct.Struct("<Q").unpack_from
-_ioctl_raw = _kernel.ioctl_raw
-_ROOT_HVCALL = lib.MSHV_ROOT_HVCALL
-
-
-# HvCallGetVpRegisters/HvCallSetVpRegisters are synchronous in the hypervisor, but the table
-# call still runs with the GIL released (cffi's default): on a VP fd the kernel first takes
-# the VP's mutex (mshv_vp_ioctl), which MSHV_RUN_VP holds for a whole run, so a register call
-# from another thread waits for that run to return, and must not hold up Python meanwhile.
-def get_register(fd: int, vp_index: int, key: str | int) -> tuple[str, RegisterValue]:
-    """Read one register of VP ``vp_index``: (its lower-case name, its value).
-
-    One HvCallGetVpRegisters through MSHV_ROOT_HVCALL, packed into a reused call buffer.
-    """
-    cls = key.__class__
-    spec = _SPEC.get(key) if cls is str or cls is int else None
-    name, number, kind = _resolve(key) if spec is None else spec
-    call = take_buffer()
-    buf = call.buf
-    try:
-        _GET_ONE.pack_into(buf, 0, _HVCALL_GET, 1, _GET_ONE_IN, _VALUE_SIZE, 0, call.in_ptr, call.out_ptr,
-                           vp_index, number)  # fmt: skip
-        if _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0:
-            raise _batch_error(call_failure(buf, _HVCALL_GET, 1), [name], 0, 1, vp_index)
-        done = _REPS(buf, REPS_AT)[0]
-        if done != 1:
-            _check_reps(done, 1, "HvCallGetVpRegisters", [name])
-        value = _U64(buf, OUT_AT)[0] if kind == _INT else _decode(name, buf, OUT_AT)
-    finally:
-        give_buffer(call)
-    return name, value
-
-
-def set_register(fd: int, vp_index: int, key: str | int, value: RegisterValue) -> None:
-    """Write one register of VP ``vp_index`` (the value checked first).
-
-    One HvCallSetVpRegisters through MSHV_ROOT_HVCALL, packed into a reused call buffer.
-    """
-    cls = key.__class__
-    spec = _SPEC.get(key) if cls is str or cls is int else None
-    name, number, kind = _resolve(key) if spec is None else spec
-    plain = kind == _INT and value.__class__ is int
-    if plain and not 0 <= value <= _MASK64:  # type: ignore[operator]
-        raise ValueError(f"{name} is 64 bits: {value:#x} does not fit")
-    fields = (value,) if plain else _fields(name, kind, value)
-    call = take_buffer()
-    buf = call.buf
-    try:
-        _SET_ONE[kind].pack_into(buf, 0, _HVCALL_SET, 1, _SET_ONE_IN, 0, 0, call.in_ptr, 0, vp_index, number,
-                                 *fields)  # fmt: skip
-        if _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0:
-            raise _batch_error(call_failure(buf, _HVCALL_SET, 1), [name], 0, 1, vp_index)
-        done = _REPS(buf, REPS_AT)[0]
-        if done != 1:
-            _check_reps(done, 1, "HvCallSetVpRegisters", [name])
-    finally:
-        give_buffer(call)
-
-
-def _specs(keys: Iterable[str | int]) -> list[tuple[str, int, str]]:
-    specs = []
-    for key in keys:
-        cls = key.__class__
-        spec = _SPEC.get(key) if cls is str or cls is int else None
-        specs.append(_resolve(key) if spec is None else spec)
-    return specs
-
-
-def get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict[str, RegisterValue]:
-    """Read registers of VP ``vp_index`` (HvCallGetVpRegisters through MSHV_ROOT_HVCALL)."""
-    if (names.__class__ is list or names.__class__ is tuple) and len(names) == 1:
-        name, value = get_register(fd, vp_index, names[0])
-        return {name: value}
-    specs = _specs(names)
-    total = len(specs)
-    result: dict[str, RegisterValue] = {}
-    call = take_buffer()
-    buf = call.buf
-    try:
-        for start in range(0, total, _GET_MAX):
-            chunk = specs[start : start + _GET_MAX] if total > _GET_MAX else specs
-            count = len(chunk)
-            in_size = _GET_NAMES_AT - IN_AT + _NAME_SIZE * count
-            _GET_CALL.pack_into(buf, 0, _HVCALL_GET, count, in_size, _VALUE_SIZE * count, 0, call.in_ptr,
-                                call.out_ptr, vp_index)  # fmt: skip
-            struct.pack_into(f"<{count}{_U32}", buf, _GET_NAMES_AT, *[number for _, number, _ in chunk])
-            if _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0:
-                exc = call_failure(buf, _HVCALL_GET, count)
-                raise _batch_error(exc, [n for n, _, _ in chunk], start, total, vp_index)
-            done = _REPS(buf, REPS_AT)[0]
-            if done != count:
-                _check_reps(done, count, "HvCallGetVpRegisters", [n for n, _, _ in chunk])
-            # every value's low 64 bits at once: an int register is just that
-            words = struct.unpack_from(f"<{2 * count}Q", buf, OUT_AT)
-            for i, (name, _, kind) in enumerate(chunk):
-                result[name] = words[2 * i] if kind == _INT else _decode(name, buf, OUT_AT + i * _VALUE_SIZE)
-    finally:
-        give_buffer(call)
-    return result
 
 
 class EncodedRegisters(NamedTuple):
@@ -487,39 +380,3 @@ def set_encoded_registers(fd: int, encoded: EncodedRegisters) -> None:
         if res.reps != count:
             _check_reps(res.reps, count, "HvCallSetVpRegisters", list(chunk))
         start += count
-
-
-def set_registers(fd: int, vp_index: int, values: Mapping[str | int, RegisterValue]) -> None:
-    """Write registers of VP ``vp_index`` (HvCallSetVpRegisters through MSHV_ROOT_HVCALL).
-
-    Every value is validated before the first hypercall, so bad input changes nothing.
-    """
-    if values.__class__ is dict and len(values) == 1:
-        for key, value in values.items():
-            set_register(fd, vp_index, key, value)
-        return
-    specs = _specs(values)
-    total = len(specs)
-    elements = bytearray(_ASSOC_SIZE * total)
-    for i, ((name, number, kind), value) in enumerate(zip(specs, values.values(), strict=True)):
-        _ASSOC[kind].pack_into(elements, i * _ASSOC_SIZE, number, *_fields(name, kind, value))
-    view = memoryview(elements)
-    call = take_buffer()
-    buf = call.buf
-    try:
-        for start in range(0, total, _SET_MAX):
-            count = min(_SET_MAX, total - start)
-            in_size = _SET_ELEMENTS_AT - IN_AT + _ASSOC_SIZE * count
-            _SET_CALL.pack_into(buf, 0, _HVCALL_SET, count, in_size, 0, 0, call.in_ptr, 0, vp_index)
-            buf[_SET_ELEMENTS_AT : IN_AT + in_size] = view[
-                start * _ASSOC_SIZE : (start + count) * _ASSOC_SIZE
-            ]
-            failed = _ioctl_raw(fd, _ROOT_HVCALL, call.args) < 0
-            done = _REPS(buf, REPS_AT)[0]
-            if failed or done != count:
-                names = [name for name, _, _ in specs[start : start + count]]
-                if failed:
-                    raise _batch_error(call_failure(buf, _HVCALL_SET, count), names, start, total, vp_index)
-                _check_reps(done, count, "HvCallSetVpRegisters", names)
-    finally:
-        give_buffer(call)

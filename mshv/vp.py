@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from mshv import _cstruct, _kernel, _kick, intercept_config, state, translate
 from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
+from mshv._regcalls import get_registers, set_registers
 from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, UnrecoverableException, decode
-from mshv.registers import RegisterAttributes, RegisterValue, get_registers, register, set_registers
+from mshv.registers import RegisterAttributes, RegisterValue, register
 from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag

@@ -1,6 +1,7 @@
-"""mshv/registers.py: values of every kind survive a round trip through the VP, and bad
-names, types and ranges are refused before any hypercall (property-based, on the backend;
-derandomized, so CI sees the same examples every run)."""
+"""mshv/registers.py and mshv/_regcalls.py: values of every kind survive a round trip through
+the VP, and bad names, types and ranges are refused before any hypercall (property-based, on
+the backend; derandomized, so CI sees the same examples every run). Every test runs twice:
+through the C calls of mshv._native and through their pure-Python twins."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mshv import Segment, Table, Vp
+from mshv import Partition, Segment, Table, Vp
 from mshv._abi import lib
 from mshv.registers import _BY_NAME, register
 from mshv.testing import assemble, partition_with_one_vp
@@ -19,6 +20,22 @@ GPRS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 U128 = st.integers(min_value=0, max_value=(1 << 128) - 1)
 U16 = st.integers(min_value=0, max_value=0xFFFF)
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs through the C calls (mshv._native, built here) and their Python twins."""
+    from mshv import _regcalls
+    from mshv import vp as vp_module
+
+    if request.param == "native":
+        assert _regcalls._NATIVE is not None, "mshv._native is not built in this install"
+        assert getattr(vp_module, "get_registers") == _regcalls._NATIVE.get  # noqa: B009  (not re-exported)
+    else:
+        monkeypatch.setattr(vp_module, "get_registers", _regcalls.py_get_registers)
+        monkeypatch.setattr(vp_module, "set_registers", _regcalls.py_set_registers)
+    param: str = request.param
+    return param
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +215,7 @@ def test_one_register_of_each_kind_round_trips_alone(vp: Vp, name: str, value: o
     for key in (number, HvRegister[name.upper()], name.upper()):  # by number, enum member, other case
         assert vp.get_registers([key]) == {name: value}
         assert vp.reg_read(key) == value
-    vp.reg_write(number, value)  # type: ignore[arg-type]
+    vp.reg_write(number, value)
     assert vp.get_registers((name,)) == {name: value}
 
 
@@ -219,6 +236,9 @@ def test_one_register_keys_that_name_no_register_are_value_errors(vp: Vp, key: o
         ("rbx", -1, ValueError), ("rbx", 1 << 64, ValueError), ("rbx", True, TypeError),
         ("rbx", 1.0, TypeError), ("rbx", Segment(), TypeError), ("xmm1", 1 << 128, ValueError),
         ("xmm1", -1, ValueError), ("fs", 0, TypeError), ("gdtr", Segment(), TypeError),
+        ("fs", Segment(limit=1 << 32), ValueError), ("fs", Segment(selector=-1), ValueError),
+        ("fs", Segment(base="0"), TypeError), ("gdtr", Table(limit=1 << 16), ValueError),  # type: ignore[arg-type]
+        ("gdtr", Table(base=1 << 64), ValueError),
     ],
 )  # fmt: skip
 def test_one_bad_value_changes_nothing(vp: Vp, name: str, bad: object, error: type[Exception]) -> None:
@@ -258,13 +278,12 @@ def test_reused_call_buffers_are_refilled_whole(vp: Vp) -> None:
     assert vp.partition.get_property(lib.HV_PARTITION_PROPERTY_PROCESSOR_VENDOR) >= 0
 
 
-def test_threads_reading_registers_at_once_each_see_their_own(vp: Vp) -> None:
+def test_threads_reading_registers_at_once_each_see_their_own(partition: Partition) -> None:
     """Four threads write and read their own VP's registers at the same time: the call buffers
     they share a pool of are never in two calls at once (the GIL is released during each)."""
     import threading
 
-    partition = vp.partition
-    vps = [partition.create_vp(i) for i in range(1, 5)]
+    vps = [partition.create_vp(i) for i in range(4)]
     errors: list[BaseException] = []
 
     def drive(index: int) -> None:

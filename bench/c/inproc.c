@@ -6,7 +6,8 @@
  *  - bench_exits_ns: n MSHV_RUN_VP exits of a bench guest on a VP the Python
  *    side also drives, each completed through the register page;
  *  - bench_touch_ns: the MSHV_RUN_VP in which the "touch" guest first writes a
- *    freshly mapped region, on the Python side's VP.
+ *    freshly mapped region, on the Python side's VP;
+ *  - bench_regs_ns: one register batch, read or written, on the Python side's VP.
  * The benches call them right before each Python round, so both sides see the
  * same moment of a host whose speed drifts between slow and fast phases.
  */
@@ -110,4 +111,71 @@ int64_t bench_touch_ns(const struct mshv_kernel_table *k, int pt_fd, int vp_fd,
 		ns = -errno;
 	munmap(p, size);
 	return ns;
+}
+
+/* One MSHV_ROOT_HVCALL: the reps done, or -1 with errno set. */
+static int bench_hvcall(const struct mshv_kernel_table *k, int fd, uint16_t code, uint16_t reps,
+			void *in, uint16_t in_sz, void *out, uint16_t out_sz)
+{
+	struct mshv_root_hvcall a;
+
+	memset(&a, 0, sizeof(a));
+	a.code = code;
+	a.reps = reps;
+	a.in_sz = in_sz;
+	a.out_sz = out_sz;
+	a.in_ptr = (uint64_t)(uintptr_t)in;
+	a.out_ptr = (uint64_t)(uintptr_t)out;
+	if (k->ioctl(fd, MSHV_ROOT_HVCALL, &a) < 0)
+		return -1;
+	return a.reps;
+}
+
+/*
+ * ns for HvCallGetVpRegisters (set == 0: into values) or HvCallSetVpRegisters (set != 0: from
+ * values) of the n names of VP vp_index through fd, chunked to the hypercall limits as the
+ * Python side and the C client (bench/c/mshv_client.c) do; -errno on failure, -EIO when
+ * the hypervisor did fewer reps than asked.
+ */
+int64_t bench_regs_ns(const struct mshv_kernel_table *k, int fd, uint32_t vp_index, int set,
+		      const uint32_t *names, union hv_register_value *values, int n)
+{
+	static uint8_t in[4096] __attribute__((aligned(8)));
+	struct hv_input_get_vp_registers *gh = (void *)in;
+	struct hv_input_set_vp_registers *sh = (void *)in;
+	struct hv_register_assoc *a = (void *)(in + sizeof(*sh));
+	uint64_t t0 = bench_now_ns();
+
+	for (int done = 0; done < n;) {
+		int max = set ? HV_SET_VP_REGISTERS_BATCH_MAX : HV_GET_VP_REGISTERS_BATCH_MAX;
+		int chunk = n - done < max ? n - done : max;
+		size_t sz;
+		int reps;
+
+		if (set) {
+			sz = sizeof(*sh) + (size_t)chunk * sizeof(*a);
+			memset(in, 0, sz);
+			sh->vp_index = vp_index;
+			for (int i = 0; i < chunk; i++) {
+				a[i].name = names[done + i];
+				a[i].value = values[done + i];
+			}
+			reps = bench_hvcall(k, fd, HVCALL_SET_VP_REGISTERS, (uint16_t)chunk, in,
+					    (uint16_t)sz, NULL, 0);
+		} else {
+			sz = sizeof(*gh) + (size_t)chunk * sizeof(uint32_t);
+			memset(in, 0, sz);
+			gh->vp_index = vp_index;
+			memcpy(in + sizeof(*gh), names + done, (size_t)chunk * sizeof(uint32_t));
+			reps = bench_hvcall(k, fd, HVCALL_GET_VP_REGISTERS, (uint16_t)chunk, in,
+					    (uint16_t)sz, values + done,
+					    (uint16_t)(chunk * sizeof(*values)));
+		}
+		if (reps < 0)
+			return -errno;
+		if (reps != chunk)
+			return -EIO;
+		done += chunk;
+	}
+	return (int64_t)(bench_now_ns() - t0);
 }

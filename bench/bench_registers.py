@@ -4,7 +4,8 @@ The names are every register the backend reads (and, for set, writes back)
 on a fresh VP, in HV_X64_REGISTER_* order, repeated to fill 200 when there
 are fewer; Python goes through ``Vp.get_registers``/``set_registers`` (which
 chunk by the hypercall limits), C through MSHV_ROOT_HVCALL with the same
-names and the same chunking. The ratio is to C doing the same on the same VP
+names and the same chunking (a set takes a dict, or a mapping that keeps the
+repeats when there are). The ratio is to C doing the same on the same VP
 in this process, one C round right before each Python round
 (bench/c/inproc.c); the separate C client stays in the table.
 """
@@ -71,7 +72,9 @@ def bench_registers(benchmark: Any, op: str, count: int, cbase: CBaselines) -> N
         if op == "get":
             call: Any = vp.get_registers
             arg: Any = names
-        else:
+        elif len(set(names)) == count:  # a dict, as callers pass
+            call, arg = vp.set_registers, dict(zip(names, vp.get_registers(names).values(), strict=True))
+        else:  # names repeated to fill the batch: a dict would fold them
             call, arg = vp.set_registers, _Batch(names, vp.get_registers(names))
         benchmark.pedantic(call, args=(arg,), setup=c_round, rounds=rounds, warmup_rounds=1)
     c = paired_c(f"c_inproc_regs_{op}_{count}", "call", c_samples, rounds)

@@ -5,7 +5,8 @@ through the C calls of mshv._native and through their pure-Python twins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -307,3 +308,36 @@ def test_threads_reading_registers_at_once_each_see_their_own(partition: Partiti
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors[0]
+
+
+class _Repeated(Mapping[str, int]):
+    """Values in order, names repeated (a dict would fold them): a batch longer than a chunk."""
+
+    def __init__(self, items: list[tuple[str, int]]) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> int:
+        return next(v for k, v in reversed(self._items) if k == key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> Any:
+        return iter(self._items)
+
+    def values(self) -> Any:
+        return iter(v for _, v in self._items)
+
+
+def test_batches_longer_than_a_hypercall_are_chunked(vp: Vp) -> None:
+    """300 writes (127 per HvCallSetVpRegisters) land in order; 300 reads (256 per GET) too."""
+    items = [(GPRS[i % len(GPRS)], i) for i in range(300)]
+    vp.set_registers(_Repeated(items))  # type: ignore[arg-type]
+    last = {name: value for name, value in items}
+    assert vp.get_registers([name for name, _ in items]) == last
+    with pytest.raises(ValueError, match="rdx is 64 bits"):  # checked before the first chunk goes
+        vp.set_registers(_Repeated([*((n, 0) for n, _ in items[:200]), ("rdx", -1)]))  # type: ignore[arg-type]
+    assert vp.get_registers(GPRS) == {name: last[name] for name in GPRS}

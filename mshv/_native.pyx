@@ -214,11 +214,13 @@ cdef class RegisterCalls:
                 result[spec[0]] = value
         return result
 
-    def set(self, int fd, uint32_t vp_index, object values):
+    def set(self, int fd, uint32_t vp_index, object values, object collect=frozenset()):
         """Write registers of VP ``vp_index`` through ``fd``; every value is checked before the
-        first hypercall, so bad input changes nothing."""
+        first hypercall, so bad input changes nothing. Returns {name: value} of the registers
+        written whose names are in ``collect``."""
         cdef list specs = []
         cdef list items = []
+        cdef dict collected = {}
         for key, value in values.items():
             cls = type(key)
             found = self._spec.get(key) if (cls is str or cls is int) else None
@@ -239,6 +241,8 @@ cdef class RegisterCalls:
             kind = spec[2]
             value = items[i]
             elements[i].name = spec[1]
+            if spec[0] in collect:
+                collected[spec[0]] = value
             if kind == "int" and type(value) is int and value >= 0 and value <= 0xFFFFFFFFFFFFFFFF:
                 elements[i].value.reg64 = value
                 continue
@@ -267,3 +271,4 @@ cdef class RegisterCalls:
                 names = [(<tuple>s)[0] for s in specs[start:start + count]]
                 raise self._error(err if rc < 0 else 0, args.status, args.reps, HVCALL_SET_VP_REGISTERS,
                                   names, start, total, vp_index)
+        return collected

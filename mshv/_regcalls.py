@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from mshv import _kernel
@@ -49,6 +50,7 @@ _SET_MAX = lib.HV_SET_VP_REGISTERS_BATCH_MAX
 _HVCALL_GET = lib.HVCALL_GET_VP_REGISTERS
 _HVCALL_SET = lib.HVCALL_SET_VP_REGISTERS
 _OPS = {_HVCALL_GET: "HvCallGetVpRegisters", _HVCALL_SET: "HvCallSetVpRegisters"}
+_NONE: frozenset[str] = frozenset()
 
 
 def _call_error(
@@ -107,8 +109,10 @@ def _get_one(fd: int, vp_index: int, key: str | int) -> tuple[str, RegisterValue
     return name, value
 
 
-def _set_one(fd: int, vp_index: int, key: str | int, value: RegisterValue) -> None:
-    """Write one register (its value checked first)."""
+def _set_one(
+    fd: int, vp_index: int, key: str | int, value: RegisterValue, collect: AbstractSet[str]
+) -> dict[str, RegisterValue]:
+    """Write one register (its value checked first); returns {name: value} if ``collect`` names it."""
     cls = key.__class__
     spec = _SPEC.get(key) if cls is str or cls is int else None
     name, number, kind = _resolve(key) if spec is None else spec
@@ -128,6 +132,7 @@ def _set_one(fd: int, vp_index: int, key: str | int, value: RegisterValue) -> No
             raise _call_error(err, written_back(buf)[1], done, _HVCALL_SET, [name], 0, 1, vp_index)
     finally:
         give_buffer(call)
+    return {name: value} if name in collect else {}
 
 
 def _specs(keys: Iterable[str | int]) -> list[tuple[str, int, str]]:
@@ -172,18 +177,23 @@ def py_get_registers(fd: int, vp_index: int, names: Iterable[str | int]) -> dict
     return result
 
 
-def py_set_registers(fd: int, vp_index: int, values: Mapping[str | int, RegisterValue]) -> None:
+def py_set_registers(
+    fd: int, vp_index: int, values: Mapping[str | int, RegisterValue], collect: AbstractSet[str] = _NONE
+) -> dict[str, RegisterValue]:
     """Write registers of VP ``vp_index`` through ``fd``, every value checked before the first
-    hypercall, so bad input changes nothing (the Python twin)."""
+    hypercall, so bad input changes nothing (the Python twin). Returns {name: value} of the
+    registers written whose names are in ``collect`` (the last value of a name given twice)."""
     if values.__class__ is dict and len(values) == 1:
         for key, value in values.items():
-            _set_one(fd, vp_index, key, value)
-        return
+            return _set_one(fd, vp_index, key, value, collect)
     specs = _specs(values)
     total = len(specs)
     elements = bytearray(_ASSOC_SIZE * total)
+    collected: dict[str, RegisterValue] = {}
     for i, ((name, number, kind), value) in enumerate(zip(specs, values.values(), strict=True)):
         _ASSOC[kind].pack_into(elements, i * _ASSOC_SIZE, number, *_fields(name, kind, value))
+        if name in collect:
+            collected[name] = value
     view = memoryview(elements)
     call = take_buffer()
     buf = call.buf
@@ -202,6 +212,7 @@ def py_set_registers(fd: int, vp_index: int, values: Mapping[str | int, Register
                 raise _call_error(err, status, done, _HVCALL_SET, names, start, total, vp_index)
     finally:
         give_buffer(call)
+    return collected
 
 
 def _native_calls() -> Any:
@@ -220,7 +231,8 @@ _NATIVE = _native_calls()
 get_registers: Callable[[int, int, Iterable[str | int]], dict[str, RegisterValue]] = (
     py_get_registers if _NATIVE is None else _NATIVE.get
 )
-#: ``set_registers(fd, vp_index, {name: value})``: every value checked first (in C when built).
-set_registers: Callable[[int, int, Mapping[str | int, RegisterValue]], None] = (
-    py_set_registers if _NATIVE is None else _NATIVE.set
-)
+#: ``set_registers(fd, vp_index, {name: value}, collect)``: every value checked first (in C when
+#: built); returns {name: value} of those written whose names are in ``collect``.
+set_registers: Callable[
+    [int, int, Mapping[str | int, RegisterValue], AbstractSet[str]], dict[str, RegisterValue]
+] = py_set_registers if _NATIVE is None else _NATIVE.set

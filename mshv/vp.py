@@ -22,7 +22,7 @@ from mshv._regcalls import get_registers, set_registers
 from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
 from mshv.intercepts import Intercept, IoPortIntercept, UnrecoverableException, decode
-from mshv.registers import RegisterAttributes, RegisterValue, register
+from mshv.registers import RegisterAttributes, RegisterValue
 from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
@@ -125,16 +125,10 @@ class Vp(FdOwner):
         a completion through the page writes a whole register class back, which then
         carries these values instead of undoing them.
         """
-        set_registers(self._live(), self.index, values)
+        mirrored = set_registers(self._live(), self.index, values, _PAGE_WRITABLE)
         page = self._page
-        if page is not None:
-            mirrored = {}
-            for key, value in values.items():
-                name = key if type(key) is str and key in _PAGE_WRITABLE else register(key)[0]
-                if name in _PAGE_WRITABLE:
-                    mirrored[name] = value
-            if mirrored:
-                page.write_all(mirrored, mark_dirty=False)  # type: ignore[arg-type]  # checked above
+        if mirrored and page is not None:
+            page.write_all(mirrored, mark_dirty=False)  # type: ignore[arg-type]  # checked above
 
     def complete_registers(self, values: Mapping[str, int]) -> None:
         """Write GPRs, ``rip`` and ``rflags`` to take effect at the next run.

@@ -341,3 +341,17 @@ def test_batches_longer_than_a_hypercall_are_chunked(vp: Vp) -> None:
     with pytest.raises(ValueError, match="rdx is 64 bits"):  # checked before the first chunk goes
         vp.set_registers(_Repeated([*((n, 0) for n, _ in items[:200]), ("rdx", -1)]))  # type: ignore[arg-type]
     assert vp.get_registers(GPRS) == {name: last[name] for name in GPRS}
+
+
+def test_a_set_updates_the_register_page_copy(vp: Vp) -> None:
+    """Vp.set_registers also writes the page's copy of the GPRs, RIP and RFLAGS it sets (from
+    what the call layer resolved), in every key form, the last of a repeated name winning."""
+    from mshv import HvRegister
+
+    page = vp.register_page
+    assert page is not None
+    vp.set_registers({"rbx": 0x11, int(HvRegister.RCX): 0x22, "RDX": 0x33, "cr2": 0x44, "rip": 0x1000})
+    assert [page.read(n) for n in ("rbx", "rcx", "rdx", "rip")] == [0x11, 0x22, 0x33, 0x1000]
+    vp.set_registers(_Repeated([("r8", 1), ("cr2", 5), ("r8", 2)]))  # type: ignore[arg-type]
+    assert page.read("r8") == 2 == vp.reg_read("r8")
+    assert page.dirty == 0  # a copy of what the hypercall wrote: nothing for the next run to apply

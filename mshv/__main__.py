@@ -17,6 +17,7 @@ from mshv import abi as abi_mod
 from mshv import backend as backend_mod
 from mshv import probe
 from mshv import seccomp as seccomp_mod
+from mshv.run_cli import add_run_parser
 
 _ABI_BUILDS = {
     "compiled": "compiled (cffi API mode, {path})",
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="the example to run (e.g. hello_guest)")
     p.add_argument("--path", action="store_true", help="print the directory of the examples")
     p.set_defaults(func=_cmd_examples)
+    add_run_parser(sub)
     p = sub.add_parser("emulator", help="the /dev/mshv emulator library")
     p.add_argument("--preload-path", action="store_true", help="print the LD_PRELOAD library path")
     p.set_defaults(func=_cmd_emulator)

@@ -1,0 +1,219 @@
+"""A small PC-like machine around a partition: boot an image, serve port-IO devices,
+stop on a debug exit, a halt, an error or a timeout. ``mshv run`` is its command line.
+
+Example:
+    >>> import io
+    >>> from mshv.boot import flat_image
+    >>> from mshv.machine import Machine
+    >>> from mshv.testing import assemble
+    >>> code = assemble("mov $0x3f8, %dx; mov $'k', %al; out %al, %dx; mov $3, %al; out %al, $0xf4",
+    ...                 mode="protected", base=0x100000)
+    >>> serial = io.BytesIO()
+    >>> report = Machine(flat_image(code, load_gpa=0x100000, entry=0x100000), serial=serial).run(timeout=10)
+    >>> (report.reason, report.exit_code, serial.getvalue())
+    ('exit', 7, b'k')
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from mshv.boot import BootImage
+from mshv.device import Mshv
+from mshv.devices import DebugExit, GuestExit, Uart16550
+from mshv.intercepts import HaltIntercept, Intercept, IoPortIntercept, MemoryIntercept
+from mshv.memory import GuestMemory
+from mshv.mmio import emulate_mmio
+from mshv.testing import long_mode_registers, protected_mode_registers, real_mode_registers
+from mshv.vp import Vp
+
+__all__ = ["DEFAULT_MEMORY", "Machine", "PortDevice", "RunReport"]
+
+DEFAULT_MEMORY = 128 << 20
+FLAT_STACK = 0x8000  # a flat image's initial RSP (multiboot and Linux set their own)
+TIMEOUT_EXIT_CODE = 124  # what timeout(1) returns
+
+
+class PortDevice(Protocol):
+    """A device on port IO: its ``ports`` and how it answers IN and OUT."""
+
+    ports: range
+
+    def read(self, port: int, size: int) -> int: ...
+
+    def write(self, port: int, size: int, value: int) -> None: ...
+
+
+@dataclass
+class RunReport:
+    """How a :meth:`Machine.run` ended.
+
+    Attributes:
+        reason: "exit" (the guest wrote the debug-exit port), "halt" (HLT without a
+            LAPIC), "timeout" or "error".
+        exit_code: the process exit code ``mshv run`` returns: the guest's for "exit",
+            0 for "halt", 124 for "timeout", 1 for "error".
+        message: what happened, in words.
+        exits: intercepts per kind ("io", "mmio", "halt", ...), all VPs.
+        latency_ns: RUN_VP round-trip times (guest time included), collected with ``trace``.
+    """
+
+    reason: str
+    exit_code: int
+    message: str
+    exits: Counter[str] = field(default_factory=Counter)
+    latency_ns: list[int] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.exit_code, self.message = reason, exit_code, message
+
+
+class Machine:
+    """Boot ``image`` in a partition with ``memory_size`` bytes at GPA 0 and ``vps`` VPs.
+
+    Devices: a 16550 UART at COM1 writing to ``serial`` and isa-debug-exit at port 0xF4.
+    Ports no device claims read as all ones and ignore writes; so does unmapped MMIO.
+
+    Args:
+        lapic: the hypervisor emulates each VP's LAPIC (needed for interrupts and for
+            more than one VP); without it HLT ends the run.
+        trace: record every exit's kind and RUN_VP round-trip time.
+    """
+
+    def __init__(
+        self,
+        image: BootImage,
+        *,
+        memory_size: int = DEFAULT_MEMORY,
+        vps: int = 1,
+        lapic: bool | None = None,
+        serial: BinaryIO | None = None,
+        trace: bool = False,
+    ) -> None:
+        if vps < 1:
+            raise ValueError(f"a machine needs at least one VP, got {vps}")
+        image.check_fits(memory_size)
+        self.image = image
+        self.memory_size = memory_size
+        self.vps = vps
+        self.lapic = vps > 1 if lapic is None else lapic
+        if vps > 1 and not self.lapic:
+            raise ValueError("more than one VP needs the LAPIC (application processors start by SIPI)")
+        self.trace = trace
+        self.uart = Uart16550(serial if serial is not None else sys.stdout.buffer)
+        self.devices: list[PortDevice] = [self.uart, DebugExit()]
+        self._ports = {port: dev for dev in self.devices for port in dev.ports}
+        self._lock = threading.Lock()
+        self._report: RunReport | None = None
+        self._exits: Counter[str] = Counter()
+        self._latency: list[int] = []
+
+    # -- setup ----------------------------------------------------------------------------
+    def _load(self, memory: GuestMemory) -> None:
+        for p in self.image.placements:
+            memory.write(p.gpa, p.data)
+
+    def _boot_registers(self, memory: GuestMemory) -> dict[str, object]:
+        entry, mode = self.image.entry, self.image.mode
+        if mode == "real":
+            regs = real_mode_registers(rip=entry, rsp=FLAT_STACK)
+        elif mode == "protected":
+            regs = protected_mode_registers(memory, entry, rsp=FLAT_STACK)
+        else:
+            regs = long_mode_registers(memory, entry, rsp=FLAT_STACK)
+        regs.update(self.image.registers)
+        return regs
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, timeout: float | None = None) -> RunReport:
+        """Boot and run until the guest exits, halts, fails, or ``timeout`` seconds pass."""
+        self._report = None
+        with Mshv() as hv, GuestMemory(self.memory_size) as memory:
+            with hv.create_partition(lapic=self.lapic) as partition:
+                partition.map_memory(memory, 0)
+                self._load(memory)
+                vps = [partition.create_vp(i) for i in range(self.vps)]
+                vps[0].set_registers(self._boot_registers(memory))  # type: ignore[arg-type]
+                threads = [threading.Thread(target=self._vp_thread, args=(vp,), daemon=True) for vp in vps]
+                for t in threads:
+                    t.start()
+                threads[0].join(timeout)
+                if self._report is None:
+                    self._finish(_Stop("timeout", TIMEOUT_EXIT_CODE, f"no exit after {timeout} s"))
+                for vp in vps:
+                    vp.interrupt()
+                for t in threads:
+                    t.join()
+        report = self._report
+        assert report is not None
+        report.exits, report.latency_ns = self._exits, self._latency
+        return report
+
+    def _finish(self, stop: _Stop) -> None:
+        with self._lock:
+            if self._report is None:
+                self._report = RunReport(stop.reason, stop.exit_code, stop.message)
+
+    def _vp_thread(self, vp: Vp) -> None:
+        try:
+            while self._report is None:
+                start = time.perf_counter_ns()
+                try:
+                    intercept = vp.run(interruptible=True)
+                except InterruptedError:
+                    continue  # a kick: look at _report again
+                if self.trace:
+                    self._latency.append(time.perf_counter_ns() - start)
+                self._serve(vp, intercept)
+        except GuestExit as exc:
+            self._finish(_Stop("exit", exc.code, str(exc)))
+        except _Stop as stop:
+            self._finish(stop)
+        except Exception as exc:  # a failing VP ends the machine with the reason
+            self._finish(_Stop("error", 1, f"VP {vp.index}: {type(exc).__name__}: {exc}"))
+
+    def _serve(self, vp: Vp, intercept: Intercept) -> None:
+        if isinstance(intercept, IoPortIntercept):
+            self._count("io")
+            self._serve_io(vp, intercept)
+        elif isinstance(intercept, MemoryIntercept):
+            self._count("mmio")
+            emulate_mmio(vp, intercept, read=self._unclaimed_read, write=self._unclaimed_write)
+        elif isinstance(intercept, HaltIntercept):
+            self._count("halt")
+            raise _Stop("halt", 0, f"VP {vp.index} halted")
+        else:
+            self._count(type(intercept).__name__)
+            raise _Stop("error", 1, f"VP {vp.index} stopped: {intercept!r}")
+
+    def _serve_io(self, vp: Vp, intercept: IoPortIntercept) -> None:
+        device = self._ports.get(intercept.port)
+        read = device.read if device is not None else self._unclaimed_read
+        write = device.write if device is not None else self._unclaimed_write
+        if intercept.string:
+            vp.complete_string_io(intercept, read_port=read, write_port=write)
+        elif intercept.is_write:
+            write(intercept.port, intercept.size, intercept.value)
+            vp.complete_io(intercept)
+        else:
+            vp.complete_io(intercept, read(intercept.port, intercept.size))
+
+    def _count(self, kind: str) -> None:
+        if self.trace:
+            self._exits[kind] += 1
+
+    @staticmethod
+    def _unclaimed_read(address: int, size: int) -> int:
+        return (1 << (8 * size)) - 1
+
+    @staticmethod
+    def _unclaimed_write(address: int, size: int, value: int) -> None:
+        return None

@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from mshv.boot import BootImage
 from mshv.device import Mshv
 from mshv.devices import DebugExit, GuestExit, Uart16550
-from mshv.intercepts import HaltIntercept, Intercept, IoPortIntercept, MemoryIntercept
+from mshv.intercepts import HaltIntercept, Intercept, IoPortIntercept, MemoryIntercept, UnrecoverableException
 from mshv.memory import GuestMemory
 from mshv.mmio import emulate_mmio
 from mshv.testing import long_mode_registers, protected_mode_registers, real_mode_registers
@@ -190,6 +190,11 @@ class Machine:
         elif isinstance(intercept, HaltIntercept):
             self._count("halt")
             raise _Stop("halt", 0, f"VP {vp.index} halted")
+        elif isinstance(intercept, UnrecoverableException) and intercept.host_limit:
+            self._count("unrecoverable_exception")
+            raise _Stop(
+                "error", 1, f"VP {vp.index} stopped at RIP {intercept.rip:#x}: {intercept.host_limit}"
+            )
         else:
             self._count(type(intercept).__name__)
             raise _Stop("error", 1, f"VP {vp.index} stopped: {intercept!r}")

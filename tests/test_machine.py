@@ -164,3 +164,40 @@ def test_machine_in_process_reports_exits() -> None:
     report = Machine(flat_image(code, load_gpa=0x100000, entry=0x100000), serial=serial, trace=True).run(10)
     assert (report.reason, report.exit_code, serial.getvalue()) == ("exit", (ord("m") << 1 | 1) & 0xFF, b"m")
     assert report.exits == {"io": 2} and len(report.latency_ns) == 2
+
+
+def test_host_limit_is_named(tmp_path: Path) -> None:
+    """Where the host KVM cannot run the guest's instruction (INT n in long mode on some
+    hosts, see `mshv info`), `mshv run` says so; where it can, the guest's handler runs."""
+    from mshv.limits import instruction_limit
+
+    guest = """
+        lgdt gdtr(%rip)
+        lidt idtr(%rip)
+        lea handler(%rip), %rax
+        mov %ax, idt + 0x80 * 16
+        movw $0x8, idt + 0x80 * 16 + 2
+        movw $0x8e00, idt + 0x80 * 16 + 4
+        shr $16, %rax
+        mov %ax, idt + 0x80 * 16 + 6
+        int $0x80
+    handler:
+        mov $9, %al
+    1:  out %al, $0xf4
+        jmp 1b
+    gdtr: .word 15
+        .quad gdt
+    idtr: .word 256 * 16 - 1
+        .quad idt
+        .align 8
+    gdt: .quad 0, 0x00209a0000000000  # null, 64-bit code at selector 0x8
+        .align 16
+    idt: .fill 256 * 16, 1, 0
+    """
+    path = tmp_path / "int.bin"
+    path.write_bytes(assemble(guest, mode="long", base=0x100000))
+    proc = mshv_run(str(path), "--format", "flat", "--entry", "0x100000", "--mode", "long", "--timeout", "60")
+    if instruction_limit("long", "int").works is False:
+        assert proc.returncode == 1 and "host's KVM cannot run `int $0x80`" in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode == (9 << 1) | 1, proc.stderr

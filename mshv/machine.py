@@ -21,16 +21,19 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from mshv.boot import BootImage
-from mshv.device import Mshv
+from mshv.device import Mshv, PartitionFlag
 from mshv.devices import DebugExit, GuestExit, Uart16550
 from mshv.intercepts import HaltIntercept, Intercept, IoPortIntercept, MemoryIntercept, UnrecoverableException
 from mshv.memory import GuestMemory
-from mshv.mmio import emulate_mmio
+from mshv.partition import Partition
+from mshv.snapshot import Snapshot
 from mshv.testing import long_mode_registers, protected_mode_registers, real_mode_registers
 from mshv.vp import Vp
+from mshv.x86.mmio import emulate_mmio
 
 __all__ = ["DEFAULT_MEMORY", "Machine", "PortDevice", "RunReport"]
 
@@ -90,23 +93,34 @@ class Machine:
 
     def __init__(
         self,
-        image: BootImage,
+        image: BootImage | Snapshot,
         *,
         memory_size: int = DEFAULT_MEMORY,
         vps: int = 1,
         lapic: bool | None = None,
         serial: BinaryIO | None = None,
         trace: bool = False,
+        snapshot_at: tuple[int, Path] | None = None,
     ) -> None:
+        if isinstance(image, Snapshot):  # resume: the snapshot decides memory, VPs and LAPIC
+            if len(image.layout) != 1 or image.layout[0].gpa != 0:
+                raise ValueError(f"not a snapshot of `mshv run` (one region at GPA 0): {image.layout}")
+            memory_size, vps = image.layout[0].size, len(image.vps)
+            lapic = bool(image.features.flags & PartitionFlag.LAPIC)
+        else:
+            image.check_fits(memory_size)
         if vps < 1:
             raise ValueError(f"a machine needs at least one VP, got {vps}")
-        image.check_fits(memory_size)
         self.image = image
         self.memory_size = memory_size
         self.vps = vps
         self.lapic = vps > 1 if lapic is None else lapic
         if vps > 1 and not self.lapic:
             raise ValueError("more than one VP needs the LAPIC (application processors start by SIPI)")
+        if snapshot_at is not None and vps > 1:
+            raise ValueError("--snapshot-at needs a single VP (the others would be running)")
+        self.snapshot_at = snapshot_at
+        self.snapshots_taken = 0
         self.trace = trace
         self.uart = Uart16550(serial if serial is not None else sys.stdout.buffer)
         self.devices: list[PortDevice] = [self.uart, DebugExit()]
@@ -115,22 +129,25 @@ class Machine:
         self._report: RunReport | None = None
         self._exits: Counter[str] = Counter()
         self._latency: list[int] = []
+        self._partition: Partition | None = None
 
     # -- setup ----------------------------------------------------------------------------
-    def _load(self, memory: GuestMemory) -> None:
-        for p in self.image.placements:
+    def _boot(self, partition: Partition, memory: GuestMemory, vps: list[Vp]) -> None:
+        """Load the image and set the boot VP up, or put the snapshot back."""
+        image = self.image
+        if isinstance(image, Snapshot):
+            partition.restore(image, full=True)
+            return
+        for p in image.placements:
             memory.write(p.gpa, p.data)
-
-    def _boot_registers(self, memory: GuestMemory) -> dict[str, object]:
-        entry, mode = self.image.entry, self.image.mode
-        if mode == "real":
-            regs = real_mode_registers(rip=entry, rsp=FLAT_STACK)
-        elif mode == "protected":
-            regs = protected_mode_registers(memory, entry, rsp=FLAT_STACK)
+        if image.mode == "real":
+            regs = real_mode_registers(rip=image.entry, rsp=FLAT_STACK)
+        elif image.mode == "protected":
+            regs = protected_mode_registers(memory, image.entry, rsp=FLAT_STACK)
         else:
-            regs = long_mode_registers(memory, entry, rsp=FLAT_STACK)
-        regs.update(self.image.registers)
-        return regs
+            regs = long_mode_registers(memory, image.entry, rsp=FLAT_STACK)
+        regs.update(image.registers)
+        vps[0].set_registers(regs)  # type: ignore[arg-type]
 
     # -- running --------------------------------------------------------------------------
     def run(self, timeout: float | None = None) -> RunReport:
@@ -139,9 +156,9 @@ class Machine:
         with Mshv() as hv, GuestMemory(self.memory_size) as memory:
             with hv.create_partition(lapic=self.lapic) as partition:
                 partition.map_memory(memory, 0)
-                self._load(memory)
                 vps = [partition.create_vp(i) for i in range(self.vps)]
-                vps[0].set_registers(self._boot_registers(memory))  # type: ignore[arg-type]
+                self._boot(partition, memory, vps)
+                self._partition = partition
                 threads = [threading.Thread(target=self._vp_thread, args=(vp,), daemon=True) for vp in vps]
                 for t in threads:
                     t.start()
@@ -152,6 +169,7 @@ class Machine:
                     vp.interrupt()
                 for t in threads:
                     t.join()
+                self._partition = None
         report = self._report
         assert report is not None
         report.exits, report.latency_ns = self._exits, self._latency
@@ -208,8 +226,16 @@ class Machine:
         elif intercept.is_write:
             write(intercept.port, intercept.size, intercept.value)
             vp.complete_io(intercept)
+            if self.snapshot_at is not None and intercept.port == self.snapshot_at[0]:
+                self._take_snapshot(self.snapshot_at[1])
         else:
             vp.complete_io(intercept, read(intercept.port, intercept.size))
+
+    def _take_snapshot(self, path: Path) -> None:
+        """The guest wrote the snapshot port: capture the machine past that OUT, save it."""
+        assert self._partition is not None
+        self._partition.snapshot().save(path)
+        self.snapshots_taken += 1
 
     def _count(self, kind: str) -> None:
         if self.trace:

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mshv.boot import ImageError, load_image
+from mshv.boot import BootImage, ImageError, load_image
 from mshv.boot.loaders import FORMATS
 from mshv.machine import DEFAULT_MEMORY, Machine, RunReport
+from mshv.snapshot import Snapshot
 
 __all__ = ["add_run_parser", "latency_histogram"]
 
@@ -38,7 +39,7 @@ def _address(text: str) -> int:
 def add_run_parser(sub: Any) -> None:
     """Add the ``run`` subcommand to the ``mshv`` parser."""
     p = sub.add_parser("run", help="boot a guest image: multiboot ELF, bzImage or flat binary")
-    p.add_argument("image", type=Path, help="the guest image")
+    p.add_argument("image", type=Path, nargs="?", help="the guest image (not with --resume)")
     p.add_argument("--format", choices=FORMATS, default="auto", help="image format (default: by contents)")
     p.add_argument("-m", "--memory", type=_memory_size, default=DEFAULT_MEMORY,
                    help="guest RAM, e.g. 64M or 1G (a bare number is MiB; default 128M)")  # fmt: skip
@@ -51,6 +52,21 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--mode", choices=("real", "protected", "long"), default="protected",
                    help="flat images: the CPU mode at the entry")  # fmt: skip
     p.add_argument("--trace", action="store_true", help="print exits by kind and a RUN_VP latency histogram")
+    p.add_argument(
+        "--snapshot-at",
+        type=_address,
+        metavar="PORT",
+        help="each guest OUT to PORT saves a snapshot of the machine (past the OUT) to --snapshot-file",
+    )
+    p.add_argument(
+        "--snapshot-file",
+        type=Path,
+        default=Path("mshv-run.snap"),
+        metavar="FILE",
+        help="where --snapshot-at saves (default: mshv-run.snap)",
+    )
+    p.add_argument("--resume", type=Path, metavar="FILE",
+                   help="start from a snapshot --snapshot-at saved instead of booting an image")  # fmt: skip
     p.set_defaults(func=_cmd_run)
 
 
@@ -77,15 +93,26 @@ def _print_trace(report: RunReport) -> None:
             print(f"  < {bound / 1000:>10.1f} us  {count:>8}  {bar}", file=err)
 
 
+def _image(args: argparse.Namespace) -> BootImage | Snapshot:
+    """The image to boot, or with --resume the snapshot to start from."""
+    if (args.image is None) == (args.resume is None):
+        raise ValueError("give either an image or --resume FILE")
+    if args.resume is not None:
+        return Snapshot.load(args.resume)
+    return load_image(
+        args.image.read_bytes(), args.memory, fmt=args.format, cmdline=args.cmdline,
+        load_gpa=args.load, entry=args.entry, mode=args.mode,
+    )  # fmt: skip
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        data = args.image.read_bytes()
-        image = load_image(
-            data, args.memory, fmt=args.format, cmdline=args.cmdline,
-            load_gpa=args.load, entry=args.entry, mode=args.mode,
-        )  # fmt: skip
-        machine = Machine(image, memory_size=args.memory, vps=args.vps,
-                          lapic=False if args.no_lapic else None, trace=args.trace)  # fmt: skip
+        image = _image(args)
+        at = None if args.snapshot_at is None else (args.snapshot_at, args.snapshot_file)
+        lapic = False if args.no_lapic else None
+        machine = Machine(
+            image, memory_size=args.memory, vps=args.vps, lapic=lapic, trace=args.trace, snapshot_at=at
+        )
     except (OSError, ImageError, ValueError) as exc:
         print(f"mshv run: {exc}", file=sys.stderr)
         return USAGE_EXIT_CODE

@@ -7,7 +7,10 @@ import importlib
 
 import pytest
 
-MODULES = ["mshv.device", "mshv.memory", "mshv.testing", "mshv.seccomp", "mshv.exits", "mshv.capabilities"]
+MODULES = [
+    "mshv.device", "mshv.memory", "mshv.testing", "mshv.seccomp", "mshv.exits", "mshv.capabilities",
+    "mshv.boot", "mshv.devices", "mshv.machine",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -201,3 +201,37 @@ def test_host_limit_is_named(tmp_path: Path) -> None:
         assert proc.returncode == 1 and "host's KVM cannot run `int $0x80`" in proc.stderr, proc.stderr
     else:
         assert proc.returncode == (9 << 1) | 1, proc.stderr
+
+
+def test_snapshot_at_a_port_and_resume(tmp_path: Path) -> None:
+    """--snapshot-at PORT saves the machine as it stands past the guest's OUT to PORT;
+    --resume starts a new machine from that file and runs only what came after."""
+    code = assemble(
+        """
+        mov $0x3f8, %dx
+        mov $'a', %al
+        out %al, %dx
+        out %al, $0x99          # the snapshot point
+        mov $0x3f8, %dx
+        incl counter
+        mov counter, %eax
+        add $'0', %al
+        out %al, %dx
+        mov $5, %al
+    1:  out %al, $0xf4
+        jmp 1b
+    counter: .long 0
+        """,
+        mode="protected",
+        base=0x100000,
+    )
+    image, snap = tmp_path / "g.bin", tmp_path / "g.snap"
+    image.write_bytes(code)
+    args = ["--format", "flat", "--entry", "0x100000", "-m", "4M", "--timeout", "60"]
+    first = mshv_run(str(image), *args, "--snapshot-at", "0x99", "--snapshot-file", str(snap))
+    assert (first.stdout, first.returncode) == ("a1", 11), first.stderr
+    for _ in range(2):  # the counter in the snapshot's memory is 0 each time
+        resumed = mshv_run("--resume", str(snap), "--timeout", "60")
+        assert (resumed.stdout, resumed.returncode) == ("1", 11), resumed.stderr
+    both = mshv_run(str(image), "--resume", str(snap))
+    assert both.returncode == 2 and "either an image or --resume" in both.stderr

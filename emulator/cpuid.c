@@ -84,6 +84,20 @@ struct kvm_cpuid2 *emu_cpuid_get(int fd, unsigned long req)
 	return NULL;
 }
 
+/*
+ * What a vCPU's CPUID is after KVM_SET_CPUID2 of want: KVM_GET_CPUID2 reads
+ * the table the guest's CPUID answers from (kvm_find_cpuid_entry), which is
+ * not always want: KVM adjusts runtime bits (kvm_update_cpuid_runtime), and a
+ * KVM whose guest runs user-level instructions natively may keep the
+ * hardware's feature bits whatever the VMM clears. NULL (errno) on failure.
+ */
+struct kvm_cpuid2 *emu_cpuid_as_taken(int vcpu_fd, struct kvm_cpuid2 *want)
+{
+	if (emu_sys_ioctl(vcpu_fd, KVM_SET_CPUID2, want) < 0)
+		return NULL;
+	return emu_cpuid_get(vcpu_fd, KVM_GET_CPUID2);
+}
+
 struct kvm_cpuid_entry2 *emu_cpuid_find(struct kvm_cpuid2 *c, uint32_t leaf,
 					       uint32_t subleaf)
 {
@@ -278,8 +292,11 @@ static void emu_cpuid_phys_bits(struct kvm_cpuid_entry2 *e, uint32_t bits)
  * At CREATE_VP: KVM's supported CPUID without KVM's leaves (the whole
  * 0x40000000 class), with this VP's APIC id (CPUID.1:EBX[31:24], the x2APIC
  * id of 0xB/0x1F), no APIC bit on a partition without MSHV_PT_BIT_LAPIC, the
- * hypervisor-present bit and leaves of the synthetic features, and the
- * PHYSICAL_ADDRESS_WIDTH property in 0x80000008.
+ * hypervisor-present bit and leaves of the synthetic features, the
+ * PHYSICAL_ADDRESS_WIDTH property in 0x80000008, and none of the processor
+ * and XSAVE features the partition lacks (emu_props_cpuid_filter). A KVM that
+ * keeps feature bits the table clears shows the guest those too; the
+ * partition's properties then count them as enabled (properties.c).
  */
 int emu_cpuid_vp_init(struct emu_vp *vp)
 {
@@ -319,6 +336,12 @@ int emu_cpuid_vp_init(struct emu_vp *vp)
 	}
 	free(sup);
 	emu_cpuid_hv_leaves(pt, c, host_phys_bits);
+	if (emu_props_cpuid_filter(pt, c) < 0) {
+		err = errno;
+		free(c);
+		errno = err;
+		return -1;
+	}
 	ret = emu_sys_ioctl(vp->vcpu_fd, KVM_SET_CPUID2, c);
 	err = errno;
 	free(c);

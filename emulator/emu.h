@@ -411,6 +411,7 @@ struct emu_xsave_layout {
 	uint32_t std_off[64];		/* component offsets, standard form (CPUID 0xD.i.EBX) */
 	uint32_t comp_off[64];		/* component offsets, compacted form */
 	uint32_t comp_size[64];
+	uint64_t align64;		/* components 64-byte aligned when compacted (0xD.i ECX[1]) */
 };
 const struct emu_xsave_layout *emu_xsave_layout(struct emu_partition *pt);
 /*

@@ -47,5 +47,9 @@ uint16_t emu_hc_get_vp_cpuid_values(struct emu_call *c);
 struct kvm_cpuid2 *emu_cpuid_get(int fd, unsigned long req);
 /* cpuid.c: the entry for leaf/subleaf in c, or NULL. */
 struct kvm_cpuid_entry2 *emu_cpuid_find(struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf);
+/* cpuid.c: KVM_SET_CPUID2 of want on a vCPU that has not run, then what KVM_GET_CPUID2 gives. */
+struct kvm_cpuid2 *emu_cpuid_as_taken(int vcpu_fd, struct kvm_cpuid2 *want);
+/* properties.c: the partition's features in a new VP's CPUID table (at CREATE_VP). */
+int emu_props_cpuid_filter(struct emu_partition *pt, struct kvm_cpuid2 *c);
 
 #endif /* MSHV_EMU_HYPERCALL_H */

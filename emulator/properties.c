@@ -4,12 +4,15 @@
  * HvCallGetPartitionPropertyEx, HvCallSetPartitionProperty).
  *
  * The host's own properties (target HV_PARTITION_ID_SELF, the /dev/mshv fd)
- * come from what the host KVM offers a guest: KVM_GET_SUPPORTED_CPUID gives
- * the processor feature banks (hv_partition_processor_features), the XSAVE
- * features (hv_partition_processor_xsave_features), the vendor and
- * MAXPHYADDR; KVM_GET_TSC_KHZ the clock frequency. A child partition's
+ * come from what the host KVM gives a guest: the CPUID a vCPU has after
+ * KVM_SET_CPUID2 of KVM_GET_SUPPORTED_CPUID's table (emu_host_load says why
+ * not the supported table itself) gives the processor feature banks
+ * (hv_partition_processor_features), the XSAVE features
+ * (hv_partition_processor_xsave_features) and XSAVE components, the vendor
+ * and MAXPHYADDR; KVM_GET_TSC_KHZ the clock frequency. A child partition's
  * properties start from the host's minus what MSHV_CREATE_PARTITION v2
- * disabled, plus the values the VMM stored.
+ * disabled (plus what KVM cannot take away from a guest), plus the values the
+ * VMM stored; its VPs' CPUID shows the same features (emu_props_cpuid_filter).
  *
  * The rules, property by property, are in emu_props_table below: who answers
  * (host and/or child partition), read-only, "early" (set only between
@@ -157,9 +160,11 @@ static const uint64_t emu_synthetic_named =
 struct emu_host {
 	int err;			/* errno if KVM could not be asked */
 	uint64_t masks[EMU_HOST_MASKS];	/* FEATURES0, FEATURES1, XSAVE_FEATURES */
+	uint64_t kept[EMU_HOST_MASKS];	/* of those, what KVM leaves a guest that is denied them */
 	uint64_t vendor;		/* HV_PROCESSOR_VENDOR_* */
 	uint64_t phys_bits;		/* MAXPHYADDR */
-	uint64_t xcr0;			/* XSAVE user components KVM supports (CPUID 0xD.0) */
+	uint64_t xcr0;			/* XSAVE user components a guest can enable (CPUID 0xD.0) */
+	uint64_t kept_xcr0;		/* of those, what a guest denied them keeps */
 	struct {
 		uint32_t size, std_off;
 		bool align64;
@@ -195,45 +200,138 @@ static uint64_t emu_vendor(const struct kvm_cpuid_entry2 *e)
 	return HV_PROCESSOR_VENDOR_INTEL;
 }
 
+/* The Hyper-V feature masks whose CPUID bits c shows. */
+static void emu_features_of(struct kvm_cpuid2 *c, uint64_t masks[EMU_HOST_MASKS])
+{
+	for (size_t i = 0; i < sizeof(emu_features) / sizeof(emu_features[0]); i++) {
+		const struct emu_feature_map *f = &emu_features[i];
+		struct kvm_cpuid_entry2 *e = emu_cpuid_find(c, f->leaf, f->subleaf);
+
+		if (e && (emu_cpuid_reg(e, f->reg) >> f->bit) & 1)
+			masks[f->mask] |= EMU_BIT(f->hv_bit);
+	}
+}
+
+static uint32_t *emu_cpuid_reg_ptr(struct kvm_cpuid_entry2 *e, int reg)
+{
+	return reg == R_EAX ? &e->eax : reg == R_EBX ? &e->ebx : reg == R_ECX ? &e->ecx : &e->edx;
+}
+
+/* XSAVE user components of CPUID 0xD.0 (EDX:EAX), x87 and SSE always. */
+static uint64_t emu_xcr0_of(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *e = emu_cpuid_find(c, 0xd, 0);
+	uint64_t xcr0 = e ? (uint64_t)e->edx << 32 | e->eax : 0;
+
+	return xcr0 | HV_X64_XFEM_LEGACY_X87 | HV_X64_XFEM_LEGACY_SSE;
+}
+
+/*
+ * A vCPU of a scratch VM is given sup (*view: what it then has) and sup with
+ * every CPUID bit of emu_features cleared and x87|SSE alone in 0xD.0 (*kept:
+ * what it has anyway). Both NULL when KVM could not be asked.
+ */
+static void emu_host_vcpu_views(int kvm, struct kvm_cpuid2 *sup, struct kvm_cpuid2 **view,
+				struct kvm_cpuid2 **kept)
+{
+	size_t size = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
+	struct kvm_cpuid2 *bare = malloc(size);
+	struct kvm_cpuid_entry2 *e;
+	int vm, vcpu = -1;
+
+	*view = *kept = NULL;
+	vm = emu_sys_ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm >= 0)
+		vcpu = emu_sys_ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu >= 0 && bare) {
+		memcpy(bare, sup, size);
+		for (size_t i = 0; i < sizeof(emu_features) / sizeof(emu_features[0]); i++) {
+			const struct emu_feature_map *f = &emu_features[i];
+
+			e = emu_cpuid_find(bare, f->leaf, f->subleaf);
+			if (e)
+				*emu_cpuid_reg_ptr(e, f->reg) &= ~(1U << f->bit);
+		}
+		e = emu_cpuid_find(bare, 0xd, 0);
+		if (e) {
+			e->eax = HV_X64_XFEM_LEGACY_X87 | HV_X64_XFEM_LEGACY_SSE;
+			e->edx = 0;
+		}
+		*view = emu_cpuid_as_taken(vcpu, sup);
+		*kept = emu_cpuid_as_taken(vcpu, bare);
+		if (!*view || !*kept) {
+			free(*view);
+			free(*kept);
+			*view = *kept = NULL;
+		}
+	}
+	free(bare);
+	if (vcpu >= 0)
+		emu_sys_close(vcpu);
+	if (vm >= 0)
+		emu_sys_close(vm);
+}
+
+/*
+ * The host's features are the CPUID a vCPU has once given everything
+ * KVM_GET_SUPPORTED_CPUID offers: that table is what the guest's CPUID
+ * answers from, and what it may enable (kvm_set_xcr checks XCR0 against the
+ * vCPU's CPUID 0xD.0, kvm_is_valid_cr4 CR4.OSXSAVE against its XSAVE bit).
+ * On an ordinary KVM it is the supported table. A paravirtual KVM that runs
+ * guest user code on the hardware (kvm_pvm) can report far less as supported
+ * (leaf 1 without XSAVE or AVX while 0xD.0 lists the AVX state) and give every
+ * vCPU the hardware's user-level features whatever its VMM sets: its guests
+ * read them, enable them (CR4.OSXSAVE, XSETBV), run AVX at CPL 3, and
+ * KVM_GET_XSAVE holds their YMM state. Trusting the supported table there
+ * would give partitions an XSAVE area without the state their guests use.
+ * What KVM leaves a vCPU whose table clears every feature is what the
+ * partition cannot take away from its guest (emu_props_new).
+ */
 static void emu_host_load(void)
 {
 	int kvm = emu_sys_openat(AT_FDCWD, "/dev/kvm", O_RDWR | O_CLOEXEC, 0);
-	struct kvm_cpuid2 *c;
+	struct kvm_cpuid2 *sup, *view, *kept;
 	struct kvm_cpuid_entry2 *e;
 
 	if (kvm < 0) {
 		emu_host.err = errno;
 		return;
 	}
-	c = emu_cpuid_get(kvm, KVM_GET_SUPPORTED_CPUID);
-	emu_host.err = c ? 0 : errno;
+	sup = emu_cpuid_get(kvm, KVM_GET_SUPPORTED_CPUID);
+	emu_host.err = sup ? 0 : errno;
+	if (sup)
+		emu_host_vcpu_views(kvm, sup, &view, &kept);
 	emu_sys_close(kvm);
-	if (!c)
+	if (!sup)
 		return;
-	for (size_t i = 0; i < sizeof(emu_features) / sizeof(emu_features[0]); i++) {
-		const struct emu_feature_map *f = &emu_features[i];
-
-		e = emu_cpuid_find(c, f->leaf, f->subleaf);
-		if (e && (emu_cpuid_reg(e, f->reg) >> f->bit) & 1)
-			emu_host.masks[f->mask] |= EMU_BIT(f->hv_bit);
+	if (!view) {		/* no scratch vCPU: the supported table, nothing kept */
+		view = sup;
+		sup = NULL;
+	} else {
+		emu_features_of(kept, emu_host.kept);
+		emu_host.kept_xcr0 = emu_xcr0_of(kept);
 	}
-	e = emu_cpuid_find(c, 0, 0);
+	emu_features_of(view, emu_host.masks);
+	e = emu_cpuid_find(view, 0, 0);
 	emu_host.vendor = e ? emu_vendor(e) : HV_PROCESSOR_VENDOR_INTEL;
 	/* SDM "CPUID 80000008H": EAX[7:0]; without the leaf, 36 (PAE) */
-	e = emu_cpuid_find(c, 0x80000008, 0);
+	e = emu_cpuid_find(view, 0x80000008, 0);
 	emu_host.phys_bits = e && (e->eax & 0xff) ? e->eax & 0xff : 36;
-	e = emu_cpuid_find(c, 0xd, 0);
-	emu_host.xcr0 = e ? (uint64_t)e->edx << 32 | e->eax : 0;
-	emu_host.xcr0 |= HV_X64_XFEM_LEGACY_X87 | HV_X64_XFEM_LEGACY_SSE;
+	emu_host.xcr0 = emu_xcr0_of(view);
+	emu_host.kept_xcr0 &= emu_host.xcr0;
 	for (uint32_t i = 2; i < 63; i++) {
-		e = emu_cpuid_find(c, 0xd, i);
+		e = emu_cpuid_find(view, 0xd, i);
 		if (!e || !(emu_host.xcr0 & EMU_BIT(i)))
 			continue;
 		emu_host.comp[i].size = e->eax;
 		emu_host.comp[i].std_off = e->ebx;
 		emu_host.comp[i].align64 = e->ecx & 2;
 	}
-	free(c);
+	for (int i = 0; i < EMU_HOST_MASKS; i++)
+		emu_host.kept[i] &= emu_host.masks[i];
+	free(sup);
+	free(view);
+	free(kept);
 }
 
 static const struct emu_host *emu_host_get(void)
@@ -291,8 +389,11 @@ struct emu_props {
  * XSAVE state components the partition's XSAVE features use: x87 and SSE
  * always, the others only with XSAVE enabled and their feature enabled
  * (AVX: YMM; MPX: BNDREGS, BNDCSR; AVX-512 on AVX: opmask, ZMM_Hi256,
- * Hi16_ZMM; AMX-TILE: XTILECFG, XTILEDATA). Components no Hyper-V XSAVE
- * feature controls (PKRU, PASID, CET, ...) are left out.
+ * Hi16_ZMM; AMX-TILE: XTILECFG, XTILEDATA), or when KVM leaves the guest a
+ * component of the group whatever its CPUID says (emu_host.kept_xcr0): the
+ * guest can then use it, so its state is the partition's. Components no
+ * Hyper-V XSAVE feature controls (PKRU, PASID, CET, ...) have no bit in
+ * union hv_x64_xsave_xfem_register and are left out.
  */
 static const struct {
 	uint8_t feature, needs;		/* needs: a second feature bit, or 0xff */
@@ -332,6 +433,8 @@ static bool emu_xsave_place(const struct emu_host *h, uint64_t group, uint32_t *
 			x->std_off[i] = h->comp[i].std_off;
 			x->comp_off[i] = start;
 			x->comp_size[i] = size;
+			if (h->comp[i].align64)
+				x->align64 |= EMU_BIT(i);
 		}
 		at = start + size;
 	}
@@ -351,10 +454,12 @@ static void emu_xsave_compute(const struct emu_host *h, uint64_t features,
 		uint8_t needs = emu_xsave_groups[g].needs;
 		uint32_t end = off;
 
-		if (!(features & EMU_BIT(HV_PROC_XSAVE_FEATURE_XSAVE_BIT)) ||
-		    !(features & EMU_BIT(emu_xsave_groups[g].feature)) ||
-		    (needs != 0xff && !(features & EMU_BIT(needs))) ||
-		    (h->xcr0 & want) != want || !emu_xsave_place(h, want, &end, NULL))
+		bool enabled = (features & EMU_BIT(HV_PROC_XSAVE_FEATURE_XSAVE_BIT)) &&
+			       (features & EMU_BIT(emu_xsave_groups[g].feature)) &&
+			       (needs == 0xff || (features & EMU_BIT(needs)));
+
+		if ((!enabled && !(h->kept_xcr0 & want)) || (h->xcr0 & want) != want ||
+		    !emu_xsave_place(h, want, &end, NULL))
 			continue;
 		emu_xsave_place(h, want, &off, x);
 		x->states |= want;
@@ -375,9 +480,15 @@ static struct emu_props *emu_props_new(struct emu_partition *pt)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
+	/*
+	 * What the VMM disables is taken away, but not what KVM leaves the
+	 * guest anyway (emu_host_load): the guest has it, so the partition
+	 * says it has it rather than describe a guest that does not exist.
+	 */
 	for (int i = 0; i < HV_PARTITION_PROCESSOR_FEATURES_BANKS; i++)
-		p->masks[i] = h->masks[i] & ~pt->cpu_fbanks[i];
-	p->masks[EMU_XSAVE_FEATURES] = h->masks[EMU_XSAVE_FEATURES] & ~pt->disabled_xsave;
+		p->masks[i] = (h->masks[i] & ~pt->cpu_fbanks[i]) | h->kept[i];
+	p->masks[EMU_XSAVE_FEATURES] = (h->masks[EMU_XSAVE_FEATURES] & ~pt->disabled_xsave) |
+				       h->kept[EMU_XSAVE_FEATURES];
 	emu_xsave_compute(h, p->masks[EMU_XSAVE_FEATURES], &p->xsave);
 	p->physical_address_width = h->phys_bits;
 	p->processors_per_socket = 1;
@@ -406,6 +517,60 @@ const struct emu_xsave_layout *emu_xsave_layout(struct emu_partition *pt)
 	struct emu_props *p = emu_props(pt);
 
 	return p ? &p->xsave : NULL;
+}
+
+/*
+ * The partition's features in a VP's CPUID table c: the CPUID bits of
+ * processor and XSAVE features it lacks are cleared (a CPUID bit that
+ * several Hyper-V features share goes when none of them is enabled), and
+ * leaf 0xD describes XSAVE_STATES: 0xD.0 EDX:EAX are its user components,
+ * ECX the standard-form size they need (SDM "CPUID leaf 0DH"; EBX, the size
+ * for the current XCR0, is KVM's: kvm_update_cpuid_runtime), and the 0xD.i of
+ * components outside it are zero, as for a component the CPU lacks.
+ */
+int emu_props_cpuid_filter(struct emu_partition *pt, struct kvm_cpuid2 *c)
+{
+	const size_t n = sizeof(emu_features) / sizeof(emu_features[0]);
+	struct emu_props *p = emu_props(pt);
+	const struct emu_xsave_layout *x;
+	struct kvm_cpuid_entry2 *e;
+	uint32_t std_size = 576;	/* legacy area and XSAVE header */
+
+	if (!p)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct emu_feature_map *f = &emu_features[i];
+		bool wanted = false;
+
+		for (size_t j = 0; j < n && !wanted; j++) {
+			const struct emu_feature_map *g = &emu_features[j];
+
+			wanted = g->leaf == f->leaf && g->subleaf == f->subleaf &&
+				 g->reg == f->reg && g->bit == f->bit &&
+				 (p->masks[g->mask] & EMU_BIT(g->hv_bit));
+		}
+		e = emu_cpuid_find(c, f->leaf, f->subleaf);
+		if (e && !wanted)
+			*emu_cpuid_reg_ptr(e, f->reg) &= ~(1U << f->bit);
+	}
+	x = &p->xsave;
+	for (uint32_t i = 2; i < 63; i++) {
+		if (x->states & EMU_BIT(i)) {
+			if (x->std_off[i] + x->comp_size[i] > std_size)
+				std_size = x->std_off[i] + x->comp_size[i];
+			continue;
+		}
+		e = emu_cpuid_find(c, 0xd, i);
+		if (e && !(e->ecx & 1))		/* ECX[0]: an IA32_XSS (supervisor) component */
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+	}
+	e = emu_cpuid_find(c, 0xd, 0);
+	if (e) {
+		e->eax = (uint32_t)x->states;
+		e->edx = (uint32_t)(x->states >> 32);
+		e->ecx = std_size;
+	}
+	return 0;
 }
 
 void emu_props_destroy(struct emu_partition *pt)

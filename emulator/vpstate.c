@@ -12,7 +12,12 @@
  * HV_STATUS_INVALID_PARAMETER (EINVAL) (unverified).
  * XSAVE: KVM_GET_XSAVE gives the standard form; mshv gives the compacted
  * form with XCOMP_BV bit 63 set and the partition's XSAVE_STATES as
- * components (QEMU asserts bit 63).
+ * components (QEMU asserts bit 63). A blob set is read as XRSTOR reads the
+ * compacted form (SDM 13.8): its own XCOMP_BV says which components it holds
+ * and where. Refused (HV_STATUS_INVALID_PARAMETER) where XRSTOR faults, with
+ * XSAVE_STATES for XCR0: XCOMP_BV bit 63 clear or a component outside
+ * XSAVE_STATES, an XSTATE_BV component XCOMP_BV lacks (x87 and SSE, at fixed
+ * offsets, excepted), header bytes 16-63 not zero.
  * SIMP, SIEFP, SYNTHETIC_TIMERS: the SynIC store of synthetic.c, the same
  * values the SIMP/SIEFP/STIMERn registers and the guest's MSRs show (a fresh
  * VP reads zeros).
@@ -165,12 +170,36 @@ static void put64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, sizeof(v));
 }
 
+/*
+ * Offsets in a compacted area of the components xcomp has (SDM 13.4.3: in
+ * index order after the legacy area and header, 64-byte aligned where CPUID
+ * 0xD.i ECX[1] says); false when they do not fit in size bytes.
+ */
+static bool emu_xsave_offsets(const struct emu_xsave_layout *x, uint64_t xcomp, uint32_t size,
+			      uint32_t off[64])
+{
+	uint32_t at = XSAVE_HDR_OFF + 64;
+
+	for (int i = 2; i < 63; i++) {
+		if (!(xcomp & (1ULL << i)))
+			continue;
+		if (x->align64 & (1ULL << i))
+			at = (at + 63) & ~63U;
+		off[i] = at;
+		at += x->comp_size[i];
+	}
+	return at <= size;
+}
+
 /* Standard-form KVM XSAVE <-> compacted XSAVE (SDM 13.4.3). */
-static uint16_t emu_state_xsave(struct emu_vp *vp, bool set, uint8_t *buf,
+static uint16_t emu_state_xsave(struct emu_vp *vp, bool set, uint8_t *buf, uint32_t buf_sz,
 				const struct emu_xsave_layout *x)
 {
+	static const uint8_t zero[48];
 	struct kvm_xsave kx;
 	uint8_t *std = (uint8_t *)kx.region;
+	uint64_t bv, xcomp;
+	uint32_t off[64];
 
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &kx) < 0)
 		return HV_STATUS_OPERATION_FAILED;
@@ -184,15 +213,21 @@ static uint16_t emu_state_xsave(struct emu_vp *vp, bool set, uint8_t *buf,
 				memcpy(buf + x->comp_off[i], std + x->std_off[i], x->comp_size[i]);
 		return HV_STATUS_SUCCESS;
 	}
-	if (!(get64(buf + XSAVE_HDR_OFF + 8) & XSAVE_XCOMP_COMPACTED) ||
-	    (get64(buf + XSAVE_HDR_OFF) & ~x->states))
+	bv = get64(buf + XSAVE_HDR_OFF);
+	xcomp = get64(buf + XSAVE_HDR_OFF + 8);
+	if (!(xcomp & XSAVE_XCOMP_COMPACTED))
+		return HV_STATUS_INVALID_PARAMETER;
+	xcomp &= ~XSAVE_XCOMP_COMPACTED;
+	if ((xcomp & ~x->states) || (bv & ~(xcomp | HV_X64_XFEM_LEGACY_X87 | HV_X64_XFEM_LEGACY_SSE)) ||
+	    memcmp(buf + XSAVE_HDR_OFF + 16, zero, sizeof(zero)) ||
+	    !emu_xsave_offsets(x, xcomp, buf_sz, off))
 		return HV_STATUS_INVALID_PARAMETER;
 	memcpy(std, buf, XSAVE_HDR_OFF);
-	put64(std + XSAVE_HDR_OFF, get64(buf + XSAVE_HDR_OFF));
+	put64(std + XSAVE_HDR_OFF, bv);
 	put64(std + XSAVE_HDR_OFF + 8, 0);
 	for (int i = 2; i < 63; i++)
-		if (x->states & (1ULL << i))
-			memcpy(std + x->std_off[i], buf + x->comp_off[i], x->comp_size[i]);
+		if (xcomp & (1ULL << i))
+			memcpy(std + x->std_off[i], buf + off[i], x->comp_size[i]);
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_XSAVE, &kx) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	return HV_STATUS_SUCCESS;
@@ -271,7 +306,7 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 	if (args.type == MSHV_VP_STATE_LAPIC)
 		st = emu_state_lapic(vp, set, buf);
 	else if (args.type == MSHV_VP_STATE_XSAVE)
-		st = emu_state_xsave(vp, set, buf, x);
+		st = emu_state_xsave(vp, set, buf, args.buf_sz, x);
 	else
 		st = emu_synthetic_state(vp, args.type, set, buf, needed);
 	if (st) {

@@ -1,4 +1,5 @@
-"""What the backend cannot do, found by trying it: guest instructions, intercepts, TSC writes.
+"""What the backend cannot do, found by trying it: guest instructions, intercepts, TSC writes,
+CPU features a partition disables.
 
 On the emulator, guests run on the host's KVM, and some KVMs cannot run some
 instructions in some modes (e.g. a paravirtual KVM with no hardware
@@ -11,6 +12,8 @@ machine code, so no assembler is needed) or a hypercall.
 
 - :func:`probe_limits` runs every probe (``mshv info`` prints them).
 - :func:`instruction_limit` probes one instruction in one mode.
+- :func:`cpu_feature_hiding` probes whether a feature the partition disables is hidden from
+  its guest's CPUID (a KVM that runs guest user code on the hardware may keep showing them).
 - :func:`host_cause` says whether an ``UnrecoverableException`` stopped at an
   instruction the probes found the host cannot run, or in real mode with an
   IVT shorter than 256 vectors on a host whose KVM ignores the real-mode IDT
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import iced_x86 as iced
 
+from mshv._abi import lib
 from mshv.device import Mshv
 from mshv.errors import MshvError
 from mshv.intercepts import IoPortIntercept, UnrecoverableException
@@ -50,7 +54,14 @@ if TYPE_CHECKING:
     from mshv.intercepts import InterceptHeader
     from mshv.vp import Vp
 
-__all__ = ["Limit", "host_cause", "instruction_limit", "probe_limits", "real_mode_idt_limit"]
+__all__ = [
+    "Limit",
+    "cpu_feature_hiding",
+    "host_cause",
+    "instruction_limit",
+    "probe_limits",
+    "real_mode_idt_limit",
+]
 
 
 @dataclass(frozen=True)
@@ -297,11 +308,59 @@ def _tsc_limit() -> Limit:
     return Limit("TSC writes", works, f"wrote {before + jump:#x}, read back {after:#x}")
 
 
+# Features checked by cpu_feature_hiding: (name, property, Hyper-V bit, CPUID leaf, register, bit),
+# the CPUID bits from the Intel SDM's CPUID tables.
+_FEATURES0, _XSAVE = (
+    lib.HV_PARTITION_PROPERTY_PROCESSOR_FEATURES0,
+    lib.HV_PARTITION_PROPERTY_PROCESSOR_XSAVE_FEATURES,
+)
+_HIDDEN_FEATURES = [
+    ("SSE3", _FEATURES0, lib.HV_PROC_FEATURE0_SSE3_BIT, 1, "ecx", 0),
+    ("POPCNT", _FEATURES0, lib.HV_PROC_FEATURE0_POPCNT_BIT, 1, "ecx", 23),
+    ("XSAVE", _XSAVE, lib.HV_PROC_XSAVE_FEATURE_XSAVE_BIT, 1, "ecx", 26),
+    ("AVX", _XSAVE, lib.HV_PROC_XSAVE_FEATURE_AVX_BIT, 1, "ecx", 28),
+    ("AVX2", _XSAVE, lib.HV_PROC_XSAVE_FEATURE_AVX2_BIT, 7, "ebx", 5),
+]  # fmt: skip
+
+
+@functools.cache
+def cpu_feature_hiding() -> Limit:
+    """Whether CPU features a partition disables (MSHV_CREATE_PARTITION v2 pt_cpu_fbanks,
+    pt_disabled_xsave) are gone from its guest's CPUID; probed once per process with every
+    feature disabled, on features the host offers. A KVM whose guests run user code on the
+    hardware may give them the hardware's features whatever the VMM's CPUID says: the guest
+    then sees and can use them, and the partition's properties say it has them."""
+    name = "disabled CPU features hidden from the guest"
+    every = 2**64 - 1
+    try:
+        with Mshv() as hv:
+            offered = [f for f in _HIDDEN_FEATURES if hv.get_property(f[1]) >> f[2] & 1]
+            with hv.create_partition(
+                lapic=False, disabled_cpu_features=[every, every], disabled_xsave=every
+            ) as pt:
+                vp = pt.create_vp(0)
+                shown = [f[0] for f in offered if getattr(vp.get_cpuid(f[3]), f[4]) >> f[5] & 1]
+    except (MshvError, OSError) as exc:
+        return Limit(name, None, f"could not probe: {exc}")
+    checked = ", ".join(f[0] for f in offered)
+    if not offered:
+        return Limit(name, None, "inconclusive: the host offers none of the features the probe checks")
+    if shown:
+        return Limit(
+            name,
+            False,
+            f"with every feature disabled the guest's CPUID still shows {', '.join(shown)} (of {checked}): "
+            "the guest keeps them, and the partition's feature properties say so",
+        )
+    return Limit(name, True, f"with every feature disabled the guest's CPUID shows none of {checked}")
+
+
 @functools.cache
 def probe_limits() -> tuple[Limit, ...]:
-    """Every probe, once per process: instructions, intercepts, TSC writes."""
+    """Every probe, once per process: instructions, intercepts, TSC writes, feature hiding."""
     limits = [instruction_limit(mode, op) for mode, op in _INSTRUCTION_PROBES]
     limits.append(real_mode_idt_limit())
+    limits.append(cpu_feature_hiding())
     for probe in (_intercept_limits, lambda: [_tsc_limit()]):
         try:
             limits += probe()

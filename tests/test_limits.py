@@ -143,6 +143,7 @@ def test_mshv_info_lists_the_backend_limits(backend_ready: None) -> None:
         "CPUID intercept",
         "exception intercept #BP (3)",
         "TSC writes",
+        "disabled CPU features hidden from the guest",
     ):
         line = next((line for line in lines if line.strip().startswith(name)), None)
         assert line is not None, (name, proc.stdout)

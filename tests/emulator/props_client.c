@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Host and partition properties against what the host KVM reports, run under
+ * Host and partition properties against what the host KVM gives a guest, run under
  * LD_PRELOAD=libmshv_emu.so: /dev/mshv is the emulator, /dev/kvm is asked
  * directly for the facts the answers must come from.
  *
@@ -33,19 +33,37 @@ static void die(const char *what)
 static struct kvm_cpuid2 *kvm_cpuid;
 static int kvm_fd;
 
+/*
+ * What KVM gives a guest: the CPUID of a vCPU given KVM_GET_SUPPORTED_CPUID's
+ * table (KVM_SET_CPUID2), read back with KVM_GET_CPUID2 - the table the
+ * guest's CPUID answers from. Some KVMs give a vCPU more than they report as
+ * supported (the hardware's user-level features, which their guests run
+ * natively).
+ */
 static void kvm_load(void)
 {
-	int n = 512;
+	int n = 512, vm, vcpu;
+	struct kvm_cpuid2 *sup;
 
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm_fd < 0)
 		die("open /dev/kvm");
+	sup = calloc(1, sizeof(*sup) + n * sizeof(sup->entries[0]));
 	kvm_cpuid = calloc(1, sizeof(*kvm_cpuid) + n * sizeof(kvm_cpuid->entries[0]));
-	if (!kvm_cpuid)
+	if (!sup || !kvm_cpuid)
 		die("calloc");
-	kvm_cpuid->nent = n;
-	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, kvm_cpuid))
+	sup->nent = kvm_cpuid->nent = n;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, sup))
 		die("KVM_GET_SUPPORTED_CPUID");
+	vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	vcpu = vm < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		die("KVM_CREATE_VCPU");
+	if (ioctl(vcpu, KVM_SET_CPUID2, sup) || ioctl(vcpu, KVM_GET_CPUID2, kvm_cpuid))
+		die("KVM_SET_CPUID2/KVM_GET_CPUID2");
+	close(vcpu);
+	close(vm);
+	free(sup);
 }
 
 static const struct kvm_cpuid_entry2 *leaf(uint32_t fn, uint32_t index)

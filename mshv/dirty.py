@@ -8,7 +8,8 @@ pages found (page-aligned GPAs, ascending). :func:`gpa_access_states` reads
 the raw per-page states with HvCallGetGpaPagesAccessStates.
 
 Reading without clearing uses the hypercall, not the ioctl: the ioctl's
-"no-op" is carried out as "set" by the kernel (kernel-behaviour.md §3.8), so
+"no-op" is carried out as "set" by the kernel
+(mshv_partition_ioctl_get_gpap_access_bitmap), so
 it would mark every page in the range.
 """
 

@@ -398,6 +398,8 @@ void emu_seg_from_hv(const struct hv_x64_segment_register *h, struct kvm_segment
 uint64_t emu_pending_interruption(const struct kvm_vcpu_events *ev);
 uint64_t emu_interrupt_state(const struct kvm_vcpu_events *ev);
 int emu_xcr0_get(struct emu_vp *vp, __u64 *xcr0);
+/* regs.c: one MSR of the vCPU through KVM_GET/SET_MSRS; -1 when KVM refused it */
+int emu_kvm_msr(struct emu_vp *vp, uint32_t index, uint64_t *value, bool set);
 /* run.c: give KVM this VP's installed exception intercepts and CPUID results */
 int emu_vp_prepare(struct emu_vp *vp);
 /* cpuid.c: apply registered CPUID results to a VP's KVM CPUID (pt->lock not needed) */

@@ -343,6 +343,8 @@ void emu_message_init(struct hv_message *msg, uint32_t type, size_t size);
 int emu_code_bits(const struct kvm_sregs *sr);
 /* Guest linear -> guest physical address with the VP's current paging; -1 if not mapped. */
 int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa);
+/* Linear and guest physical address of CS:ip; -1 if the guest's paging does not map it. */
+int emu_code_gpa(struct emu_vp *vp, uint64_t ip, uint64_t *linear, uint64_t *gpa);
 /* Read len bytes at CS:ip; returns the count read. */
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len);
 /* Read up to 16 instruction bytes at the guest's RIP (rest zeroed); returns the count read. */

@@ -635,6 +635,36 @@ static void emu_header_only(struct emu_vp *vp, struct hv_message *msg, uint32_t 
 }
 
 /*
+ * An instruction fetch from a GPA no region maps. The hypervisor stops the VP
+ * at the instruction with HVMSG_UNMAPPED_GPA, access type execute, and the
+ * GPA fetched from. KVM has no memslot there and takes the fetch for MMIO
+ * (kvm_mmu_page_fault -> x86_emulate_instruction); its instruction emulator
+ * cannot fetch from MMIO either and gives up with KVM_EXIT_INTERNAL_ERROR
+ * (KVM_INTERNAL_ERROR_EMULATION, handle_emulation_failure), with RIP still
+ * at the instruction. So: an internal error whose CS:RIP lies in no region
+ * is that fetch. The same happens to a guest whose memory is unmapped under
+ * it (a VMM tearing a partition down while a VP still runs). 1 with *msg
+ * filled, 0 if RIP is in guest memory (a real emulation failure).
+ */
+static int emu_exit_fetch_unmapped(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct hv_x64_memory_intercept_message *m = (void *)msg->payload;
+	const struct kvm_regs *r = &vp->run->s.regs.regs;
+	uint64_t linear, gpa;
+
+	if (emu_code_gpa(vp, r->rip, &linear, &gpa) < 0 || emu_region_find(vp->pt, gpa >> 12))
+		return 0;
+	emu_message_init(msg, HVMSG_UNMAPPED_GPA, sizeof(*m));
+	emu_intercept_header(vp, &m->header, HV_INTERCEPT_ACCESS_EXECUTE, 0);
+	m->cache_type = HV_CACHE_TYPE_UNCACHED;
+	m->memory_access_info = HV_X64_MEMORY_ACCESS_INFO_GVA_VALID;
+	m->guest_virtual_address = linear;
+	m->guest_physical_address = gpa;
+	m->instruction_byte_count = 0;	/* nothing to fetch there */
+	return 1;
+}
+
+/*
  * KVM_EXIT_IOAPIC_EOI with a split irqchip comes for every EOI of a vector in
  * ioapic_handled_vectors (kvm_ioapic_send_eoi does not look at TMR there),
  * and kvm_scan_ioapic_routes puts a vector there when any level-triggered
@@ -717,8 +747,11 @@ static int emu_handle_exit(struct emu_vp *vp, struct hv_message *msg)
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
 		return 0;
-	case KVM_EXIT_SHUTDOWN:
 	case KVM_EXIT_INTERNAL_ERROR:
+		if (emu_exit_fetch_unmapped(vp, msg))
+			return 1;
+		/* fall through */
+	case KVM_EXIT_SHUTDOWN:
 	case KVM_EXIT_FAIL_ENTRY:
 	case KVM_EXIT_SYSTEM_EVENT:
 	default:

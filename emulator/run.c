@@ -128,7 +128,8 @@ static int emu_kvm_run(struct emu_vp *vp)
 	vp->run->kvm_valid_regs = EMU_SYNC_ALL;
 	atomic_store(&vp->ran, true);
 	ret = emu_sys_ioctl(vp->vcpu_fd, KVM_RUN, NULL);
-	if (ret < 0 && errno != EINTR)
+	/* EINTR and EAGAIN leave through kvm_arch_vcpu_ioctl_run's out: (store_regs) */
+	if (ret < 0 && errno != EINTR && errno != EAGAIN)
 		vp->sync_valid = false;
 	return ret;
 }
@@ -827,6 +828,16 @@ int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 		atomic_store(&vp->running, true);
 		ret = emu_kvm_run(vp);
 		atomic_store(&vp->running, false);
+		/*
+		 * An AP waiting for SIPI (KVM_MP_STATE_UNINITIALIZED or
+		 * INIT_RECEIVED) sleeps inside KVM_RUN until INIT/SIPI come;
+		 * when kvm_apic_accept_events has taken the SIPI and put it at
+		 * the vector's CS:IP, KVM_RUN returns EAGAIN without running it
+		 * (kvm_arch_vcpu_ioctl_run). The hypervisor just starts the VP
+		 * and RUN_VP goes on: run again.
+		 */
+		if (ret < 0 && errno == EAGAIN)
+			continue;
 		if (ret < 0) {
 			/*
 			 * step 3: a signal with no intercept in flight: EINTR, the VP

@@ -47,6 +47,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -224,6 +225,8 @@ struct emu_vp {
 	uint32_t cpuid_gen;		/* cpuid.c: CPUID results generation applied */
 	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
 	atomic_bool ran;		/* run.c: KVM_RUN was called once (CPUID is frozen) */
+	bool sigmask_set;		/* run.c: KVM_SET_SIGNAL_MASK was given kvm_sigmask */
+	uint64_t kvm_sigmask;		/* run.c: the signal mask KVM_RUN runs with */
 	/* ---- time.c: this VP's share of TIME_FREEZE ---- */
 	bool freeze_captured;		/* TSC/LAPIC timer taken at freeze, not yet given back */
 	bool thaw_pending;		/* thawed while this VP was busy: give back at next RUN_VP */
@@ -283,6 +286,44 @@ void emu_vp_destroy(struct emu_vp *vp);		/* at partition destroy */
 
 /* MSHV_RUN_VP with vp->lock held; msg receives the 256-byte message. */
 int emu_run_vp(struct emu_vp *vp, struct hv_message *msg);
+/*
+ * Around a RUN_VP call (entry.c): block the catchable asynchronous signals
+ * while emulator code runs, keeping the caller's mask for KVM_RUN (run.c);
+ * restore it at the end, which is when a pending signal's handler runs.
+ * Masks are the kernel's sigset (signal n is bit n - 1). The block is the
+ * first thing mshv_emu_ioctl does for RUN_VP, a system call made inline:
+ * from there on the thread is "inside the ioctl".
+ */
+#define EMU_SIGBIT(sig) (1ULL << ((sig) - 1))
+#define EMU_RUN_SIGNALS_BLOCKED                                                              \
+	(~(EMU_SIGBIT(SIGKILL) | EMU_SIGBIT(SIGSTOP) | EMU_SIGBIT(SIGSEGV) | EMU_SIGBIT(SIGBUS) | \
+	   EMU_SIGBIT(SIGFPE) | EMU_SIGBIT(SIGILL) | EMU_SIGBIT(SIGTRAP) | EMU_SIGBIT(SIGSYS) |  \
+	   EMU_SIGBIT(SIGABRT) | EMU_SIGBIT(32) | EMU_SIGBIT(33)))	/* 32, 33: libc's own */
+
+/* rt_sigprocmask(how, set, old, 8) as one inline system call (x86-64). */
+static inline long emu_sigprocmask_raw(int how, const uint64_t *set, uint64_t *old)
+{
+	register long r10 __asm__("r10") = sizeof(*set);
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"((long)SYS_rt_sigprocmask), "D"((long)how), "S"(set), "d"(old), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline uint64_t emu_run_signals_block(void)
+{
+	static const uint64_t blocked = EMU_RUN_SIGNALS_BLOCKED;
+	uint64_t caller = 0;
+
+	emu_sigprocmask_raw(SIG_BLOCK, &blocked, &caller);
+	return caller;
+}
+
+void emu_run_signals_enter(uint64_t caller);	/* the caller's mask, for KVM_RUN */
+void emu_run_signals_restore(uint64_t caller);	/* keeps errno */
 /* Settle KVM's pending IO/MMIO before registers are read or written. */
 int emu_vp_settle(struct emu_vp *vp);
 /* Kick a VP out of KVM_RUN (signal delivery, teardown). */
@@ -302,6 +343,8 @@ void emu_message_init(struct hv_message *msg, uint32_t type, size_t size);
 int emu_code_bits(const struct kvm_sregs *sr);
 /* Guest linear -> guest physical address with the VP's current paging; -1 if not mapped. */
 int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa);
+/* Linear and guest physical address of CS:ip; -1 if the guest's paging does not map it. */
+int emu_code_gpa(struct emu_vp *vp, uint64_t ip, uint64_t *linear, uint64_t *gpa);
 /* Read len bytes at CS:ip; returns the count read. */
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len);
 /* Read up to 16 instruction bytes at the guest's RIP (rest zeroed); returns the count read. */

@@ -48,11 +48,18 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 {
+	/* RUN_VP: signals wait while emulator code runs (run.c, emu_run_signals_enter) */
+	uint64_t caller = req == MSHV_RUN_VP ? emu_run_signals_block() : 0;
 	struct emu_file *f = emu_fd_get(fd);
 	int ret;
 
-	if (!f)
+	if (!f) {
+		if (req == MSHV_RUN_VP)
+			emu_run_signals_restore(caller);
 		return emu_sys_ioctl(fd, req, arg);
+	}
+	if (req == MSHV_RUN_VP)
+		emu_run_signals_enter(caller);
 	switch (f->kind) {
 	case EMU_DEVICE:
 		ret = emu_dev_ioctl(req, arg);
@@ -68,6 +75,8 @@ EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 		ret = -1;
 	}
 	emu_fd_put(f);		/* keeps errno */
+	if (req == MSHV_RUN_VP)
+		emu_run_signals_restore(caller);	/* keeps errno */
 	return ret;
 }
 

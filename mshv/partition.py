@@ -302,9 +302,8 @@ class Partition(FdOwner):
         return dirty.dirty_pages(self._live(), gpa, npages, clear)
 
     def accessed_pages(self, gpa: int, npages: int, clear: bool = True) -> list[int]:
-        """GPAs of the pages the guest accessed (MSHV_GET_GPAP_ACCESS_BITMAP)."""
-        if clear:
-            self._snapshot_base = None
+        """GPAs of the pages the guest accessed (HvCallGetGpaPagesAccessStates); clearing them
+        leaves the dirty bits alone. See :mod:`mshv.dirty`."""
         return dirty.accessed_pages(self._live(), gpa, npages, clear)
 
     def gpa_access_states(self, gpa: int, npages: int, **ops: bool) -> list[PageAccess]:

@@ -34,7 +34,7 @@ from mshv.intercepts import (
     UnsupportedFeature,
 )
 from mshv.interrupts import EventFd, InterruptType, Ioeventfd, Irqfd, MsiRoute
-from mshv.memory import GuestMemory
+from mshv.memory import GpaRangeError, GuestMemory
 from mshv.partition import HvPartitionProperty, MemoryRegion, Partition
 from mshv.registers import HvRegister, Segment, Table
 from mshv.regpage import RegisterPage
@@ -51,6 +51,7 @@ __all__ = [
     "BackendUnavailable",
     "CpuidIntercept",
     "ExceptionIntercept",
+    "GpaRangeError",
     "GuestMemory",
     "HaltIntercept",
     "HvMessageType",

@@ -90,6 +90,8 @@ cdef class MemoryCalls:
                 og = (<tuple>other)[1]
                 if g < og + <long long>(<tuple>other)[2] and og < g + s:
                     return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
+            if g + s > pt._gpa_limit:  # beyond the physical address width: the twin raises
+                return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
         except OverflowError:  # beyond 62 bits: the twin says which check fails
             return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
         hva = memory._acquire() + o

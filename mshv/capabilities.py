@@ -7,8 +7,8 @@ A backend that cannot be used at all raises :class:`mshv.BackendUnavailable`: th
 never an answer of "not available".
 
 Names: ``kernel``, ``emulator``, ``exception_intercepts``, ``cpuid_intercepts``,
-``msr_intercepts``, ``tsc_writes``, and ``<op>_in_<mode>_mode`` for an instruction that
-:func:`mshv.limits.instruction_limit` probes (e.g. ``iret_in_protected_mode``).
+``msr_intercepts``, ``tsc_writes``, ``read_access_tracking``, and ``<op>_in_<mode>_mode``
+for an instruction that :func:`mshv.limits.instruction_limit` probes (e.g. ``iret_in_protected_mode``).
 
 Example:
     >>> from mshv.capabilities import probe
@@ -71,6 +71,10 @@ CAPABILITIES: dict[str, tuple[str, Callable[[], tuple[bool, str]]]] = {
     "cpuid_intercepts": ("CPUID intercepts", _limit("CPUID intercept")),
     "msr_intercepts": ("MSR intercepts (all MSRs)", _limit("MSR intercept (all MSRs)")),
     "tsc_writes": ("TSC writes from the VMM that stick", _limit("TSC writes")),
+    "read_access_tracking": (
+        "guest reads set a page's accessed bit (mshv.dirty), not only writes",
+        _limit("guest reads marked accessed"),
+    ),
 }
 INSTRUCTION_CAPABILITY = re.compile(r"(?P<op>\w+?)_in_(?P<mode>real|protected|long)_mode")
 

@@ -8,9 +8,16 @@ pages found (page-aligned GPAs, ascending). :func:`gpa_access_states` reads
 the raw per-page states with HvCallGetGpaPagesAccessStates.
 
 Reading without clearing uses the hypercall, not the ioctl: the ioctl's
-"no-op" is carried out as "set" by the kernel
-(mshv_partition_ioctl_get_gpap_access_bitmap), so
-it would mark every page in the range.
+"no-op" is carried out as "set" by the kernel, so it would mark every page in
+the range. Clearing "accessed" uses the hypercall too: the ioctl's ACCESSED +
+CLEAR also clears the dirty bits (mshv_partition_ioctl_get_gpap_access_bitmap:
+"not accessed implies not dirty"), while the hypervisor keeps the two apart,
+and so does :func:`accessed_pages`.
+
+"Accessed" means read or written on the hypervisor. A backend that cannot see
+guest reads (the emulator: KVM logs writes only) says so in
+:func:`mshv.limits.read_access_tracking` (capability ``read_access_tracking``,
+``mshv info``); there "accessed" means written, or set through an operation.
 """
 
 from __future__ import annotations
@@ -139,13 +146,13 @@ def dirty_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]
 def accessed_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]:
     """GPAs of the pages in ``npages`` pages from ``gpa`` that the guest accessed.
 
-    With ``clear`` (MSHV_GET_GPAP_ACCESS_BITMAP, ACCESSED + CLEAR) the accessed
-    bits are reset after they are read, and the kernel resets the dirty bits
-    too (not accessed implies not dirty); without it nothing changes.
+    With ``clear`` the accessed bits are reset after they are read, and the
+    dirty bits are left alone (HvCallGetGpaPagesAccessStates with only
+    CLEAR_ACCESSED; the ioctl's ACCESSED + CLEAR would reset them too); without
+    it nothing changes.
     """
-    if not clear:
-        return _states_matching(fd, gpa, npages, PageAccess.ACCESSED)
-    return _bitmap(fd, lib.MSHV_GPAP_ACCESS_TYPE_ACCESSED, gpa, npages)
+    states = gpa_access_states(fd, gpa, npages, clear_accessed=clear)
+    return [gpa + i * PAGE_SIZE for i, s in enumerate(states) if s & PageAccess.ACCESSED]
 
 
 def gpa_access_states(

@@ -14,6 +14,8 @@ machine code, so no assembler is needed) or a hypercall.
 - :func:`instruction_limit` probes one instruction in one mode.
 - :func:`cpu_feature_hiding` probes whether a feature the partition disables is hidden from
   its guest's CPUID (a KVM that runs guest user code on the hardware may keep showing them).
+- :func:`read_access_tracking` probes whether a page the guest only reads is marked accessed
+  (the emulator sees guest writes only: KVM's dirty log).
 - :func:`host_cause` says whether an ``UnrecoverableException`` stopped at an
   instruction the probes found the host cannot run, or in real mode with an
   IVT shorter than 256 vectors on a host whose KVM ignores the real-mode IDT
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import iced_x86 as iced
 
+from mshv import backend
 from mshv._abi import lib
 from mshv.device import Mshv
 from mshv.errors import MshvError
@@ -60,6 +63,7 @@ __all__ = [
     "host_cause",
     "instruction_limit",
     "probe_limits",
+    "read_access_tracking",
     "real_mode_idt_limit",
 ]
 
@@ -355,12 +359,64 @@ def cpu_feature_hiding() -> Limit:
     return Limit(name, True, f"with every feature disabled the guest's CPUID shows none of {checked}")
 
 
+# The read-tracking probe: real-mode code at entry_gpa("real") reads one page and writes another.
+_READ_PAGE, _WRITTEN_PAGE = 0x7000, 0x8000
+_READ_THEN_WRITE = bytes(
+    [0xA0, 0x00, 0x70, 0xA2, 0x00, 0x80] + list(_OUT_REACHED_HLT)
+)  # mov 0x7000, %al; mov %al, 0x8000; out %al, $REACHED; hlt
+
+
+@functools.cache
+def read_access_tracking() -> Limit:
+    """Whether a guest page that is only read gets its accessed bit (page access tracking,
+    :mod:`mshv.dirty`); probed once per process. The hypervisor marks pages read or written;
+    the emulator has KVM's dirty log, which sees writes only, so there "accessed" means written.
+    The control: the page the probe guest writes must show as accessed, else inconclusive."""
+    name = "guest reads marked accessed"
+    with _lock:
+        _probing.active = True
+        try:
+            with (
+                Mshv() as hv,
+                GuestMemory(_MEMORY_SIZE) as mem,
+                hv.create_partition(lapic=False) as partition,
+            ):
+                entry = entry_gpa("real")
+                mem.write(entry, _READ_THEN_WRITE)
+                partition.map_memory(mem, 0)
+                vp = partition.create_vp(0)
+                vp.set_registers(real_mode_registers(rip=entry))  # type: ignore[arg-type]
+                partition.enable_dirty_tracking()
+                exit_ = vp.run()
+                accessed = partition.accessed_pages(_READ_PAGE, 2, clear=False)
+        except (MshvError, OSError) as exc:
+            return Limit(name, None, f"could not probe: {exc}")
+        finally:
+            _probing.active = False
+    if not (isinstance(exit_, IoPortIntercept) and exit_.port == _REACHED):
+        return Limit(name, None, f"inconclusive: the probe guest stopped with {type(exit_).__name__}")
+    if _WRITTEN_PAGE not in accessed:
+        detail = f"inconclusive: the page the guest wrote ({_WRITTEN_PAGE:#x}) is not accessed either"
+        return Limit(name, None, detail)
+    if _READ_PAGE in accessed:
+        return Limit(name, True, f"the page the probe guest read ({_READ_PAGE:#x}) is marked accessed")
+    why = " (the emulator: KVM's dirty log sees writes only)" if backend.select().name == "emulator" else ""
+    return Limit(
+        name,
+        False,
+        f"the page the probe guest only read ({_READ_PAGE:#x}) is not marked accessed, the one it wrote "
+        f"is: on this backend accessed means written{why}",
+    )
+
+
 @functools.cache
 def probe_limits() -> tuple[Limit, ...]:
-    """Every probe, once per process: instructions, intercepts, TSC writes, feature hiding."""
+    """Every probe, once per process: instructions, intercepts, TSC writes, feature hiding,
+    read access tracking."""
     limits = [instruction_limit(mode, op) for mode, op in _INSTRUCTION_PROBES]
     limits.append(real_mode_idt_limit())
     limits.append(cpu_feature_hiding())
+    limits.append(read_access_tracking())
     for probe in (_intercept_limits, lambda: [_tsc_limit()]):
         try:
             limits += probe()

@@ -20,7 +20,7 @@ from mshv import _kernel
 from mshv._abi import ffi, lib
 from mshv.errors import MshvError
 
-__all__ = ["GuestMemory", "HUGE_PAGE_SIZE", "PAGE_SIZE"]
+__all__ = ["GpaRangeError", "GuestMemory", "HUGE_PAGE_SIZE", "PAGE_SIZE"]
 
 PAGE_SIZE: int = lib.MSHV_HV_PAGE_SIZE
 HUGE_PAGE_SIZE = 2 * 1024 * 1024
@@ -49,6 +49,20 @@ def _hugepage_advice(size: int) -> str:
         f"{text}: reserve 2 MiB hugetlb pages as root first, e.g. sysctl vm.nr_hugepages={target} "
         f"(or echo {target} > /proc/sys/vm/nr_hugepages)"
     )
+
+
+class GpaRangeError(ValueError):
+    """A guest-physical range that does not lie below ``1 << width``, the partition's
+    physical address width (property PHYSICAL_ADDRESS_WIDTH): the hypervisor maps no GPA
+    beyond it. Raised by ``Partition.map_memory`` before the request reaches the kernel."""
+
+    def __init__(self, gpa: int, size: int, width: int) -> None:
+        self.gpa, self.size, self.width = gpa, size, width
+        super().__init__(
+            f"gpa range {gpa:#x}+{size:#x} ends at {gpa + size:#x}, beyond the partition's "
+            f"{width}-bit guest physical address space (GPAs below {1 << width:#x}; "
+            "partition property PHYSICAL_ADDRESS_WIDTH)"
+        )
 
 
 def _free_unclosed(ptr: Any, size: int, fd: int) -> None:

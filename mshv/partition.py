@@ -21,7 +21,7 @@ from mshv.dirty import PageAccess
 from mshv.errors import MshvError
 from mshv.hvcall import HvcallInput, HvcallResult, hvcall
 from mshv.interrupts import EventFd, Ioeventfd, Irqfd, MsiRoute
-from mshv.memory import HUGE_PAGE_SIZE, PAGE_SIZE, GuestMemory
+from mshv.memory import HUGE_PAGE_SIZE, PAGE_SIZE, GpaRangeError, GuestMemory
 from mshv.snapshot import Snapshot
 from mshv.vp import Vp
 
@@ -83,6 +83,7 @@ class Partition(FdOwner):
         # Weak: a VP refers to its partition, so a strong reference back would form a cycle.
         self._vps: weakref.WeakValueDictionary[int, Vp] = weakref.WeakValueDictionary()
         self._regions: list[MemoryRegion] = []
+        self._gpa_width: int | None = None  # physical_address_width, once initialized
         # The snapshot guest memory equals but for the pages the guest dirtied since, with the
         # regions and VP indexes then (mshv.snapshot); None once something else consumed the
         # dirty bits.
@@ -134,6 +135,30 @@ class Partition(FdOwner):
     def regions(self) -> list[MemoryRegion]:
         """The regions mapped through this object."""
         return list(self._regions)
+
+    @property
+    def physical_address_width(self) -> int:
+        """The partition's guest-physical address bits (property PHYSICAL_ADDRESS_WIDTH, what its
+        guests' CPUID 0x80000008 shows): :meth:`map_memory` refuses GPAs from ``1 << width`` on
+        with :class:`GpaRangeError`. 64 when the property cannot be read. An early property: it
+        is read once the partition is initialized, and kept."""
+        width = self._gpa_width
+        if width is not None:
+            return width
+        try:
+            width = _get_property(self._live(), lib.HV_PARTITION_PROPERTY_PHYSICAL_ADDRESS_WIDTH)
+        except MshvError:
+            return 64
+        if not 0 < width <= 64:
+            return 64
+        if self.initialized:
+            self._gpa_width = width
+        return width
+
+    @property
+    def _gpa_limit(self) -> int:
+        """The first GPA beyond :attr:`physical_address_width` (mshv._native's map asks here)."""
+        return 1 << self.physical_address_width
 
     def region_at(self, gpa: int) -> MemoryRegion | None:
         """The region mapped through this object that holds guest physical address ``gpa``, or None."""
@@ -193,6 +218,9 @@ class Partition(FdOwner):
         for other in self._regions:
             if gpa < other.gpa + other.size and other.gpa < end:
                 raise ValueError(f"gpa range {gpa:#x}+{size:#x} overlaps {other!r}")
+        # HvCallMapGpaPages maps no GPA beyond the partition's physical address width
+        if end > self._gpa_limit:
+            raise GpaRangeError(gpa, size, self.physical_address_width)
         hva = memory._acquire() + offset
         try:
             flags = (_WRITABLE if writable else 0) | (_EXECUTABLE if executable else 0)
@@ -274,9 +302,8 @@ class Partition(FdOwner):
         return dirty.dirty_pages(self._live(), gpa, npages, clear)
 
     def accessed_pages(self, gpa: int, npages: int, clear: bool = True) -> list[int]:
-        """GPAs of the pages the guest accessed (MSHV_GET_GPAP_ACCESS_BITMAP)."""
-        if clear:
-            self._snapshot_base = None
+        """GPAs of the pages the guest accessed (HvCallGetGpaPagesAccessStates); clearing them
+        leaves the dirty bits alone. See :mod:`mshv.dirty`."""
         return dirty.accessed_pages(self._live(), gpa, npages, clear)
 
     def gpa_access_states(self, gpa: int, npages: int, **ops: bool) -> list[PageAccess]:

@@ -144,6 +144,7 @@ def test_mshv_info_lists_the_backend_limits(backend_ready: None) -> None:
         "exception intercept #BP (3)",
         "TSC writes",
         "disabled CPU features hidden from the guest",
+        "guest reads marked accessed",
     ):
         line = next((line for line in lines if line.strip().startswith(name)), None)
         assert line is not None, (name, proc.stdout)

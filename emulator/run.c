@@ -810,6 +810,45 @@ static bool emu_regpage_needs_xstate(const struct hv_message *msg)
 	}
 }
 
+/*
+ * KVM_RUN failed with ENOSPC: the VM's shadow MMU is out of pages it may use.
+ * With shadow paging (no TDP, e.g. kvm_pvm) KVM caps a VM's shadow pages at
+ * n_max_mmu_pages, by default 2% of its memslot pages and at least
+ * KVM_MIN_ALLOC_MMU_PAGES (64). make_mmu_pages_available zaps the oldest pages
+ * to make room but never a root in use (root_count), and each vCPU pins its
+ * current root and up to KVM_MMU_NUM_PREV_ROOTS cached ones (four pages each
+ * for a PAE guest); when only pinned roots are left, loading a root or
+ * handling a fault returns -ENOSPC before anything in the guest changed.
+ * The hypervisor has no such cap (its second-level tables come from the
+ * partition's deposited pool), so RUN_VP doubles the VM's cap
+ * (KVM_GET_NR_MMU_PAGES, KVM_SET_NR_MMU_PAGES) and runs again; the vCPU
+ * redoes the same entry or fault. KVM then keeps that cap (it no longer
+ * follows the memslots' size), which only grows.
+ * 0 when raised, -1 (errno ENOSPC) when the cap cannot grow further.
+ */
+#define EMU_MMU_PAGES_MAX (1UL << 22)	/* 16 GiB of shadow pages: give up beyond */
+
+static int emu_mmu_pages_raise(struct emu_vp *vp)
+{
+	struct emu_partition *pt = vp->pt;
+	unsigned long want = 128;
+	int cur;
+
+	cur = emu_sys_ioctl(pt->vm_fd, KVM_GET_NR_MMU_PAGES, NULL);
+	if (cur > 0 && (unsigned long)cur * 2 > want)
+		want = (unsigned long)cur * 2;
+	if (cur > 0 && (unsigned long)cur >= EMU_MMU_PAGES_MAX)
+		goto full;
+	if (want > EMU_MMU_PAGES_MAX)
+		want = EMU_MMU_PAGES_MAX;
+	if (emu_sys_ioctl(pt->vm_fd, KVM_SET_NR_MMU_PAGES, (void *)want) < 0)
+		goto full;
+	return 0;
+full:
+	errno = ENOSPC;
+	return -1;
+}
+
 /* mshv_run_vp_with_hyp_scheduler, with KVM_RUN as the dispatch. */
 int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 {
@@ -837,6 +876,8 @@ int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 		 * and RUN_VP goes on: run again.
 		 */
 		if (ret < 0 && errno == EAGAIN)
+			continue;
+		if (ret < 0 && errno == ENOSPC && emu_mmu_pages_raise(vp) == 0)
 			continue;
 		if (ret < 0) {
 			/*

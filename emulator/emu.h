@@ -238,6 +238,8 @@ struct emu_vp {
 struct emu_file {
 	enum emu_kind kind;
 	atomic_int refs;		/* table entries + calls in flight */
+	unsigned int fmode;		/* EMU_FMODE_READ/WRITE: the open's access mode */
+	uint64_t dev, ino;		/* the backing file's identity (emu_fd_install) */
 	union {
 		struct emu_partition *pt;
 		struct emu_vp *vp;
@@ -246,11 +248,20 @@ struct emu_file {
 
 /* ---- fdtable.c ---------------------------------------------------------- */
 
-/* Register a handle fd; the table owns one reference to f. */
+#define EMU_FMODE_READ 1u
+#define EMU_FMODE_WRITE 2u
+
+/* Register a handle fd; the table owns one reference to f (f->dev/ino are set here). */
 int emu_fd_install(int fd, struct emu_file *f);
-/* Look a handle up, taking a reference (NULL if fd is not ours). */
+/*
+ * Look a handle up, taking a reference (NULL if fd is not ours). An entry
+ * whose fd no longer names the handle's file (closed and reused behind our
+ * back) is dropped and NULL returned.
+ */
 struct emu_file *emu_fd_get(int fd);
 void emu_fd_put(struct emu_file *f);
+/* fd's EMU_FMODE_* bits and kind, or -1 if fd is not ours. */
+int emu_fd_fmode(int fd, enum emu_kind *kind);
 /* Remove fd from the table and return its handle (reference passes to caller). */
 struct emu_file *emu_fd_remove(int fd);
 /* dup/dup2/dup3/F_DUPFD: newfd refers to the same handle as oldfd. */
@@ -258,7 +269,7 @@ int emu_fd_dup(int oldfd, int newfd);
 
 /* ---- device.c ------------------------------------------------------------ */
 
-int emu_dev_open(void);				/* a /dev/mshv handle fd */
+int emu_dev_open(int flags);			/* a /dev/mshv handle fd (open flags) */
 int emu_dev_ioctl(unsigned long req, void *arg);
 int emu_partition_ioctl(struct emu_partition *pt, unsigned long req, void *arg);
 void emu_partition_get(struct emu_partition *pt);

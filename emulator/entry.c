@@ -37,7 +37,7 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 	if (!emu_is_dev_path(path))
 		return emu_sys_openat(AT_FDCWD, path, flags, 0);
-	fd = emu_dev_open();
+	fd = emu_dev_open(flags);
 	if (fd < 0)
 		return -1;
 	/* mshv_dev_open checks nothing; O_CLOEXEC is the opener's choice. */

@@ -9,8 +9,16 @@
  * last reference is gone. We do the same: the table owns one reference per
  * fd that names the handle (dup'ed fds share it), and every call in flight
  * holds one more. emu_file_release() (entry.c) runs at the last put.
+ *
+ * Unlike the kernel, we do not own the fd table: a client can close or
+ * replace one of our fds where no interposer sees it (syscall(SYS_close),
+ * close_range, a raw dup2/dup3), and a later open() gets the same number.
+ * So every entry records the identity (st_dev, st_ino) of the file it was
+ * installed for, and a lookup checks that the fd still names that file
+ * (one fstat): a stale entry is dropped and the fd is not ours.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "emu.h"
 
@@ -62,20 +70,51 @@ static int emu_fd_set(int fd, struct emu_file *f, struct emu_file **old)
 	return 0;
 }
 
+/* (st_dev, st_ino) of the file fd names now; -1 if fd is not open. */
+static int emu_fd_identity(int fd, uint64_t *dev, uint64_t *ino)
+{
+	struct stat st;
+
+	if (syscall(SYS_fstat, fd, &st) < 0)
+		return -1;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
 int emu_fd_install(int fd, struct emu_file *f)
 {
 	struct emu_file *old;
 	int ret;
 
+	if (emu_fd_identity(fd, &f->dev, &f->ino) < 0)
+		return -1;
 	ret = emu_fd_set(fd, f, &old);
 	if (old)
 		emu_fd_put(old);
 	return ret;
 }
 
+/* Drop fd's entry if it is still f (a stale one); the table's reference goes. */
+static void emu_fd_drop_stale(int fd, struct emu_file *f)
+{
+	bool dropped = false;
+
+	pthread_rwlock_wrlock(&emu_fd_lock);
+	if ((size_t)fd < emu_files_cap && emu_files[fd] == f) {
+		emu_files[fd] = NULL;
+		dropped = true;
+	}
+	pthread_rwlock_unlock(&emu_fd_lock);
+	if (dropped)
+		emu_fd_put(f);
+}
+
 struct emu_file *emu_fd_get(int fd)
 {
 	struct emu_file *f = NULL;
+	uint64_t dev, ino;
+	int err;
 
 	if (fd < 0)
 		return NULL;
@@ -86,7 +125,34 @@ struct emu_file *emu_fd_get(int fd)
 			atomic_fetch_add(&f->refs, 1);
 	}
 	pthread_rwlock_unlock(&emu_fd_lock);
-	return f;
+	if (!f)
+		return NULL;
+	/*
+	 * Does fd still name f's file? (The reference we hold keeps f alive, not
+	 * the fd: like fdget, the call goes on with f even if fd is closed now.)
+	 */
+	err = errno;
+	if (emu_fd_identity(fd, &dev, &ino) == 0 && dev == f->dev && ino == f->ino) {
+		errno = err;
+		return f;
+	}
+	errno = err;
+	emu_fd_drop_stale(fd, f);
+	emu_fd_put(f);
+	return NULL;
+}
+
+int emu_fd_fmode(int fd, enum emu_kind *kind)
+{
+	struct emu_file *f = emu_fd_get(fd);
+	int fmode;
+
+	if (!f)
+		return -1;
+	*kind = f->kind;
+	fmode = (int)f->fmode;
+	emu_fd_put(f);
+	return fmode;
 }
 
 void emu_fd_put(struct emu_file *f)

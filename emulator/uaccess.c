@@ -9,6 +9,7 @@
  * (below), or process_vm_readv/writev on our own pid as a fallback, which
  * fails with EFAULT on an unmapped (or wrongly protected) address.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -128,15 +129,25 @@ int emu_copy_to_user(void *udst, const void *src, size_t len)
 /*
  * A memfd stands in for an anon_inode file: a real fd, so close(), dup()
  * and fork/exec behave, and O_CLOEXEC like anon_inode_getfd(O_CLOEXEC).
+ *
+ * Its size is sealed (F_SEAL_SHRINK | F_SEAL_GROW, then F_SEAL_SEAL so no
+ * other seal can be added): an anon_inode file has no size to change
+ * (do_ftruncate refuses anything but a regular file), and a client's raw
+ * ftruncate or fallocate must not pull the pages from under the emulator's
+ * own mapping of a VP's register and message pages (SIGBUS). No write seal:
+ * that would refuse the shared writable mappings the emulator and mmap of a
+ * VP fd need. The libc file calls of an LD_PRELOAD client get the errno of
+ * an anon_inode file (preload.c).
  */
 int emu_memfd(const char *name, size_t size)
 {
 	int fd, err;
 
-	fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+	fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
-	if (size && syscall(SYS_ftruncate, fd, (long)size) < 0) {
+	if ((size && syscall(SYS_ftruncate, fd, (long)size) < 0) ||
+	    syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		err = errno;
 		emu_sys_close(fd);
 		errno = err;

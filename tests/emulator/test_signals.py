@@ -49,7 +49,10 @@ def test_no_signal_swallowed_in_run_vp(client: tuple[str, str], preload_env: dic
     seed = int.from_bytes(os.urandom(4), "little")
     proc = subprocess.run(
         [exe, "swallow", image, str(SIGNALS), str(MAX_DELAY_NS), str(seed)],
-        env=preload_env, capture_output=True, text=True, timeout=120,
+        env=preload_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)

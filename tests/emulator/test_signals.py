@@ -43,8 +43,8 @@ def test_no_signal_swallowed_in_run_vp(client: tuple[str, str], preload_env: dic
     """800 one-shot SIGALRMs at random delays (1 ns - 60 us) after the timer is armed, each
     into a RUN_VP on a VP halted with IF=0 on a LAPIC partition: every one whose handler
     ran inside RUN_VP ends that RUN_VP with EINTR (none is followed by RUN_VP waiting on
-    until the 100 ms watchdog signal). Before the fix, a few percent were swallowed
-    (the handler ran in the emulator's own code before or between KVM_RUNs)."""
+    until the 100 ms watchdog signal). Without the fix, the ones whose handler ran in the
+    emulator's own code (before or between KVM_RUNs) were swallowed."""
     exe, image = client
     seed = int.from_bytes(os.urandom(4), "little")
     proc = subprocess.run(

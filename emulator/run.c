@@ -643,7 +643,8 @@ static void emu_header_only(struct emu_vp *vp, struct hv_message *msg, uint32_t 
  * cannot fetch from MMIO either and gives up with KVM_EXIT_INTERNAL_ERROR
  * (KVM_INTERNAL_ERROR_EMULATION, handle_emulation_failure), with RIP still
  * at the instruction. So: an internal error whose CS:RIP lies in no region
- * is that fetch. The same happens to a guest whose memory is unmapped under
+ * is that fetch, and so is one whose instruction KVM could read only up to
+ * the end of its page when the next page lies in no region. The same happens to a guest whose memory is unmapped under
  * it (a VMM tearing a partition down while a VP still runs). 1 with *msg
  * filled, 0 if RIP is in guest memory (a real emulation failure).
  */
@@ -653,8 +654,25 @@ static int emu_exit_fetch_unmapped(struct emu_vp *vp, struct hv_message *msg)
 	const struct kvm_regs *r = &vp->run->s.regs.regs;
 	uint64_t linear, gpa;
 
-	if (emu_code_gpa(vp, r->rip, &linear, &gpa) < 0 || emu_region_find(vp->pt, gpa >> 12))
+	if (emu_code_gpa(vp, r->rip, &linear, &gpa) < 0)
 		return 0;
+	if (emu_region_find(vp->pt, gpa >> 12)) {
+		/*
+		 * An instruction that runs on into an unmapped page: KVM's
+		 * emulator fetched the bytes up to the page end (it fetches no
+		 * further unless decoding needs more) and reports exactly those.
+		 */
+		const struct kvm_run *run = vp->run;
+		uint64_t left = EMU_PAGE_SIZE - (linear & (EMU_PAGE_SIZE - 1));
+
+		if (left >= 15 || run->emulation_failure.suberror != KVM_INTERNAL_ERROR_EMULATION ||
+		    !(run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) ||
+		    run->emulation_failure.insn_size != left)
+			return 0;
+		if (emu_code_gpa(vp, r->rip + left, &linear, &gpa) < 0 ||
+		    emu_region_find(vp->pt, gpa >> 12))
+			return 0;
+	}
 	emu_message_init(msg, HVMSG_UNMAPPED_GPA, sizeof(*m));
 	emu_intercept_header(vp, &m->header, HV_INTERCEPT_ACCESS_EXECUTE, 0);
 	m->cache_type = HV_CACHE_TYPE_UNCACHED;

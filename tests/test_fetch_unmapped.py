@@ -36,6 +36,16 @@ def test_far_jump_to_unmapped_gpa_real_mode(backend_ready: None) -> None:
         _unmapped_fetch(vp.run(), 0x30010)
 
 
+def test_instruction_running_into_an_unmapped_page(backend_ready: None) -> None:
+    """A 4-byte mov whose first two bytes are the last of the 64 KiB at GPA 0: the fetch of
+    the rest is UNMAPPED_GPA/execute at GPA 0x10000, the VP at the instruction (0FFF:000E)."""
+    with partition_with_one_vp(assemble("ljmp $0x0fff, $0x000e"), lapic=False) as (_pt, vp, mem):
+        mem.write(0xFFFE, b"\x66\xb8")  # mov $imm32, %eax: 4 more bytes at 0x10000
+        out = _unmapped_fetch(vp.run(), 0x10000)
+        assert out.header.rip == 0xE and out.header.cs.base == 0xFFF0
+        assert out.gva_valid and out.gva == 0x10000
+
+
 def test_jump_to_unmapped_gpa_long_mode(backend_ready: None) -> None:
     """Long mode, identity paging, 256 KiB of memory: jmp *%rax to 0x100000 is an
     UNMAPPED_GPA/execute at GPA 0x100000 with RIP 0x100000 (GVA valid, the same)."""

@@ -23,8 +23,8 @@ SWITCH = "".join(f"lea {k * 0x3000:#x}(%rbx), %rax\nmov %rax, %cr3\nout %al, $0x
 
 def test_32_vps_switching_cr3_never_get_enospc(backend_ready: None) -> None:
     """32 long-mode VPs on their own threads, each loading CR3 with 4 trees of its own in
-    turn (an OUT after each): every RUN_VP returns the OUT, none fails. Before the fix,
-    about half of the 1,280 runs failed with ENOSPC."""
+    turn (an OUT after each): every RUN_VP returns the OUT, none fails (on a KVM with
+    shadow paging, the VPs past the cap's worth of roots failed with ENOSPC)."""
     code = assemble("1:\n" + SWITCH + "jmp 1b", mode="long", base=entry_gpa("long"))
     failures: list[tuple[int, int, BaseException]] = []
     done = [0] * VPS

@@ -43,13 +43,16 @@ def test_no_signal_swallowed_in_run_vp(client: tuple[str, str], preload_env: dic
     """800 one-shot SIGALRMs at random delays (1 ns - 60 us) after the timer is armed, each
     into a RUN_VP on a VP halted with IF=0 on a LAPIC partition: every one whose handler
     ran inside RUN_VP ends that RUN_VP with EINTR (none is followed by RUN_VP waiting on
-    until the 100 ms watchdog signal). Before the fix, a few percent were swallowed
-    (the handler ran in the emulator's own code before or between KVM_RUNs)."""
+    until the 100 ms watchdog signal). Without the fix, the ones whose handler ran in the
+    emulator's own code (before or between KVM_RUNs) were swallowed."""
     exe, image = client
     seed = int.from_bytes(os.urandom(4), "little")
     proc = subprocess.run(
         [exe, "swallow", image, str(SIGNALS), str(MAX_DELAY_NS), str(seed)],
-        env=preload_env, capture_output=True, text=True, timeout=120,
+        env=preload_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)

@@ -372,11 +372,18 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
 
 /*
  * copy_from_user/copy_to_user: a bad pointer from the client must give
- * EFAULT, never a crash. Implemented with process_vm_readv/writev on our
- * own pid, which fails with EFAULT instead of faulting.
+ * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
+ * process_vm_readv/writev on our own pid when that cannot be installed.
  */
 int emu_copy_from_user(void *dst, const void *usrc, size_t len);
 int emu_copy_to_user(void *udst, const void *src, size_t len);
+/*
+ * sigaction() of SIGSEGV/SIGBUS from the client (preload.c): our fault handler
+ * stays installed and act becomes the one faults outside a guarded copy go
+ * to; old gets the client's current one. 1 if done, 0 to pass the call on.
+ */
+struct sigaction;
+int emu_fault_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 /* ---- core additions (entry.c, device.c, regions.c, vp.c) ------------------ */
 

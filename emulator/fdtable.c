@@ -26,6 +26,40 @@ static pthread_rwlock_t emu_fd_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct emu_file **emu_files;	/* indexed by fd */
 static size_t emu_files_cap;
 
+/*
+ * Which fds have an entry, readable without the lock: read(), write() and
+ * close() on every fd of an LD_PRELOAD client come here, from signal handlers
+ * too (a self-pipe write), where taking the lock could deadlock against the
+ * thread the signal interrupted. An fd whose bit is clear is not ours. Bits
+ * change under the write lock; fds past the bitmap are counted instead.
+ */
+#define EMU_FD_BITS 65536
+static _Atomic uint64_t emu_fd_bits[EMU_FD_BITS / 64];
+static atomic_long emu_fd_high;		/* entries at fds >= EMU_FD_BITS */
+
+static bool emu_fd_maybe(int fd)
+{
+	if (fd < 0)
+		return false;
+	if (fd >= EMU_FD_BITS)
+		return atomic_load_explicit(&emu_fd_high, memory_order_relaxed) > 0;
+	return atomic_load_explicit(&emu_fd_bits[fd / 64], memory_order_relaxed) &
+	       (1ull << (fd % 64));
+}
+
+/* fd's entry went from was to now (NULL or not); caller holds the write lock. */
+static void emu_fd_mark(int fd, const struct emu_file *was, const struct emu_file *now)
+{
+	if (!was == !now)
+		return;
+	if (fd >= EMU_FD_BITS)
+		atomic_fetch_add(&emu_fd_high, now ? 1 : -1);
+	else if (now)
+		atomic_fetch_or(&emu_fd_bits[fd / 64], 1ull << (fd % 64));
+	else
+		atomic_fetch_and(&emu_fd_bits[fd / 64], ~(1ull << (fd % 64)));
+}
+
 /* Make room for fd; caller holds the write lock. */
 static int emu_fd_grow(int fd)
 {
@@ -66,6 +100,7 @@ static int emu_fd_set(int fd, struct emu_file *f, struct emu_file **old)
 	}
 	*old = emu_files[fd];
 	emu_files[fd] = f;
+	emu_fd_mark(fd, *old, f);
 	pthread_rwlock_unlock(&emu_fd_lock);
 	return 0;
 }
@@ -103,6 +138,7 @@ static void emu_fd_drop_stale(int fd, struct emu_file *f)
 	pthread_rwlock_wrlock(&emu_fd_lock);
 	if ((size_t)fd < emu_files_cap && emu_files[fd] == f) {
 		emu_files[fd] = NULL;
+		emu_fd_mark(fd, f, NULL);
 		dropped = true;
 	}
 	pthread_rwlock_unlock(&emu_fd_lock);
@@ -116,7 +152,7 @@ struct emu_file *emu_fd_get(int fd)
 	uint64_t dev, ino;
 	int err;
 
-	if (fd < 0)
+	if (!emu_fd_maybe(fd))
 		return NULL;
 	pthread_rwlock_rdlock(&emu_fd_lock);
 	if ((size_t)fd < emu_files_cap) {
@@ -168,12 +204,13 @@ struct emu_file *emu_fd_remove(int fd)
 {
 	struct emu_file *f = NULL;
 
-	if (fd < 0)
+	if (!emu_fd_maybe(fd))
 		return NULL;
 	pthread_rwlock_wrlock(&emu_fd_lock);
 	if ((size_t)fd < emu_files_cap) {
 		f = emu_files[fd];
 		emu_files[fd] = NULL;
+		emu_fd_mark(fd, f, NULL);
 	}
 	pthread_rwlock_unlock(&emu_fd_lock);
 	return f;

@@ -17,6 +17,9 @@
  *   handle_fds_client case efault_handler <sigaction|signal>
  *       the client installs its own SIGSEGV handler after the emulator's,
  *       then passes bad pointers
+ *   handle_fds_client case signal_write <cycles>
+ *       a SIGALRM handler writes to and reads from a pipe (a self-pipe) every
+ *       20 us while the main thread dups and closes a handle fd
  *
  * Each case prints key=value lines; setup failures print "setup-failed: ..."
  * and exit 2.
@@ -33,6 +36,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -354,6 +358,44 @@ static void case_efault_handler(int argc, char **argv)
 	CALL("create_vp_after", ioctl(pt, MSHV_CREATE_VP, &(struct mshv_create_vp){ .vp_index = 1 }));
 }
 
+static int self_pipe[2];
+static volatile sig_atomic_t alarms;
+
+static void alarm_handler(int sig)
+{
+	char c = 'x', buf[64];
+
+	(void)!write(self_pipe[1], &c, 1);
+	(void)!read(self_pipe[0], buf, sizeof(buf));
+	alarms++;
+}
+
+/* read()/write() are async-signal-safe: their interposers must be too. */
+static void case_signal_write(int argc, char **argv)
+{
+	struct itimerval every = { { 0, 20 }, { 0, 20 } }, off = { { 0, 0 }, { 0, 0 } };
+	struct sigaction sa;
+	int dev = open_dev(O_RDWR), n = atoi(argv[0]);
+
+	if (pipe2(self_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		die("pipe2");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = alarm_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0 || setitimer(ITIMER_REAL, &every, NULL) < 0)
+		die("timer");
+	for (int i = 0; i < n; i++) {
+		int fd = dup(dev);
+
+		if (fd < 0)
+			die("dup");
+		close(fd);
+	}
+	setitimer(ITIMER_REAL, &off, NULL);
+	printf("cycles=%d\nalarms_seen=%d\n", n, alarms > 0);
+}
+
 struct kase {
 	const char *name;
 	int nargs;
@@ -365,6 +407,7 @@ static const struct kase cases[] = {
 	{ "raw_then_run", 1, case_raw_then_run },
 	{ "stale", 2, case_stale },
 	{ "efault_handler", 1, case_efault_handler },
+	{ "signal_write", 1, case_signal_write },
 };
 
 int main(int argc, char **argv)

@@ -12,7 +12,8 @@
  * hypervisor's work behind it, [library] the emulator's own plumbing.
  *
  *   entry.c       [library]    mshv_emu_{open,ioctl,mmap,munmap,close}: the exported table
- *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*
+ *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*,
+ *                              the file calls (read/write/lseek/ftruncate...), sigaction/signal
  *   fdtable.c     [driver]     fd -> emulated object table, references
  *   uaccess.c     [driver]     copy to/from client pointers (EFAULT, never a crash), memfds
  *   device.c      [driver]     /dev/mshv and partition fds: create, initialize, lifetime, dispatch

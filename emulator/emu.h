@@ -264,6 +264,10 @@ int emu_fd_fmode(int fd, enum emu_kind *kind);
 struct emu_file *emu_fd_remove(int fd);
 /* dup/dup2/dup3/F_DUPFD: newfd refers to the same handle as oldfd. */
 int emu_fd_dup(int oldfd, int newfd);
+/* close_range/closefrom: remove [first, last] and put their references. */
+void emu_fd_remove_range(unsigned int first, unsigned int last);
+/* Drop the entries of fds closed behind our back (one fstat per entry). */
+void emu_fd_sweep(void);
 
 /* ---- device.c ------------------------------------------------------------ */
 

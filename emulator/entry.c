@@ -37,6 +37,7 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 	if (!emu_is_dev_path(path))
 		return emu_sys_openat(AT_FDCWD, path, flags, 0);
+	emu_fd_sweep();		/* release handles closed behind our back */
 	fd = emu_dev_open(flags);
 	if (fd < 0)
 		return -1;
@@ -53,6 +54,8 @@ EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 
 	if (!f)
 		return emu_sys_ioctl(fd, req, arg);
+	if (req == MSHV_CREATE_PARTITION || req == MSHV_CREATE_VP)
+		emu_fd_sweep();	/* release handles closed behind our back */
 	switch (f->kind) {
 	case EMU_DEVICE:
 		ret = emu_dev_ioctl(req, arg);

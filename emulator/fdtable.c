@@ -217,6 +217,53 @@ struct emu_file *emu_fd_remove(int fd)
 }
 
 /*
+ * close_range/closefrom: every entry in [first, last] leaves the table, and
+ * its reference is put (the caller closes the fds after).
+ */
+void emu_fd_remove_range(unsigned int first, unsigned int last)
+{
+	size_t end;
+
+	pthread_rwlock_rdlock(&emu_fd_lock);
+	end = emu_files_cap;
+	pthread_rwlock_unlock(&emu_fd_lock);
+	if (end == 0 || first >= end)
+		return;
+	if (last >= end)
+		last = (unsigned int)(end - 1);
+	for (size_t fd = first; fd <= last; fd++) {
+		if (fd < EMU_FD_BITS && fd % 64 == 0 && fd + 63 <= last &&
+		    !atomic_load_explicit(&emu_fd_bits[fd / 64], memory_order_relaxed)) {
+			fd += 63;	/* no entry in this word */
+			continue;
+		}
+		emu_fd_put(emu_fd_remove((int)fd));
+	}
+}
+
+/*
+ * Drop every entry whose fd no longer names its file: a handle closed by a
+ * raw system call is released at the latest when the next handle is made,
+ * even if its number is never looked up again.
+ */
+void emu_fd_sweep(void)
+{
+	size_t end;
+
+	pthread_rwlock_rdlock(&emu_fd_lock);
+	end = emu_files_cap;
+	pthread_rwlock_unlock(&emu_fd_lock);
+	for (size_t fd = 0; fd < end; fd++) {
+		if (fd < EMU_FD_BITS && fd % 64 == 0 &&
+		    !atomic_load_explicit(&emu_fd_bits[fd / 64], memory_order_relaxed)) {
+			fd += 63;
+			continue;
+		}
+		emu_fd_put(emu_fd_get((int)fd));	/* a stale entry is dropped here */
+	}
+}
+
+/*
  * After a successful dup/dup2/dup3/F_DUPFD: newfd now names what oldfd names.
  * dup2/dup3 onto one of our fds closed that fd first, so its entry goes too.
  */

@@ -8,6 +8,7 @@
  */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -167,6 +168,29 @@ EMU_EXPORT int dup2(int oldfd, int newfd)
 EMU_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	return emu_dup3(oldfd, newfd, flags, false);
+}
+
+/*
+ * close_range/closefrom close our fds too: their entries go first (as in
+ * close()), so a number reused at once is never taken for the old handle.
+ * CLOSE_RANGE_CLOEXEC closes nothing.
+ */
+EMU_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (first <= last && !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) &&
+	    !(flags & CLOSE_RANGE_CLOEXEC))
+		emu_fd_remove_range(first, last);
+	return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+EMU_EXPORT void closefrom(int lowfd)
+{
+	void (*next)(int) = (void (*)(int))dlsym(RTLD_NEXT, "closefrom");
+
+	if (lowfd >= 0)
+		emu_fd_remove_range((unsigned int)lowfd, ~0u);
+	if (next)
+		next(lowfd);
 }
 
 /*

@@ -14,6 +14,10 @@
  *   handle_fds_client case stale <vp|pt> <sys_close|close_range|sys_dup2|sys_dup3>
  *       close or replace a handle fd where no interposer sees it, reuse its
  *       number for /proc/self/exe, then mmap/ioctl/read/close it
+ *   handle_fds_client case release <close_range|sys_close>
+ *       close the partition and VP fds with close_range() (libc) or raw
+ *       close system calls, whose numbers then name other files, without
+ *       touching those numbers again: the partition must be released
  *   handle_fds_client case efault_handler <sigaction|signal>
  *       the client installs its own SIGSEGV handler after the emulator's,
  *       then passes bad pointers
@@ -308,6 +312,35 @@ static void case_stale(int argc, char **argv)
 	printf("fds_leaked=%d\n", count_fds() - fds_before);
 }
 
+static void case_release(int argc, char **argv)
+{
+	const char *how = argv[0];
+	int fds_before = count_fds();
+	int dev = open_dev(O_RDWR), pt = create_pt(dev), vp = create_vp(pt, 0);
+	int null1 = -1, null2 = -1, dev2;
+
+	if (!strcmp(how, "close_range")) {
+		/* one fd at a time: the emulator's own fds lie between them */
+		CALL("close_range_vp", close_range(vp, vp, 0));
+		CALL("close_range_pt", close_range(pt, pt, 0));
+	} else {
+		if (syscall(SYS_close, vp) < 0 || syscall(SYS_close, pt) < 0)
+			die("SYS_close");
+		/* the numbers now name other files, and nobody looks them up */
+		null1 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		null2 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		printf("numbers_reused=%d\n", (null1 == pt || null1 == vp) && (null2 == pt || null2 == vp));
+		/* making a new handle releases what was closed behind our back */
+		dev2 = open_dev(O_RDWR);
+		close(dev2);
+		/* raw closes again: a libc close() of the number would drop the entry itself */
+		syscall(SYS_close, null1);
+		syscall(SYS_close, null2);
+	}
+	close(dev);
+	printf("fds_leaked=%d\n", count_fds() - fds_before);
+}
+
 static sigjmp_buf client_jmp;
 static volatile sig_atomic_t client_faults;
 
@@ -406,6 +439,7 @@ static const struct kase cases[] = {
 	{ "fileops", 0, case_fileops },
 	{ "raw_then_run", 1, case_raw_then_run },
 	{ "stale", 2, case_stale },
+	{ "release", 1, case_release },
 	{ "efault_handler", 1, case_efault_handler },
 	{ "signal_write", 1, case_signal_write },
 };

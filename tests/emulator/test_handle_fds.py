@@ -125,6 +125,21 @@ def test_fd_closed_behind_our_back(client, preload_env, victim, how):
     assert out["fds_leaked"] == "0"
 
 
+@pytest.mark.parametrize("how", ["close_range", "sys_close"])
+def test_handles_closed_behind_our_back_are_released(client, preload_env, how):
+    """mshv_partition_release / mshv_vp_release run when the fds go, not when their numbers
+    are next used: close_range() (libc) drops the entries at once, and entries of fds closed
+    by raw system calls are dropped when the next handle is made (before: the partition and
+    its KVM fds lived on while the numbers named other files)."""
+    out = run_case(client, preload_env, "release", how)
+    if how == "close_range":
+        assert out["close_range_vp"] == "0 0"
+        assert out["close_range_pt"] == "0 0"
+    else:
+        assert out["numbers_reused"] == "1"
+    assert out["fds_leaked"] == "0"
+
+
 @pytest.mark.parametrize("how", ["sigaction", "signal"])
 def test_client_sigsegv_handler_keeps_efault(client, preload_env, how):
     """copy_from_user/copy_to_user: a client that installs its own SIGSEGV handler after

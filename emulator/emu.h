@@ -268,6 +268,8 @@ int emu_fd_dup(int oldfd, int newfd);
 void emu_fd_remove_range(unsigned int first, unsigned int last);
 /* Drop the entries of fds closed behind our back (one fstat per entry). */
 void emu_fd_sweep(void);
+/* Are we a child (fork/vfork) of the process that made the handles? */
+bool emu_fd_in_child(void);
 
 /* ---- device.c ------------------------------------------------------------ */
 

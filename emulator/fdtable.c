@@ -37,6 +37,48 @@ static size_t emu_files_cap;
 static _Atomic uint64_t emu_fd_bits[EMU_FD_BITS / 64];
 static atomic_long emu_fd_high;		/* entries at fds >= EMU_FD_BITS */
 
+/*
+ * The process the table belongs to. A child of vfork() (posix_spawn,
+ * Python's subprocess) runs in the parent's memory with its own fds: its
+ * close_range()/close()/dup2() of inherited fds must leave the parent's
+ * table alone. A child of fork() gets an empty table of its own (see
+ * emu_fd_atfork_child): the parent's KVM VMs are not usable from another
+ * process, and releasing them there could wait for locks that other parent
+ * threads held at the fork.
+ */
+static atomic_int emu_fd_owner;
+static pthread_once_t emu_fd_atfork_once = PTHREAD_ONCE_INIT;
+
+bool emu_fd_in_child(void)
+{
+	int owner = atomic_load_explicit(&emu_fd_owner, memory_order_relaxed);
+
+	return owner && owner != (int)syscall(SYS_getpid);
+}
+
+/*
+ * The parent's handles are left behind, not released: their fds are plain
+ * memfds here. The lock is made anew: another parent thread may have held it.
+ */
+static void emu_fd_atfork_child(void)
+{
+	static const pthread_rwlock_t unlocked = PTHREAD_RWLOCK_INITIALIZER;
+
+	memcpy(&emu_fd_lock, &unlocked, sizeof(unlocked));
+	emu_files = NULL;
+	emu_files_cap = 0;
+	for (size_t i = 0; i < EMU_FD_BITS / 64; i++)
+		atomic_store(&emu_fd_bits[i], 0);
+	atomic_store(&emu_fd_high, 0);
+	atomic_store(&emu_fd_owner, (int)syscall(SYS_getpid));
+}
+
+static void emu_fd_atfork_init(void)
+{
+	atomic_store(&emu_fd_owner, (int)syscall(SYS_getpid));
+	pthread_atfork(NULL, NULL, emu_fd_atfork_child);
+}
+
 static bool emu_fd_maybe(int fd)
 {
 	if (fd < 0)
@@ -124,6 +166,7 @@ int emu_fd_install(int fd, struct emu_file *f)
 
 	if (emu_fd_identity(fd, &f->dev, &f->ino) < 0)
 		return -1;
+	pthread_once(&emu_fd_atfork_once, emu_fd_atfork_init);
 	ret = emu_fd_set(fd, f, &old);
 	if (old)
 		emu_fd_put(old);
@@ -135,6 +178,8 @@ static void emu_fd_drop_stale(int fd, struct emu_file *f)
 {
 	bool dropped = false;
 
+	if (emu_fd_in_child())
+		return;
 	pthread_rwlock_wrlock(&emu_fd_lock);
 	if ((size_t)fd < emu_files_cap && emu_files[fd] == f) {
 		emu_files[fd] = NULL;
@@ -204,7 +249,7 @@ struct emu_file *emu_fd_remove(int fd)
 {
 	struct emu_file *f = NULL;
 
-	if (!emu_fd_maybe(fd))
+	if (!emu_fd_maybe(fd) || emu_fd_in_child())
 		return NULL;
 	pthread_rwlock_wrlock(&emu_fd_lock);
 	if ((size_t)fd < emu_files_cap) {
@@ -218,11 +263,15 @@ struct emu_file *emu_fd_remove(int fd)
 
 /*
  * close_range/closefrom: every entry in [first, last] leaves the table, and
- * its reference is put (the caller closes the fds after).
+ * its reference is put (the caller closes the fds after). Not in a child of
+ * fork/vfork: there the entries stay, and lookups find them stale.
  */
 void emu_fd_remove_range(unsigned int first, unsigned int last)
 {
 	size_t end;
+
+	if (emu_fd_in_child())
+		return;
 
 	pthread_rwlock_rdlock(&emu_fd_lock);
 	end = emu_files_cap;
@@ -272,7 +321,7 @@ int emu_fd_dup(int oldfd, int newfd)
 	struct emu_file *f, *old;
 	int ret;
 
-	if (oldfd == newfd)
+	if (oldfd == newfd || !(emu_fd_maybe(oldfd) || emu_fd_maybe(newfd)) || emu_fd_in_child())
 		return 0;
 	f = emu_fd_get(oldfd);		/* this reference becomes newfd's */
 	if (!f) {

@@ -18,6 +18,10 @@
  *       close the partition and VP fds with close_range() (libc) or raw
  *       close system calls, whose numbers then name other files, without
  *       touching those numbers again: the partition must be released
+ *   handle_fds_client case child <vfork|fork> <close_range|close|dup2>
+ *       a child closes or replaces the inherited handle fds (as posix_spawn
+ *       and Python's subprocess do before exec); the fork child then makes
+ *       handles of its own; the parent's handles must keep working
  *   handle_fds_client case efault_handler <sigaction|signal>
  *       the client installs its own SIGSEGV handler after the emulator's,
  *       then passes bad pointers
@@ -42,6 +46,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -341,6 +346,49 @@ static void case_release(int argc, char **argv)
 	printf("fds_leaked=%d\n", count_fds() - fds_before);
 }
 
+/* What the child does to the inherited fds; returns 0 if all went as expected. */
+static int child_closes(const char *how, int dev, int pt, int vp)
+{
+	if (!strcmp(how, "close_range"))
+		return close_range(3, ~0U, 0) != 0;
+	if (!strcmp(how, "close"))
+		return close(dev) || close(pt) || close(vp);
+	return dup2(0, dev) != dev || dup2(0, pt) != pt || dup2(0, vp) != vp;
+}
+
+static void case_child(int argc, char **argv)
+{
+	const char *kind = argv[0], *how = argv[1];
+	int dev = open_dev(O_RDWR), pt = create_pt(dev), vp = create_vp(pt, 0), status;
+	pid_t pid;
+
+	if (!strcmp(kind, "vfork")) {
+		pid = vfork();
+		if (pid == 0)
+			_exit(child_closes(how, dev, pt, vp));
+	} else {
+		pid = fork();
+		if (pid == 0) {
+			int bad = child_closes(how, dev, pt, vp);
+			int d = open("/dev/mshv", O_RDWR | O_CLOEXEC);
+			struct mshv_create_partition a = { 0 };
+			int p = d < 0 ? -1 : ioctl(d, MSHV_CREATE_PARTITION, &a);
+			int v = p < 0 ? -1 : ioctl(p, MSHV_CREATE_VP, &(struct mshv_create_vp){ 0 });
+
+			_exit(bad ? 1 : v < 0 ? 2 : 0);
+		}
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		die("child");
+	printf("child_status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	/* the parent's handles are intact */
+	close((int)CALL("parent_create_vp",
+			ioctl(pt, MSHV_CREATE_VP, &(struct mshv_create_vp){ .vp_index = 1 })));
+	CALL("parent_vp_ioctl", ioctl(vp, MSHV_GET_VP_STATE, (void *)8));
+	close((int)CALL("parent_create_partition",
+			ioctl(dev, MSHV_CREATE_PARTITION, &(struct mshv_create_partition){ 0 })));
+}
+
 static sigjmp_buf client_jmp;
 static volatile sig_atomic_t client_faults;
 
@@ -440,6 +488,7 @@ static const struct kase cases[] = {
 	{ "raw_then_run", 1, case_raw_then_run },
 	{ "stale", 2, case_stale },
 	{ "release", 1, case_release },
+	{ "child", 2, case_child },
 	{ "efault_handler", 1, case_efault_handler },
 	{ "signal_write", 1, case_signal_write },
 };

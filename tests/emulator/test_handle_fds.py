@@ -140,6 +140,20 @@ def test_handles_closed_behind_our_back_are_released(client, preload_env, how):
     assert out["fds_leaked"] == "0"
 
 
+@pytest.mark.parametrize("how", ["close_range", "close", "dup2"])
+@pytest.mark.parametrize("kind", ["vfork", "fork"])
+def test_child_closing_inherited_fds_leaves_parent_handles(client, preload_env, kind, how):
+    """A child of vfork (posix_spawn, Python's subprocess) shares the parent's memory but
+    not its fds: its close_range()/close()/dup2() over the inherited handle fds must not
+    touch the parent's table (before: the parent's handles were released and its ioctls
+    gave ENOTTY). A child of fork gets a table of its own and can make its own handles."""
+    out = run_case(client, preload_env, "child", kind, how)
+    assert out["child_status"] == "0"
+    assert out["parent_create_vp"].endswith(" 0")
+    assert out["parent_vp_ioctl"] == "-1 EFAULT"
+    assert out["parent_create_partition"].endswith(" 0")
+
+
 @pytest.mark.parametrize("how", ["sigaction", "signal"])
 def test_client_sigsegv_handler_keeps_efault(client, preload_env, how):
     """copy_from_user/copy_to_user: a client that installs its own SIGSEGV handler after

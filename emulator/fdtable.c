@@ -263,8 +263,8 @@ struct emu_file *emu_fd_remove(int fd)
 
 /*
  * close_range/closefrom: every entry in [first, last] leaves the table, and
- * its reference is put (the caller closes the fds after). Not in a child of
- * fork/vfork: there the entries stay, and lookups find them stale.
+ * its reference is put (the caller closes the fds after). Not in a vfork
+ * child: the table is the parent's.
  */
 void emu_fd_remove_range(unsigned int first, unsigned int last)
 {

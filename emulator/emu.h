@@ -12,7 +12,8 @@
  * hypervisor's work behind it, [library] the emulator's own plumbing.
  *
  *   entry.c       [library]    mshv_emu_{open,ioctl,mmap,munmap,close}: the exported table
- *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*
+ *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*,
+ *                              the file calls (read/write/lseek/ftruncate...), sigaction/signal
  *   fdtable.c     [driver]     fd -> emulated object table, references
  *   uaccess.c     [driver]     copy to/from client pointers (EFAULT, never a crash), memfds
  *   device.c      [driver]     /dev/mshv and partition fds: create, initialize, lifetime, dispatch
@@ -266,6 +267,12 @@ int emu_fd_fmode(int fd, enum emu_kind *kind);
 struct emu_file *emu_fd_remove(int fd);
 /* dup/dup2/dup3/F_DUPFD: newfd refers to the same handle as oldfd. */
 int emu_fd_dup(int oldfd, int newfd);
+/* close_range/closefrom: remove [first, last] and put their references. */
+void emu_fd_remove_range(unsigned int first, unsigned int last);
+/* Drop the entries of fds closed behind our back (one fstat per entry). */
+void emu_fd_sweep(void);
+/* Are we a child (fork/vfork) of the process that made the handles? */
+bool emu_fd_in_child(void);
 
 /* ---- device.c ------------------------------------------------------------ */
 
@@ -415,11 +422,18 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
 
 /*
  * copy_from_user/copy_to_user: a bad pointer from the client must give
- * EFAULT, never a crash. Implemented with process_vm_readv/writev on our
- * own pid, which fails with EFAULT instead of faulting.
+ * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
+ * process_vm_readv/writev on our own pid when that cannot be installed.
  */
 int emu_copy_from_user(void *dst, const void *usrc, size_t len);
 int emu_copy_to_user(void *udst, const void *src, size_t len);
+/*
+ * sigaction() of SIGSEGV/SIGBUS from the client (preload.c): our fault handler
+ * stays installed and act becomes the one faults outside a guarded copy go
+ * to; old gets the client's current one. 1 if done, 0 to pass the call on.
+ */
+struct sigaction;
+int emu_fault_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 /* ---- core additions (entry.c, device.c, regions.c, vp.c) ------------------ */
 

@@ -37,6 +37,7 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 	if (!emu_is_dev_path(path))
 		return emu_sys_openat(AT_FDCWD, path, flags, 0);
+	emu_fd_sweep();		/* release handles closed behind our back */
 	fd = emu_dev_open(flags);
 	if (fd < 0)
 		return -1;
@@ -60,6 +61,8 @@ EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 	}
 	if (req == MSHV_RUN_VP)
 		emu_run_signals_enter(caller);
+	if (req == MSHV_CREATE_PARTITION || req == MSHV_CREATE_VP)
+		emu_fd_sweep();	/* release handles closed behind our back */
 	switch (f->kind) {
 	case EMU_DEVICE:
 		ret = emu_dev_ioctl(req, arg);

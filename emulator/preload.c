@@ -8,6 +8,8 @@
  */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -166,6 +168,29 @@ EMU_EXPORT int dup2(int oldfd, int newfd)
 EMU_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	return emu_dup3(oldfd, newfd, flags, false);
+}
+
+/*
+ * close_range/closefrom close our fds too: their entries go first (as in
+ * close()), so a number reused at once is never taken for the old handle.
+ * CLOSE_RANGE_CLOEXEC closes nothing.
+ */
+EMU_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (first <= last && !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) &&
+	    !(flags & CLOSE_RANGE_CLOEXEC))
+		emu_fd_remove_range(first, last);
+	return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+EMU_EXPORT void closefrom(int lowfd)
+{
+	void (*next)(int) = (void (*)(int))dlsym(RTLD_NEXT, "closefrom");
+
+	if (lowfd >= 0)
+		emu_fd_remove_range((unsigned int)lowfd, ~0u);
+	if (next)
+		next(lowfd);
 }
 
 /*
@@ -438,3 +463,57 @@ EMU_POSIX_FALLOCATE(posix_fallocate64, off64_t)
 	}
 EMU_FSYNC(fsync)
 EMU_FSYNC(fdatasync)
+
+/*
+ * SIGSEGV/SIGBUS handlers: the emulator's fault handler (uaccess.c) turns a
+ * fault in a copy from or to a client pointer into EFAULT, so it must stay
+ * installed when the client installs its own. The client's handler becomes
+ * the one every other fault is handed to, and is what these calls report.
+ * Other signals go to the next definition.
+ */
+EMU_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (emu_fault_sigaction(sig, act, old))
+		return 0;
+	return EMU_CALL_NEXT(sigaction, sig, act, old);
+}
+
+/* signal()/bsd_signal(): BSD semantics (glibc __bsd_signal); sysv_signal(): one-shot. */
+static bool emu_signal(int sig, sighandler_t handler, int flags, bool mask_self, sighandler_t *old)
+{
+	struct sigaction act, prev;
+
+	if ((sig != SIGSEGV && sig != SIGBUS) || handler == SIG_ERR)
+		return false;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = handler;
+	act.sa_flags = flags;
+	sigemptyset(&act.sa_mask);
+	if (mask_self)
+		sigaddset(&act.sa_mask, sig);
+	if (!emu_fault_sigaction(sig, &act, &prev))
+		return false;
+	*old = prev.sa_handler;
+	return true;
+}
+
+#define EMU_SIGNAL(fn, flags, mask_self)					\
+	EMU_EXPORT sighandler_t fn(int sig, sighandler_t handler)		\
+	{									\
+		sighandler_t old;						\
+		__typeof__(&fn) next;						\
+									\
+		if (emu_signal(sig, handler, flags, mask_self, &old))		\
+			return old;						\
+		next = EMU_NEXT(fn);						\
+		if (!next) {							\
+			errno = ENOSYS;						\
+			return SIG_ERR;						\
+		}								\
+		return next(sig, handler);					\
+	}
+
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+EMU_SIGNAL(signal, SA_RESTART, true)
+EMU_SIGNAL(bsd_signal, SA_RESTART, true)
+EMU_SIGNAL(sysv_signal, SA_RESETHAND | SA_NODEFER, false)

@@ -14,9 +14,20 @@
  *   handle_fds_client case stale <vp|pt> <sys_close|close_range|sys_dup2|sys_dup3>
  *       close or replace a handle fd where no interposer sees it, reuse its
  *       number for /proc/self/exe, then mmap/ioctl/read/close it
+ *   handle_fds_client case release <close_range|sys_close>
+ *       close the partition and VP fds with close_range() (libc) or raw
+ *       close system calls, whose numbers then name other files, without
+ *       touching those numbers again: the partition must be released
+ *   handle_fds_client case child <vfork|fork> <close_range|close|dup2>
+ *       a child closes or replaces the inherited handle fds (as posix_spawn
+ *       and Python's subprocess do before exec); the fork child then makes
+ *       handles of its own; the parent's handles must keep working
  *   handle_fds_client case efault_handler <sigaction|signal>
  *       the client installs its own SIGSEGV handler after the emulator's,
  *       then passes bad pointers
+ *   handle_fds_client case signal_write <cycles>
+ *       a SIGALRM handler writes to and reads from a pipe (a self-pipe) every
+ *       20 us while the main thread dups and closes a handle fd
  *
  * Each case prints key=value lines; setup failures print "setup-failed: ..."
  * and exit 2.
@@ -33,7 +44,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -304,6 +317,78 @@ static void case_stale(int argc, char **argv)
 	printf("fds_leaked=%d\n", count_fds() - fds_before);
 }
 
+static void case_release(int argc, char **argv)
+{
+	const char *how = argv[0];
+	int fds_before = count_fds();
+	int dev = open_dev(O_RDWR), pt = create_pt(dev), vp = create_vp(pt, 0);
+	int null1 = -1, null2 = -1, dev2;
+
+	if (!strcmp(how, "close_range")) {
+		/* one fd at a time: the emulator's own fds lie between them */
+		CALL("close_range_vp", close_range(vp, vp, 0));
+		CALL("close_range_pt", close_range(pt, pt, 0));
+	} else {
+		if (syscall(SYS_close, vp) < 0 || syscall(SYS_close, pt) < 0)
+			die("SYS_close");
+		/* the numbers now name other files, and nobody looks them up */
+		null1 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		null2 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		printf("numbers_reused=%d\n", (null1 == pt || null1 == vp) && (null2 == pt || null2 == vp));
+		/* making a new handle releases what was closed behind our back */
+		dev2 = open_dev(O_RDWR);
+		close(dev2);
+		/* raw closes again: a libc close() of the number would drop the entry itself */
+		syscall(SYS_close, null1);
+		syscall(SYS_close, null2);
+	}
+	close(dev);
+	printf("fds_leaked=%d\n", count_fds() - fds_before);
+}
+
+/* What the child does to the inherited fds; returns 0 if all went as expected. */
+static int child_closes(const char *how, int dev, int pt, int vp)
+{
+	if (!strcmp(how, "close_range"))
+		return close_range(3, ~0U, 0) != 0;
+	if (!strcmp(how, "close"))
+		return close(dev) || close(pt) || close(vp);
+	return dup2(0, dev) != dev || dup2(0, pt) != pt || dup2(0, vp) != vp;
+}
+
+static void case_child(int argc, char **argv)
+{
+	const char *kind = argv[0], *how = argv[1];
+	int dev = open_dev(O_RDWR), pt = create_pt(dev), vp = create_vp(pt, 0), status;
+	pid_t pid;
+
+	if (!strcmp(kind, "vfork")) {
+		pid = vfork();
+		if (pid == 0)
+			_exit(child_closes(how, dev, pt, vp));
+	} else {
+		pid = fork();
+		if (pid == 0) {
+			int bad = child_closes(how, dev, pt, vp);
+			int d = open("/dev/mshv", O_RDWR | O_CLOEXEC);
+			struct mshv_create_partition a = { 0 };
+			int p = d < 0 ? -1 : ioctl(d, MSHV_CREATE_PARTITION, &a);
+			int v = p < 0 ? -1 : ioctl(p, MSHV_CREATE_VP, &(struct mshv_create_vp){ 0 });
+
+			_exit(bad ? 1 : v < 0 ? 2 : 0);
+		}
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		die("child");
+	printf("child_status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	/* the parent's handles are intact */
+	close((int)CALL("parent_create_vp",
+			ioctl(pt, MSHV_CREATE_VP, &(struct mshv_create_vp){ .vp_index = 1 })));
+	CALL("parent_vp_ioctl", ioctl(vp, MSHV_GET_VP_STATE, (void *)8));
+	close((int)CALL("parent_create_partition",
+			ioctl(dev, MSHV_CREATE_PARTITION, &(struct mshv_create_partition){ 0 })));
+}
+
 static sigjmp_buf client_jmp;
 static volatile sig_atomic_t client_faults;
 
@@ -354,6 +439,44 @@ static void case_efault_handler(int argc, char **argv)
 	CALL("create_vp_after", ioctl(pt, MSHV_CREATE_VP, &(struct mshv_create_vp){ .vp_index = 1 }));
 }
 
+static int self_pipe[2];
+static volatile sig_atomic_t alarms;
+
+static void alarm_handler(int sig)
+{
+	char c = 'x', buf[64];
+
+	(void)!write(self_pipe[1], &c, 1);
+	(void)!read(self_pipe[0], buf, sizeof(buf));
+	alarms++;
+}
+
+/* read()/write() are async-signal-safe: their interposers must be too. */
+static void case_signal_write(int argc, char **argv)
+{
+	struct itimerval every = { { 0, 20 }, { 0, 20 } }, off = { { 0, 0 }, { 0, 0 } };
+	struct sigaction sa;
+	int dev = open_dev(O_RDWR), n = atoi(argv[0]);
+
+	if (pipe2(self_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		die("pipe2");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = alarm_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0 || setitimer(ITIMER_REAL, &every, NULL) < 0)
+		die("timer");
+	for (int i = 0; i < n; i++) {
+		int fd = dup(dev);
+
+		if (fd < 0)
+			die("dup");
+		close(fd);
+	}
+	setitimer(ITIMER_REAL, &off, NULL);
+	printf("cycles=%d\nalarms_seen=%d\n", n, alarms > 0);
+}
+
 struct kase {
 	const char *name;
 	int nargs;
@@ -364,7 +487,10 @@ static const struct kase cases[] = {
 	{ "fileops", 0, case_fileops },
 	{ "raw_then_run", 1, case_raw_then_run },
 	{ "stale", 2, case_stale },
+	{ "release", 1, case_release },
+	{ "child", 2, case_child },
 	{ "efault_handler", 1, case_efault_handler },
+	{ "signal_write", 1, case_signal_write },
 };
 
 int main(int argc, char **argv)

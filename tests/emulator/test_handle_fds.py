@@ -13,7 +13,9 @@ client under LD_PRELOAD (handle_fds_client.c):
   raw dup2/dup3) and reuses the number: the new file must be the client's, and the
   dropped handle's reference must be put;
 - installs its own SIGSEGV handler after the emulator's and passes bad pointers: they
-  must give EFAULT, and the client's own faults must still reach its handler.
+  must give EFAULT, and the client's own faults must still reach its handler;
+- writes to a self-pipe from a signal handler while it dups and closes handle fds: the
+  read/write interposers must not take the fd table's lock for an fd that is not ours.
 """
 
 from __future__ import annotations
@@ -121,3 +123,56 @@ def test_fd_closed_behind_our_back(client, preload_env, victim, how):
     else:
         assert out["other_ioctl"] == "-1 EFAULT"  # the VP fd is still ours
     assert out["fds_leaked"] == "0"
+
+
+@pytest.mark.parametrize("how", ["close_range", "sys_close"])
+def test_handles_closed_behind_our_back_are_released(client, preload_env, how):
+    """mshv_partition_release / mshv_vp_release run when the fds go, not when their numbers
+    are next used: close_range() (libc) drops the entries at once, and entries of fds closed
+    by raw system calls are dropped when the next handle is made (before: the partition and
+    its KVM fds lived on while the numbers named other files)."""
+    out = run_case(client, preload_env, "release", how)
+    if how == "close_range":
+        assert out["close_range_vp"] == "0 0"
+        assert out["close_range_pt"] == "0 0"
+    else:
+        assert out["numbers_reused"] == "1"
+    assert out["fds_leaked"] == "0"
+
+
+@pytest.mark.parametrize("how", ["close_range", "close", "dup2"])
+@pytest.mark.parametrize("kind", ["vfork", "fork"])
+def test_child_closing_inherited_fds_leaves_parent_handles(client, preload_env, kind, how):
+    """A child of vfork (posix_spawn, Python's subprocess) shares the parent's memory but
+    not its fds: its close_range()/close()/dup2() over the inherited handle fds must not
+    touch the parent's table (before: the parent's handles were released and its ioctls
+    gave ENOTTY). A child of fork gets a table of its own and can make its own handles."""
+    out = run_case(client, preload_env, "child", kind, how)
+    assert out["child_status"] == "0"
+    assert out["parent_create_vp"].endswith(" 0")
+    assert out["parent_vp_ioctl"] == "-1 EFAULT"
+    assert out["parent_create_partition"].endswith(" 0")
+
+
+@pytest.mark.parametrize("how", ["sigaction", "signal"])
+def test_client_sigsegv_handler_keeps_efault(client, preload_env, how):
+    """copy_from_user/copy_to_user: a client that installs its own SIGSEGV handler after
+    the emulator's still gets EFAULT for bad ioctl arguments and a bad open() path (before:
+    its handler ran), its own faults still reach its handler, and sigaction reports it."""
+    out = run_case(client, preload_env, "efault_handler", how)
+    assert out["create_vp_bad_ptr"] == "-1 EFAULT"
+    assert out["create_partition_bad_ptr"] == "-1 EFAULT"
+    assert out["open_bad_ptr"] == "-1 EFAULT"
+    assert out["client_handler_calls"] == "0"
+    assert out["client_handler_calls_after_own_fault"] == "1"
+    assert out["query_is_client"] == "1"
+    assert out["create_vp_after"].endswith(" 0")
+
+
+def test_signal_handler_write_while_closing_handles(client, preload_env):
+    """A SIGALRM handler's write()/read() on a self-pipe, every 20 us, while the main thread
+    dups and closes a /dev/mshv fd 100,000 times: the interposers of these async-signal-safe
+    calls never wait for the table lock the interrupted close() holds (before: deadlock)."""
+    out = run_case(client, preload_env, "signal_write", "100000")
+    assert out["cycles"] == "100000"
+    assert out["alarms_seen"] == "1"

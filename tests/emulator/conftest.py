@@ -31,7 +31,12 @@ def emu_lib(kvm: str) -> str:
 
 @pytest.fixture(scope="session")
 def preload_env(emu_lib: str) -> dict[str, str]:
-    """Environment for a subprocess that runs under LD_PRELOAD=<emulator library>."""
+    """Environment for a subprocess that runs under LD_PRELOAD=<emulator library>.
+
+    ``$MSHV_EMU_PRELOAD_FIRST`` goes before it (test_sanitized.py: the ASan runtime, which
+    must come first in the process's library list).
+    """
     env = dict(os.environ)
-    env["LD_PRELOAD"] = emu_lib
+    first = os.environ.get("MSHV_EMU_PRELOAD_FIRST")
+    env["LD_PRELOAD"] = f"{first}:{emu_lib}" if first else emu_lib
     return env

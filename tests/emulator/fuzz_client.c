@@ -3,7 +3,7 @@
  * A random client of /dev/mshv, run under LD_PRELOAD=libmshv_emu.so
  * (test_fuzz.py). Only libc, <linux/mshv.h> and mshv_hvdefs.h.
  *
- *   fuzz_client <seed> <operations> [noleakcheck]
+ *   fuzz_client <seed> <operations> [noleakcheck | fdcheck]
  *
  * The rule it checks: whatever a client passes (pointers, sizes, struct
  * fields, ioctl numbers, hypercall codes and inputs, register values, VP
@@ -20,7 +20,8 @@
  * a spinning or halted guest ends in EINTR.
  *
  * The same seed gives the same sequence of operations (the race operation's
- * interleaving aside). FUZZ_TRACE=1 in the environment prints each operation.
+ * interleaving aside). FUZZ_TRACE=1 in the environment prints each operation;
+ * FUZZ_HANG_SECONDS (default 20) is how long the watchdog waits for progress.
  * Output: "key=value" lines (seed, ops, counts by result); exit 0 when clean.
  */
 #include <errno.h>
@@ -130,8 +131,33 @@ static void op(const char *name)
 	}
 }
 
+/* On a hang: where each thread is blocked (/proc/self/task/<tid>/syscall: number, args). */
+static void dump_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char path[300], line[256];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/syscall", e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(line, sizeof(line), f))
+			printf("thread %s syscall: %s", e->d_name, line);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+}
+
 static void *watchdog(void *arg)
 {
+	const char *env = getenv("FUZZ_HANG_SECONDS");
+	int limit = env && atoi(env) > 0 ? atoi(env) : 20;
 	unsigned long last = ~0UL;
 	int still = 0;
 
@@ -144,9 +170,10 @@ static void *watchdog(void *arg)
 			still = 0;
 			continue;
 		}
-		if (++still >= 20) {
-			printf("hang: seed=%llu iter=%lu op=%s\n", (unsigned long long)seed,
-			       cur_iter, cur_op);
+		if (++still >= limit) {
+			printf("hang: seed=%llu iter=%lu op=%s (no progress for %d s)\n",
+			       (unsigned long long)seed, cur_iter, cur_op, limit);
+			dump_threads();
 			fflush(stdout);
 			_exit(3);
 		}
@@ -262,7 +289,8 @@ struct fz_fd {
 
 #define MAX_FDS 48
 #define MAX_PTS 64
-#define MAX_MAPS 256
+#define MAX_MAPS 256			/* initial size of the mapping table */
+#define EPOCH 1000			/* operations between two full teardowns */
 static struct fz_fd fds[MAX_FDS];
 static int nfds;
 static struct fz_pt pts[MAX_PTS];
@@ -270,18 +298,29 @@ static int npts;
 static int closed_fds[32];		/* numbers we closed (maybe reused since) */
 static int nclosed;
 static int other_fds[6];		/* /dev/null, eventfds, a pipe */
-static struct { void *addr; size_t len; } maps[MAX_MAPS];
-static int nmaps;
+static struct fz_map { void *addr; size_t len; } *maps;
+static int nmaps, maps_cap;
 
+/*
+ * Held until the next close_everything(): the caller goes on using it (guest
+ * RAM, a register page), so a full table grows rather than unmapping it.
+ */
 static void track_map(void *addr, size_t len)
 {
-	if (nmaps < MAX_MAPS) {
-		maps[nmaps].addr = addr;
-		maps[nmaps].len = len;
-		nmaps++;
-	} else {
-		munmap(addr, len);
+	if (nmaps == maps_cap) {
+		int cap = maps_cap ? 2 * maps_cap : MAX_MAPS;
+		struct fz_map *grown = realloc(maps, (size_t)cap * sizeof(*maps));
+
+		if (!grown) {
+			fprintf(stderr, "out of memory tracking mappings\n");
+			exit(2);
+		}
+		maps = grown;
+		maps_cap = cap;
 	}
+	maps[nmaps].addr = addr;
+	maps[nmaps].len = len;
+	nmaps++;
 }
 
 static struct fz_fd *add_fd(int fd, enum fz_kind kind, int pt, uint32_t vp_index)
@@ -1812,11 +1851,13 @@ int main(int argc, char **argv)
 	unsigned long iters;
 	int fds0, maps0, fds1, maps1;
 	bool leakcheck = !(argc > 3 && !strcmp(argv[3], "noleakcheck"));
+	/* fdcheck: fds only (under ASan, whose allocator maps memory as it goes) */
+	bool mapcheck = leakcheck && !(argc > 3 && !strcmp(argv[3], "fdcheck"));
 	struct sigaction sa;
 	pthread_t wd;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s <seed> <operations> [noleakcheck]\n", argv[0]);
+		fprintf(stderr, "usage: %s <seed> <operations> [noleakcheck | fdcheck]\n", argv[0]);
 		return 2;
 	}
 	seed = strtoull(argv[1], NULL, 0);
@@ -1856,6 +1897,24 @@ int main(int argc, char **argv)
 
 	for (cur_iter = 0; cur_iter < iters; cur_iter++) {
 		unsigned k = (unsigned)rn(100);
+
+		/*
+		 * Every EPOCH operations everything is closed and the fd and
+		 * mapping counts must be back at the baseline: a long run
+		 * stays bounded, and a leak is caught near where it began.
+		 */
+		if (cur_iter && cur_iter % EPOCH == 0) {
+			op("epoch teardown");
+			close_everything();
+			fds1 = count_fds();
+			maps_text(&maps1);
+			if (leakcheck && (fds1 != fds0 || (mapcheck && maps1 != maps0))) {
+				printf("leak before op %lu: fds %d -> %d, maps %d -> %d\n", cur_iter,
+				       fds0, fds1, maps0, maps1);
+				list_fds();
+				return 4;
+			}
+		}
 
 		/* keep a few objects around */
 		if (!pick(FZ_DEV) || chance(1))
@@ -1919,7 +1978,7 @@ int main(int argc, char **argv)
 	       "weird_errno=%lu\nfds=%d/%d\nmaps=%d/%d\n", (unsigned long long)seed, iters,
 	       stat_ok, stat_err, stat_runs, stat_msgs, stat_eintr, stat_weird, fds0, fds1,
 	       maps0, maps1);
-	if (leakcheck && (fds1 != fds0 || maps1 != maps0)) {
+	if (leakcheck && (fds1 != fds0 || (mapcheck && maps1 != maps0))) {
 		printf("leak: fds %d -> %d, maps %d -> %d\n", fds0, fds1, maps0, maps1);
 		if (getenv("FUZZ_MAPS"))
 			fputs(m ? m : "", stderr);

@@ -70,6 +70,7 @@ CLIENT_MODULES = [
     "test_run_vpstate.py",
     "test_rustvmm_road.py",
     "test_time_freeze.py",
+    "test_handle_fds.py",
 ]
 
 # The fuzz pass: FUZZ_PROCS processes x FUZZ_OPS operations (about 1.5 calls each).

@@ -29,6 +29,7 @@ static struct emu_file *emu_file_new(enum emu_kind kind)
 	}
 	f->kind = kind;
 	atomic_init(&f->refs, 1);	/* the fd table's reference */
+	f->fmode = EMU_FMODE_READ | EMU_FMODE_WRITE;	/* anon_inode_getfd(O_RDWR) */
 	return f;
 }
 
@@ -65,7 +66,7 @@ static int emu_kvm_open(void)
  * mshv_dev_open checks nothing; the device exists only on a root partition,
  * which for us means: /dev/kvm works. Its errno (ENOENT when missing) is ours.
  */
-int emu_dev_open(void)
+int emu_dev_open(int flags)
 {
 	struct emu_file *f;
 	int kvm_fd, fd;
@@ -83,6 +84,10 @@ int emu_dev_open(void)
 		errno = ENOMEM;
 		return -1;
 	}
+	/* the file's FMODE_READ/FMODE_WRITE come from the open */
+	f->fmode = (flags & O_ACCMODE) == O_RDONLY ? EMU_FMODE_READ
+		 : (flags & O_ACCMODE) == O_WRONLY ? EMU_FMODE_WRITE
+		 : EMU_FMODE_READ | EMU_FMODE_WRITE;
 	return emu_handle_install(fd, f);
 }
 

@@ -12,7 +12,8 @@
  * hypervisor's work behind it, [library] the emulator's own plumbing.
  *
  *   entry.c       [library]    mshv_emu_{open,ioctl,mmap,munmap,close}: the exported table
- *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*
+ *   preload.c     [library]    LD_PRELOAD interposers of open/openat/ioctl/mmap/munmap/close/dup*,
+ *                              the file calls (read/write/lseek/ftruncate...), sigaction/signal
  *   fdtable.c     [driver]     fd -> emulated object table, references
  *   uaccess.c     [driver]     copy to/from client pointers (EFAULT, never a crash), memfds
  *   device.c      [driver]     /dev/mshv and partition fds: create, initialize, lifetime, dispatch
@@ -47,6 +48,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -224,6 +226,8 @@ struct emu_vp {
 	uint32_t cpuid_gen;		/* cpuid.c: CPUID results generation applied */
 	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
 	atomic_bool ran;		/* run.c: KVM_RUN was called once (CPUID is frozen) */
+	bool sigmask_set;		/* run.c: KVM_SET_SIGNAL_MASK was given kvm_sigmask */
+	uint64_t kvm_sigmask;		/* run.c: the signal mask KVM_RUN runs with */
 	/* ---- time.c: this VP's share of TIME_FREEZE ---- */
 	bool freeze_captured;		/* TSC/LAPIC timer taken at freeze, not yet given back */
 	bool thaw_pending;		/* thawed while this VP was busy: give back at next RUN_VP */
@@ -235,6 +239,8 @@ struct emu_vp {
 struct emu_file {
 	enum emu_kind kind;
 	atomic_int refs;		/* table entries + calls in flight */
+	unsigned int fmode;		/* EMU_FMODE_READ/WRITE: the open's access mode */
+	uint64_t dev, ino;		/* the backing file's identity (emu_fd_install) */
 	union {
 		struct emu_partition *pt;
 		struct emu_vp *vp;
@@ -243,19 +249,34 @@ struct emu_file {
 
 /* ---- fdtable.c ---------------------------------------------------------- */
 
-/* Register a handle fd; the table owns one reference to f. */
+#define EMU_FMODE_READ 1u
+#define EMU_FMODE_WRITE 2u
+
+/* Register a handle fd; the table owns one reference to f (f->dev/ino are set here). */
 int emu_fd_install(int fd, struct emu_file *f);
-/* Look a handle up, taking a reference (NULL if fd is not ours). */
+/*
+ * Look a handle up, taking a reference (NULL if fd is not ours). An entry
+ * whose fd no longer names the handle's file (closed and reused behind our
+ * back) is dropped and NULL returned.
+ */
 struct emu_file *emu_fd_get(int fd);
 void emu_fd_put(struct emu_file *f);
+/* fd's EMU_FMODE_* bits and kind, or -1 if fd is not ours. */
+int emu_fd_fmode(int fd, enum emu_kind *kind);
 /* Remove fd from the table and return its handle (reference passes to caller). */
 struct emu_file *emu_fd_remove(int fd);
 /* dup/dup2/dup3/F_DUPFD: newfd refers to the same handle as oldfd. */
 int emu_fd_dup(int oldfd, int newfd);
+/* close_range/closefrom: remove [first, last] and put their references. */
+void emu_fd_remove_range(unsigned int first, unsigned int last);
+/* Drop the entries of fds closed behind our back (one fstat per entry). */
+void emu_fd_sweep(void);
+/* Are we a child (fork/vfork) of the process that made the handles? */
+bool emu_fd_in_child(void);
 
 /* ---- device.c ------------------------------------------------------------ */
 
-int emu_dev_open(void);				/* a /dev/mshv handle fd */
+int emu_dev_open(int flags);			/* a /dev/mshv handle fd (open flags) */
 int emu_dev_ioctl(unsigned long req, void *arg);
 int emu_partition_ioctl(struct emu_partition *pt, unsigned long req, void *arg);
 void emu_partition_get(struct emu_partition *pt);
@@ -283,6 +304,44 @@ void emu_vp_destroy(struct emu_vp *vp);		/* at partition destroy */
 
 /* MSHV_RUN_VP with vp->lock held; msg receives the 256-byte message. */
 int emu_run_vp(struct emu_vp *vp, struct hv_message *msg);
+/*
+ * Around a RUN_VP call (entry.c): block the catchable asynchronous signals
+ * while emulator code runs, keeping the caller's mask for KVM_RUN (run.c);
+ * restore it at the end, which is when a pending signal's handler runs.
+ * Masks are the kernel's sigset (signal n is bit n - 1). The block is the
+ * first thing mshv_emu_ioctl does for RUN_VP, a system call made inline:
+ * from there on the thread is "inside the ioctl".
+ */
+#define EMU_SIGBIT(sig) (1ULL << ((sig) - 1))
+#define EMU_RUN_SIGNALS_BLOCKED                                                              \
+	(~(EMU_SIGBIT(SIGKILL) | EMU_SIGBIT(SIGSTOP) | EMU_SIGBIT(SIGSEGV) | EMU_SIGBIT(SIGBUS) | \
+	   EMU_SIGBIT(SIGFPE) | EMU_SIGBIT(SIGILL) | EMU_SIGBIT(SIGTRAP) | EMU_SIGBIT(SIGSYS) |  \
+	   EMU_SIGBIT(SIGABRT) | EMU_SIGBIT(32) | EMU_SIGBIT(33)))	/* 32, 33: libc's own */
+
+/* rt_sigprocmask(how, set, old, 8) as one inline system call (x86-64). */
+static inline long emu_sigprocmask_raw(int how, const uint64_t *set, uint64_t *old)
+{
+	register long r10 __asm__("r10") = sizeof(*set);
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"((long)SYS_rt_sigprocmask), "D"((long)how), "S"(set), "d"(old), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline uint64_t emu_run_signals_block(void)
+{
+	static const uint64_t blocked = EMU_RUN_SIGNALS_BLOCKED;
+	uint64_t caller = 0;
+
+	emu_sigprocmask_raw(SIG_BLOCK, &blocked, &caller);
+	return caller;
+}
+
+void emu_run_signals_enter(uint64_t caller);	/* the caller's mask, for KVM_RUN */
+void emu_run_signals_restore(uint64_t caller);	/* keeps errno */
 /* Settle KVM's pending IO/MMIO before registers are read or written. */
 int emu_vp_settle(struct emu_vp *vp);
 /* Kick a VP out of KVM_RUN (signal delivery, teardown). */
@@ -302,6 +361,8 @@ void emu_message_init(struct hv_message *msg, uint32_t type, size_t size);
 int emu_code_bits(const struct kvm_sregs *sr);
 /* Guest linear -> guest physical address with the VP's current paging; -1 if not mapped. */
 int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa);
+/* Linear and guest physical address of CS:ip; -1 if the guest's paging does not map it. */
+int emu_code_gpa(struct emu_vp *vp, uint64_t ip, uint64_t *linear, uint64_t *gpa);
 /* Read len bytes at CS:ip; returns the count read. */
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len);
 /* Read up to 16 instruction bytes at the guest's RIP (rest zeroed); returns the count read. */
@@ -361,11 +422,18 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
 
 /*
  * copy_from_user/copy_to_user: a bad pointer from the client must give
- * EFAULT, never a crash. Implemented with process_vm_readv/writev on our
- * own pid, which fails with EFAULT instead of faulting.
+ * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
+ * process_vm_readv/writev on our own pid when that cannot be installed.
  */
 int emu_copy_from_user(void *dst, const void *usrc, size_t len);
 int emu_copy_to_user(void *udst, const void *src, size_t len);
+/*
+ * sigaction() of SIGSEGV/SIGBUS from the client (preload.c): our fault handler
+ * stays installed and act becomes the one faults outside a guarded copy go
+ * to; old gets the client's current one. 1 if done, 0 to pass the call on.
+ */
+struct sigaction;
+int emu_fault_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 /* ---- core additions (entry.c, device.c, regions.c, vp.c) ------------------ */
 
@@ -398,6 +466,8 @@ void emu_seg_from_hv(const struct hv_x64_segment_register *h, struct kvm_segment
 uint64_t emu_pending_interruption(const struct kvm_vcpu_events *ev);
 uint64_t emu_interrupt_state(const struct kvm_vcpu_events *ev);
 int emu_xcr0_get(struct emu_vp *vp, __u64 *xcr0);
+/* regs.c: one MSR of the vCPU through KVM_GET/SET_MSRS; -1 when KVM refused it */
+int emu_kvm_msr(struct emu_vp *vp, uint32_t index, uint64_t *value, bool set);
 /* run.c: give KVM this VP's installed exception intercepts and CPUID results */
 int emu_vp_prepare(struct emu_vp *vp);
 /* cpuid.c: apply registered CPUID results to a VP's KVM CPUID (pt->lock not needed) */

@@ -37,7 +37,8 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 	if (!emu_is_dev_path(path))
 		return emu_sys_openat(AT_FDCWD, path, flags, 0);
-	fd = emu_dev_open();
+	emu_fd_sweep();		/* release handles closed behind our back */
+	fd = emu_dev_open(flags);
 	if (fd < 0)
 		return -1;
 	/* mshv_dev_open checks nothing; O_CLOEXEC is the opener's choice. */
@@ -48,11 +49,20 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 {
+	/* RUN_VP: signals wait while emulator code runs (run.c, emu_run_signals_enter) */
+	uint64_t caller = req == MSHV_RUN_VP ? emu_run_signals_block() : 0;
 	struct emu_file *f = emu_fd_get(fd);
 	int ret;
 
-	if (!f)
+	if (!f) {
+		if (req == MSHV_RUN_VP)
+			emu_run_signals_restore(caller);
 		return emu_sys_ioctl(fd, req, arg);
+	}
+	if (req == MSHV_RUN_VP)
+		emu_run_signals_enter(caller);
+	if (req == MSHV_CREATE_PARTITION || req == MSHV_CREATE_VP)
+		emu_fd_sweep();	/* release handles closed behind our back */
 	switch (f->kind) {
 	case EMU_DEVICE:
 		ret = emu_dev_ioctl(req, arg);
@@ -68,6 +78,8 @@ EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 		ret = -1;
 	}
 	emu_fd_put(f);		/* keeps errno */
+	if (req == MSHV_RUN_VP)
+		emu_run_signals_restore(caller);	/* keeps errno */
 	return ret;
 }
 

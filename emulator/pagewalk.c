@@ -138,6 +138,15 @@ int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa)
 	return emu_translate(vp, &vp->run->s.regs.sregs, linear, gpa);
 }
 
+/* Linear and guest physical address of CS:ip; -1 if the guest's paging does not map it. */
+int emu_code_gpa(struct emu_vp *vp, uint64_t ip, uint64_t *linear, uint64_t *gpa)
+{
+	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
+
+	*linear = emu_cs_linear(sr, ip);
+	return emu_translate(vp, sr, *linear, gpa);
+}
+
 /* Read len bytes at CS:ip, page by page; returns the bytes read. */
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
 {

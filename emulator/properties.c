@@ -391,10 +391,14 @@ struct emu_props {
  * (AVX: YMM; MPX: BNDREGS, BNDCSR; AVX-512 on AVX: opmask, ZMM_Hi256,
  * Hi16_ZMM; AMX-TILE: XTILECFG, XTILEDATA), or when KVM leaves the guest a
  * component of the group whatever its CPUID says (emu_host.kept_xcr0): the
- * guest can then use it, so its state is the partition's. Components no
- * Hyper-V XSAVE feature controls (PKRU, PASID, CET, ...) have no bit in
- * union hv_x64_xsave_xfem_register and are left out.
+ * guest can then use it, so its state is the partition's. The user
+ * component no Hyper-V XSAVE feature controls, PKRU (bit 9, reserved in
+ * union hv_x64_xsave_xfem_register), is in only in that second case: a KVM
+ * that gives guests the hardware's XCR0 components (kvm_pvm) leaves them
+ * PKRU, and XSAVE_STATES then says so, as the guest's CPUID 0xD.0 does.
  */
+#define EMU_XSAVE_NO_FEATURE 0xfe	/* no Hyper-V feature bit enables the group */
+#define EMU_XFEM_PKRU (1ULL << 9)	/* SDM 13.1: XSAVE state component 9, PKRU */
 static const struct {
 	uint8_t feature, needs;		/* needs: a second feature bit, or 0xff */
 	uint64_t states;
@@ -403,6 +407,7 @@ static const struct {
 	{ HV_PROC_XSAVE_FEATURE_MPX_BIT, 0xff, HV_X64_XFEM_MPX_BNDREG | HV_X64_XFEM_MPX_BNDCSR },
 	{ HV_PROC_XSAVE_FEATURE_AVX512_BIT, HV_PROC_XSAVE_FEATURE_AVX_BIT,
 	  HV_X64_XFEM_AVX_512_OP_MASK | HV_X64_XFEM_AVX_512_ZMMHI | HV_X64_XFEM_AVX_512_ZMM16_31 },
+	{ EMU_XSAVE_NO_FEATURE, 0xff, EMU_XFEM_PKRU },
 	{ HV_PROC_XSAVE_FEATURE_AMX_TILE_BIT, 0xff, HV_X64_XFEM_XTILE_CFG | HV_X64_XFEM_XTILE_DATA },
 };
 
@@ -454,7 +459,8 @@ static void emu_xsave_compute(const struct emu_host *h, uint64_t features,
 		uint8_t needs = emu_xsave_groups[g].needs;
 		uint32_t end = off;
 
-		bool enabled = (features & EMU_BIT(HV_PROC_XSAVE_FEATURE_XSAVE_BIT)) &&
+		bool enabled = emu_xsave_groups[g].feature != EMU_XSAVE_NO_FEATURE &&
+			       (features & EMU_BIT(HV_PROC_XSAVE_FEATURE_XSAVE_BIT)) &&
 			       (features & EMU_BIT(emu_xsave_groups[g].feature)) &&
 			       (needs == 0xff || (features & EMU_BIT(needs)));
 

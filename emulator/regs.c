@@ -216,24 +216,33 @@ static uint32_t emu_reg_msr(uint32_t name)
 	return 0;
 }
 
-struct emu_one_msr {
-	struct kvm_msrs hdr;
-	struct kvm_msr_entry e;
-};
-
-/* KVM_GET/SET_MSRS return the number of MSRs processed: 0 means KVM refused it. */
-static uint16_t emu_msr_access(struct emu_vp *vp, uint32_t index, __u64 *value, bool set)
+/* One MSR through KVM_GET/SET_MSRS, which return the number processed: 0 means KVM refused it. */
+int emu_kvm_msr(struct emu_vp *vp, uint32_t index, uint64_t *value, bool set)
 {
-	struct emu_one_msr m;
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m;
 
 	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = 1;
 	m.e.index = index;
 	m.e.data = set ? *value : 0;
 	if (emu_sys_ioctl(vp->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != 1)
-		return HV_STATUS_INVALID_PARAMETER;
+		return -1;
 	if (!set)
 		*value = m.e.data;
+	return 0;
+}
+
+static uint16_t emu_msr_access(struct emu_vp *vp, uint32_t index, __u64 *value, bool set)
+{
+	uint64_t v = set ? *value : 0;
+
+	if (emu_kvm_msr(vp, index, &v, set) < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	if (!set)
+		*value = v;
 	return HV_STATUS_SUCCESS;
 }
 

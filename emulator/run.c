@@ -63,6 +63,64 @@ static atomic_int emu_out_mode = EMU_OUT_UNKNOWN;
  */
 static atomic_int emu_mmio_write_mode = EMU_OUT_UNKNOWN;
 
+/*
+ * Signals. The kernel's RUN_VP returns EINTR whenever a signal is pending for
+ * the caller once it is inside the ioctl (mshv_run_vp_with_hyp_scheduler's
+ * interruptible wait; mshv_run_vp_with_root_scheduler checks signal_pending
+ * before each dispatch, xfer_to_guest_mode_handle_work), and the handler runs
+ * only when the ioctl returns. Here RUN_VP is user code around KVM_RUNs: a
+ * signal landing in that code would run the handler at once and be gone,
+ * and the next KVM_RUN would wait on a halted guest. So for the whole call the
+ * thread blocks the catchable asynchronous signals and KVM_RUN runs with the
+ * caller's own mask (KVM_SET_SIGNAL_MASK: kvm_sigset_activate swaps it in
+ * for the ioctl only). A signal that came in emulator code stays pending and
+ * makes the next KVM_RUN return EINTR before it enters the guest; the
+ * caller's mask comes back when RUN_VP returns, and the handler runs then.
+ * Synchronous fault signals stay unblocked: the user-copy guard catches
+ * SIGSEGV/SIGBUS, and a real crash must not be held. The emulator's kick
+ * (SIGRTMAX - 1, emu_vp_kick) and any client kick (a signal to the thread)
+ * reach KVM_RUN the same way.
+ */
+static __thread bool emu_run_masked;
+static __thread uint64_t emu_run_caller_mask;
+
+void emu_run_signals_enter(uint64_t caller)
+{
+	emu_run_caller_mask = caller;
+	emu_run_masked = true;
+}
+
+void emu_run_signals_restore(uint64_t caller)
+{
+	int err = errno;
+
+	emu_run_masked = false;
+	emu_sigprocmask_raw(SIG_SETMASK, &caller, NULL);	/* pending handlers run here */
+	errno = err;
+}
+
+/* KVM_RUN runs with the RUN_VP caller's signal mask (one ioctl when it changes). */
+static int emu_run_sigmask_apply(struct emu_vp *vp)
+{
+	union {
+		struct kvm_signal_mask m;
+		uint8_t b[sizeof(struct kvm_signal_mask) + sizeof(uint64_t)];
+	} km;
+	uint64_t bits = emu_run_caller_mask;
+
+	if (!emu_run_masked && emu_sigprocmask_raw(SIG_BLOCK, NULL, &bits) < 0)
+		return 0;
+	if (vp->sigmask_set && vp->kvm_sigmask == bits)
+		return 0;
+	km.m.len = sizeof(bits);
+	memcpy(km.m.sigset, &bits, sizeof(bits));
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_SIGNAL_MASK, &km) < 0)
+		return -1;
+	vp->kvm_sigmask = bits;
+	vp->sigmask_set = true;
+	return 0;
+}
+
 static int emu_kvm_run(struct emu_vp *vp)
 {
 	int ret;
@@ -70,7 +128,8 @@ static int emu_kvm_run(struct emu_vp *vp)
 	vp->run->kvm_valid_regs = EMU_SYNC_ALL;
 	atomic_store(&vp->ran, true);
 	ret = emu_sys_ioctl(vp->vcpu_fd, KVM_RUN, NULL);
-	if (ret < 0 && errno != EINTR)
+	/* EINTR and EAGAIN leave through kvm_arch_vcpu_ioctl_run's out: (store_regs) */
+	if (ret < 0 && errno != EINTR && errno != EAGAIN)
 		vp->sync_valid = false;
 	return ret;
 }
@@ -79,7 +138,10 @@ static int emu_kvm_run(struct emu_vp *vp)
  * Complete what KVM has pending without running guest code: KVM_RUN with
  * immediate_exit runs complete_userspace_io and returns EINTR. An access
  * that needs userspace again (the next element of a string instruction)
- * returns 0 with a new exit: zero its data and go on.
+ * returns 0 with a new exit: zero its data and go on. EINTR is the success
+ * case even with a signal pending: kvm_arch_vcpu_ioctl_run calls
+ * complete_userspace_io before it looks at immediate_exit or signals, and
+ * the signal stays pending (blocked in emulator code) for the next KVM_RUN.
  */
 static int emu_settle_now(struct emu_vp *vp)
 {
@@ -574,6 +636,54 @@ static void emu_header_only(struct emu_vp *vp, struct hv_message *msg, uint32_t 
 }
 
 /*
+ * An instruction fetch from a GPA no region maps. The hypervisor stops the VP
+ * at the instruction with HVMSG_UNMAPPED_GPA, access type execute, and the
+ * GPA fetched from. KVM has no memslot there and takes the fetch for MMIO
+ * (kvm_mmu_page_fault -> x86_emulate_instruction); its instruction emulator
+ * cannot fetch from MMIO either and gives up with KVM_EXIT_INTERNAL_ERROR
+ * (KVM_INTERNAL_ERROR_EMULATION, handle_emulation_failure), with RIP still
+ * at the instruction. So: an internal error whose CS:RIP lies in no region
+ * is that fetch, and so is one whose instruction KVM could read only up to
+ * the end of its page when the next page lies in no region. The same happens to a guest whose memory is unmapped under
+ * it (a VMM tearing a partition down while a VP still runs). 1 with *msg
+ * filled, 0 if RIP is in guest memory (a real emulation failure).
+ */
+static int emu_exit_fetch_unmapped(struct emu_vp *vp, struct hv_message *msg)
+{
+	struct hv_x64_memory_intercept_message *m = (void *)msg->payload;
+	const struct kvm_regs *r = &vp->run->s.regs.regs;
+	uint64_t linear, gpa;
+
+	if (emu_code_gpa(vp, r->rip, &linear, &gpa) < 0)
+		return 0;
+	if (emu_region_find(vp->pt, gpa >> 12)) {
+		/*
+		 * An instruction that runs on into an unmapped page: KVM's
+		 * emulator fetched the bytes up to the page end (it fetches no
+		 * further unless decoding needs more) and reports exactly those.
+		 */
+		const struct kvm_run *run = vp->run;
+		uint64_t left = EMU_PAGE_SIZE - (linear & (EMU_PAGE_SIZE - 1));
+
+		if (left >= 15 || run->emulation_failure.suberror != KVM_INTERNAL_ERROR_EMULATION ||
+		    !(run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) ||
+		    run->emulation_failure.insn_size != left)
+			return 0;
+		if (emu_code_gpa(vp, r->rip + left, &linear, &gpa) < 0 ||
+		    emu_region_find(vp->pt, gpa >> 12))
+			return 0;
+	}
+	emu_message_init(msg, HVMSG_UNMAPPED_GPA, sizeof(*m));
+	emu_intercept_header(vp, &m->header, HV_INTERCEPT_ACCESS_EXECUTE, 0);
+	m->cache_type = HV_CACHE_TYPE_UNCACHED;
+	m->memory_access_info = HV_X64_MEMORY_ACCESS_INFO_GVA_VALID;
+	m->guest_virtual_address = linear;
+	m->guest_physical_address = gpa;
+	m->instruction_byte_count = 0;	/* nothing to fetch there */
+	return 1;
+}
+
+/*
  * KVM_EXIT_IOAPIC_EOI with a split irqchip comes for every EOI of a vector in
  * ioapic_handled_vectors (kvm_ioapic_send_eoi does not look at TMR there),
  * and kvm_scan_ioapic_routes puts a vector there when any level-triggered
@@ -656,8 +766,11 @@ static int emu_handle_exit(struct emu_vp *vp, struct hv_message *msg)
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
 		return 0;
-	case KVM_EXIT_SHUTDOWN:
 	case KVM_EXIT_INTERNAL_ERROR:
+		if (emu_exit_fetch_unmapped(vp, msg))
+			return 1;
+		/* fall through */
+	case KVM_EXIT_SHUTDOWN:
 	case KVM_EXIT_FAIL_ENTRY:
 	case KVM_EXIT_SYSTEM_EVENT:
 	default:
@@ -715,13 +828,52 @@ static bool emu_regpage_needs_xstate(const struct hv_message *msg)
 	}
 }
 
+/*
+ * KVM_RUN failed with ENOSPC: the VM's shadow MMU is out of pages it may use.
+ * With shadow paging (no TDP, e.g. kvm_pvm) KVM caps a VM's shadow pages at
+ * n_max_mmu_pages, by default 2% of its memslot pages and at least
+ * KVM_MIN_ALLOC_MMU_PAGES (64). make_mmu_pages_available zaps the oldest pages
+ * to make room but never a root in use (root_count), and each vCPU pins its
+ * current root and up to KVM_MMU_NUM_PREV_ROOTS cached ones (four pages each
+ * for a PAE guest); when only pinned roots are left, loading a root or
+ * handling a fault returns -ENOSPC before anything in the guest changed.
+ * The hypervisor has no such cap (its second-level tables come from the
+ * partition's deposited pool), so RUN_VP doubles the VM's cap
+ * (KVM_GET_NR_MMU_PAGES, KVM_SET_NR_MMU_PAGES) and runs again; the vCPU
+ * redoes the same entry or fault. KVM then keeps that cap (it no longer
+ * follows the memslots' size), which only grows.
+ * 0 when raised, -1 (errno ENOSPC) when the cap cannot grow further.
+ */
+#define EMU_MMU_PAGES_MAX (1UL << 22)	/* 16 GiB of shadow pages: give up beyond */
+
+static int emu_mmu_pages_raise(struct emu_vp *vp)
+{
+	struct emu_partition *pt = vp->pt;
+	unsigned long want = 128;
+	int cur;
+
+	cur = emu_sys_ioctl(pt->vm_fd, KVM_GET_NR_MMU_PAGES, NULL);
+	if (cur > 0 && (unsigned long)cur * 2 > want)
+		want = (unsigned long)cur * 2;
+	if (cur > 0 && (unsigned long)cur >= EMU_MMU_PAGES_MAX)
+		goto full;
+	if (want > EMU_MMU_PAGES_MAX)
+		want = EMU_MMU_PAGES_MAX;
+	if (emu_sys_ioctl(pt->vm_fd, KVM_SET_NR_MMU_PAGES, (void *)want) < 0)
+		goto full;
+	return 0;
+full:
+	errno = ENOSPC;
+	return -1;
+}
+
 /* mshv_run_vp_with_hyp_scheduler, with KVM_RUN as the dispatch. */
 int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 {
 	struct kvm_run *run = vp->run;
 	int ret;
 
-	if (emu_regs_sync(vp) < 0 || emu_vp_prepare(vp) < 0)
+	if (emu_regs_sync(vp) < 0 || emu_vp_prepare(vp) < 0 || emu_run_sigmask_apply(vp) < 0)
 		return -1;
 	/* step 1: resume: INTERCEPT_SUSPEND = 0, then EXPLICIT_SUSPEND = 0 */
 	vp->intercept_suspend = false;
@@ -733,6 +885,18 @@ int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 		atomic_store(&vp->running, true);
 		ret = emu_kvm_run(vp);
 		atomic_store(&vp->running, false);
+		/*
+		 * An AP waiting for SIPI (KVM_MP_STATE_UNINITIALIZED or
+		 * INIT_RECEIVED) sleeps inside KVM_RUN until INIT/SIPI come;
+		 * when kvm_apic_accept_events has taken the SIPI and put it at
+		 * the vector's CS:IP, KVM_RUN returns EAGAIN without running it
+		 * (kvm_arch_vcpu_ioctl_run). The hypervisor just starts the VP
+		 * and RUN_VP goes on: run again.
+		 */
+		if (ret < 0 && errno == EAGAIN)
+			continue;
+		if (ret < 0 && errno == ENOSPC && emu_mmu_pages_raise(vp) == 0)
+			continue;
 		if (ret < 0) {
 			/*
 			 * step 3: a signal with no intercept in flight: EINTR, the VP

@@ -118,32 +118,12 @@ static uint32_t emu_apic_reg(const struct kvm_lapic_state *l, int off)
 
 static int emu_tsc_read(struct emu_vp *vp, uint64_t *tsc)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m;
-
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 1;
-	m.e.index = MSR_IA32_TSC;
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_MSRS, &m) != 1)
-		return -1;
-	*tsc = m.e.data;
-	return 0;
+	return emu_kvm_msr(vp, MSR_IA32_TSC, tsc, false);
 }
 
 static int emu_tsc_write(struct emu_vp *vp, uint64_t tsc)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m;
-
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 1;
-	m.e.index = MSR_IA32_TSC;
-	m.e.data = tsc;
-	return emu_sys_ioctl(vp->vcpu_fd, KVM_SET_MSRS, &m) == 1 ? 0 : -1;
+	return emu_kvm_msr(vp, MSR_IA32_TSC, &tsc, true);
 }
 
 /* Did the guest TSC go back by about `ticks` (it read `before` just earlier)? */

@@ -123,6 +123,7 @@ int emu_create_vp(struct emu_partition *pt, const struct mshv_create_vp *arg)
 	}
 	f->kind = EMU_VP;
 	atomic_init(&f->refs, 1);
+	f->fmode = EMU_FMODE_READ | EMU_FMODE_WRITE;	/* anon_inode_getfd(O_RDWR) */
 	f->vp = vp;
 	if (emu_fd_install(fd, f) < 0)
 		goto fail;

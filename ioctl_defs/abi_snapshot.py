@@ -949,6 +949,7 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_GET_LAPIC 0x8400ae8e
 #define KVM_GET_MP_STATE 0x8004ae98
 #define KVM_GET_MSRS 0xc008ae88
+#define KVM_GET_NR_MMU_PAGES 0xae45
 #define KVM_GET_REGS 0x8090ae81
 #define KVM_GET_SREGS 0x8138ae83
 #define KVM_GET_SUPPORTED_CPUID 0xc008ae05
@@ -969,7 +970,9 @@ typedef unsigned char hv_gpa_page_access_state;
 #define KVM_SET_LAPIC 0x4400ae8f
 #define KVM_SET_MP_STATE 0x4004ae99
 #define KVM_SET_MSRS 0x4008ae89
+#define KVM_SET_NR_MMU_PAGES 0xae44
 #define KVM_SET_REGS 0x4090ae82
+#define KVM_SET_SIGNAL_MASK 0x4004ae8b
 #define KVM_SET_SREGS 0x4138ae84
 #define KVM_SET_USER_MEMORY_REGION 0x4020ae46
 #define KVM_SET_VCPU_EVENTS 0x4040aea0

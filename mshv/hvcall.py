@@ -2,7 +2,7 @@
 
 The kernel checks the sizes (in 8..4096 bytes, out up to 4096), writes the
 partition id over input bytes 0-7, and always writes back ``status`` and
-``reps``; the output is copied back only on success (kernel-behaviour.md §6).
+``reps``; the output is copied back only on success (mshv_ioctl_passthru_hvcall).
 """
 
 from __future__ import annotations

@@ -126,6 +126,7 @@ class Machine:
         self.devices: list[PortDevice] = [self.uart, DebugExit()]
         self._ports = {port: dev for dev in self.devices for port in dev.ports}
         self._lock = threading.Lock()
+        self._done = threading.Event()  # set with the report: any VP's end ends the run
         self._report: RunReport | None = None
         self._exits: Counter[str] = Counter()
         self._latency: list[int] = []
@@ -153,6 +154,7 @@ class Machine:
     def run(self, timeout: float | None = None) -> RunReport:
         """Boot and run until the guest exits, halts, fails, or ``timeout`` seconds pass."""
         self._report = None
+        self._done.clear()
         with Mshv() as hv, GuestMemory(self.memory_size) as memory:
             with hv.create_partition(lapic=self.lapic) as partition:
                 partition.map_memory(memory, 0)
@@ -162,7 +164,7 @@ class Machine:
                 threads = [threading.Thread(target=self._vp_thread, args=(vp,), daemon=True) for vp in vps]
                 for t in threads:
                     t.start()
-                threads[0].join(timeout)
+                self._done.wait(timeout)
                 if self._report is None:
                     self._finish(_Stop("timeout", TIMEOUT_EXIT_CODE, f"no exit after {timeout} s"))
                 for vp in vps:
@@ -179,6 +181,7 @@ class Machine:
         with self._lock:
             if self._report is None:
                 self._report = RunReport(stop.reason, stop.exit_code, stop.message)
+        self._done.set()
 
     def _vp_thread(self, vp: Vp) -> None:
         try:

@@ -2,7 +2,7 @@
 
 Every mshv_root ioctl with an argument copies it in before any other check, so
 an ioctl sent with a NULL argument answers EFAULT when it is handled and ENOTTY
-when it is not (kernel-behaviour.md §1). MSHV_RUN_VP is not probed: it runs
+when it is not (mshv_dev_ioctl, mshv_partition_ioctl, mshv_vp_ioctl). MSHV_RUN_VP is not probed: it runs
 the VP before it touches its argument. The partition and VP used for probing
 are created and closed here.
 """

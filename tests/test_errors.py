@@ -31,7 +31,7 @@ def test_status_to_errno_follows_hv_status_infos(status_name: str, expected: int
 
 
 def test_status_numbers_come_from_the_compiler() -> None:
-    # Spot checks against hyperv-definitions.md / hv_status_infos.
+    # Spot checks against include/hyperv/hvgdk_mini.h and hv_status_infos (hv_common.c).
     assert HvStatus.INVALID_PARAMETER == 5
     assert HvStatus.INSUFFICIENT_MEMORY == 0xB
     assert hv_status_name(5) == "HV_STATUS_INVALID_PARAMETER"

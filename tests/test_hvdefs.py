@@ -1,9 +1,9 @@
 """Tests of ioctl_defs/hvdefs.py and include/mshv_hvdefs.h.
 
 The cdef must name every #define, struct and union of the header, and the
-compiled module must show the layouts and numbers that
-shared/spec/hyperv-definitions.md states. The literals below are the spec's
-numbers, kept here on purpose: they prove the header right.
+compiled module must show the layouts and numbers of the Hyper-V TLFS and the
+kernel's include/hyperv/hv*.h. The literals below are those numbers, kept here
+on purpose: they prove the header right.
 """
 
 from __future__ import annotations

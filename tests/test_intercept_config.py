@@ -1,6 +1,6 @@
 """mshv/intercept_config.py and mshv/translate.py: intercepts, CPUID results and GVA translation.
 
-What the emulator does (emulator/hvcall.c, emu_hc_install_intercept): IO ports
+What the emulator does (emulator/hypercalls.c, emu_hc_install_intercept): IO ports
 always exit; an MSR intercept covers the MSRs KVM does not implement; a CPUID
 intercept is refused with HV_STATUS_OPERATION_DENIED (KVM cannot trap CPUID),
 and CPUID is shaped with registered results instead; exception intercepts

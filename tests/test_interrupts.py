@@ -4,8 +4,8 @@ The interrupt guest runs in 32-bit protected mode set up from Python (flat GDT,
 no paging) on a partition with a LAPIC. It loads an IDT whose vector 0x40 gate
 leads to ``good`` and every other gate to ``bad``, software-enables its LAPIC,
 reports "ready" on port 0x10 and waits in STI; HLT. The handler EOIs and
-reports the vector on port 0x11; it never returns (kvm-facts.md: no IRET
-outside real mode on this host), so the test stops running the VP there.
+reports the vector on port 0x11; it never returns (the host KVM these tests run on cannot
+execute IRET outside real mode; ``mshv.limits`` probes that), so the test stops running the VP there.
 """
 
 from __future__ import annotations
@@ -143,8 +143,9 @@ def test_ioeventfd_doorbells_consume_matching_writes(partition: Partition) -> No
 
 
 def test_msi_route_encodes_address_and_data_as_the_kernel_decodes_them() -> None:
-    # kernel-behaviour.md §3.7: vector data[7:0], delivery data[10:8], level data bit 15,
-    # APIC id address_lo[19:12], logical address_lo bit 2 (literals kept to prove the layout)
+    # as mshv_irq.c's mshv_copy_girq_info decodes an MSI: vector data[7:0], delivery
+    # data[10:8], level data bit 15, APIC id address_lo[19:12], logical address_lo bit 2
+    # (literals kept to prove the layout)
     route = MsiRoute(0x41, apic_id=3, level=True, logical=True, delivery=InterruptType.LOWESTPRIORITY)
     assert (route.address_lo, route.data) == (0xFEE03004, 0x8141)
     assert MsiRoute.decode(route.address_lo, route.data) == route

@@ -112,6 +112,42 @@ def test_timeout_stops_a_guest_that_never_exits(tmp_path: Path) -> None:
     assert proc.returncode == 124 and "no exit after 1.0 s" in proc.stderr
 
 
+def test_two_vps_ap_started_by_init_sipi(tmp_path: Path) -> None:
+    """`--vps 2`: the BSP sends INIT and a STARTUP IPI (vector 8) through the LAPIC's ICR;
+    VP 1, waiting in RUN_VP on its own thread, starts at 0800:0000 in real mode, prints on
+    COM1 and sets a flag the BSP waits for; then the BSP prints and exits (0x21)."""
+    path = tmp_path / "smp.bin"
+    path.write_bytes(assemble((HERE / "smp_guest.S").read_text(), mode="protected", base=0x100000))
+    proc = mshv_run(str(path), "--format", "flat", "--entry", "0x100000", "--vps", "2", "--timeout", "60")
+    assert proc.stdout == "AP up\nBSP saw the AP\n", proc.stderr
+    assert proc.returncode == (0x21 << 1) | 1, proc.stderr
+
+
+def test_an_ap_ending_the_machine_ends_the_run(tmp_path: Path) -> None:
+    """The run ends when any VP ends it, not only VP 0: here the AP writes isa-debug-exit
+    (0x33) while the BSP spins without exits. `mshv run` exits with the AP's code at once,
+    long before its --timeout (the subprocess would time out first)."""
+    guest = """
+        mov $ap, %esi
+        mov $0x8000, %edi
+        mov $(ap_end - ap), %ecx
+        rep movsb
+        movl $0x000c4500, 0xfee00300  # INIT
+        movl $0x000c4608, 0xfee00300  # STARTUP: the AP at 0800:0000
+    1:  jmp 1b
+        .code16
+    ap: mov $0x33, %al
+        out %al, $0xf4
+    ap_end:
+        .code32
+    """
+    path = tmp_path / "ap_exit.bin"
+    path.write_bytes(assemble(guest, mode="protected", base=0x100000))
+    proc = mshv_run(str(path), "--format", "flat", "--entry", "0x100000", "--vps", "2", "--timeout", "3600",
+                    timeout=60)  # fmt: skip
+    assert proc.returncode == (0x33 << 1) | 1, proc.stderr
+
+
 def test_trace_counts_exits_and_draws_latency(multiboot_elf: Path) -> None:
     proc = mshv_run(str(multiboot_elf), "-m", "16M", "--trace", "--timeout", "60")
     assert proc.returncode == 0x43, proc.stderr

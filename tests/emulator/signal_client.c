@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Signals during MSHV_RUN_VP, from C, under LD_PRELOAD=libmshv_emu.so
+ * (test_signals.py). Only libc, <linux/mshv.h> and mshv_hvdefs.h.
+ *
+ *   signal_client swallow <guest image> <signals> <max delay ns> <seed>
+ *
+ * The guest (real mode, CS base 0x10000, IP 0) halts with IF=0 on a LAPIC
+ * partition, so RUN_VP never returns by itself: only a signal ends it, with
+ * EINTR (mshv_run_vp_with_hyp_scheduler). Each round arms a one-shot timer
+ * (SIGALRM, to this thread) at a random delay, then calls RUN_VP. The
+ * kernel's RUN_VP returns EINTR whenever a signal is pending for the caller
+ * once it is inside the ioctl. A signal whose handler ran while the thread
+ * was inside RUN_VP, after which RUN_VP went on waiting (it returned only
+ * when the watchdog signal, SIGUSR1, came 100 ms later), was swallowed.
+ *
+ * A signal that lands before the thread is in the ioctl (its handler
+ * interrupted the client's own code, or the ioctl() interposer before it
+ * reached the emulator's RUN_VP) is lost on the kernel too; it is counted as
+ * "early", not swallowed: the handler records where it interrupted the
+ * thread (the PC in its ucontext) and the round classifies it.
+ *
+ * Output: "key=value" lines: signals, ok, early, swallowed, other.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <linux/mshv.h>
+#include "mshv_hvdefs.h"
+
+#define PAGE 4096UL
+#define SEG_SIZE 0x10000UL
+#define RW ((1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE))
+#define WATCHDOG_NS 100000000L
+
+static uint8_t image[SEG_SIZE];
+
+static void die(const char *what)
+{
+	printf("setup-failed: %s: %s\n", what, strerror(errno));
+	exit(2);
+}
+
+static void load_image(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+
+	if (!f || fread(image, 1, sizeof(image), f) == 0)
+		die("guest image");
+	fclose(f);
+}
+
+static int get_reg(int vp_fd, uint32_t name, union hv_register_value *value)
+{
+	struct {
+		struct hv_input_get_vp_registers h;
+		uint32_t name;
+	} __attribute__((packed)) in = { .h.vp_index = 0, .name = name };
+	struct mshv_root_hvcall a = {
+		.code = HVCALL_GET_VP_REGISTERS, .reps = 1, .in_sz = sizeof(in),
+		.out_sz = sizeof(*value), .in_ptr = (uint64_t)(uintptr_t)&in,
+		.out_ptr = (uint64_t)(uintptr_t)value,
+	};
+
+	if (ioctl(vp_fd, MSHV_ROOT_HVCALL, &a) < 0)
+		return -1;
+	return a.status ? -1 : 0;
+}
+
+static int set_reg(int vp_fd, uint32_t name, const union hv_register_value *value)
+{
+	struct {
+		struct hv_input_set_vp_registers h;
+		struct hv_register_assoc r;
+	} __attribute__((packed)) in;
+	struct mshv_root_hvcall a = {
+		.code = HVCALL_SET_VP_REGISTERS, .reps = 1, .in_sz = sizeof(in),
+		.in_ptr = (uint64_t)(uintptr_t)&in,
+	};
+
+	memset(&in, 0, sizeof(in));
+	in.r.name = name;
+	in.r.value = *value;
+	if (ioctl(vp_fd, MSHV_ROOT_HVCALL, &a) < 0)
+		return -1;
+	return a.status ? -1 : 0;
+}
+
+/* One VP of a LAPIC partition at CS:IP = 0x1000:0 with the image at GPA 0x10000. */
+static int halted_vp(void)
+{
+	struct mshv_create_partition cp = { .pt_flags = 1ULL << MSHV_PT_BIT_LAPIC };
+	struct mshv_create_vp cv = { .vp_index = 0 };
+	union hv_register_value v;
+	uint8_t *mem;
+	int dev, pt, vp;
+
+	dev = open("/dev/mshv", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		die("open /dev/mshv");
+	pt = ioctl(dev, MSHV_CREATE_PARTITION, &cp);
+	if (pt < 0 || ioctl(pt, MSHV_INITIALIZE_PARTITION))
+		die("create partition");
+	mem = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		die("mmap");
+	memcpy(mem, image, SEG_SIZE);
+	{
+		struct mshv_user_mem_region r = {
+			.size = SEG_SIZE, .guest_pfn = SEG_SIZE / PAGE,
+			.userspace_addr = (uint64_t)(uintptr_t)mem, .flags = RW,
+		};
+
+		if (ioctl(pt, MSHV_SET_GUEST_MEMORY, &r) < 0)
+			die("SET_GUEST_MEMORY");
+	}
+	vp = ioctl(pt, MSHV_CREATE_VP, &cv);
+	if (vp < 0)
+		die("CREATE_VP");
+	if (get_reg(vp, HV_X64_REGISTER_CS, &v) < 0)
+		die("get CS");
+	v.segment.selector = SEG_SIZE >> 4;
+	v.segment.base = SEG_SIZE;
+	if (set_reg(vp, HV_X64_REGISTER_CS, &v) < 0)
+		die("set CS");
+	memset(&v, 0, sizeof(v));
+	if (set_reg(vp, HV_X64_REGISTER_RIP, &v) < 0)
+		die("set RIP");
+	return vp;
+}
+
+static volatile sig_atomic_t seq, alarm_seq, wd_seq, alarm_in_run;
+static volatile sig_atomic_t in_run;
+static volatile uintptr_t alarm_pc;
+
+static void on_alarm(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	alarm_seq = ++seq;
+	alarm_in_run = in_run;
+	alarm_pc = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+}
+
+static void on_watchdog(int sig)
+{
+	(void)sig;
+	wd_seq = ++seq;
+}
+
+static bool pc_in(uintptr_t pc, const char *name)
+{
+	const ElfW(Sym) *sym = NULL;
+	Dl_info info;
+
+	if (!dladdr1((void *)pc, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !info.dli_sname)
+		return false;
+	return strcmp(info.dli_sname, name) == 0 &&
+	       pc - (uintptr_t)info.dli_saddr < (uintptr_t)sym->st_size;
+}
+
+/*
+ * Before the thread is inside RUN_VP: in this program's own code, or in the
+ * ioctl() interposer and the emulator's dispatch before its RUN_VP began
+ * (the equivalent of libc's ioctl wrapper before the system call).
+ */
+static bool pc_early(uintptr_t pc)
+{
+	Dl_info self, at;
+
+	if (!dladdr((void *)pc_early, &self) || !dladdr((void *)pc, &at))
+		return false;
+	if (at.dli_fbase == self.dli_fbase)
+		return true;
+	return pc_in(pc, "ioctl") || pc_in(pc, "mshv_emu_ioctl");
+}
+
+static timer_t thread_timer(int sig)
+{
+	struct sigevent ev;
+	timer_t t;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = sig;
+	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &ev, &t) < 0)
+		die("timer_create");
+	return t;
+}
+
+static void arm(timer_t t, long ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = ns / 1000000000L,
+						.tv_nsec = ns % 1000000000L } };
+
+	if (timer_settime(t, 0, &its, NULL) < 0)
+		die("timer_settime");
+}
+
+static int swallow(long n, long max_delay_ns, unsigned seed)
+{
+	struct hv_message msg;
+	struct sigaction sa;
+	long ok = 0, early = 0, swallowed = 0, other = 0;
+	timer_t alarm_t, wd_t;
+	int vp = halted_vp();
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_alarm;	/* no SA_RESTART: RUN_VP returns EINTR */
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGALRM, &sa, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_watchdog;
+	sigaction(SIGUSR1, &sa, NULL);
+	alarm_t = thread_timer(SIGALRM);
+	wd_t = thread_timer(SIGUSR1);
+	srand(seed);
+
+	for (long i = 0; i < n; i++) {
+		long delay = 1 + (long)((double)rand() / RAND_MAX * (double)max_delay_ns);
+		int ret, err;
+
+		alarm_seq = wd_seq = 0;
+		alarm_in_run = 0;
+		arm(wd_t, WATCHDOG_NS);
+		arm(alarm_t, delay);
+		in_run = 1;
+		ret = ioctl(vp, MSHV_RUN_VP, &msg);
+		err = errno;
+		in_run = 0;
+		arm(wd_t, 0);
+		while (!alarm_seq)	/* RUN_VP ended by the watchdog before the alarm came */
+			usleep(100);
+		if (ret != -1 || err != EINTR) {
+			printf("round%ld=ret %d errno %d type %#x\n", i, ret, err,
+			       ret == 0 ? msg.header.message_type : 0);
+			other++;
+		} else if (!alarm_in_run || pc_early(alarm_pc)) {
+			early++;
+		} else if (wd_seq && wd_seq > alarm_seq) {
+			/* the alarm's handler ran inside RUN_VP, which went on waiting */
+			Dl_info at;
+
+			if (dladdr((void *)alarm_pc, &at))
+				printf("swallowed.at=%s+%#lx in %s\n", at.dli_sname ? at.dli_sname : "?",
+				       (unsigned long)(alarm_pc - (uintptr_t)at.dli_saddr), at.dli_fname);
+			swallowed++;
+		} else {
+			ok++;
+		}
+	}
+	printf("signals=%ld\nok=%ld\nearly=%ld\nswallowed=%ld\nother=%ld\n", n, ok, early,
+	       swallowed, other);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && strcmp(argv[1], "swallow") == 0) {
+		load_image(argv[2]);
+		return swallow(atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]));
+	}
+	fprintf(stderr, "usage: %s swallow <image> <signals> <max delay ns> <seed>\n", argv[0]);
+	return 2;
+}

@@ -649,6 +649,13 @@ _FAST_DECODERS: dict[int, tuple[Any, Any]] = {  # number: (its HvMessageType, de
     )
 }
 
+
+
+def run_path_types() -> dict[int, Any]:
+    """``{number: HvMessageType member}`` of the run path's message types (the fast decoders')."""
+    return {number: mtype for number, (mtype, _read) in _FAST_DECODERS.items()}
+
+
 _DECODERS: dict[int, Any] = {
     lib.HVMSG_X64_HALT: _header_only(HaltIntercept),
     lib.HVMSG_UNRECOVERABLE_EXCEPTION: _header_only(UnrecoverableException),

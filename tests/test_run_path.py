@@ -1,0 +1,130 @@
+"""The VP run path in C (mshv/_native.pyx RunCalls): ``Vp.run``'s RUN_VP + decode and the
+register page write of ``Vp.complete_registers``, against their Python twins.
+
+This install builds mshv._native (test_native.py asserts it too); a build without a compiler
+runs the Python twins only (tests/test_no_compiler.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from typing import Any
+
+import pytest
+
+from mshv import HaltIntercept, IoPortIntercept, MemoryIntercept, _native
+from mshv.intercepts import decode
+from mshv.regpage import GPRS
+from mshv.testing import assemble, entry_gpa, partition_with_one_vp
+
+MMIO = 0x30000000
+
+
+def _all_fields(intercept: Any) -> dict[str, Any]:
+    """Every dataclass field, the ones left out of == (the header values) included."""
+    values = {f.name: getattr(intercept, f.name) for f in dataclasses.fields(intercept)}
+    return {"type": type(intercept), "header": intercept.header, **values}
+
+
+def test_vp_run_goes_through_the_c_run_path() -> None:
+    with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
+        assert isinstance(vp._native, _native.RunCalls)
+        exit_ = vp.run()
+        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x10 and vp.exits == 1
+        vp.complete_io(exit_)
+        assert isinstance(vp.run(), HaltIntercept)
+
+
+GUESTS = {
+    "out": "mov $0x1234, %ax; out %al, $0x10; out %ax, $0x11; mov $0x89abcdef, %eax; out %eax, $0x12; hlt",
+    "in": "mov $0x3f8, %dx; inb %dx, %al; inw %dx, %ax; inl %dx, %eax; hlt",
+    "string": "mov $0x3f8, %dx; mov $3, %rcx; mov $0x2000, %rsi; rep outsb; hlt",
+    "mmio": f"mov ${MMIO:#x}, %rbx; mov (%rbx), %eax; movw $7, 2(%rbx); mov %cl, (%ebx); mov (%rbx), %r9; "
+    "hlt",
+}
+
+
+@pytest.mark.parametrize("guest", GUESTS)
+def test_the_c_decode_equals_the_python_decode(guest: str) -> None:
+    """Each exit decoded in C has the type, fields and header mshv.intercepts.decode gives it."""
+    code = assemble(GUESTS[guest], mode="long", base=entry_gpa("long"))
+    with partition_with_one_vp(code, mode="long", lapic=False) as (_pt, vp, _mem):
+        kinds = []
+        for _ in range(8):
+            exit_ = vp._native.run()
+            assert not isinstance(exit_, int), f"MSHV_RUN_VP failed: errno {exit_}"
+            assert _all_fields(exit_) == _all_fields(decode(exit_.raw))
+            kinds.append(type(exit_))
+            if isinstance(exit_, HaltIntercept):
+                break
+            vp._last_exit = exit_
+            if isinstance(exit_, IoPortIntercept) and exit_.string:
+                vp.complete_string_io(exit_, write_port=lambda port, size, value: None)
+            elif isinstance(exit_, IoPortIntercept):
+                vp.complete_io(exit_, None if exit_.is_write else 0x5A)
+            else:
+                vp.skip(exit_)
+        assert kinds[-1] is HaltIntercept and len(kinds) > 1
+        assert {IoPortIntercept: guest != "mmio", MemoryIntercept: guest == "mmio"} == {
+            t: t in kinds for t in (IoPortIntercept, MemoryIntercept)
+        }
+
+
+def test_the_c_page_write_takes_only_what_the_page_can_hold() -> None:
+    with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
+        native, page = vp._native, vp.register_page
+        assert page is not None
+        exit_ = vp.run()
+        page.raw.isvalid = 0  # as where the page holds no intercept's state
+        assert native.complete({"rip": 1}) is False and page.dirty == 0
+        page.raw.isvalid = 1
+        # the Python way decides these: a Mapping that is no dict, unknown names, bad values
+        for values in ({"cr0": 1}, {"rax": -1}, {"rax": 1 << 64}, {"rax": 1.0}, {"rip": True}):
+            assert native.complete(values) is False and page.dirty == 0, values
+        assert native.complete(dict.fromkeys(GPRS, 0)) is True
+        assert page.dirty == 1 << 0  # HV_X64_REGISTER_CLASS_GENERAL only
+        assert native.complete({"rip": exit_.next_rip, "rflags": 0x202, "r15": (1 << 64) - 1}) is True
+        read = (page.read("rip"), page.read("rflags"), page.read("r15"))
+        assert read == (exit_.next_rip, 0x202, (1 << 64) - 1)
+        assert isinstance(vp.run(), HaltIntercept)
+        assert vp.get_registers(["rflags", "r15", "rax"]) == {"rflags": 0x202, "r15": (1 << 64) - 1, "rax": 0}
+
+
+def test_a_closed_vp_forgets_its_c_run_path() -> None:
+    with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
+        vp.run()
+        native = vp._native
+        vp.close()
+        assert vp._native is None
+        assert native.complete({"rip": 0}) is False  # the page is unmapped: never written
+        with pytest.raises(ValueError, match="closed"):
+            native.run()
+
+
+def test_an_interrupt_request_stops_the_c_run_before_run_vp(monkeypatch: pytest.MonkeyPatch) -> None:
+    with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
+        vp.interrupt()  # no run in progress: the next run stops before its RUN_VP
+        assert vp._native.run() == -1 and vp.exits == 0
+        with pytest.raises(InterruptedError):
+            vp.run()
+        assert isinstance(vp.run(), IoPortIntercept) and vp.exits == 1
+
+
+def test_thread_id_is_the_kernel_thread_id() -> None:
+    ids: list[tuple[int, int]] = []
+    thread = threading.Thread(target=lambda: ids.append((_native.thread_id(), threading.get_native_id())))
+    thread.start()
+    thread.join()
+    assert _native.thread_id() == threading.get_native_id()
+    assert ids[0][0] == ids[0][1] != _native.thread_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's one thread has an id of its own
+        os.write(write, b"1" if _native.thread_id() == threading.get_native_id() else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
+    os.close(write)

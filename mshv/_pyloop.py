@@ -18,7 +18,7 @@ from typing import Any
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
-from mshv._msgread import PAYLOAD_OFFSET
+from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.errors import MshvError
 from mshv.handlers import bytes_read, bytes_write
 from mshv.x86._mov import GPA_INDEX, MEMORY_FIELDS, mmio_mov
@@ -44,6 +44,37 @@ _LEN_SHIFT = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT
 _WITH_MESSAGE = ("halt", "message_type", "port", "unhandled")
 _DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
 _DIRTY_IP_GENERAL = _DIRTY_IP | 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
+_ioctl_raw = _kernel.ioctl_raw
+_EINTR = errno.EINTR
+# What a port IO exit needs, in offset order: one struct.unpack_from of the payload.
+_IO_FIELDS = Reader(
+    "struct hv_x64_io_port_intercept_message",
+    ["header.instruction_length_cr8", "header.intercept_access_type", "header.rip", "port_number",
+     "access_info", "rax"],
+)  # fmt: skip
+_read_io = _IO_FIELDS.read
+
+
+def _index(ctype: str, field: str, width: int) -> int:
+    """Where ``field`` of ``ctype`` is in a memoryview of the struct cast to ``width``-byte items."""
+    offset = ffi.offsetof(ctype, field)
+    assert offset % width == 0, (ctype, field)
+    return offset // width
+
+
+# The message type as item 0.. of the run buffer seen as uint32s (hv_message starts it), and the
+# register page's isvalid (bytes), dirty (uint32s), rax and rip (uint64s): memoryview items are
+# read and written without a cffi call each.
+_TYPE_AT = (
+    ffi.offsetof("struct hv_message", "header") + ffi.offsetof("struct hv_message_header", "message_type")
+) // 4
+_PAGE = "struct hv_vp_register_page"
+_ISVALID, _DIRTY, _RAX, _RIP = (
+    _index(_PAGE, "isvalid", 1),
+    _index(_PAGE, "dirty", 4),
+    _index(_PAGE, "rax", 8),
+    _index(_PAGE, "rip", 8),
+)
 
 
 def _check_signals() -> None:
@@ -93,6 +124,14 @@ class PyEngine:
         self._msg = ffi.cast("struct hv_message *", self._buf)
         self._io = ffi.cast("struct hv_x64_io_port_intercept_message *", self._msg.payload)
         self._view = memoryview(ffi.buffer(self._buf))  # the message is at offset 0
+        self._words = self._view.cast("I")
+        # the page as bytes, uint32s and uint64s (None: no page)
+        self._page_views: tuple[memoryview, memoryview, memoryview] | None = None
+        if page is not None:
+            raw = memoryview(ffi.buffer(page, lib.MSHV_HV_PAGE_SIZE))
+            self._page_views = (raw, raw.cast("I"), raw.cast("Q"))
+        self._last_port: _Entry | None = None  # the entries that matched last (one-entry caches)
+        self._last_mmio: _Entry | None = None
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []
         self._running = False
@@ -139,6 +178,7 @@ class PyEngine:
                     if entry.view is not None:
                         entry.view.release()
                     del table[i]
+                    self._last_port = self._last_mmio = None
                     return True
         return False
 
@@ -205,7 +245,8 @@ class PyEngine:
         stop_on_halt: bool,
     ) -> str:
         n = 0
-        fd, buf, header, kick = self._fd, self._buf, self._msg.header, self._kick
+        fd, buf, words, kick, view = self._fd, self._buf, self._words, self._kick, self._view
+        ioctl, io_type, halt = _ioctl_raw, _IO, _HALT
         while True:
             if kick[0] and self._take_request():  # before every RUN_VP: no request is lost
                 return "stopped"
@@ -213,11 +254,10 @@ class PyEngine:
                 return "max_exits"
             if deadline >= 0 and time.monotonic() >= deadline:
                 return "deadline"
-            try:
-                _kernel.ioctl(fd, _RUN_VP, buf)
-            except MshvError as exc:
-                if exc.errno != errno.EINTR:
-                    raise
+            if ioctl(fd, _RUN_VP, buf) < 0:
+                err = _kernel.errno()
+                if err != _EINTR:
+                    raise MshvError(err, "MSHV_RUN_VP", details=f"fd={fd}")
                 _check_signals()
                 if kick[0] and self._take_request():
                     return "stopped"
@@ -226,45 +266,54 @@ class PyEngine:
                 return "signal"
             self.exits += 1
             n += 1
-            mtype = header.message_type
-            if mtype == _HALT and stop_on_halt:
+            mtype = words[_TYPE_AT]
+            if mtype == halt and stop_on_halt:
                 return "halt"
-            if mtype in stop_types:
+            if stop_types and mtype in stop_types:
                 return "message_type"
-            if mtype == _IO:
+            if mtype == io_type:
                 reason = self._on_io(stop_ports)
-            elif mtype in _MEMORY:
-                reason = self._on_memory()
+            elif mtype in _MEMORY:  # a MOV on a byte-backed range is done here, the rest in _python
+                v = _read_memory(view, PAYLOAD_OFFSET)
+                gpa = v[GPA_INDEX]
+                e = self._last_mmio
+                if e is None or not e.first <= gpa <= e.last:
+                    e = self._find_mmio(gpa)
+                    if e is None:
+                        return "unhandled"
+                if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):
+                    e.hits += 1
+                    continue
+                reason = self._python(e)
             else:
                 reason = "unhandled"
             if reason is not None:
                 return reason
 
     def _on_io(self, stop_ports: frozenset[int]) -> str | None:
-        io = self._io
-        port = io.port_number
-        if port in stop_ports:
+        length_cr8, access, rip, port, info, rax = _read_io(self._view, PAYLOAD_OFFSET)
+        if stop_ports and port in stop_ports:
             return "port"
-        for e in self._ports:
-            if e.first <= port <= e.last:
-                break
-        else:
-            return "unhandled"
-        info = io.access_info
+        e = self._last_port
+        if e is None or not e.first <= port <= e.last:
+            for e in self._ports:
+                if e.first <= port <= e.last:
+                    self._last_port = e
+                    break
+            else:
+                return "unhandled"
         if e.kind == _PYTHON or info & _STRING:  # INS/OUTS: Handler.string_io in Python
             return self._python(e)
         size = (info & _SIZE_MASK) >> _SIZE_SHIFT
-        mask = (1 << (8 * size)) - 1
-        hdr = io.header
-        next_rip = hdr.rip + ((hdr.instruction_length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
-        page = self._page
-        if hdr.intercept_access_type == _WRITE:
+        next_rip = rip + ((length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
+        views = self._page_views
+        if access == _WRITE:
             if e.output is not None:
-                e.output += (io.rax & mask).to_bytes(size, "little")
+                e.output += (rax & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
             e.hits += 1
-            if page is not None and page.isvalid:  # as the Cython loop's _complete_io
-                page.rip = next_rip
-                page.dirty |= _DIRTY_IP
+            if views is not None and views[0][_ISVALID]:  # as the Cython loop's _complete_io
+                views[2][_RIP] = next_rip
+                views[1][_DIRTY] |= _DIRTY_IP
             else:
                 self._complete({"rip": next_rip})
             return None
@@ -274,27 +323,22 @@ class PyEngine:
             e.inq_pos += len(chunk)
             value = int.from_bytes(chunk, "little")
         e.hits += 1
-        rax = in_rax(io.rax, size, value)
-        if page is not None and page.isvalid:
-            page.rip = next_rip
-            page.rax = rax
-            page.dirty |= _DIRTY_IP_GENERAL
+        rax = in_rax(rax, size, value)
+        if views is not None and views[0][_ISVALID]:
+            q = views[2]
+            q[_RIP] = next_rip
+            q[_RAX] = rax
+            views[1][_DIRTY] |= _DIRTY_IP_GENERAL
         else:
             self._complete({"rip": next_rip, "rax": rax})
         return None
 
-    def _on_memory(self) -> str | None:
-        v = _read_memory(self._view, PAYLOAD_OFFSET)
-        gpa = v[GPA_INDEX]
+    def _find_mmio(self, gpa: int) -> _Entry | None:
         for e in self._mmio:
             if e.first <= gpa <= e.last:
-                break
-        else:
-            return "unhandled"
-        if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):
-            e.hits += 1
-            return None
-        return self._python(e)
+                self._last_mmio = e
+                return e
+        return None
 
     def _python(self, e: _Entry) -> str | None:
         assert self._slow is not None  # set while run() runs

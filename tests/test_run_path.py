@@ -7,9 +7,12 @@ runs the Python twins only (tests/test_no_compiler.py).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
+import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -128,3 +131,50 @@ def test_thread_id_is_the_kernel_thread_id() -> None:
     assert os.read(read, 1) == b"1"
     os.close(read)
     os.close(write)
+
+
+@pytest.mark.parametrize("kind", ["out", "in", "mmio"])
+def test_the_cython_loop_serves_c_exits_without_the_gil(kind: str) -> None:
+    """While another thread holds the GIL (a libc call through ctypes.PyDLL keeps it), the
+    Cython loop goes on serving port counter, port buffer IN and MMIO-bytes exits. A loop that
+    takes the GIL after each exit makes at most one exit meanwhile."""
+    from mshv.runloop import RunLoop
+
+    guests = {
+        "out": "1: out %al, $0x80; jmp 1b",
+        "in": "1: in $0x80, %al; jmp 1b",
+        "mmio": f"mov ${MMIO:#x}, %rbx; 1: mov (%rbx), %eax; mov %eax, 4(%rbx); jmp 1b",
+    }
+    code = assemble(guests[kind], mode="long", base=entry_gpa("long"))
+    usleep = ctypes.PyDLL(None).usleep  # PyDLL: the call holds the GIL
+    with (
+        partition_with_one_vp(code, mode="long", lapic=False) as (_pt, vp, _mem),
+        RunLoop(vp, native=True) as loop,
+    ):
+        if kind == "out":
+            handler: Any = loop.port_counter(0x80)
+        elif kind == "in":
+            handler = loop.port_buffer(0x80, data=bytes(1 << 20))
+        else:
+            handler = loop.mmio_bytes(MMIO, bytearray(8))
+        seen: list[int] = []
+
+        def hold_the_gil() -> None:
+            while handler.exits < 10:  # the loop is running
+                time.sleep(0.001)
+            seen.append(handler.exits)
+            usleep(300_000)
+            seen.append(handler.exits)
+            loop.stop()
+
+        holder = threading.Thread(target=hold_the_gil)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(30)  # no forced switch: the holder keeps the GIL from read to read
+        try:
+            holder.start()
+            result = loop.run(deadline=time.monotonic() + 30)
+        finally:
+            holder.join()
+            sys.setswitchinterval(interval)
+        assert result.reason == "stopped"
+        assert seen[1] - seen[0] >= 2, seen

@@ -57,7 +57,7 @@ _read_io = _IO_FIELDS.read
 
 def _index(ctype: str, field: str, width: int) -> int:
     """Where ``field`` of ``ctype`` is in a memoryview of the struct cast to ``width``-byte items."""
-    offset = ffi.offsetof(ctype, field)
+    offset: int = ffi.offsetof(ctype, field)
     assert offset % width == 0, (ctype, field)
     return offset // width
 

@@ -93,14 +93,32 @@ class _Entry:
     inq_pos: int = 0
     view: memoryview | None = None  # held on an MMIO bytearray: no resize while registered
     data: bytearray | None = None
+    # MMIO bytes: read(gpa, size) and write(gpa, size, value) for mmio_mov, made once
+    read: Callable[[int, int], int] | None = None
+    write: Callable[[int, int, int], None] | None = None
 
-    def read(self, gpa: int, size: int) -> int:
-        assert self.data is not None
-        return bytes_read(self.data, gpa - self.first, size)
 
-    def write(self, gpa: int, size: int, value: int) -> None:
-        assert self.data is not None
-        bytes_write(self.data, gpa - self.first, size, value)
+def _byte_access(
+    data: bytearray, first: int
+) -> tuple[Callable[[int, int], int], Callable[[int, int, int], None]]:
+    """read(gpa, size) and write(gpa, size, value) of the bytes ``data`` at GPA ``first``: within
+    ``data`` in one frame, across its end through handlers.bytes_read/bytes_write (the rule there)."""
+    end = len(data)  # fixed: the registered bytearray is held by a memoryview
+
+    def read(gpa: int, size: int) -> int:
+        offset = gpa - first
+        if offset + size <= end:
+            return int.from_bytes(data[offset : offset + size], "little")
+        return bytes_read(data, offset, size)
+
+    def write(gpa: int, size: int, value: int) -> None:
+        offset = gpa - first
+        if offset + size <= end and value >> (8 * size) == 0:
+            data[offset : offset + size] = value.to_bytes(size, "little")
+        else:
+            bytes_write(data, offset, size, value)
+
+    return read, write
 
 
 class PyEngine:
@@ -167,8 +185,11 @@ class PyEngine:
         self._editable()
         if len(self._mmio) >= MAX_MMIO_ENTRIES:
             raise ValueError(f"at most {MAX_MMIO_ENTRIES} MMIO handlers")
-        view = memoryview(data) if kind == _BYTES and data is not None else None
-        self._mmio.append(_Entry(slot, gpa, gpa + size - 1, kind, view=view, data=data))
+        entry = _Entry(slot, gpa, gpa + size - 1, kind, data=data)
+        if kind == _BYTES and data is not None:
+            entry.view = memoryview(data)
+            entry.read, entry.write = _byte_access(data, gpa)
+        self._mmio.append(entry)
 
     def remove(self, slot: int) -> bool:
         self._editable()
@@ -281,7 +302,7 @@ class PyEngine:
                     e = self._find_mmio(gpa)
                     if e is None:
                         return "unhandled"
-                if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):
+                if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):  # type: ignore[arg-type]
                     e.hits += 1
                     continue
                 reason = self._python(e)

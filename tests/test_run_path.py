@@ -178,3 +178,21 @@ def test_the_cython_loop_serves_c_exits_without_the_gil(kind: str) -> None:
             sys.setswitchinterval(interval)
         assert result.reason == "stopped"
         assert seen[1] - seen[0] >= 2, seen
+
+
+def test_the_pure_loops_byte_access_follows_handlers_bytes_rules() -> None:
+    """mshv._pyloop's MMIO-bytes read/write agree with handlers.bytes_read/bytes_write, also
+    across the end of the bytes (0s read, bytes past the end dropped) and for wide values."""
+    from mshv._pyloop import _byte_access
+    from mshv.handlers import bytes_read, bytes_write
+
+    base = 0x1000
+    for offset in range(0, 10):
+        for size in (1, 2, 4, 8):
+            for value in (0, 0x1122334455667788, (1 << 64) - 1, 1 << 70):
+                ours, theirs = bytearray(range(1, 9)), bytearray(range(1, 9))
+                read, write = _byte_access(ours, base)
+                assert read(base + offset, size) == bytes_read(theirs, offset, size)
+                write(base + offset, size, value)
+                bytes_write(theirs, offset, size, value)
+                assert ours == theirs, (offset, size, hex(value))

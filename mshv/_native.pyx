@@ -387,9 +387,7 @@ cdef class RunCalls:
         o.message_type = self._mtypes[msg.header.message_type]
         o.raw = raw
         o._header = None
-        o._header_values = (h.vp_index, h.instruction_length_cr8, h.intercept_access_type, h.execution_state,
-                            h.cs_segment.base, h.cs_segment.limit, h.cs_segment.selector,
-                            h.cs_segment.attributes, h.rip, h.rflags, m.port_number, info, m.rax)
+        o._header_values = None  # X64Intercept.header reads raw at first access
         o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
                               HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
         o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
@@ -406,23 +404,18 @@ cdef class RunCalls:
         cdef hv_x64_memory_intercept_message *m = <hv_x64_memory_intercept_message *>msg.payload
         cdef hv_x64_intercept_message_header *h = &m.header
         cdef int count = m.instruction_byte_count
-        insn = PyBytes_FromStringAndSize(<char *>m.instruction_bytes, 16)
         o = _new_slots(self._memory_type)
         o.message_type = self._mtypes[msg.header.message_type]
         o.raw = raw
         o._header = None
-        o._header_values = (h.vp_index, h.instruction_length_cr8, h.intercept_access_type, h.execution_state,
-                            h.cs_segment.base, h.cs_segment.limit, h.cs_segment.selector,
-                            h.cs_segment.attributes, h.rip, h.rflags, m.cache_type, m.instruction_byte_count,
-                            m.memory_access_info, m.guest_virtual_address, m.guest_physical_address, insn)
+        o._header_values = None  # X64Intercept.header reads raw at first access
         o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
                               HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
         o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
         o.gpa = m.guest_physical_address
         o.gva = m.guest_virtual_address
         o.gva_valid = (m.memory_access_info & HV_X64_MEMORY_ACCESS_INFO_GVA_VALID) != 0
-        o.instruction_bytes = insn if count >= 16 else PyBytes_FromStringAndSize(<char *>m.instruction_bytes,
-                                                                                 count)
+        o.instruction_bytes = PyBytes_FromStringAndSize(<char *>m.instruction_bytes, 16 if count > 16 else count)
         o.cache_type = m.cache_type
         return o
 

@@ -197,6 +197,46 @@ class Vp(FdOwner):
             MshvError: MSHV_RUN_VP failed.
             RuntimeError: the VP is already running in another thread.
         """
+        native = self._native
+        if native is None or timeout is not None:
+            return self._run(interruptible, timeout)
+        # the C run path without a timeout: RUN_VP and the decode in one call
+        if self._fd < 0:
+            self._live()  # raises
+        run = self._run_state
+        if run.tid:
+            run.enter(self._what)  # raises: a run is already in progress
+        run.tid = _thread_id()
+        self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
+        try:
+            exit_ = native.run()
+            while exit_.__class__ is int:  # no exit: an interrupt request, a signal or an error
+                self._not_run(exit_, interruptible)
+                exit_ = native.run()
+        finally:
+            run.tid = 0
+        self.exits += 1
+        self._last_exit = exit_
+        if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
+            from mshv import limits
+
+            exit_.host_limit = limits.host_cause(self, exit_)
+        intercept: Intercept = exit_
+        return intercept
+
+    def _not_run(self, err: int, interruptible: bool) -> None:
+        """What a C run that made no exit means: raise, or return to run again."""
+        if err < 0:  # an interrupt request was pending: no RUN_VP was made
+            if self._run_state.take_request():
+                raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
+            return
+        if err != _EINTR:
+            raise MshvError(err, "MSHV_RUN_VP", details=self._what)
+        if interruptible and not self._run_state.word[0]:
+            raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}")
+
+    def _run(self, interruptible: bool, timeout: float | None) -> Intercept:
+        """run() with a timeout, or without the C run path."""
         fd = self._live()
         deadline = None if timeout is None else _kick.deadline_after(timeout)
         run = self._run_state

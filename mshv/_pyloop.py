@@ -21,8 +21,8 @@ from mshv._abi import ffi, lib
 from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.errors import MshvError
 from mshv.handlers import bytes_read, bytes_write
-from mshv.x86._mov import GPA_INDEX, MEMORY_FIELDS, mmio_mov
-from mshv.x86.cpu import in_rax
+from mshv.x86._mov import decode_mov
+from mshv.x86.cpu import code_bits, in_rax, merge_gpr
 
 __all__ = ["KINDS", "PyEngine"]
 
@@ -34,7 +34,6 @@ _RUN_VP = lib.MSHV_RUN_VP
 _HALT = lib.HVMSG_X64_HALT
 _IO = lib.HVMSG_X64_IO_PORT_INTERCEPT
 _MEMORY = (lib.HVMSG_UNMAPPED_GPA, lib.HVMSG_GPA_INTERCEPT)
-_read_memory = MEMORY_FIELDS.read
 _WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 _STRING = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
 _SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
@@ -53,6 +52,14 @@ _IO_FIELDS = Reader(
      "access_info", "rax"],
 )  # fmt: skip
 _read_io = _IO_FIELDS.read
+# What a memory exit needs for a MOV, in offset order (as the Cython loop's _mmio_bytes reads them).
+_MEMORY_FIELDS = Reader(
+    "struct hv_x64_memory_intercept_message",
+    ["header.intercept_access_type", "header.execution_state", "header.cs_segment.attributes",
+     "header.rip", "instruction_byte_count", "guest_physical_address", "instruction_bytes"],
+)  # fmt: skip
+_read_memory = _MEMORY_FIELDS.read
+_MOV_CACHE_SIZE = 256  # the MOV sites a guest's MMIO comes from: a few
 
 
 def _index(ctype: str, field: str, width: int) -> int:
@@ -93,7 +100,7 @@ class _Entry:
     inq_pos: int = 0
     view: memoryview | None = None  # held on an MMIO bytearray: no resize while registered
     data: bytearray | None = None
-    # MMIO bytes: read(gpa, size) and write(gpa, size, value) for mmio_mov, made once
+    # MMIO bytes: read(gpa, size) and write(gpa, size, value) for the MOV, made once
     read: Callable[[int, int], int] | None = None
     write: Callable[[int, int, int], None] | None = None
 
@@ -150,6 +157,8 @@ class PyEngine:
             self._page_views = (raw, raw.cast("I"), raw.cast("Q"))
         self._last_port: _Entry | None = None  # the entries that matched last (one-entry caches)
         self._last_mmio: _Entry | None = None
+        # (instruction bytes, count, execution state, CS attributes) -> (decode_mov's MOV or None, bits)
+        self._movs: dict[tuple[bytes, int, int, int], tuple[Any, int]] = {}
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []
         self._running = False
@@ -295,16 +304,42 @@ class PyEngine:
             if mtype == io_type:
                 reason = self._on_io(stop_ports)
             elif mtype in _MEMORY:  # a MOV on a byte-backed range is done here, the rest in _python
-                v = _read_memory(view, PAYLOAD_OFFSET)
-                gpa = v[GPA_INDEX]
+                access, state, cs, rip, count, gpa, code = _read_memory(view, PAYLOAD_OFFSET)
                 e = self._last_mmio
                 if e is None or not e.first <= gpa <= e.last:
                     e = self._find_mmio(gpa)
                     if e is None:
                         return "unhandled"
-                if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):  # type: ignore[arg-type]
-                    e.hits += 1
-                    continue
+                pages = self._page_views
+                if e.kind == _BYTES and pages is not None and pages[0][_ISVALID]:
+                    mov = self._movs.get((code, count, state, cs))
+                    if mov is None:
+                        mov = self._decode_mov(code, count, state, cs)
+                    insn, bits = mov
+                    if insn is not None and insn[0] == (access == _WRITE):
+                        # as the Cython loop's _mmio_bytes: the MOV through the register page
+                        is_write, size, reg, shift, imm, length = insn
+                        q = pages[2]
+                        data, offset = e.data, gpa - e.first
+                        inside = offset + size <= len(data)  # type: ignore[arg-type]
+                        if is_write:
+                            value = (imm if reg < 0 else q[_RAX + reg] >> shift) & ((1 << (8 * size)) - 1)
+                            if inside:  # what e.write does, without its frame
+                                data[offset : offset + size] = value.to_bytes(size, "little")  # type: ignore[index]
+                            else:
+                                e.write(gpa, size, value)  # type: ignore[misc]
+                            dirty = _DIRTY_IP
+                        else:
+                            if inside:  # what e.read does, without its frame
+                                value = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
+                            else:
+                                value = e.read(gpa, size)  # type: ignore[misc]
+                            q[_RAX + reg] = merge_gpr(q[_RAX + reg], value, size, shift, bits)
+                            dirty = _DIRTY_IP_GENERAL
+                        q[_RIP] = rip + length
+                        pages[1][_DIRTY] |= dirty
+                        e.hits += 1
+                        continue
                 reason = self._python(e)
             else:
                 reason = "unhandled"
@@ -353,6 +388,14 @@ class PyEngine:
         else:
             self._complete({"rip": next_rip, "rax": rax})
         return None
+
+    def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, int]:
+        """mshv.x86._mov.decode_mov of the instruction at a memory intercept, with the code size."""
+        if len(self._movs) >= _MOV_CACHE_SIZE:
+            self._movs.clear()
+        bits = code_bits(state, cs)
+        mov = self._movs[(code, count, state, cs)] = (decode_mov(code[:count], bits), bits)
+        return mov
 
     def _find_mmio(self, gpa: int) -> _Entry | None:
         for e in self._mmio:

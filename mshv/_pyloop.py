@@ -301,8 +301,48 @@ class PyEngine:
                 return "halt"
             if stop_types and mtype in stop_types:
                 return "message_type"
-            if mtype == io_type:
-                reason = self._on_io(stop_ports)
+            if mtype == io_type:  # buffer and counter ports are served here, the rest in _python
+                length_cr8, access, rip, port, info, rax = _read_io(view, PAYLOAD_OFFSET)
+                if stop_ports and port in stop_ports:
+                    return "port"
+                e = self._last_port
+                if e is None or not e.first <= port <= e.last:
+                    e = self._find_port(port)
+                    if e is None:
+                        return "unhandled"
+                if e.kind == _PYTHON or info & _STRING:  # INS/OUTS: Handler.string_io in Python
+                    reason = self._python(e)
+                    if reason is not None:
+                        return reason
+                    continue
+                size = (info & _SIZE_MASK) >> _SIZE_SHIFT
+                next_rip = rip + ((length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
+                pages = self._page_views
+                if access == _WRITE:
+                    if e.output is not None:
+                        e.output += (rax & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                    e.hits += 1
+                    if pages is not None and pages[0][_ISVALID]:  # as the Cython loop's _complete_io
+                        pages[2][_RIP] = next_rip
+                        pages[1][_DIRTY] |= _DIRTY_IP
+                    else:
+                        self._complete({"rip": next_rip})
+                    continue
+                value = 0
+                if e.kind == _BUFFER:
+                    chunk = e.inq[e.inq_pos : e.inq_pos + size]
+                    e.inq_pos += len(chunk)
+                    value = int.from_bytes(chunk, "little")
+                e.hits += 1
+                rax = in_rax(rax, size, value)
+                if pages is not None and pages[0][_ISVALID]:
+                    q = pages[2]
+                    q[_RIP] = next_rip
+                    q[_RAX] = rax
+                    pages[1][_DIRTY] |= _DIRTY_IP_GENERAL
+                else:
+                    self._complete({"rip": next_rip, "rax": rax})
+                continue
             elif mtype in _MEMORY:  # a MOV on a byte-backed range is done here, the rest in _python
                 access, state, cs, rip, count, gpa, code = _read_memory(view, PAYLOAD_OFFSET)
                 e = self._last_mmio
@@ -346,49 +386,6 @@ class PyEngine:
             if reason is not None:
                 return reason
 
-    def _on_io(self, stop_ports: frozenset[int]) -> str | None:
-        length_cr8, access, rip, port, info, rax = _read_io(self._view, PAYLOAD_OFFSET)
-        if stop_ports and port in stop_ports:
-            return "port"
-        e = self._last_port
-        if e is None or not e.first <= port <= e.last:
-            for e in self._ports:
-                if e.first <= port <= e.last:
-                    self._last_port = e
-                    break
-            else:
-                return "unhandled"
-        if e.kind == _PYTHON or info & _STRING:  # INS/OUTS: Handler.string_io in Python
-            return self._python(e)
-        size = (info & _SIZE_MASK) >> _SIZE_SHIFT
-        next_rip = rip + ((length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
-        views = self._page_views
-        if access == _WRITE:
-            if e.output is not None:
-                e.output += (rax & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-            e.hits += 1
-            if views is not None and views[0][_ISVALID]:  # as the Cython loop's _complete_io
-                views[2][_RIP] = next_rip
-                views[1][_DIRTY] |= _DIRTY_IP
-            else:
-                self._complete({"rip": next_rip})
-            return None
-        value = 0
-        if e.kind == _BUFFER:
-            chunk = e.inq[e.inq_pos : e.inq_pos + size]
-            e.inq_pos += len(chunk)
-            value = int.from_bytes(chunk, "little")
-        e.hits += 1
-        rax = in_rax(rax, size, value)
-        if views is not None and views[0][_ISVALID]:
-            q = views[2]
-            q[_RIP] = next_rip
-            q[_RAX] = rax
-            views[1][_DIRTY] |= _DIRTY_IP_GENERAL
-        else:
-            self._complete({"rip": next_rip, "rax": rax})
-        return None
-
     def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, int]:
         """mshv.x86._mov.decode_mov of the instruction at a memory intercept, with the code size."""
         if len(self._movs) >= _MOV_CACHE_SIZE:
@@ -396,6 +393,13 @@ class PyEngine:
         bits = code_bits(state, cs)
         mov = self._movs[(code, count, state, cs)] = (decode_mov(code[:count], bits), bits)
         return mov
+
+    def _find_port(self, port: int) -> _Entry | None:
+        for e in self._ports:
+            if e.first <= port <= e.last:
+                self._last_port = e
+                return e
+        return None
 
     def _find_mmio(self, gpa: int) -> _Entry | None:
         for e in self._mmio:

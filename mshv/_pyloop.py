@@ -142,6 +142,7 @@ class PyEngine:
         self._fd = fd
         self._page = page  # the VP's struct hv_vp_register_page * (borrowed), or None
         self._kick = kick  # the VP's interrupt request word (int[1])
+        self._kick_view = memoryview(ffi.buffer(kick)).cast("i")  # the same word, read without cffi
         self._take_request = take_request
         self._complete = complete  # Vp.complete_registers: where the page is not valid
         self._slow: Callable[[int, bytes], bool] | None = None  # set for the time of run()
@@ -275,7 +276,8 @@ class PyEngine:
         stop_on_halt: bool,
     ) -> str:
         n = 0
-        fd, buf, words, kick, view = self._fd, self._buf, self._words, self._kick, self._view
+        fd, buf, words, kick, view = self._fd, self._buf, self._words, self._kick_view, self._view
+        memory = _MEMORY
         ioctl, io_type, halt = _ioctl_raw, _IO, _HALT
         while True:
             if kick[0] and self._take_request():  # before every RUN_VP: no request is lost
@@ -343,7 +345,7 @@ class PyEngine:
                 else:
                     self._complete({"rip": next_rip, "rax": rax})
                 continue
-            elif mtype in _MEMORY:  # a MOV on a byte-backed range is done here, the rest in _python
+            elif mtype in memory:  # a MOV on a byte-backed range is done here, the rest in _python
                 access, state, cs, rip, count, gpa, code = _read_memory(view, PAYLOAD_OFFSET)
                 e = self._last_mmio
                 if e is None or not e.first <= gpa <= e.last:

@@ -332,9 +332,14 @@ class PyEngine:
                     continue
                 value = 0
                 if e.kind == _BUFFER:
-                    chunk = e.inq[e.inq_pos : e.inq_pos + size]
-                    e.inq_pos += len(chunk)
-                    value = int.from_bytes(chunk, "little")
+                    inq, pos = e.inq, e.inq_pos
+                    if size == 1 and pos < len(inq):  # IN AL: one byte, no slice
+                        value = inq[pos]
+                        e.inq_pos = pos + 1
+                    else:
+                        chunk = inq[pos : pos + size]
+                        e.inq_pos = pos + len(chunk)
+                        value = int.from_bytes(chunk, "little")
                 e.hits += 1
                 rax = in_rax(rax, size, value)
                 if pages is not None and pages[0][_ISVALID]:

@@ -88,7 +88,7 @@ def _check_signals() -> None:
     """Entering a Python function runs pending signal handlers (their exception propagates)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     slot: int
     first: int
@@ -277,7 +277,7 @@ class PyEngine:
     ) -> str:
         n = 0
         fd, buf, words, kick, view = self._fd, self._buf, self._words, self._kick_view, self._view
-        memory = _MEMORY
+        memory, pages, movs = _MEMORY, self._page_views, self._movs
         ioctl, io_type, halt = _ioctl_raw, _IO, _HALT
         while True:
             if kick[0] and self._take_request():  # before every RUN_VP: no request is lost
@@ -319,7 +319,6 @@ class PyEngine:
                     continue
                 size = (info & _SIZE_MASK) >> _SIZE_SHIFT
                 next_rip = rip + ((length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
-                pages = self._page_views
                 if access == _WRITE:
                     if e.output is not None:
                         e.output += (rax & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
@@ -357,9 +356,8 @@ class PyEngine:
                     e = self._find_mmio(gpa)
                     if e is None:
                         return "unhandled"
-                pages = self._page_views
                 if e.kind == _BYTES and pages is not None and pages[0][_ISVALID]:
-                    mov = self._movs.get((code, count, state, cs))
+                    mov = movs.get((code, count, state, cs))
                     if mov is None:
                         mov = self._decode_mov(code, count, state, cs)
                     insn, bits = mov

@@ -20,6 +20,10 @@ cdef extern from "linux/mshv.h" nogil:
     int MSHV_HV_PAGE_SIZE
 
     unsigned long MSHV_ROOT_HVCALL
+    unsigned long MSHV_RUN_VP
+
+    struct mshv_run_vp:
+        pass
 
     struct mshv_user_mem_region:
         uint64_t size
@@ -52,6 +56,61 @@ cdef extern from "mshv_hvdefs.h" nogil:
         uint32_t limit
         uint16_t selector
         uint16_t attributes
+
+    uint32_t HVMSG_X64_IO_PORT_INTERCEPT
+    uint32_t HVMSG_UNMAPPED_GPA
+    uint32_t HVMSG_GPA_INTERCEPT
+    uint32_t HVMSG_UNACCEPTED_GPA
+    int HV_MESSAGE_SIZE
+    int HV_INTERCEPT_ACCESS_WRITE
+    int HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK
+    int HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT
+    int HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
+    int HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
+    int HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
+    int HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX
+    int HV_X64_MEMORY_ACCESS_INFO_GVA_VALID
+    int HV_X64_REGISTER_CLASS_GENERAL
+    int HV_X64_REGISTER_CLASS_IP
+    int HV_X64_REGISTER_CLASS_FLAGS
+
+    struct hv_message_header:
+        uint32_t message_type
+
+    struct hv_message:
+        hv_message_header header
+        uint64_t payload[1]
+
+    struct hv_x64_intercept_message_header:
+        uint32_t vp_index
+        uint8_t instruction_length_cr8
+        uint8_t intercept_access_type
+        uint16_t execution_state
+        hv_x64_segment_register cs_segment
+        uint64_t rip
+        uint64_t rflags
+
+    struct hv_x64_io_port_intercept_message:
+        hv_x64_intercept_message_header header
+        uint16_t port_number
+        uint8_t access_info
+        uint64_t rax
+
+    struct hv_x64_memory_intercept_message:
+        hv_x64_intercept_message_header header
+        uint32_t cache_type
+        uint8_t instruction_byte_count
+        uint8_t memory_access_info
+        uint64_t guest_virtual_address
+        uint64_t guest_physical_address
+        uint8_t instruction_bytes[16]
+
+    struct hv_vp_register_page:
+        uint8_t isvalid
+        uint32_t dirty
+        uint64_t rax
+        uint64_t rip
+        uint64_t rflags
 
     struct hv_x64_table_register:
         uint16_t limit
@@ -100,3 +159,20 @@ cdef class RegisterCalls:
     cdef list _specs(self, object keys)
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
                    size_t out_sz, mshv_root_hvcall *args, int *err) noexcept
+
+
+cdef class RunCalls:
+    cdef mshv_kernel_table *_table
+    cdef int _fd                      # the VP fd; -1 once closed
+    cdef mshv_run_vp *_run            # the VP's struct mshv_run_vp (borrowed from _run_owner)
+    cdef object _keep                 # the cffi objects behind _run and _kick (kept alive)
+    cdef int *_kick                   # the VP's interrupt request word (mshv._kick.RunState.word)
+    cdef hv_vp_register_page *_page   # the VP's register page (borrowed), NULL when none or closed
+    cdef dict _slots                  # register name -> index: 0-15 GPRs, 16 rip, 17 rflags
+    cdef object _io_type              # mshv.intercepts.IoPortIntercept
+    cdef object _memory_type          # mshv.intercepts.MemoryIntercept
+    cdef dict _mtypes                 # message type number -> its HvMessageType member
+    cdef object _decode               # mshv.intercepts.decode: every other message type
+
+    cdef object _io(self, hv_message *msg, object raw)
+    cdef object _memory(self, hv_message *msg, object raw)

@@ -42,3 +42,24 @@ class RegisterCalls:
     def set(
         self, fd: int, vp_index: int, values: Mapping[Any, Any], collect: AbstractSet[str] = ...
     ) -> dict[str, Any]: ...
+
+def thread_id() -> int: ...
+
+class RunCalls:
+    def __init__(
+        self,
+        table: int,
+        fd: int,
+        keep: Any,
+        run_address: int,
+        kick: int,
+        page: int,
+        slots: dict[str, int],
+        io_type: type,
+        memory_type: type,
+        mtypes: dict[int, Any],
+        decode: Callable[[bytes], Any],
+    ) -> None: ...
+    def close(self) -> None: ...
+    def run(self) -> Any: ...
+    def complete(self, values: Mapping[str, int]) -> bool: ...

@@ -12,13 +12,51 @@ each message is written once.
 do: HvCallGetVpRegisters/HvCallSetVpRegisters through MSHV_ROOT_HVCALL, chunked, with the
 GIL released around each table call; names it has no entry for and values other than plain
 ints are resolved and checked by the same Python functions the twins use.
+
+:class:`RunCalls` does what ``Vp.run`` and ``Vp.complete_registers`` do per exit in
+Python: one MSHV_RUN_VP through the kernel table with the GIL released, the decode of
+a port IO or memory intercept straight from the ``hv_message`` into its intercept
+object (the same values ``mshv.intercepts.decode`` reads), and a completion written
+into the VP register page. Anything else goes to those Python functions.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport PyObject
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.string cimport memcpy, memset
 
 _tuple_new = tuple.__new__
+cdef tuple _NO_ARGS = ()
+
+cdef extern from *:
+    """
+    #include <pthread.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    /* The calling thread's kernel id (gettid), asked once per thread; a forked child's
+     * one thread asks again. */
+    static __thread long mshv_tid_cache;
+    static void mshv_tid_forget(void) { mshv_tid_cache = 0; }
+    static long mshv_thread_id(void)
+    {
+        if (!mshv_tid_cache)
+            mshv_tid_cache = syscall(SYS_gettid);
+        return mshv_tid_cache;
+    }
+    static int mshv_tid_atfork(void) { return pthread_atfork(NULL, NULL, mshv_tid_forget); }
+    """
+    long mshv_thread_id() nogil
+    int mshv_tid_atfork()
+
+if mshv_tid_atfork() != 0:
+    raise ImportError("mshv._native: pthread_atfork failed")
+
+
+def thread_id():
+    """``threading.get_native_id()`` without a system call after the thread's first."""
+    return mshv_thread_id()
 # GPAs and sizes the fast path takes: their sums cannot overflow a long long.
 cdef long long LIMIT = 1LL << 62
 
@@ -274,3 +312,152 @@ cdef class RegisterCalls:
                 raise self._error(err if rc < 0 else 0, args.status, args.reps, HVCALL_SET_VP_REGISTERS,
                                   names, start, total, vp_index)
         return collected
+
+
+cdef inline object _new_slots(object cls):
+    """An instance of the slots dataclass ``cls`` with no field set (object.__new__)."""
+    return (<PyTypeObject *>cls).tp_new(cls, <PyObject *>_NO_ARGS, NULL)
+
+
+cdef class RunCalls:
+    """One VP's run path in C: ``Vp.run``'s MSHV_RUN_VP and decode, ``Vp.complete_registers``'s
+    register page write (see :mod:`mshv.vp`).
+
+    Args:
+        table: address of the kernel table (``mshv_kernel_table()``).
+        fd: the VP fd.
+        keep: the cffi objects behind ``run_address`` and ``kick`` (kept alive).
+        run_address: address of the VP's ``struct mshv_run_vp`` (the message lands there).
+        kick: address of the VP's interrupt request word (``RunState.word``).
+        page: address of the VP's mapped register page, or 0 where it has none.
+        slots: ``{name: index}`` of the page's writable registers: 0-15 the GPRs in
+            encoding order, 16 ``rip``, 17 ``rflags``.
+        io_type: :class:`mshv.IoPortIntercept`.
+        memory_type: :class:`mshv.MemoryIntercept`.
+        mtypes: ``{number: HvMessageType member}`` of the message types decoded here.
+        decode: ``mshv.intercepts.decode(raw)``, for every other message type.
+    """
+
+    def __cinit__(self, uintptr_t table, int fd, object keep, uintptr_t run_address, uintptr_t kick,
+                  uintptr_t page, dict slots, object io_type, object memory_type, dict mtypes, object decode):
+        self._table = <mshv_kernel_table *>table
+        self._fd = fd
+        self._keep = keep
+        self._run = <mshv_run_vp *>run_address
+        self._kick = <int *>kick
+        self._page = <hv_vp_register_page *>page
+        self._slots = slots
+        self._io_type = io_type
+        self._memory_type = memory_type
+        self._mtypes = mtypes
+        self._decode = decode
+
+    def close(self):
+        """Forget the fd and the register page (the VP is closing: the page is unmapped next)."""
+        self._fd = -1
+        self._page = NULL
+
+    def run(self):
+        """One MSHV_RUN_VP with the GIL released: the decoded intercept, or the errno (an int);
+        -1 and no RUN_VP while an interrupt request is pending (the caller takes it)."""
+        cdef int rc, err = 0
+        if self._fd < 0:
+            raise ValueError("the VP is closed")
+        if self._kick[0]:
+            return -1
+        with nogil:
+            rc = self._table.ioctl(self._fd, MSHV_RUN_VP, self._run)
+            if rc < 0:
+                err = errno
+        if rc < 0:
+            return err
+        cdef hv_message *msg = <hv_message *>self._run
+        raw = PyBytes_FromStringAndSize(<char *>msg, HV_MESSAGE_SIZE)
+        cdef uint32_t mtype = msg.header.message_type
+        if mtype == HVMSG_X64_IO_PORT_INTERCEPT:
+            return self._io(msg, raw)
+        if mtype == HVMSG_UNMAPPED_GPA or mtype == HVMSG_GPA_INTERCEPT or mtype == HVMSG_UNACCEPTED_GPA:
+            return self._memory(msg, raw)
+        return self._decode(raw)
+
+    cdef object _io(self, hv_message *msg, object raw):
+        # mshv.intercepts._io: the same fields, the same values
+        cdef hv_x64_io_port_intercept_message *m = <hv_x64_io_port_intercept_message *>msg.payload
+        cdef hv_x64_intercept_message_header *h = &m.header
+        cdef uint8_t info = m.access_info
+        o = _new_slots(self._io_type)
+        o.message_type = self._mtypes[msg.header.message_type]
+        o.raw = raw
+        o._header = None
+        o._header_values = None  # X64Intercept.header reads raw at first access
+        o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
+                              HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
+        o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
+        o.port = m.port_number
+        o.size = (info & HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK) >> HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
+        o.string = (info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP) != 0
+        o.rep = (info & HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX) != 0
+        o.rax = m.rax
+        o._string_fields = None
+        return o
+
+    cdef object _memory(self, hv_message *msg, object raw):
+        # mshv.intercepts._memory: the same fields, the same values
+        cdef hv_x64_memory_intercept_message *m = <hv_x64_memory_intercept_message *>msg.payload
+        cdef hv_x64_intercept_message_header *h = &m.header
+        cdef int count = m.instruction_byte_count
+        o = _new_slots(self._memory_type)
+        o.message_type = self._mtypes[msg.header.message_type]
+        o.raw = raw
+        o._header = None
+        o._header_values = None  # X64Intercept.header reads raw at first access
+        o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
+                              HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
+        o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
+        o.gpa = m.guest_physical_address
+        o.gva = m.guest_virtual_address
+        o.gva_valid = (m.memory_access_info & HV_X64_MEMORY_ACCESS_INFO_GVA_VALID) != 0
+        o.instruction_bytes = PyBytes_FromStringAndSize(<char *>m.instruction_bytes, 16 if count > 16 else count)
+        o.cache_type = m.cache_type
+        return o
+
+    def complete(self, object values):
+        """Write ``{name: value}`` into the register page and mark their classes dirty: True.
+
+        False, with nothing written, unless the page holds the last intercept's state
+        (``isvalid``), ``values`` is a dict of the page's writable registers and every value
+        is an int of 0..2**64-1; ``Vp.complete_registers`` then takes the Python way, which
+        raises the error of a bad value or writes by hypercall.
+        """
+        cdef hv_vp_register_page *p = self._page
+        cdef uint64_t vals[18]
+        cdef int index[18]
+        cdef int n = 0, k, i
+        cdef uint32_t dirty = 0
+        cdef uint64_t *gprs
+        if p == NULL or not p.isvalid or type(values) is not dict or len(<dict>values) > 18:
+            return False
+        for name, value in (<dict>values).items():
+            slot = self._slots.get(name)
+            if slot is None or type(value) is not int or value < 0:
+                return False
+            try:
+                vals[n] = <uint64_t>value
+            except OverflowError:
+                return False
+            index[n] = <int>slot
+            n += 1
+        gprs = <uint64_t *>&p.rax  # RAX..R15 in encoding order
+        for k in range(n):
+            i = index[k]
+            if i < 16:
+                gprs[i] = vals[k]
+                dirty |= 1U << HV_X64_REGISTER_CLASS_GENERAL
+            elif i == 16:
+                p.rip = vals[k]
+                dirty |= 1U << HV_X64_REGISTER_CLASS_IP
+            else:
+                p.rflags = vals[k]
+                dirty |= 1U << HV_X64_REGISTER_CLASS_FLAGS
+        p.dirty |= dirty
+        return True

@@ -18,11 +18,11 @@ from typing import Any
 
 from mshv import _kernel
 from mshv._abi import ffi, lib
-from mshv._msgread import PAYLOAD_OFFSET
+from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.errors import MshvError
 from mshv.handlers import bytes_read, bytes_write
-from mshv.x86._mov import GPA_INDEX, MEMORY_FIELDS, mmio_mov
-from mshv.x86.cpu import in_rax
+from mshv.x86._mov import decode_mov
+from mshv.x86.cpu import code_bits, in_rax, merge_gpr
 
 __all__ = ["KINDS", "PyEngine"]
 
@@ -34,7 +34,6 @@ _RUN_VP = lib.MSHV_RUN_VP
 _HALT = lib.HVMSG_X64_HALT
 _IO = lib.HVMSG_X64_IO_PORT_INTERCEPT
 _MEMORY = (lib.HVMSG_UNMAPPED_GPA, lib.HVMSG_GPA_INTERCEPT)
-_read_memory = MEMORY_FIELDS.read
 _WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 _STRING = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
 _SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
@@ -44,13 +43,52 @@ _LEN_SHIFT = lib.HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT
 _WITH_MESSAGE = ("halt", "message_type", "port", "unhandled")
 _DIRTY_IP = 1 << lib.HV_X64_REGISTER_CLASS_IP
 _DIRTY_IP_GENERAL = _DIRTY_IP | 1 << lib.HV_X64_REGISTER_CLASS_GENERAL
+_ioctl_raw = _kernel.ioctl_raw
+_EINTR = errno.EINTR
+# What a port IO exit needs, in offset order: one struct.unpack_from of the payload.
+_IO_FIELDS = Reader(
+    "struct hv_x64_io_port_intercept_message",
+    ["header.instruction_length_cr8", "header.intercept_access_type", "header.rip", "port_number",
+     "access_info", "rax"],
+)  # fmt: skip
+_read_io = _IO_FIELDS.read
+# What a memory exit needs for a MOV, in offset order (as the Cython loop's _mmio_bytes reads them).
+_MEMORY_FIELDS = Reader(
+    "struct hv_x64_memory_intercept_message",
+    ["header.intercept_access_type", "header.execution_state", "header.cs_segment.attributes",
+     "header.rip", "instruction_byte_count", "guest_physical_address", "instruction_bytes"],
+)  # fmt: skip
+_read_memory = _MEMORY_FIELDS.read
+_MOV_CACHE_SIZE = 256  # the MOV sites a guest's MMIO comes from: a few
+
+
+def _index(ctype: str, field: str, width: int) -> int:
+    """Where ``field`` of ``ctype`` is in a memoryview of the struct cast to ``width``-byte items."""
+    offset: int = ffi.offsetof(ctype, field)
+    assert offset % width == 0, (ctype, field)
+    return offset // width
+
+
+# The message type as item 0.. of the run buffer seen as uint32s (hv_message starts it), and the
+# register page's isvalid (bytes), dirty (uint32s), rax and rip (uint64s): memoryview items are
+# read and written without a cffi call each.
+_TYPE_AT = (
+    ffi.offsetof("struct hv_message", "header") + ffi.offsetof("struct hv_message_header", "message_type")
+) // 4
+_PAGE = "struct hv_vp_register_page"
+_ISVALID, _DIRTY, _RAX, _RIP = (
+    _index(_PAGE, "isvalid", 1),
+    _index(_PAGE, "dirty", 4),
+    _index(_PAGE, "rax", 8),
+    _index(_PAGE, "rip", 8),
+)
 
 
 def _check_signals() -> None:
     """Entering a Python function runs pending signal handlers (their exception propagates)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     slot: int
     first: int
@@ -62,14 +100,32 @@ class _Entry:
     inq_pos: int = 0
     view: memoryview | None = None  # held on an MMIO bytearray: no resize while registered
     data: bytearray | None = None
+    # MMIO bytes: read(gpa, size) and write(gpa, size, value) for the MOV, made once
+    read: Callable[[int, int], int] | None = None
+    write: Callable[[int, int, int], None] | None = None
 
-    def read(self, gpa: int, size: int) -> int:
-        assert self.data is not None
-        return bytes_read(self.data, gpa - self.first, size)
 
-    def write(self, gpa: int, size: int, value: int) -> None:
-        assert self.data is not None
-        bytes_write(self.data, gpa - self.first, size, value)
+def _byte_access(
+    data: bytearray, first: int
+) -> tuple[Callable[[int, int], int], Callable[[int, int, int], None]]:
+    """read(gpa, size) and write(gpa, size, value) of the bytes ``data`` at GPA ``first``: within
+    ``data`` in one frame, across its end through handlers.bytes_read/bytes_write (the rule there)."""
+    end = len(data)  # fixed: the registered bytearray is held by a memoryview
+
+    def read(gpa: int, size: int) -> int:
+        offset = gpa - first
+        if offset + size <= end:
+            return int.from_bytes(data[offset : offset + size], "little")
+        return bytes_read(data, offset, size)
+
+    def write(gpa: int, size: int, value: int) -> None:
+        offset = gpa - first
+        if offset + size <= end and value >> (8 * size) == 0:
+            data[offset : offset + size] = value.to_bytes(size, "little")
+        else:
+            bytes_write(data, offset, size, value)
+
+    return read, write
 
 
 class PyEngine:
@@ -86,6 +142,7 @@ class PyEngine:
         self._fd = fd
         self._page = page  # the VP's struct hv_vp_register_page * (borrowed), or None
         self._kick = kick  # the VP's interrupt request word (int[1])
+        self._kick_view = memoryview(ffi.buffer(kick)).cast("i")  # the same word, read without cffi
         self._take_request = take_request
         self._complete = complete  # Vp.complete_registers: where the page is not valid
         self._slow: Callable[[int, bytes], bool] | None = None  # set for the time of run()
@@ -93,6 +150,16 @@ class PyEngine:
         self._msg = ffi.cast("struct hv_message *", self._buf)
         self._io = ffi.cast("struct hv_x64_io_port_intercept_message *", self._msg.payload)
         self._view = memoryview(ffi.buffer(self._buf))  # the message is at offset 0
+        self._words = self._view.cast("I")
+        # the page as bytes, uint32s and uint64s (None: no page)
+        self._page_views: tuple[memoryview, memoryview, memoryview] | None = None
+        if page is not None:
+            raw = memoryview(ffi.buffer(page, lib.MSHV_HV_PAGE_SIZE))
+            self._page_views = (raw, raw.cast("I"), raw.cast("Q"))
+        self._last_port: _Entry | None = None  # the entries that matched last (one-entry caches)
+        self._last_mmio: _Entry | None = None
+        # (instruction bytes, count, execution state, CS attributes) -> (decode_mov's MOV or None, bits)
+        self._movs: dict[tuple[bytes, int, int, int], tuple[Any, int]] = {}
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []
         self._running = False
@@ -128,8 +195,11 @@ class PyEngine:
         self._editable()
         if len(self._mmio) >= MAX_MMIO_ENTRIES:
             raise ValueError(f"at most {MAX_MMIO_ENTRIES} MMIO handlers")
-        view = memoryview(data) if kind == _BYTES and data is not None else None
-        self._mmio.append(_Entry(slot, gpa, gpa + size - 1, kind, view=view, data=data))
+        entry = _Entry(slot, gpa, gpa + size - 1, kind, data=data)
+        if kind == _BYTES and data is not None:
+            entry.view = memoryview(data)
+            entry.read, entry.write = _byte_access(data, gpa)
+        self._mmio.append(entry)
 
     def remove(self, slot: int) -> bool:
         self._editable()
@@ -139,6 +209,7 @@ class PyEngine:
                     if entry.view is not None:
                         entry.view.release()
                     del table[i]
+                    self._last_port = self._last_mmio = None
                     return True
         return False
 
@@ -205,7 +276,9 @@ class PyEngine:
         stop_on_halt: bool,
     ) -> str:
         n = 0
-        fd, buf, header, kick = self._fd, self._buf, self._msg.header, self._kick
+        fd, buf, words, kick, view = self._fd, self._buf, self._words, self._kick_view, self._view
+        memory, pages, movs = _MEMORY, self._page_views, self._movs
+        ioctl, io_type, halt = _ioctl_raw, _IO, _HALT
         while True:
             if kick[0] and self._take_request():  # before every RUN_VP: no request is lost
                 return "stopped"
@@ -213,11 +286,10 @@ class PyEngine:
                 return "max_exits"
             if deadline >= 0 and time.monotonic() >= deadline:
                 return "deadline"
-            try:
-                _kernel.ioctl(fd, _RUN_VP, buf)
-            except MshvError as exc:
-                if exc.errno != errno.EINTR:
-                    raise
+            if ioctl(fd, _RUN_VP, buf) < 0:
+                err = _kernel.errno()
+                if err != _EINTR:
+                    raise MshvError(err, "MSHV_RUN_VP", details=f"fd={fd}")
                 _check_signals()
                 if kick[0] and self._take_request():
                     return "stopped"
@@ -226,75 +298,120 @@ class PyEngine:
                 return "signal"
             self.exits += 1
             n += 1
-            mtype = header.message_type
-            if mtype == _HALT and stop_on_halt:
+            mtype = words[_TYPE_AT]
+            if mtype == halt and stop_on_halt:
                 return "halt"
-            if mtype in stop_types:
+            if stop_types and mtype in stop_types:
                 return "message_type"
-            if mtype == _IO:
-                reason = self._on_io(stop_ports)
-            elif mtype in _MEMORY:
-                reason = self._on_memory()
+            if mtype == io_type:  # buffer and counter ports are served here, the rest in _python
+                length_cr8, access, rip, port, info, rax = _read_io(view, PAYLOAD_OFFSET)
+                if stop_ports and port in stop_ports:
+                    return "port"
+                e = self._last_port
+                if e is None or not e.first <= port <= e.last:
+                    e = self._find_port(port)
+                    if e is None:
+                        return "unhandled"
+                if e.kind == _PYTHON or info & _STRING:  # INS/OUTS: Handler.string_io in Python
+                    reason = self._python(e)
+                    if reason is not None:
+                        return reason
+                    continue
+                size = (info & _SIZE_MASK) >> _SIZE_SHIFT
+                next_rip = rip + ((length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
+                if access == _WRITE:
+                    if e.output is not None:
+                        e.output += (rax & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                    e.hits += 1
+                    if pages is not None and pages[0][_ISVALID]:  # as the Cython loop's _complete_io
+                        pages[2][_RIP] = next_rip
+                        pages[1][_DIRTY] |= _DIRTY_IP
+                    else:
+                        self._complete({"rip": next_rip})
+                    continue
+                value = 0
+                if e.kind == _BUFFER:
+                    inq, pos = e.inq, e.inq_pos
+                    if size == 1 and pos < len(inq):  # IN AL: one byte, no slice
+                        value = inq[pos]
+                        e.inq_pos = pos + 1
+                    else:
+                        chunk = inq[pos : pos + size]
+                        e.inq_pos = pos + len(chunk)
+                        value = int.from_bytes(chunk, "little")
+                e.hits += 1
+                rax = in_rax(rax, size, value)
+                if pages is not None and pages[0][_ISVALID]:
+                    q = pages[2]
+                    q[_RIP] = next_rip
+                    q[_RAX] = rax
+                    pages[1][_DIRTY] |= _DIRTY_IP_GENERAL
+                else:
+                    self._complete({"rip": next_rip, "rax": rax})
+                continue
+            elif mtype in memory:  # a MOV on a byte-backed range is done here, the rest in _python
+                access, state, cs, rip, count, gpa, code = _read_memory(view, PAYLOAD_OFFSET)
+                e = self._last_mmio
+                if e is None or not e.first <= gpa <= e.last:
+                    e = self._find_mmio(gpa)
+                    if e is None:
+                        return "unhandled"
+                if e.kind == _BYTES and pages is not None and pages[0][_ISVALID]:
+                    mov = movs.get((code, count, state, cs))
+                    if mov is None:
+                        mov = self._decode_mov(code, count, state, cs)
+                    insn, bits = mov
+                    if insn is not None and insn[0] == (access == _WRITE):
+                        # as the Cython loop's _mmio_bytes: the MOV through the register page
+                        is_write, size, reg, shift, imm, length = insn
+                        q = pages[2]
+                        data, offset = e.data, gpa - e.first
+                        inside = offset + size <= len(data)  # type: ignore[arg-type]
+                        if is_write:
+                            value = (imm if reg < 0 else q[_RAX + reg] >> shift) & ((1 << (8 * size)) - 1)
+                            if inside:  # what e.write does, without its frame
+                                data[offset : offset + size] = value.to_bytes(size, "little")  # type: ignore[index]
+                            else:
+                                e.write(gpa, size, value)  # type: ignore[misc]
+                            dirty = _DIRTY_IP
+                        else:
+                            if inside:  # what e.read does, without its frame
+                                value = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
+                            else:
+                                value = e.read(gpa, size)  # type: ignore[misc]
+                            q[_RAX + reg] = merge_gpr(q[_RAX + reg], value, size, shift, bits)
+                            dirty = _DIRTY_IP_GENERAL
+                        q[_RIP] = rip + length
+                        pages[1][_DIRTY] |= dirty
+                        e.hits += 1
+                        continue
+                reason = self._python(e)
             else:
                 reason = "unhandled"
             if reason is not None:
                 return reason
 
-    def _on_io(self, stop_ports: frozenset[int]) -> str | None:
-        io = self._io
-        port = io.port_number
-        if port in stop_ports:
-            return "port"
+    def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, int]:
+        """mshv.x86._mov.decode_mov of the instruction at a memory intercept, with the code size."""
+        if len(self._movs) >= _MOV_CACHE_SIZE:
+            self._movs.clear()
+        bits = code_bits(state, cs)
+        mov = self._movs[(code, count, state, cs)] = (decode_mov(code[:count], bits), bits)
+        return mov
+
+    def _find_port(self, port: int) -> _Entry | None:
         for e in self._ports:
             if e.first <= port <= e.last:
-                break
-        else:
-            return "unhandled"
-        info = io.access_info
-        if e.kind == _PYTHON or info & _STRING:  # INS/OUTS: Handler.string_io in Python
-            return self._python(e)
-        size = (info & _SIZE_MASK) >> _SIZE_SHIFT
-        mask = (1 << (8 * size)) - 1
-        hdr = io.header
-        next_rip = hdr.rip + ((hdr.instruction_length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
-        page = self._page
-        if hdr.intercept_access_type == _WRITE:
-            if e.output is not None:
-                e.output += (io.rax & mask).to_bytes(size, "little")
-            e.hits += 1
-            if page is not None and page.isvalid:  # as the Cython loop's _complete_io
-                page.rip = next_rip
-                page.dirty |= _DIRTY_IP
-            else:
-                self._complete({"rip": next_rip})
-            return None
-        value = 0
-        if e.kind == _BUFFER:
-            chunk = e.inq[e.inq_pos : e.inq_pos + size]
-            e.inq_pos += len(chunk)
-            value = int.from_bytes(chunk, "little")
-        e.hits += 1
-        rax = in_rax(io.rax, size, value)
-        if page is not None and page.isvalid:
-            page.rip = next_rip
-            page.rax = rax
-            page.dirty |= _DIRTY_IP_GENERAL
-        else:
-            self._complete({"rip": next_rip, "rax": rax})
+                self._last_port = e
+                return e
         return None
 
-    def _on_memory(self) -> str | None:
-        v = _read_memory(self._view, PAYLOAD_OFFSET)
-        gpa = v[GPA_INDEX]
+    def _find_mmio(self, gpa: int) -> _Entry | None:
         for e in self._mmio:
             if e.first <= gpa <= e.last:
-                break
-        else:
-            return "unhandled"
-        if e.kind == _BYTES and mmio_mov(self._page, v, e.read, e.write):
-            e.hits += 1
-            return None
-        return self._python(e)
+                self._last_mmio = e
+                return e
+        return None
 
     def _python(self, e: _Entry) -> str | None:
         assert self._slow is not None  # set while run() runs

@@ -2,6 +2,7 @@
 """The contract of the Cython run loop: C declarations (no numbers) and the engine's state."""
 
 from cpython.buffer cimport Py_buffer
+from cpython.pythread cimport PyThread_type_lock
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -98,6 +99,11 @@ cdef enum Reason:     # what _dispatch and _loop return (index into _REASONS)
     R_STOPPED
     R_UNHANDLED
     R_SIGNAL
+    # what the loop's GIL-free part hands to the part with the GIL (never returned by run())
+    N_DISPATCH = 100    # an exit that needs Python: _dispatch serves it
+    N_REQUEST           # the interrupt request word is set: take_request()
+    N_EINTR             # RUN_VP was interrupted by a signal: run the Python handlers
+    N_ERROR             # RUN_VP failed (errno in _err)
 
 cdef struct PortEntry:
     uint16_t first
@@ -151,19 +157,23 @@ cdef class NativeEngine:
     cdef object _slow           # slow(slot, raw) -> bool: Python handlers; set for the time of run()
     cdef object _take_request   # take_request() -> bool: the VP's RunState takes a request
     cdef object _complete       # Vp.complete_registers(values): when the register page is not valid
+    cdef PyThread_type_lock _inq_lock  # guards the ports' input queues: the loop reads them without the GIL
+    cdef int _err               # errno of a failed RUN_VP (N_ERROR)
 
     cdef void _release(self) noexcept
     cdef PortEntry *_port_slot(self, int slot) except NULL
-    cdef int _find_port(self, uint16_t port) noexcept
-    cdef int _find_mmio(self, uint64_t gpa) noexcept
+    cdef int _find_port(self, uint16_t port) noexcept nogil
+    cdef int _find_mmio(self, uint64_t gpa) noexcept nogil
     cdef int _loop(self, int64_t max_exits, double deadline) except -1
-    cdef bint _past(self, double deadline) noexcept
-    cdef int _run_vp(self) except -1
+    cdef int _fast(self, int64_t max_exits, double deadline, int64_t *n) noexcept nogil
+    cdef int _dispatch_nogil(self) noexcept nogil
+    cdef bint _past(self, double deadline) noexcept nogil
     cdef int _dispatch(self) except -1
     cdef int _io(self, hv_message *msg) except -1
     cdef int _memory(self, hv_message *msg) except -1
-    cdef void _buffer_in(self, PortEntry *e, int size, uint64_t *value) noexcept
+    cdef void _buffer_in(self, PortEntry *e, int size, uint64_t *value) noexcept nogil
     cdef int _buffer_out(self, PortEntry *e, int size, uint64_t value) except -1
     cdef int _complete_io(self, uint64_t next_rip, bint set_rax, uint64_t rax) except -1
-    cdef bint _mmio_bytes(self, MmioEntry *e, hv_message *msg) noexcept
+    cdef bint _mmio_bytes(self, MmioEntry *e, hv_message *msg) noexcept nogil
+    cdef void _page_io(self, uint64_t next_rip, bint set_rax, uint64_t rax) noexcept nogil
     cdef int _python(self, int slot, hv_message *msg, uint64_t *hits) except -1

@@ -6,17 +6,26 @@ it calls MSHV_RUN_VP through the kernel table with the GIL released, decodes the
 ``hv_message`` in C and finishes port IO (buffer and counter ports) and simple
 MOV-to/from-memory MMIO (byte-backed ranges) itself: the results go into the
 VP register page (RAX/GPRs, RIP, dirty class bits), which the next MSHV_RUN_VP
-applies, so no hypercall and no Python object is made per exit. Python is
-called only for exits it cannot finish (Python handlers, INS/OUTS, other
-instructions) and where the page is not valid (``Vp.complete_registers``). An
-exception raised there stops the loop and propagates out of ``run()``. Before
-each MSHV_RUN_VP it reads the VP's interrupt request word (``Vp.interrupt``).
+applies, so no hypercall and no Python object is made per exit. Between such
+exits the loop runs without the GIL. It takes the GIL only for exits it cannot
+finish in C (Python handlers, INS/OUTS, other instructions, output to a port
+buffer's bytearray), where the page is not valid (``Vp.complete_registers``),
+for a signal (Python's handlers run) and to stop. An exception raised in Python
+stops the loop and propagates out of ``run()``. Before each MSHV_RUN_VP it reads
+the VP's interrupt request word (``Vp.interrupt``).
 """
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.pythread cimport (
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+)
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, realloc
@@ -138,11 +147,17 @@ cdef class NativeEngine:
         self._complete = complete
         self._objects = {}
         self._stop_on_halt = True
+        self._inq_lock = PyThread_allocate_lock()
+        if self._inq_lock == NULL:
+            raise MemoryError()
 
     def __dealloc__(self):
         self._release()
         free(self._run)
         self._run = NULL
+        if self._inq_lock != NULL:
+            PyThread_free_lock(self._inq_lock)
+            self._inq_lock = NULL
 
     cdef void _release(self) noexcept:
         cdef int i
@@ -233,26 +248,43 @@ cdef class NativeEngine:
         cdef unsigned char *q
         if n == 0:
             return
-        if e.inq_pos:
-            memmove(e.inq, e.inq + e.inq_pos, left)
-            e.inq_pos, e.inq_len = 0, left
-        q = <unsigned char *>realloc(e.inq, left + n)
+        cdef const uint8_t *src = &data[0]
+        with nogil:  # the loop reads the queue without the GIL
+            PyThread_acquire_lock(self._inq_lock, WAIT_LOCK)
+            left = e.inq_len - e.inq_pos
+            if e.inq_pos:
+                memmove(e.inq, e.inq + e.inq_pos, left)
+                e.inq_pos, e.inq_len = 0, left
+            q = <unsigned char *>realloc(e.inq, left + n)
+            if q != NULL:
+                memcpy(q + left, src, n)
+                e.inq, e.inq_len = q, left + n
+            PyThread_release_lock(self._inq_lock)
         if q == NULL:
             raise MemoryError()
-        memcpy(q + left, &data[0], n)
-        e.inq, e.inq_len = q, left + n
 
     def pending(self, int slot):
         """Bytes still queued for IN on a buffer port."""
         cdef PortEntry *e = self._port_slot(slot)
-        return e.inq_len - e.inq_pos
+        cdef size_t left
+        with nogil:
+            PyThread_acquire_lock(self._inq_lock, WAIT_LOCK)
+            left = e.inq_len - e.inq_pos
+            PyThread_release_lock(self._inq_lock)
+        return left
 
     def take(self, int slot, size_t size):
         """Pop up to ``size`` bytes queued on a buffer port (INS, completed in Python)."""
         cdef PortEntry *e = self._port_slot(slot)
-        cdef size_t n = min(size, e.inq_len - e.inq_pos)
-        data = PyBytes_FromStringAndSize(<char *>e.inq + e.inq_pos, n) if n else b""
-        e.inq_pos += n
+        cdef size_t n
+        with nogil:
+            PyThread_acquire_lock(self._inq_lock, WAIT_LOCK)
+        try:
+            n = min(size, e.inq_len - e.inq_pos)
+            data = PyBytes_FromStringAndSize(<char *>e.inq + e.inq_pos, n) if n else b""
+            e.inq_pos += n
+        finally:
+            PyThread_release_lock(self._inq_lock)
         return data
 
     def hits(self, int slot):
@@ -305,45 +337,111 @@ cdef class NativeEngine:
         cdef int64_t n = 0
         cdef int r
         while True:
-            if self._kick[0] and self._take_request():  # before every RUN_VP: no request is lost
-                return R_STOPPED
-            if 0 <= max_exits <= n:
-                return R_MAX_EXITS
-            if self._past(deadline):
-                return R_DEADLINE
-            if self._run_vp():  # EINTR; the signal handlers ran and did not raise
+            with nogil:  # until an exit or a stop needs Python
+                r = self._fast(max_exits, deadline, &n)
+            if r == N_DISPATCH:
+                r = self._dispatch()
+                if r != R_CONTINUE:
+                    return r
+            elif r == N_REQUEST:
+                if self._take_request():
+                    return R_STOPPED
+            elif r == N_EINTR:
+                PyErr_CheckSignals()  # runs Python signal handlers; their exception propagates
                 if self._kick[0] and self._take_request():
                     return R_STOPPED
                 if self._past(deadline):
                     return R_DEADLINE
                 return R_SIGNAL
+            elif r == N_ERROR:
+                raise MshvError(self._err, "MSHV_RUN_VP", None, f"fd={self._fd}")
+            else:
+                return r
+
+    cdef int _fast(self, int64_t max_exits, double deadline, int64_t *n) noexcept nogil:
+        """The loop without the GIL: RUN_VP and the exits C finishes, until a stop reason or an N_*."""
+        cdef int r
+        while True:
+            if self._kick[0]:  # before every RUN_VP: no request is lost
+                return N_REQUEST
+            if 0 <= max_exits <= n[0]:
+                return R_MAX_EXITS
+            if self._past(deadline):
+                return R_DEADLINE
+            if self._table.ioctl(self._fd, MSHV_RUN_VP, self._run) < 0:
+                self._err = errno
+                return N_EINTR if self._err == EINTR else N_ERROR
             self.exits += 1
-            n += 1
-            r = self._dispatch()
+            n[0] += 1
+            r = self._dispatch_nogil()
             if r != R_CONTINUE:
                 return r
 
-    cdef bint _past(self, double deadline) noexcept:
+    cdef int _dispatch_nogil(self) noexcept nogil:
+        """_dispatch for the exits C finishes, changing nothing when it returns N_DISPATCH."""
+        cdef hv_message *msg = <hv_message *>self._run
+        cdef uint32_t mtype = msg.header.message_type
+        cdef hv_x64_io_port_intercept_message *io
+        cdef hv_x64_memory_intercept_message *m
+        cdef hv_vp_register_page *p = self._page
+        cdef PortEntry *e
+        cdef MmioEntry *me
+        cdef int i, size
+        cdef uint64_t value = 0, next_rip
+        if mtype == HVMSG_X64_HALT and self._stop_on_halt:
+            return R_HALT
+        for i in range(self._nstop_types):
+            if mtype == self._stop_types[i]:
+                return R_MESSAGE_TYPE
+        if mtype == HVMSG_X64_IO_PORT_INTERCEPT:
+            io = <hv_x64_io_port_intercept_message *>msg.payload
+            for i in range(self._nstop_ports):
+                if io.port_number == self._stop_ports[i]:
+                    return R_PORT
+            i = self._find_port(io.port_number)
+            if i < 0:
+                return R_UNHANDLED
+            e = &self._ports[i]
+            if (e.kind == KIND_PYTHON or io.access_info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP or p == NULL
+                    or not p.isvalid):
+                return N_DISPATCH
+            size = (io.access_info & HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK) >> \
+                HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
+            next_rip = io.header.rip + ((io.header.instruction_length_cr8 &
+                                         HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
+                                        HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
+            if io.header.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE:
+                if e.kind == KIND_BUFFER:
+                    return N_DISPATCH  # the bytearray grows: with the GIL
+                e.hits += 1
+                self._page_io(next_rip, False, 0)
+                return R_CONTINUE
+            if e.kind == KIND_BUFFER:
+                PyThread_acquire_lock(self._inq_lock, WAIT_LOCK)
+                self._buffer_in(e, size, &value)
+                PyThread_release_lock(self._inq_lock)
+            e.hits += 1
+            self._page_io(next_rip, True, in_rax(io.rax, size, value))
+            return R_CONTINUE
+        if mtype == HVMSG_UNMAPPED_GPA or mtype == HVMSG_GPA_INTERCEPT:
+            m = <hv_x64_memory_intercept_message *>msg.payload
+            i = self._find_mmio(m.guest_physical_address)
+            if i < 0:
+                return R_UNHANDLED
+            me = &self._mmio[i]
+            if me.kind == KIND_BYTES and self._mmio_bytes(me, msg):
+                me.hits += 1
+                return R_CONTINUE
+            return N_DISPATCH
+        return R_UNHANDLED
+
+    cdef bint _past(self, double deadline) noexcept nogil:
         """True when a deadline (>= 0, CLOCK_MONOTONIC seconds) has passed."""
         cdef timespec now
         if deadline < 0:
             return False
         clock_gettime(CLOCK_MONOTONIC, &now)
         return now.tv_sec + now.tv_nsec * 1e-9 >= deadline
-
-    cdef int _run_vp(self) except -1:
-        """One MSHV_RUN_VP with the GIL released: 0 on an exit, 1 on EINTR."""
-        cdef int rc, err = 0
-        with nogil:
-            rc = self._table.ioctl(self._fd, MSHV_RUN_VP, self._run)
-            if rc < 0:
-                err = errno
-        if rc >= 0:
-            return 0
-        if err == EINTR:
-            PyErr_CheckSignals()  # runs Python signal handlers; their exception propagates
-            return 1
-        raise MshvError(err, "MSHV_RUN_VP", None, f"fd={self._fd}")
 
     cdef int _dispatch(self) except -1:
         cdef hv_message *msg = <hv_message *>self._run
@@ -360,7 +458,7 @@ cdef class NativeEngine:
             return self._memory(msg)
         return R_UNHANDLED
 
-    cdef int _find_port(self, uint16_t port) noexcept:
+    cdef int _find_port(self, uint16_t port) noexcept nogil:
         cdef int i = self._last_port
         if i < self._nports and self._ports[i].first <= port <= self._ports[i].last:
             return i
@@ -370,7 +468,7 @@ cdef class NativeEngine:
                 return i
         return -1
 
-    cdef int _find_mmio(self, uint64_t gpa) noexcept:
+    cdef int _find_mmio(self, uint64_t gpa) noexcept nogil:
         cdef int i
         for i in range(self._nmmio):
             if self._mmio[i].gpa <= gpa and gpa - self._mmio[i].gpa < self._mmio[i].size:
@@ -404,7 +502,10 @@ cdef class NativeEngine:
             e.hits += 1
             return self._complete_io(next_rip, False, 0)
         if e.kind == KIND_BUFFER:
-            self._buffer_in(e, size, &value)
+            with nogil:
+                PyThread_acquire_lock(self._inq_lock, WAIT_LOCK)
+                self._buffer_in(e, size, &value)
+                PyThread_release_lock(self._inq_lock)
         e.hits += 1
         return self._complete_io(next_rip, True, in_rax(io.rax, size, value))
 
@@ -419,7 +520,7 @@ cdef class NativeEngine:
             dst[i] = <char>((value >> (8 * i)) & 0xFF)
         return 0
 
-    cdef void _buffer_in(self, PortEntry *e, int size, uint64_t *value) noexcept:
+    cdef void _buffer_in(self, PortEntry *e, int size, uint64_t *value) noexcept nogil:
         cdef int i
         value[0] = 0
         for i in range(size):
@@ -428,15 +529,20 @@ cdef class NativeEngine:
             value[0] |= (<uint64_t>e.inq[e.inq_pos]) << (8 * i)
             e.inq_pos += 1
 
-    cdef int _complete_io(self, uint64_t next_rip, bint set_rax, uint64_t rax) except -1:
+    cdef void _page_io(self, uint64_t next_rip, bint set_rax, uint64_t rax) noexcept nogil:
+        """Complete a port IO through the register page (the caller checked it is valid)."""
         cdef hv_vp_register_page *p = self._page
         cdef uint32_t dirty = 1U << HV_X64_REGISTER_CLASS_IP
+        p.rip = next_rip
+        if set_rax:
+            p.rax = rax
+            dirty |= 1U << HV_X64_REGISTER_CLASS_GENERAL
+        p.dirty |= dirty
+
+    cdef int _complete_io(self, uint64_t next_rip, bint set_rax, uint64_t rax) except -1:
+        cdef hv_vp_register_page *p = self._page
         if p != NULL and p.isvalid:
-            p.rip = next_rip
-            if set_rax:
-                p.rax = rax
-                dirty |= 1U << HV_X64_REGISTER_CLASS_GENERAL
-            p.dirty |= dirty
+            self._page_io(next_rip, set_rax, rax)
             return R_CONTINUE
         if set_rax:
             self._complete({"rip": next_rip, "rax": rax})
@@ -456,7 +562,7 @@ cdef class NativeEngine:
             return R_CONTINUE
         return self._python(e.slot, msg, &e.hits)
 
-    cdef bint _mmio_bytes(self, MmioEntry *e, hv_message *msg) noexcept:
+    cdef bint _mmio_bytes(self, MmioEntry *e, hv_message *msg) noexcept nogil:
         """Finish a simple MOV on a byte-backed range through the register page; False: not simple."""
         cdef hv_x64_memory_intercept_message *m = <hv_x64_memory_intercept_message *>msg.payload
         cdef hv_vp_register_page *p = self._page

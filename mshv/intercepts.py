@@ -240,7 +240,10 @@ class X64Intercept(Intercept):
         """The intercept header: RIP at the instruction, its length, CPL, mode, CS, RFLAGS."""
         header = self._header
         if header is None:
-            header = self._header = InterceptHeader._read(self._header_values)  # type: ignore[arg-type]
+            values = self._header_values
+            if values is None:  # the C decode leaves the header in raw
+                values = _HEADER_READER.read(self.raw, PAYLOAD_OFFSET)
+            header = self._header = InterceptHeader._read(values)
         return header
 
     @property
@@ -499,6 +502,10 @@ _HEADER_PATHS = [
     )
 ]  # fmt: skip
 _SEGMENT = ("base", "limit", "selector", "attributes")
+# The header alone, at the payload (every x64 intercept starts with it).
+_HEADER_READER = Reader(
+    "struct hv_x64_intercept_message_header", [p.partition(".")[2] for p in _HEADER_PATHS]
+)
 # Port IO: what every IN/OUT needs, in offset order (so reading is one bare unpack_from) ...
 _IO_READER = Reader(
     "struct hv_x64_io_port_intercept_message",
@@ -648,6 +655,12 @@ _FAST_DECODERS: dict[int, tuple[Any, Any]] = {  # number: (its HvMessageType, de
         (lib.HVMSG_UNACCEPTED_GPA, _memory),
     )
 }
+
+
+def run_path_types() -> dict[int, Any]:
+    """``{number: HvMessageType member}`` of the run path's message types (the fast decoders')."""
+    return {number: mtype for number, (mtype, _read) in _FAST_DECODERS.items()}
+
 
 _DECODERS: dict[int, Any] = {
     lib.HVMSG_X64_HALT: _header_only(HaltIntercept),

@@ -21,12 +21,20 @@ from mshv._owner import FdOwner
 from mshv._regcalls import get_registers, set_registers
 from mshv.errors import MshvError
 from mshv.intercept_config import CpuidValues
-from mshv.intercepts import Intercept, IoPortIntercept, UnrecoverableException, decode
+from mshv.intercepts import (
+    Intercept,
+    IoPortIntercept,
+    MemoryIntercept,
+    UnrecoverableException,
+    decode,
+    run_path_types,
+)
 from mshv.registers import RegisterAttributes, RegisterValue
 from mshv.regpage import GPRS, RegisterPage
 from mshv.state import LapicState, SyntheticTimer
 from mshv.translate import GvaTranslation, TranslateFlag
 from mshv.x86 import stringio
+from mshv.x86.cpu import in_rax
 
 if TYPE_CHECKING:
     from mshv.partition import Partition
@@ -38,7 +46,7 @@ _RUN_VP = lib.MSHV_RUN_VP
 _EINTR = errno.EINTR
 _ioctl_raw = _kernel.ioctl_raw
 _monotonic = time.monotonic
-_native_id = _kick._native_id
+_thread_id = _kick._native_id  # the kernel thread id (mshv._native caches it per thread)
 # The register page's writable classes and the registers each one holds (hv_vp_register_page).
 _PAGE_CLASSES = (
     (1 << lib.HV_X64_REGISTER_CLASS_GENERAL, GPRS),
@@ -67,9 +75,11 @@ class Vp(FdOwner):
         self._last_exit: Intercept | None = None  # what completions accept
         self._run_state = _kick.RunState()
         self._page: RegisterPage | None = None
+        self._native: Any = None  # mshv._native.RunCalls: run() and completions in C, when built
         self._own(fd)
         try:
             self._page = _map_register_page(self)
+            self._native = _run_calls(self)
         except BaseException:
             self.close()
             raise
@@ -87,6 +97,9 @@ class Vp(FdOwner):
         if run.tid:
             _kick.require()
         run.interrupt(until_left=True)  # also stops a run that starts now, before the fd closes
+        if self._native is not None:
+            self._native.close()  # it holds the page's address: forgotten before the unmap
+            self._native = None
         if self._page is not None:
             self._page._close()
             self._page = None
@@ -137,6 +150,9 @@ class Vp(FdOwner):
         both run loops' fallbacks use it): through the register page while it holds the
         last intercept's state (no hypercall), else by HvCallSetVpRegisters.
         """
+        native = self._native
+        if native is not None and native.complete(values):  # the page write in C
+            return
         page = self._page
         if page is not None and page.write_all(values, only_if_valid=True):
             return
@@ -181,26 +197,82 @@ class Vp(FdOwner):
             MshvError: MSHV_RUN_VP failed.
             RuntimeError: the VP is already running in another thread.
         """
+        native = self._native
+        if native is None or timeout is not None:
+            return self._run(interruptible, timeout)
+        # the C run path without a timeout: RUN_VP and the decode in one call
+        if self._fd < 0:
+            self._live()  # raises
+        run = self._run_state
+        if run.tid:
+            run.enter(self._what)  # raises: a run is already in progress
+        run.tid = _thread_id()
+        self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
+        try:
+            exit_ = native.run()
+            while exit_.__class__ is int:  # no exit: an interrupt request, a signal or an error
+                self._not_run(exit_, interruptible)
+                exit_ = native.run()
+        finally:
+            run.tid = 0
+        self.exits += 1
+        self._last_exit = exit_
+        if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
+            from mshv import limits
+
+            exit_.host_limit = limits.host_cause(self, exit_)
+        intercept: Intercept = exit_
+        return intercept
+
+    def _not_run(self, err: int, interruptible: bool) -> None:
+        """What a C run that made no exit means: raise, or return to run again."""
+        if err < 0:  # an interrupt request was pending: no RUN_VP was made
+            if self._run_state.take_request():
+                raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
+            return
+        if err != _EINTR:
+            raise MshvError(err, "MSHV_RUN_VP", details=self._what)
+        if interruptible and not self._run_state.word[0]:
+            raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}")
+
+    def _run(self, interruptible: bool, timeout: float | None) -> Intercept:
+        """run() with a timeout, or without the C run path."""
         fd = self._live()
         deadline = None if timeout is None else _kick.deadline_after(timeout)
         run = self._run_state
-        word, run_buf = run.word, self._run_buf
+        word, run_buf, native = run.word, self._run_buf, self._native
         if run.tid:
             run.enter(self._what)  # raises: a run is already in progress
-        run.tid = _native_id()
+        run.tid = _thread_id()
         self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
         try:
             if deadline is not None:
                 _kick.watch(run, deadline)
             while True:
-                # checked before every RUN_VP: a request made as the thread gets here is not lost
-                if word[0] and run.take_request():
-                    raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
-                if deadline is not None and _monotonic() >= deadline:
-                    raise TimeoutError(errno.ETIMEDOUT, f"MSHV_RUN_VP on {self._what}: {timeout} s passed")
-                if _ioctl_raw(fd, _RUN_VP, run_buf) >= 0:  # one table call; no Python frame per exit
-                    break
-                err = _kernel.errno()
+                # a request is checked before every RUN_VP (one made as the thread gets here is
+                # not lost), and before the deadline
+                if deadline is not None:
+                    if word[0] and run.take_request():
+                        raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
+                    if _monotonic() >= deadline:
+                        passed = f"MSHV_RUN_VP on {self._what}: {timeout} s passed"
+                        raise TimeoutError(errno.ETIMEDOUT, passed)
+                if native is not None:
+                    exit_ = native.run()  # RUN_VP and the decode in C; -1: a request, no RUN_VP
+                    if exit_.__class__ is not int:
+                        break
+                    err = exit_
+                    if err < 0:
+                        if run.take_request():
+                            raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
+                        continue
+                else:
+                    if word[0] and run.take_request():
+                        raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}: interrupted")
+                    if _ioctl_raw(fd, _RUN_VP, run_buf) >= 0:  # one table call; no Python frame per exit
+                        exit_ = decode(self._run_view.tobytes())
+                        break
+                    err = _kernel.errno()
                 if err != _EINTR:
                     raise MshvError(err, "MSHV_RUN_VP", details=self._what)
                 if interruptible and not word[0]:
@@ -210,12 +282,13 @@ class Vp(FdOwner):
             if deadline is not None:
                 _kick.unwatch(run)
         self.exits += 1
-        self._last_exit = exit_ = decode(self._run_view.tobytes())
+        self._last_exit = exit_
         if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
             from mshv import limits
 
             exit_.host_limit = limits.host_cause(self, exit_)
-        return exit_
+        intercept: Intercept = exit_
+        return intercept
 
     def interrupt(self) -> None:
         """Bring the run of this VP in progress back from MSHV_RUN_VP, from any thread.
@@ -273,10 +346,11 @@ class Vp(FdOwner):
             raise ValueError("an IN needs the value read from the port")
         if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
             raise TypeError(f"an IN's value must be an int, not {type(value).__name__}")
-        limit = _IN_LIMITS[intercept.size]
+        size = intercept.size
+        limit = _IN_LIMITS[size]
         if not 0 <= value <= limit:
-            raise ValueError(f"a {intercept.size}-byte IN reads 0..{limit:#x}, got {value:#x}")
-        self.complete_registers({"rip": intercept.next_rip, "rax": intercept.completion_rax(value)})
+            raise ValueError(f"a {size}-byte IN reads 0..{limit:#x}, got {value:#x}")
+        self.complete_registers({"rip": intercept.next_rip, "rax": in_rax(intercept.rax, size, value)})
 
     def complete_string_io(
         self,
@@ -401,6 +475,32 @@ class Vp(FdOwner):
     def get_cpuid(self, leaf: int, subleaf: int = 0) -> CpuidValues:
         """What CPUID ``leaf``/``subleaf`` returns on this VP (HvCallGetVpCpuidValues)."""
         return intercept_config.get_cpuid(self._live(), self.index, leaf, subleaf)
+
+
+def _run_calls(vp: Vp) -> Any:
+    """``vp``'s run path in C (``mshv._native.RunCalls``) when the extension was built, else None."""
+    try:
+        from mshv._native import RunCalls
+
+        table = int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))
+    except (ImportError, NotImplementedError):  # not built, or the snapshot ABI (no C table)
+        return None
+    page = vp.register_page
+    run = vp._run_state
+    return RunCalls(
+        table, vp.fd, (vp._run_buf, run.word), int(ffi.cast("uintptr_t", vp._run_buf)), run.word_address,
+        page.address if page is not None else 0, _PAGE_SLOTS,
+        IoPortIntercept, MemoryIntercept, run_path_types(), decode,
+    )  # fmt: skip
+
+
+try:
+    from mshv._native import thread_id as _thread_id
+except ImportError:  # not built
+    pass
+
+# The register page's writable registers as RunCalls numbers them: GPRs 0-15, rip, rflags.
+_PAGE_SLOTS = {name: index for index, name in enumerate((*GPRS, "rip", "rflags"))}
 
 
 def _map_register_page(vp: Vp) -> RegisterPage | None:

@@ -215,14 +215,17 @@ class Vp(FdOwner):
                 exit_ = native.run()
         finally:
             run.tid = 0
+        return self._exited(exit_)
+
+    def _exited(self, exit_: Intercept) -> Intercept:
+        """Count the exit ``exit_``, keep it as the one the VP is at, and name a host limit."""
         self.exits += 1
         self._last_exit = exit_
         if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
             from mshv import limits
 
             exit_.host_limit = limits.host_cause(self, exit_)
-        intercept: Intercept = exit_
-        return intercept
+        return exit_
 
     def _not_run(self, err: int, interruptible: bool) -> None:
         """What a C run that made no exit means: raise, or return to run again."""
@@ -281,14 +284,7 @@ class Vp(FdOwner):
             run.tid = 0
             if deadline is not None:
                 _kick.unwatch(run)
-        self.exits += 1
-        self._last_exit = exit_
-        if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
-            from mshv import limits
-
-            exit_.host_limit = limits.host_cause(self, exit_)
-        intercept: Intercept = exit_
-        return intercept
+        return self._exited(exit_)
 
     def interrupt(self) -> None:
         """Bring the run of this VP in progress back from MSHV_RUN_VP, from any thread.

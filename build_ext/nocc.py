@@ -47,7 +47,10 @@ class Toolchain:
             out.append(
                 f"mshv._runloop (Cython) is not compiled ({c_or_py}); mshv.runloop uses its pure-Python loop"
             )
-            out.append(f"mshv._native (Cython) is not compiled ({c_or_py}); mshv.partition maps in Python")
+            out.append(
+                f"mshv._native (Cython) is not compiled ({c_or_py}); "
+                "mshv.partition maps and mshv.vp runs in Python"
+            )
         if self.c_problem:
             out.append(
                 f"mshv/libmshv_emu.so (the /dev/mshv emulator) is not built ({self.c_problem}); "

@@ -28,7 +28,7 @@ NATIVE_EXT_NAME = "mshv._native"
 # What the package uses when an extension is not built.
 _TWINS = {
     EXT_NAME: "mshv.runloop will use its pure-Python loop",
-    NATIVE_EXT_NAME: "mshv.partition maps in Python",
+    NATIVE_EXT_NAME: "mshv.partition maps and mshv.vp runs in Python",
 }
 TABLE_HEADER = "mshv_kernel_table.h"
 CFLAGS = ["-std=gnu11", "-O2", "-Wno-unused-function", "-Wno-address-of-packed-member"]

@@ -10,9 +10,9 @@ see build_ext/vp_kick.py). Each VP has one :class:`RunState`, shared by
 * an interrupt request is a word the runner checks before every RUN_VP, so a
   request made just before the thread enters RUN_VP is not lost, and one made
   while no run is in progress stops the next run at once;
-* a signal can still land between that check and the ioctl, or (in the
-  emulator) in code of its own between two KVM_RUNs, so a kick is repeated
-  every :data:`KICK_RETRY` seconds until the run noticed it;
+* a signal can still land between that check and the ioctl (inside RUN_VP it
+  stays pending, on the kernel and on the emulator alike), so a kick is
+  repeated every :data:`KICK_RETRY` seconds until the run noticed it;
 * the runner takes a request under the state's lock, the kicker kicks under it:
   no kick is sent after the request was taken, so none lands in a later run.
 

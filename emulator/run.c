@@ -27,6 +27,9 @@
  *    exit (the lazy alternative, settling only when the VMM leaves RIP alone,
  *    saves it but relies on KVM dropping a pending access when RIP changed,
  *    which the emulated-PIO path, complete_emulated_pio, does not promise).
+ *    Two exceptions skip it: a plain IN (emu_exit_in) and a plain MOV load
+ *    from MMIO (emu_mmio_load_deferred), settled at the next RUN_VP only if
+ *    the VMM's completion is not what KVM's pending one would write.
  *  - MMIO writes: on some hosts done at the exit with RIP past the store. As
  *    for OUT, the first plain one-fragment write is settled to learn that;
  *    later ones are reported from the instruction found ending at RIP, with
@@ -50,9 +53,10 @@
 
 #define EMU_SYNC_ALL (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
 #define EMU_SETTLE_MAX 4096		/* KVM_RUNs to drain one string instruction */
+#define X86_RFLAGS_TF (1ULL << 8)	/* single-step: KVM's completion would inject #DB */
 
 /* vp->pending: what KVM still holds from the last exit */
-enum emu_pending { EMU_PENDING_NONE, EMU_PENDING_IN };
+enum emu_pending { EMU_PENDING_NONE, EMU_PENDING_IN, EMU_PENDING_MMIO_READ };
 
 /* How this host's KVM leaves a non-string OUT: unknown, pending, or done at exit. */
 enum { EMU_OUT_UNKNOWN, EMU_OUT_PENDING, EMU_OUT_DONE };
@@ -62,6 +66,13 @@ static atomic_int emu_out_mode = EMU_OUT_UNKNOWN;
  * settle showed it done at the exit; until then every write is settled.
  */
 static atomic_int emu_mmio_write_mode = EMU_OUT_UNKNOWN;
+/*
+ * A plain MOV load from MMIO (emu_mmio_plain_load): EMU_OUT_DONE once the
+ * first one, settled, showed KVM's completion to be exactly "destination
+ * register = data, RIP past the instruction"; from then on the settle is
+ * deferred (emu_mmio_load_deferred). EMU_OUT_PENDING: never deferred.
+ */
+static atomic_int emu_mmio_read_mode = EMU_OUT_UNKNOWN;
 
 /*
  * Signals. The kernel's RUN_VP returns EINTR whenever a signal is pending for
@@ -322,17 +333,77 @@ static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_
 	return 0;
 }
 
-/* Before KVM_RUN: a deferred IN whose RIP the VMM did not move must not complete. */
+/*
+ * The value of a destination register of `size` bytes after a MOV load of
+ * `data` into `old`: a 32-bit destination is zero-extended, 8 and 16 bits
+ * keep the upper bytes (assign_register in arch/x86/kvm/emulate.c).
+ */
+static uint64_t emu_load_result(uint64_t old, uint64_t data, int size)
+{
+	switch (size) {
+	case 1: return (old & ~0xffULL) | (data & 0xff);
+	case 2: return (old & ~0xffffULL) | (data & 0xffff);
+	case 4: return data & 0xffffffffULL;
+	}
+	return data;
+}
+
+/*
+ * A deferred MMIO load: the next KVM_RUN runs complete_emulated_mmio, which
+ * copies run->mmio.data into the destination register and writes RIP past
+ * the instruction and RFLAGS as they were at the exit (x86_emulate_instruction
+ * after the emulator's writeback), whatever the VMM wrote. So it may go
+ * ahead only when the VMM's completion is exactly such a load: RIP past the
+ * instruction, RFLAGS and every other general register as at the exit,
+ * segments and events untouched, and a destination that some data gives;
+ * that data goes into run->mmio.data. Any other completion (a VMM that left
+ * RIP at the load, emulated it differently or moved the VP elsewhere) is
+ * settled and then overwritten with what the VMM wrote, as for IN.
+ */
+static bool emu_mmio_load_deferred(struct emu_vp *vp)
+{
+	struct kvm_run *run = vp->run;
+	struct kvm_regs now = run->s.regs.regs, exp = vp->pending_regs;
+	int bits = emu_code_bits(&run->s.regs.sregs), size = vp->pending_size;
+	uint64_t data;
+	__u64 *dst;
+
+	if (run->kvm_dirty_regs & (KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS))
+		return false;
+	if (now.rip != ((exp.rip + vp->pending_len) & emu_ip_mask(bits)) ||
+	    now.rflags != exp.rflags)
+		return false;
+	data = *emu_gpr_ptr(&now, vp->pending_reg);
+	dst = emu_gpr_ptr(&exp, vp->pending_reg);
+	if (emu_load_result(*dst, data, size) != data)
+		return false;
+	*dst = data;
+	exp.rip = now.rip;
+	if (memcmp(&now, &exp, sizeof(now)) != 0)
+		return false;
+	memcpy(run->mmio.data, &data, sizeof(data));
+	return true;
+}
+
+/*
+ * Before KVM_RUN: a deferred IN whose RIP the VMM did not move must not
+ * complete, nor a deferred MMIO load that KVM would complete differently.
+ */
 static int emu_settle_deferred(struct emu_vp *vp)
 {
 	struct kvm_run *run = vp->run;
 	struct kvm_regs want;
+	int pending = vp->pending;
 
-	if (vp->pending != EMU_PENDING_IN)
+	if (pending == EMU_PENDING_NONE)
 		return 0;
 	vp->pending = EMU_PENDING_NONE;
-	if (run->s.regs.regs.rip != vp->pending_rip)
+	if (pending == EMU_PENDING_MMIO_READ) {
+		if (emu_mmio_load_deferred(vp))
+			return 0;
+	} else if (run->s.regs.regs.rip != vp->pending_rip) {
 		return 0;	/* KVM drops it (RIP changed) */
+	}
 	/* complete it with zeros, then put back what the VMM left: the IN runs again */
 	want = run->s.regs.regs;
 	if (emu_settle_now(vp) < 0)
@@ -462,6 +533,23 @@ static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uin
 }
 
 /*
+ * The first plain MOV load, settled with zero data: did KVM do exactly what
+ * emu_mmio_load_deferred assumes (destination = 0 merged by size, RIP past
+ * the decoded length, nothing else changed)? Then later loads are deferred.
+ */
+static void emu_mmio_load_learn(const struct kvm_regs *at, const struct kvm_regs *after,
+				const struct emu_mmio_load *load, int bits)
+{
+	struct kvm_regs exp = *at;
+	__u64 *dst = emu_gpr_ptr(&exp, load->reg);
+
+	*dst = emu_load_result(*dst, 0, load->size);
+	exp.rip = (at->rip + (uint64_t)load->len) & emu_ip_mask(bits);
+	atomic_store(&emu_mmio_read_mode, memcmp(&exp, after, sizeof(exp)) == 0 ?
+				       EMU_OUT_DONE : EMU_OUT_PENDING);
+}
+
+/*
  * UNMAPPED_GPA (no region) or GPA_INTERCEPT (a region refused the access);
  * 1 with a message, 0 when an ioeventfd consumed the write, -1 on error.
  */
@@ -474,6 +562,11 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 	uint64_t gpa = run->mmio.phys_addr, len = 0;
 	struct emu_region *region;
 	int bits = emu_code_bits(&run->s.regs.sregs);
+	struct emu_mmio_load load;
+	uint8_t insn[16];
+	uint64_t fetched_rip = r.rip;
+	int ninsn = -1;
+	bool learn = false;
 
 	if (run->mmio.is_write && run->mmio.len <= 8) {
 		uint64_t data = 0;
@@ -488,8 +581,29 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 	}
 	if (emu_mmio_plain_write_done(vp, &r, gpa, bits, &len))
 		goto report;	/* nothing to settle: see emu_mmio_plain_write_done */
+	if (!run->mmio.is_write && emu_mmio_one_fragment(gpa, run->mmio.len) &&
+	    !(r.rflags & X86_RFLAGS_TF) &&
+	    atomic_load(&emu_mmio_read_mode) != EMU_OUT_PENDING) {
+		ninsn = emu_fetch_instruction(vp, r.rip, insn);
+		if (emu_mmio_plain_load(vp, insn, ninsn, r.rip, gpa, run->mmio.len, bits,
+					&load) == 0) {
+			if (atomic_load(&emu_mmio_read_mode) == EMU_OUT_DONE) {
+				/* settled by the next RUN_VP: emu_mmio_load_deferred */
+				vp->pending = EMU_PENDING_MMIO_READ;
+				vp->pending_regs = r;
+				vp->pending_len = (uint8_t)load.len;
+				vp->pending_reg = (uint8_t)load.reg;
+				vp->pending_size = (uint8_t)load.size;
+				len = (uint64_t)load.len;
+				goto report;
+			}
+			learn = true;
+		}
+	}
 	if (emu_settle_now(vp) < 0)
 		return -1;
+	if (learn)
+		emu_mmio_load_learn(&r, &run->s.regs.regs, &load, bits);
 	if (run->s.regs.regs.rip != r.rip) {
 		/* pending until now (reads, and writes on other hosts): RIP was at it */
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
@@ -531,8 +645,10 @@ report:
 	m->memory_access_info = 0;
 	m->guest_virtual_address = 0;
 	m->guest_physical_address = gpa;
-	m->instruction_byte_count = (uint8_t)emu_fetch_instruction(vp, r.rip,
-								   m->instruction_bytes);
+	if (ninsn < 0 || r.rip != fetched_rip)
+		ninsn = emu_fetch_instruction(vp, r.rip, insn);
+	m->instruction_byte_count = (uint8_t)ninsn;
+	memcpy(m->instruction_bytes, insn, sizeof(m->instruction_bytes));
 	return 1;
 }
 

@@ -509,7 +509,7 @@ static bool emu_mmio_one_fragment(uint64_t gpa, uint32_t len)
  * and size, take the settled path.
  */
 static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uint64_t gpa,
-				      int bits, uint64_t *len)
+				      int bits, uint64_t *len, uint8_t insn[16], int *ninsn)
 {
 	const struct kvm_run *run = vp->run;
 	struct kvm_regs probe = *r;
@@ -529,6 +529,12 @@ static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uin
 		return false;
 	*len = (uint64_t)n;
 	r->rip = (r->rip - *len) & emu_ip_mask(bits);
+	/* the message's instruction bytes, from the code already read, as emu_fetch_instruction */
+	if (c.nat >= 16 - n) {
+		memcpy(insn, c.before + 15 - n, (size_t)n);
+		memcpy(insn + n, c.at, (size_t)(16 - n));
+		*ninsn = 16;
+	}
 	return true;
 }
 
@@ -579,8 +585,10 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 			return 0;
 		}
 	}
-	if (emu_mmio_plain_write_done(vp, &r, gpa, bits, &len))
+	if (emu_mmio_plain_write_done(vp, &r, gpa, bits, &len, insn, &ninsn)) {
+		fetched_rip = r.rip;
 		goto report;	/* nothing to settle: see emu_mmio_plain_write_done */
+	}
 	if (!run->mmio.is_write && emu_mmio_one_fragment(gpa, run->mmio.len) &&
 	    !(r.rflags & X86_RFLAGS_TF) &&
 	    atomic_load(&emu_mmio_read_mode) != EMU_OUT_PENDING) {

@@ -457,7 +457,15 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
 void emu_mmio_code_fetch(struct emu_vp *vp, uint64_t rip, int bits, struct emu_mmio_code *c)
 {
 	uint64_t mask = emu_ip_mask(bits);
+	uint8_t both[30];
 
+	/* usually one read (one page walk) for both sides of RIP */
+	if (emu_fetch_code(vp, (rip - 15) & mask, both, 30) == 30) {
+		memcpy(c->before, both, 15);
+		memcpy(c->at, both + 15, 15);
+		c->nbefore = c->nat = 15;
+		return;
+	}
 	c->nat = emu_fetch_code(vp, rip, c->at, 15);
 	/* as many bytes before RIP as can be read (fewer only at an unreadable page) */
 	for (c->nbefore = 15; c->nbefore > 0; c->nbefore--)
@@ -596,7 +604,11 @@ int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c, struc
 {
 	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
 	uint64_t mask = emu_ip_mask(bits);
+	uint8_t last = c->before[14];
 
+	/* STOS/MOVS end with their opcode: nothing else can have ended at RIP */
+	if (moved && (c->nbefore < 1 || (last != 0xa4 && last != 0xa5 && last != 0xaa && last != 0xab)))
+		return 0;
 	for (int len = moved ? 15 : 0; len >= (moved ? 1 : 0); len--) {
 		uint64_t at = (r->rip - (uint64_t)len) & mask, amask, step, rdi, g;
 		int avail = moved ? len : 15, size;

@@ -132,3 +132,18 @@ def test_a_load_left_uncompleted_runs_again(partition: Partition, memory: GuestM
     _complete(vp, {"rip": third.next_rip, "rax": 0x5678}, how)
     assert isinstance(vp.run(), HaltIntercept)
     assert vp.reg_read("rax") == 0x5678
+
+
+def test_mmio_writes_report_the_sixteen_bytes_at_the_store(partition: Partition, memory: GuestMemory) -> None:
+    """A plain write is reported from the code read once around RIP (run.c): the message
+    still carries the 16 bytes from the store on, as the hypervisor's does."""
+    body = "mov %eax, 8(%rbx)\nmov %rax, (%rbx)\nmov %ax, 4(%rbx)\nhlt\n" + "nop\n" * 16
+    vp = _guest(partition, memory, body)
+    _warm_up(vp, "regpage")
+    for _ in range(3):
+        exit_ = vp.run()
+        assert isinstance(exit_, MemoryIntercept) and exit_.is_write
+        rip = exit_.header.rip
+        assert bytes(exit_.instruction_bytes) == memory.read(rip, 16)
+        vp.complete_registers({"rip": exit_.next_rip})
+    assert isinstance(vp.run(), HaltIntercept)

@@ -28,8 +28,8 @@
  *    saves it but relies on KVM dropping a pending access when RIP changed,
  *    which the emulated-PIO path, complete_emulated_pio, does not promise).
  *    Two exceptions skip it: a plain IN (emu_exit_in) and a plain MOV load
- *    from MMIO (emu_mmio_load_deferred), settled at the next RUN_VP only if
- *    the VMM's completion is not what KVM's pending one would write.
+ *    from MMIO, settled at the next RUN_VP only if the VMM's completion is
+ *    not what KVM's pending one would write (emu_load_deferred).
  *  - MMIO writes: on some hosts done at the exit with RIP past the store. As
  *    for OUT, the first plain one-fragment write is settled to learn that;
  *    later ones are reported from the instruction found ending at RIP, with
@@ -70,7 +70,7 @@ static atomic_int emu_mmio_write_mode = EMU_OUT_UNKNOWN;
  * A plain MOV load from MMIO (emu_mmio_plain_load): EMU_OUT_DONE once the
  * first one, settled, showed KVM's completion to be exactly "destination
  * register = data, RIP past the instruction"; from then on the settle is
- * deferred (emu_mmio_load_deferred). EMU_OUT_PENDING: never deferred.
+ * deferred (emu_load_deferred). EMU_OUT_PENDING: never deferred.
  */
 static atomic_int emu_mmio_read_mode = EMU_OUT_UNKNOWN;
 
@@ -186,7 +186,7 @@ static int emu_settle_now(struct emu_vp *vp)
 /*
  * Register access between RUN_VPs needs nothing settled: s.regs already
  * holds the mshv view, and the only access KVM may still hold (a deferred
- * IN) is resolved by the next RUN_VP from where the VMM left RIP.
+ * IN or MMIO load) is resolved by the next RUN_VP (emu_settle_deferred).
  */
 int emu_vp_settle(struct emu_vp *vp)
 {
@@ -305,14 +305,16 @@ static void emu_io_guess(const struct kvm_run *run, struct emu_io_insn *d)
 
 /*
  * IN: pending on every host with RIP at the instruction, which is already
- * the mshv view. KVM completes it in the next KVM_RUN only if RIP is still
- * there and drops it if the VMM moved RIP (complete_fast_pio_in checks
- * kvm_is_linear_rip), so the settle is deferred to the next RUN_VP and done
- * only when the VMM left RIP at the IN (saves a KVM_RUN, a large share of
- * the cost of an IN exit). INS is settled at once.
+ * the mshv view. What the next KVM_RUN does with it depends on the host:
+ * complete_fast_pio_in drops it once RIP moved (kvm_is_linear_rip), but
+ * complete_emulated_pio (an IN KVM's emulator ran) writes RAX, RIP past the
+ * IN and RFLAGS as at the exit whatever the VMM wrote. So the settle is
+ * deferred to the next RUN_VP (emu_load_deferred) and skipped when the
+ * VMM's completion is what either would write (saves a KVM_RUN, a large
+ * share of the cost of an IN exit). INS is settled at once.
  */
 static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_insn *d,
-		       int bits, const uint8_t *bytes, int nbytes)
+		       bool decoded, int bits, const uint8_t *bytes, int nbytes)
 {
 	struct kvm_run *run = vp->run;
 	struct kvm_run saved;
@@ -321,6 +323,10 @@ static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_
 	if (!d->string) {
 		vp->pending = EMU_PENDING_IN;
 		vp->pending_rip = r.rip;
+		vp->pending_regs = r;
+		vp->pending_len = (uint8_t)(decoded ? d->len : 0);	/* 0: never let KVM complete it */
+		vp->pending_reg = 0;	/* RAX */
+		vp->pending_size = (uint8_t)d->size;
 		emu_io_message(vp, msg, &r, r.rip, d, bytes, nbytes);
 		return 0;
 	}
@@ -349,18 +355,19 @@ static uint64_t emu_load_result(uint64_t old, uint64_t data, int size)
 }
 
 /*
- * A deferred MMIO load: the next KVM_RUN runs complete_emulated_mmio, which
- * copies run->mmio.data into the destination register and writes RIP past
- * the instruction and RFLAGS as they were at the exit (x86_emulate_instruction
- * after the emulator's writeback), whatever the VMM wrote. So it may go
- * ahead only when the VMM's completion is exactly such a load: RIP past the
- * instruction, RFLAGS and every other general register as at the exit,
- * segments and events untouched, and a destination that some data gives;
- * that data goes into run->mmio.data. Any other completion (a VMM that left
- * RIP at the load, emulated it differently or moved the VP elsewhere) is
- * settled and then overwritten with what the VMM wrote, as for IN.
+ * A deferred MMIO load or IN: the next KVM_RUN runs complete_emulated_mmio
+ * (or complete_emulated_pio), which copies the data into the destination
+ * register and writes RIP past the instruction and RFLAGS as they were at
+ * the exit (x86_emulate_instruction after the emulator's writeback), whatever
+ * the VMM wrote. So it may go ahead only when the VMM's completion is exactly
+ * such a load: RIP past the instruction, RFLAGS and every other general
+ * register as at the exit, segments and events untouched, and a destination
+ * that some data gives; that data goes into run->mmio.data (the PIO data for
+ * IN). Any other completion (a VMM that left RIP at the load, emulated it
+ * differently or moved the VP elsewhere) is settled and then overwritten
+ * with what the VMM wrote.
  */
-static bool emu_mmio_load_deferred(struct emu_vp *vp)
+static bool emu_load_deferred(struct emu_vp *vp)
 {
 	struct kvm_run *run = vp->run;
 	struct kvm_regs now = run->s.regs.regs, exp = vp->pending_regs;
@@ -381,14 +388,14 @@ static bool emu_mmio_load_deferred(struct emu_vp *vp)
 	exp.rip = now.rip;
 	if (memcmp(&now, &exp, sizeof(now)) != 0)
 		return false;
-	memcpy(run->mmio.data, &data, sizeof(data));
+	if (vp->pending == EMU_PENDING_IN)
+		memcpy((char *)run + run->io.data_offset, &data, (size_t)size);
+	else
+		memcpy(run->mmio.data, &data, sizeof(data));
 	return true;
 }
 
-/*
- * Before KVM_RUN: a deferred IN whose RIP the VMM did not move must not
- * complete, nor a deferred MMIO load that KVM would complete differently.
- */
+/* Before KVM_RUN: a deferred IN or MMIO load that KVM would complete differently is settled. */
 static int emu_settle_deferred(struct emu_vp *vp)
 {
 	struct kvm_run *run = vp->run;
@@ -397,13 +404,11 @@ static int emu_settle_deferred(struct emu_vp *vp)
 
 	if (pending == EMU_PENDING_NONE)
 		return 0;
-	vp->pending = EMU_PENDING_NONE;
-	if (pending == EMU_PENDING_MMIO_READ) {
-		if (emu_mmio_load_deferred(vp))
-			return 0;
-	} else if (run->s.regs.regs.rip != vp->pending_rip) {
-		return 0;	/* KVM drops it (RIP changed) */
+	if ((pending == EMU_PENDING_MMIO_READ || vp->pending_len) && emu_load_deferred(vp)) {
+		vp->pending = EMU_PENDING_NONE;
+		return 0;
 	}
+	vp->pending = EMU_PENDING_NONE;
 	/* complete it with zeros, then put back what the VMM left: the IN runs again */
 	want = run->s.regs.regs;
 	if (emu_settle_now(vp) < 0)
@@ -450,7 +455,7 @@ static int emu_exit_io(struct emu_vp *vp, struct hv_message *msg)
 	if (run->io.direction == KVM_EXIT_IO_IN) {
 		if (!have)
 			emu_io_guess(run, &d);
-		return emu_exit_in(vp, msg, &d, bits, w.b + w.nb, w.na);
+		return emu_exit_in(vp, msg, &d, have, bits, w.b + w.nb, w.na);
 	}
 	/* a REP OUTS still in progress: RIP stays at it until RCX is 0 */
 	if (have && d.string && d.rep && (r.rcx & emu_ip_mask(d.addr_bits)) != 0) {
@@ -540,7 +545,7 @@ static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uin
 
 /*
  * The first plain MOV load, settled with zero data: did KVM do exactly what
- * emu_mmio_load_deferred assumes (destination = 0 merged by size, RIP past
+ * emu_load_deferred assumes (destination = 0 merged by size, RIP past
  * the decoded length, nothing else changed)? Then later loads are deferred.
  */
 static void emu_mmio_load_learn(const struct kvm_regs *at, const struct kvm_regs *after,
@@ -596,7 +601,7 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		if (emu_mmio_plain_load(vp, insn, ninsn, r.rip, gpa, run->mmio.len, bits,
 					&load) == 0) {
 			if (atomic_load(&emu_mmio_read_mode) == EMU_OUT_DONE) {
-				/* settled by the next RUN_VP: emu_mmio_load_deferred */
+				/* settled by the next RUN_VP: emu_load_deferred */
 				vp->pending = EMU_PENDING_MMIO_READ;
 				vp->pending_regs = r;
 				vp->pending_len = (uint8_t)load.len;

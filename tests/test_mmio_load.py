@@ -150,7 +150,9 @@ def test_mmio_writes_report_the_sixteen_bytes_at_the_store(partition: Partition,
 
 
 @pytest.mark.parametrize("how", ["regpage", "hvcall"])
-def test_an_in_completion_unlike_kvms_is_honoured(partition: Partition, memory: GuestMemory, how: str) -> None:
+def test_an_in_completion_unlike_kvms_is_honoured(
+    partition: Partition, memory: GuestMemory, how: str
+) -> None:
     """IN is reported with KVM's completion still pending too (run.c, emu_exit_in): what the VMM
     writes (upper RAX bits, another register, RFLAGS, RIP) is what the guest gets, and an IN
     left at its RIP runs again."""

@@ -324,7 +324,8 @@ static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_
 		vp->pending = EMU_PENDING_IN;
 		vp->pending_rip = r.rip;
 		vp->pending_regs = r;
-		vp->pending_len = (uint8_t)(decoded ? d->len : 0);	/* 0: never let KVM complete it */
+		/* 0: KVM never completes it (under TF its completion would also inject #DB) */
+		vp->pending_len = (uint8_t)(decoded && !(r.rflags & X86_RFLAGS_TF) ? d->len : 0);
 		vp->pending_reg = 0;	/* RAX */
 		vp->pending_size = (uint8_t)d->size;
 		emu_io_message(vp, msg, &r, r.rip, d, bytes, nbytes);

@@ -218,6 +218,8 @@ struct emu_vp {
 	 */
 	int pending;			/* enum emu_pending in run.c, 0 = none */
 	uint64_t pending_rip;
+	struct kvm_regs pending_regs;	/* a deferred MMIO load: the registers at the exit */
+	uint8_t pending_len, pending_reg, pending_size;	/* its length, destination, size */
 	atomic_bool running;		/* inside KVM_RUN */
 	pthread_t run_thread;
 	/* ---- run.c/regs.c/vpstate.c (owner: run) ---- */

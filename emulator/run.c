@@ -27,6 +27,9 @@
  *    exit (the lazy alternative, settling only when the VMM leaves RIP alone,
  *    saves it but relies on KVM dropping a pending access when RIP changed,
  *    which the emulated-PIO path, complete_emulated_pio, does not promise).
+ *    Two exceptions skip it: a plain IN (emu_exit_in) and a plain MOV load
+ *    from MMIO, settled at the next RUN_VP only if the VMM's completion is
+ *    not what KVM's pending one would write (emu_load_deferred).
  *  - MMIO writes: on some hosts done at the exit with RIP past the store. As
  *    for OUT, the first plain one-fragment write is settled to learn that;
  *    later ones are reported from the instruction found ending at RIP, with
@@ -50,9 +53,10 @@
 
 #define EMU_SYNC_ALL (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
 #define EMU_SETTLE_MAX 4096		/* KVM_RUNs to drain one string instruction */
+#define X86_RFLAGS_TF (1ULL << 8)	/* single-step: KVM's completion would inject #DB */
 
 /* vp->pending: what KVM still holds from the last exit */
-enum emu_pending { EMU_PENDING_NONE, EMU_PENDING_IN };
+enum emu_pending { EMU_PENDING_NONE, EMU_PENDING_IN, EMU_PENDING_MMIO_READ };
 
 /* How this host's KVM leaves a non-string OUT: unknown, pending, or done at exit. */
 enum { EMU_OUT_UNKNOWN, EMU_OUT_PENDING, EMU_OUT_DONE };
@@ -62,6 +66,13 @@ static atomic_int emu_out_mode = EMU_OUT_UNKNOWN;
  * settle showed it done at the exit; until then every write is settled.
  */
 static atomic_int emu_mmio_write_mode = EMU_OUT_UNKNOWN;
+/*
+ * A plain MOV load from MMIO (emu_mmio_plain_load): EMU_OUT_DONE once the
+ * first one, settled, showed KVM's completion to be exactly "destination
+ * register = data, RIP past the instruction"; from then on the settle is
+ * deferred (emu_load_deferred). EMU_OUT_PENDING: never deferred.
+ */
+static atomic_int emu_mmio_read_mode = EMU_OUT_UNKNOWN;
 
 /*
  * Signals. The kernel's RUN_VP returns EINTR whenever a signal is pending for
@@ -175,7 +186,7 @@ static int emu_settle_now(struct emu_vp *vp)
 /*
  * Register access between RUN_VPs needs nothing settled: s.regs already
  * holds the mshv view, and the only access KVM may still hold (a deferred
- * IN) is resolved by the next RUN_VP from where the VMM left RIP.
+ * IN or MMIO load) is resolved by the next RUN_VP (emu_settle_deferred).
  */
 int emu_vp_settle(struct emu_vp *vp)
 {
@@ -294,14 +305,16 @@ static void emu_io_guess(const struct kvm_run *run, struct emu_io_insn *d)
 
 /*
  * IN: pending on every host with RIP at the instruction, which is already
- * the mshv view. KVM completes it in the next KVM_RUN only if RIP is still
- * there and drops it if the VMM moved RIP (complete_fast_pio_in checks
- * kvm_is_linear_rip), so the settle is deferred to the next RUN_VP and done
- * only when the VMM left RIP at the IN (saves a KVM_RUN, a large share of
- * the cost of an IN exit). INS is settled at once.
+ * the mshv view. What the next KVM_RUN does with it depends on the host:
+ * complete_fast_pio_in drops it once RIP moved (kvm_is_linear_rip), but
+ * complete_emulated_pio (an IN KVM's emulator ran) writes RAX, RIP past the
+ * IN and RFLAGS as at the exit whatever the VMM wrote. So the settle is
+ * deferred to the next RUN_VP (emu_load_deferred) and skipped when the
+ * VMM's completion is what either would write (saves a KVM_RUN, a large
+ * share of the cost of an IN exit). INS is settled at once.
  */
 static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_insn *d,
-		       int bits, const uint8_t *bytes, int nbytes)
+		       bool decoded, int bits, const uint8_t *bytes, int nbytes)
 {
 	struct kvm_run *run = vp->run;
 	struct kvm_run saved;
@@ -310,6 +323,11 @@ static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_
 	if (!d->string) {
 		vp->pending = EMU_PENDING_IN;
 		vp->pending_rip = r.rip;
+		vp->pending_regs = r;
+		/* 0: KVM never completes it (under TF its completion would also inject #DB) */
+		vp->pending_len = (uint8_t)(decoded && !(r.rflags & X86_RFLAGS_TF) ? d->len : 0);
+		vp->pending_reg = 0;	/* RAX */
+		vp->pending_size = (uint8_t)d->size;
 		emu_io_message(vp, msg, &r, r.rip, d, bytes, nbytes);
 		return 0;
 	}
@@ -322,17 +340,76 @@ static int emu_exit_in(struct emu_vp *vp, struct hv_message *msg, struct emu_io_
 	return 0;
 }
 
-/* Before KVM_RUN: a deferred IN whose RIP the VMM did not move must not complete. */
+/*
+ * The value of a destination register of `size` bytes after a MOV load of
+ * `data` into `old`: a 32-bit destination is zero-extended, 8 and 16 bits
+ * keep the upper bytes (assign_register in arch/x86/kvm/emulate.c).
+ */
+static uint64_t emu_load_result(uint64_t old, uint64_t data, int size)
+{
+	switch (size) {
+	case 1: return (old & ~0xffULL) | (data & 0xff);
+	case 2: return (old & ~0xffffULL) | (data & 0xffff);
+	case 4: return data & 0xffffffffULL;
+	}
+	return data;
+}
+
+/*
+ * A deferred MMIO load or IN: the next KVM_RUN runs complete_emulated_mmio
+ * (or complete_emulated_pio), which copies the data into the destination
+ * register and writes RIP past the instruction and RFLAGS as they were at
+ * the exit (x86_emulate_instruction after the emulator's writeback), whatever
+ * the VMM wrote. So it may go ahead only when the VMM's completion is exactly
+ * such a load: RIP past the instruction, RFLAGS and every other general
+ * register as at the exit, segments and events untouched, and a destination
+ * that some data gives; that data goes into run->mmio.data (the PIO data for
+ * IN). Any other completion (a VMM that left RIP at the load, emulated it
+ * differently or moved the VP elsewhere) is settled and then overwritten
+ * with what the VMM wrote.
+ */
+static bool emu_load_deferred(struct emu_vp *vp)
+{
+	struct kvm_run *run = vp->run;
+	struct kvm_regs now = run->s.regs.regs, exp = vp->pending_regs;
+	int bits = emu_code_bits(&run->s.regs.sregs), size = vp->pending_size;
+	uint64_t data;
+	__u64 *dst;
+
+	if (run->kvm_dirty_regs & (KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS))
+		return false;
+	if (now.rip != ((exp.rip + vp->pending_len) & emu_ip_mask(bits)) ||
+	    now.rflags != exp.rflags)
+		return false;
+	data = *emu_gpr_ptr(&now, vp->pending_reg);
+	dst = emu_gpr_ptr(&exp, vp->pending_reg);
+	if (emu_load_result(*dst, data, size) != data)
+		return false;
+	*dst = data;
+	exp.rip = now.rip;
+	if (memcmp(&now, &exp, sizeof(now)) != 0)
+		return false;
+	if (vp->pending == EMU_PENDING_IN)
+		memcpy((char *)run + run->io.data_offset, &data, (size_t)size);
+	else
+		memcpy(run->mmio.data, &data, sizeof(data));
+	return true;
+}
+
+/* Before KVM_RUN: a deferred IN or MMIO load that KVM would complete differently is settled. */
 static int emu_settle_deferred(struct emu_vp *vp)
 {
 	struct kvm_run *run = vp->run;
 	struct kvm_regs want;
+	int pending = vp->pending;
 
-	if (vp->pending != EMU_PENDING_IN)
+	if (pending == EMU_PENDING_NONE)
 		return 0;
+	if ((pending == EMU_PENDING_MMIO_READ || vp->pending_len) && emu_load_deferred(vp)) {
+		vp->pending = EMU_PENDING_NONE;
+		return 0;
+	}
 	vp->pending = EMU_PENDING_NONE;
-	if (run->s.regs.regs.rip != vp->pending_rip)
-		return 0;	/* KVM drops it (RIP changed) */
 	/* complete it with zeros, then put back what the VMM left: the IN runs again */
 	want = run->s.regs.regs;
 	if (emu_settle_now(vp) < 0)
@@ -379,7 +456,7 @@ static int emu_exit_io(struct emu_vp *vp, struct hv_message *msg)
 	if (run->io.direction == KVM_EXIT_IO_IN) {
 		if (!have)
 			emu_io_guess(run, &d);
-		return emu_exit_in(vp, msg, &d, bits, w.b + w.nb, w.na);
+		return emu_exit_in(vp, msg, &d, have, bits, w.b + w.nb, w.na);
 	}
 	/* a REP OUTS still in progress: RIP stays at it until RCX is 0 */
 	if (have && d.string && d.rep && (r.rcx & emu_ip_mask(d.addr_bits)) != 0) {
@@ -438,7 +515,7 @@ static bool emu_mmio_one_fragment(uint64_t gpa, uint32_t len)
  * and size, take the settled path.
  */
 static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uint64_t gpa,
-				      int bits, uint64_t *len)
+				      int bits, uint64_t *len, uint8_t insn[16], int *ninsn)
 {
 	const struct kvm_run *run = vp->run;
 	struct kvm_regs probe = *r;
@@ -458,7 +535,30 @@ static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uin
 		return false;
 	*len = (uint64_t)n;
 	r->rip = (r->rip - *len) & emu_ip_mask(bits);
+	/* the message's instruction bytes, from the code already read, as emu_fetch_instruction */
+	if (c.nat >= 16 - n) {
+		memcpy(insn, c.before + 15 - n, (size_t)n);
+		memcpy(insn + n, c.at, (size_t)(16 - n));
+		*ninsn = 16;
+	}
 	return true;
+}
+
+/*
+ * The first plain MOV load, settled with zero data: did KVM do exactly what
+ * emu_load_deferred assumes (destination = 0 merged by size, RIP past
+ * the decoded length, nothing else changed)? Then later loads are deferred.
+ */
+static void emu_mmio_load_learn(const struct kvm_regs *at, const struct kvm_regs *after,
+				const struct emu_mmio_load *load, int bits)
+{
+	struct kvm_regs exp = *at;
+	__u64 *dst = emu_gpr_ptr(&exp, load->reg);
+
+	*dst = emu_load_result(*dst, 0, load->size);
+	exp.rip = (at->rip + (uint64_t)load->len) & emu_ip_mask(bits);
+	atomic_store(&emu_mmio_read_mode, memcmp(&exp, after, sizeof(exp)) == 0 ?
+				       EMU_OUT_DONE : EMU_OUT_PENDING);
 }
 
 /*
@@ -474,6 +574,11 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 	uint64_t gpa = run->mmio.phys_addr, len = 0;
 	struct emu_region *region;
 	int bits = emu_code_bits(&run->s.regs.sregs);
+	struct emu_mmio_load load;
+	uint8_t insn[16];
+	uint64_t fetched_rip = r.rip;
+	int ninsn = -1;
+	bool learn = false;
 
 	if (run->mmio.is_write && run->mmio.len <= 8) {
 		uint64_t data = 0;
@@ -486,10 +591,33 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 			return 0;
 		}
 	}
-	if (emu_mmio_plain_write_done(vp, &r, gpa, bits, &len))
+	if (emu_mmio_plain_write_done(vp, &r, gpa, bits, &len, insn, &ninsn)) {
+		fetched_rip = r.rip;
 		goto report;	/* nothing to settle: see emu_mmio_plain_write_done */
+	}
+	if (!run->mmio.is_write && emu_mmio_one_fragment(gpa, run->mmio.len) &&
+	    !(r.rflags & X86_RFLAGS_TF) &&
+	    atomic_load(&emu_mmio_read_mode) != EMU_OUT_PENDING) {
+		ninsn = emu_fetch_instruction(vp, r.rip, insn);
+		if (emu_mmio_plain_load(vp, insn, ninsn, r.rip, gpa, run->mmio.len, bits,
+					&load) == 0) {
+			if (atomic_load(&emu_mmio_read_mode) == EMU_OUT_DONE) {
+				/* settled by the next RUN_VP: emu_load_deferred */
+				vp->pending = EMU_PENDING_MMIO_READ;
+				vp->pending_regs = r;
+				vp->pending_len = (uint8_t)load.len;
+				vp->pending_reg = (uint8_t)load.reg;
+				vp->pending_size = (uint8_t)load.size;
+				len = (uint64_t)load.len;
+				goto report;
+			}
+			learn = true;
+		}
+	}
 	if (emu_settle_now(vp) < 0)
 		return -1;
+	if (learn)
+		emu_mmio_load_learn(&r, &run->s.regs.regs, &load, bits);
 	if (run->s.regs.regs.rip != r.rip) {
 		/* pending until now (reads, and writes on other hosts): RIP was at it */
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
@@ -531,8 +659,10 @@ report:
 	m->memory_access_info = 0;
 	m->guest_virtual_address = 0;
 	m->guest_physical_address = gpa;
-	m->instruction_byte_count = (uint8_t)emu_fetch_instruction(vp, r.rip,
-								   m->instruction_bytes);
+	if (ninsn < 0 || r.rip != fetched_rip)
+		ninsn = emu_fetch_instruction(vp, r.rip, insn);
+	m->instruction_byte_count = (uint8_t)ninsn;
+	memcpy(m->instruction_bytes, insn, sizeof(m->instruction_bytes));
 	return 1;
 }
 

@@ -457,7 +457,15 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
 void emu_mmio_code_fetch(struct emu_vp *vp, uint64_t rip, int bits, struct emu_mmio_code *c)
 {
 	uint64_t mask = emu_ip_mask(bits);
+	uint8_t both[30];
 
+	/* usually one read (one page walk) for both sides of RIP */
+	if (emu_fetch_code(vp, (rip - 15) & mask, both, 30) == 30) {
+		memcpy(c->before, both, 15);
+		memcpy(c->at, both + 15, 15);
+		c->nbefore = c->nat = 15;
+		return;
+	}
 	c->nat = emu_fetch_code(vp, rip, c->at, 15);
 	/* as many bytes before RIP as can be read (fewer only at an unreadable page) */
 	for (c->nbefore = 15; c->nbefore > 0; c->nbefore--)
@@ -507,6 +515,48 @@ int emu_mmio_write_start(struct emu_vp *vp, const struct emu_mmio_code *c, uint6
 	return addr_match > 0 ? addr_match : fallback;
 }
 
+/* ---- a plain MOV load whose MMIO read KVM holds pending ------------------------ */
+
+__u64 *emu_gpr_ptr(struct kvm_regs *r, int n)
+{
+	__u64 *v[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi,
+			 &r->rdi, &r->r8, &r->r9, &r->r10, &r->r11, &r->r12, &r->r13,
+			 &r->r14, &r->r15 };
+
+	return v[n & 15];
+}
+
+/*
+ * MOV r8, m8 (8A) or MOV r16/32/64, m (8B) at rip, reading access_len bytes
+ * at gpa: for these KVM's emulator (em_mov) only copies the data it read
+ * into the destination register and moves RIP past the instruction. LOCK
+ * and REP prefixes, the high-byte registers AH-BH (no REX, 8A with reg
+ * 4-7) and any operand not at gpa are left out.
+ */
+int emu_mmio_plain_load(struct emu_vp *vp, const uint8_t *code, int avail, uint64_t rip,
+			uint64_t gpa, uint32_t access_len, int bits, struct emu_mmio_load *ld)
+{
+	struct emu_insn d;
+	uint64_t linear, g;
+
+	if (emu_decode_insn(code, avail, bits, &d) < 0 || !d.has_modrm || !d.has_mem ||
+	    (d.opcode != 0x8a && d.opcode != 0x8b))
+		return -1;
+	for (int i = 0; i < d.len && code[i] != d.opcode; i++)
+		if (code[i] == 0xf0 || code[i] == 0xf2 || code[i] == 0xf3)
+			return -1;
+	ld->len = d.len;
+	ld->reg = ((d.modrm >> 3) & 7) | ((d.rex & 4) << 1);
+	ld->size = d.opcode == 0x8a ? 1 : emu_insn_full_size(code, &d, bits);
+	if ((uint32_t)ld->size != access_len || (ld->size == 1 && !d.rex && ld->reg >= 4))
+		return -1;
+	if (emu_insn_linear(vp, &d, code, (rip + (uint64_t)d.len) & emu_ip_mask(bits), bits,
+			    &linear) < 0 ||
+	    emu_linear_to_gpa(vp, linear, &g) < 0 || g != gpa)
+		return -1;
+	return 0;
+}
+
 /* A STOS or MOVS at code[]: its element size and whether it has a REP prefix. */
 static bool emu_string_store(const uint8_t *code, const struct emu_insn *d, int bits, int *size,
 			     bool *rep)
@@ -554,7 +604,11 @@ int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c, struc
 {
 	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
 	uint64_t mask = emu_ip_mask(bits);
+	uint8_t last = c->before[14];
 
+	/* STOS/MOVS end with their opcode: nothing else can have ended at RIP */
+	if (moved && (c->nbefore < 1 || (last != 0xa4 && last != 0xa5 && last != 0xaa && last != 0xab)))
+		return 0;
 	for (int len = moved ? 15 : 0; len >= (moved ? 1 : 0); len--) {
 		uint64_t at = (r->rip - (uint64_t)len) & mask, amask, step, rdi, g;
 		int avail = moved ? len : 15, size;

@@ -48,4 +48,17 @@ int emu_mmio_write_start(struct emu_vp *vp, const struct emu_mmio_code *c, uint6
 int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c, struct kvm_regs *r,
 			 uint64_t gpa, uint32_t access_len, int bits, bool moved);
 
+/* A plain MOV load from memory into a general register (8A/8B). */
+struct emu_mmio_load {
+	int len;		/* instruction bytes */
+	int reg;		/* destination, 0-15 in ModRM order (RAX, RCX, ...) */
+	int size;		/* bytes read: 1, 2, 4 or 8 */
+};
+
+/* Is code[0..avail) at rip a plain MOV load of access_len bytes at gpa? 0 with *ld, or -1. */
+int emu_mmio_plain_load(struct emu_vp *vp, const uint8_t *code, int avail, uint64_t rip,
+			uint64_t gpa, uint32_t access_len, int bits, struct emu_mmio_load *ld);
+/* The register number n (ModRM order) of *r. */
+__u64 *emu_gpr_ptr(struct kvm_regs *r, int n);
+
 #endif /* MSHV_EMU_X86DECODE_H */

@@ -113,17 +113,21 @@ class RunState:
         return int(ffi.cast("uintptr_t", self.word))
 
     # -- the runner's side -------------------------------------------------------------------
-    def enter(self, what: str) -> None:
-        """Record the calling thread as the one running the VP; refuses a second runner."""
-        me = _native_id()
-        if self.tid:
-            where = "this thread" if self.tid == me else f"thread {self.tid}"
-            raise RuntimeError(f"{what} is already running in {where}")
-        self.tid = me
+    def enter(self, what: str, tid: int = 0) -> None:
+        """Record the calling thread (its kernel id ``tid``, found when 0) as the one running the
+        VP; refuses a second runner."""
+        me = tid or _native_id()
+        with self._lock:
+            if self.tid:
+                where = "this thread" if self.tid == me else f"thread {self.tid}"
+                raise RuntimeError(f"{what} is already running in {where}")
+            self.tid = me
 
     def leave(self) -> None:
-        """The run is over: no kick is sent to this thread for it any more."""
-        self.tid = 0
+        """The run is over: no kick is sent to this thread for it any more. Under the lock kicks
+        are sent under, so a kick in flight ends first and none reaches the thread's next run."""
+        with self._lock:
+            self.tid = 0
 
     def take_request(self) -> bool:
         """Take a pending interrupt request (True), under the lock kicks are sent under."""

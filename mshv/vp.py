@@ -204,9 +204,7 @@ class Vp(FdOwner):
         if self._fd < 0:
             self._live()  # raises
         run = self._run_state
-        if run.tid:
-            run.enter(self._what)  # raises: a run is already in progress
-        run.tid = _thread_id()
+        run.enter(self._what, _thread_id())  # raises: a run is already in progress
         self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
         try:
             exit_ = native.run()
@@ -214,7 +212,7 @@ class Vp(FdOwner):
                 self._not_run(exit_, interruptible)
                 exit_ = native.run()
         finally:
-            run.tid = 0
+            run.leave()
         return self._exited(exit_)
 
     def _exited(self, exit_: Intercept) -> Intercept:
@@ -244,9 +242,7 @@ class Vp(FdOwner):
         deadline = None if timeout is None else _kick.deadline_after(timeout)
         run = self._run_state
         word, run_buf, native = run.word, self._run_buf, self._native
-        if run.tid:
-            run.enter(self._what)  # raises: a run is already in progress
-        run.tid = _thread_id()
+        run.enter(self._what, _thread_id())  # raises: a run is already in progress
         self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
         try:
             if deadline is not None:
@@ -281,7 +277,7 @@ class Vp(FdOwner):
                 if interruptible and not word[0]:
                     raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}")
         finally:
-            run.tid = 0
+            run.leave()
             if deadline is not None:
                 _kick.unwatch(run)
         return self._exited(exit_)

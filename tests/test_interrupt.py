@@ -193,3 +193,46 @@ def test_a_handler_may_interrupt_its_own_loop(backend_ready: None, native: bool)
         loop.on_io(0x10, once)
         result = loop.run()
         assert (result.reason, result.exits, seen) == ("stopped", 1, [0x10])
+
+
+def test_no_kick_reaches_a_run_after_it_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kick in flight when its run ends finishes before ``leave()`` returns, so it cannot land
+    in the thread's next run (of any VP) as a stray EINTR: the runner's leave and the kicker's
+    send are ordered by one lock. The send is slowed down here to hold the race open."""
+    from mshv import _kick
+
+    events: list[str] = []
+    started = threading.Event()
+
+    class SlowKick:
+        def mshv_kick_thread(self, tid: int) -> int:
+            events.append("kick sent")
+            started.set()
+            time.sleep(0.05)
+            events.append("kick done")
+            return 0
+
+    monkeypatch.setattr(_kick, "lib", SlowKick())
+    state = _kick.RunState()
+    state.tid = threading.get_native_id() + 1  # a run in progress on some other thread
+    kicker = threading.Thread(target=state.kick)
+    kicker.start()
+    assert started.wait(5)
+    state.leave()
+    events.append("left")
+    kicker.join()
+    assert events == ["kick sent", "kick done", "left"]
+    state.kick()  # after the run left: nothing is sent
+    assert events == ["kick sent", "kick done", "left"] and state.kicks == 1
+
+
+def test_a_second_runner_is_refused_under_the_lock() -> None:
+    from mshv import _kick
+
+    state = _kick.RunState()
+    state.enter("VP 0")
+    with pytest.raises(RuntimeError, match="already running in this thread"):
+        state.enter("VP 0")
+    state.leave()
+    state.enter("VP 0")
+    state.leave()

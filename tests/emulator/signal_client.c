@@ -176,7 +176,9 @@ static bool pc_in(uintptr_t pc, const char *name)
 /*
  * Before the thread is inside RUN_VP: in this program's own code, or in the
  * ioctl() interposer and the emulator's dispatch before its RUN_VP began
- * (the equivalent of libc's ioctl wrapper before the system call).
+ * (the equivalent of libc's ioctl wrapper before the system call), or in a
+ * sanitizer runtime's ioctl interceptor, which runs before the interposer
+ * when the runtime is preloaded first.
  */
 static bool pc_early(uintptr_t pc)
 {
@@ -186,7 +188,8 @@ static bool pc_early(uintptr_t pc)
 		return false;
 	if (at.dli_fbase == self.dli_fbase)
 		return true;
-	return pc_in(pc, "ioctl") || pc_in(pc, "mshv_emu_ioctl");
+	return pc_in(pc, "ioctl") || pc_in(pc, "mshv_emu_ioctl") ||
+	       pc_in(pc, "__interceptor_ioctl") || pc_in(pc, "___interceptor_ioctl");
 }
 
 static timer_t thread_timer(int sig)

@@ -174,5 +174,7 @@ cdef class RunCalls:
     cdef dict _mtypes                 # message type number -> its HvMessageType member
     cdef object _decode               # mshv.intercepts.decode: every other message type
 
+    cdef object _intercept(self, object kind, hv_message *msg, hv_x64_intercept_message_header *h,
+                           object raw)
     cdef object _io(self, hv_message *msg, object raw)
     cdef object _memory(self, hv_message *msg, object raw)

@@ -380,12 +380,10 @@ cdef class RunCalls:
             return self._memory(msg, raw)
         return self._decode(raw)
 
-    cdef object _io(self, hv_message *msg, object raw):
-        # mshv.intercepts._io: the same fields, the same values
-        cdef hv_x64_io_port_intercept_message *m = <hv_x64_io_port_intercept_message *>msg.payload
-        cdef hv_x64_intercept_message_header *h = &m.header
-        cdef uint8_t info = m.access_info
-        o = _new_slots(self._io_type)
+    cdef object _intercept(self, object kind, hv_message *msg, hv_x64_intercept_message_header *h,
+                           object raw):
+        """A new ``kind`` with the fields every x64 intercept has (mshv.intercepts.X64Intercept)."""
+        o = _new_slots(kind)
         o.message_type = self._mtypes[msg.header.message_type]
         o.raw = raw
         o._header = None
@@ -393,6 +391,14 @@ cdef class RunCalls:
         o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
                               HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
         o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
+        return o
+
+    cdef object _io(self, hv_message *msg, object raw):
+        # mshv.intercepts._io: the same fields, the same values
+        cdef hv_x64_io_port_intercept_message *m = <hv_x64_io_port_intercept_message *>msg.payload
+        cdef hv_x64_intercept_message_header *h = &m.header
+        cdef uint8_t info = m.access_info
+        o = self._intercept(self._io_type, msg, h, raw)
         o.port = m.port_number
         o.size = (info & HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK) >> HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
         o.string = (info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP) != 0
@@ -406,14 +412,7 @@ cdef class RunCalls:
         cdef hv_x64_memory_intercept_message *m = <hv_x64_memory_intercept_message *>msg.payload
         cdef hv_x64_intercept_message_header *h = &m.header
         cdef int count = m.instruction_byte_count
-        o = _new_slots(self._memory_type)
-        o.message_type = self._mtypes[msg.header.message_type]
-        o.raw = raw
-        o._header = None
-        o._header_values = None  # X64Intercept.header reads raw at first access
-        o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
-                              HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
-        o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
+        o = self._intercept(self._memory_type, msg, h, raw)
         o.gpa = m.guest_physical_address
         o.gva = m.guest_virtual_address
         o.gva_valid = (m.memory_access_info & HV_X64_MEMORY_ACCESS_INFO_GVA_VALID) != 0

@@ -20,6 +20,7 @@
  *   regions.c     [driver]     MSHV_SET_GUEST_MEMORY -> KVM memslots
  *   vp.c          [driver]     MSHV_CREATE_VP, VP fd dispatch, VP mmap, VP lifetime
  *   run.c         [both]       MSHV_RUN_VP: the KVM_RUN state machine, KVM exits -> intercepts
+ *   signals.c     [library]    signals during RUN_VP: EINTR as on the kernel (wrapped or blocked)
  *   vpstate.c     [both]       MSHV_GET/SET_VP_STATE and the VP state behind it
  *   irq.c         [both]       MSHV_IRQFD, MSHV_IOEVENTFD, MSHV_SET_MSI_ROUTING, assert interrupt
  *   gpap.c        [both]       MSHV_GET_GPAP_ACCESS_BITMAP, access-state tracking
@@ -306,21 +307,20 @@ void emu_vp_destroy(struct emu_vp *vp);		/* at partition destroy */
 
 /* MSHV_RUN_VP with vp->lock held; msg receives the 256-byte message. */
 int emu_run_vp(struct emu_vp *vp, struct hv_message *msg);
-/*
- * Around a RUN_VP call (entry.c): block the catchable asynchronous signals
- * while emulator code runs, keeping the caller's mask for KVM_RUN (run.c);
- * restore it at the end, which is when a pending signal's handler runs.
- * Masks are the kernel's sigset (signal n is bit n - 1). The block is the
- * first thing mshv_emu_ioctl does for RUN_VP, a system call made inline:
- * from there on the thread is "inside the ioctl".
- */
+/* ---- signals.c: signals during RUN_VP (wrapped handlers, or blocked) -- */
+
+/* Thread-locals a signal handler reads: static TLS, no __tls_get_addr call. */
+#define EMU_TLS __thread __attribute__((tls_model("initial-exec")))
+extern bool emu_sig_wrapping;
+extern EMU_TLS volatile sig_atomic_t emu_run_inside, emu_run_signalled;
+/* Blocked mode: the catchable asynchronous signals (signal n is bit n - 1). */
 #define EMU_SIGBIT(sig) (1ULL << ((sig) - 1))
 #define EMU_RUN_SIGNALS_BLOCKED                                                              \
 	(~(EMU_SIGBIT(SIGKILL) | EMU_SIGBIT(SIGSTOP) | EMU_SIGBIT(SIGSEGV) | EMU_SIGBIT(SIGBUS) | \
 	   EMU_SIGBIT(SIGFPE) | EMU_SIGBIT(SIGILL) | EMU_SIGBIT(SIGTRAP) | EMU_SIGBIT(SIGSYS) |  \
 	   EMU_SIGBIT(SIGABRT) | EMU_SIGBIT(32) | EMU_SIGBIT(33)))	/* 32, 33: libc's own */
 
-/* rt_sigprocmask(how, set, old, 8) as one inline system call (x86-64). */
+/* rt_sigprocmask(how, set, old, 8) as one inline system call (x86-64): no libc window. */
 static inline long emu_sigprocmask_raw(int how, const uint64_t *set, uint64_t *old)
 {
 	register long r10 __asm__("r10") = sizeof(*set);
@@ -333,21 +333,48 @@ static inline long emu_sigprocmask_raw(int how, const uint64_t *set, uint64_t *o
 	return ret;
 }
 
-static inline uint64_t emu_run_signals_block(void)
+void emu_run_signals_blocked(uint64_t caller);
+
+/*
+ * The first thing mshv_emu_ioctl does for RUN_VP, inline (no call a signal
+ * could land in): from the store of emu_run_inside, or the mask system call,
+ * on the thread is inside the ioctl. Returns the caller's mask (blocked mode).
+ */
+static inline uint64_t emu_run_signals_begin(void)
 {
 	static const uint64_t blocked = EMU_RUN_SIGNALS_BLOCKED;
 	uint64_t caller = 0;
 
+	if (emu_sig_wrapping) {
+		emu_run_signalled = 0;
+		atomic_signal_fence(memory_order_seq_cst);
+		emu_run_inside = 1;
+		return 0;
+	}
 	emu_sigprocmask_raw(SIG_BLOCK, &blocked, &caller);
+	emu_run_signals_blocked(caller);
 	return caller;
 }
 
-void emu_run_signals_enter(uint64_t caller);	/* the caller's mask, for KVM_RUN */
-void emu_run_signals_restore(uint64_t caller);	/* keeps errno */
+/* The last thing RUN_VP does: the caller's mask back (blocked mode: pending handlers run). */
+void emu_run_signals_end(uint64_t caller);	/* keeps errno */
+/* run.c: the kvm_run a signal's immediate_exit goes to, for this thread's RUN_VP. */
+void emu_run_signals_target(struct kvm_run *run);
+void emu_run_signals_untarget(struct kvm_run *run);	/* keeps errno */
+/* immediate_exit = whether a signal came in during this RUN_VP (after a settle). */
+void emu_run_signals_rearm(struct kvm_run *run);	/* keeps errno */
+/* Blocked mode: KVM_RUN gets the RUN_VP caller's mask (KVM_SET_SIGNAL_MASK). */
+int emu_run_signals_kvm_mask(struct emu_vp *vp);
+/*
+ * sigaction() from the client (preload.c), for every signal but
+ * SIGSEGV/SIGBUS: 1 when handled (the result in *ret), 0 to pass it on.
+ */
+struct sigaction;
+int emu_signals_sigaction(int sig, const struct sigaction *act, struct sigaction *old, int *ret);
+
+/* ---- run.c (settle) ----------------------------------------------------- */
 /* Settle KVM's pending IO/MMIO before registers are read or written. */
 int emu_vp_settle(struct emu_vp *vp);
-/* Kick a VP out of KVM_RUN (signal delivery, teardown). */
-void emu_vp_kick(struct emu_vp *vp);
 
 /* ---- intercept.c --------------------------------------------------------- */
 

@@ -49,18 +49,16 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 
 EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 {
-	/* RUN_VP: signals wait while emulator code runs (run.c, emu_run_signals_enter) */
-	uint64_t caller = req == MSHV_RUN_VP ? emu_run_signals_block() : 0;
+	/* RUN_VP: a signal from here on ends it with EINTR (signals.c) */
+	uint64_t caller = req == MSHV_RUN_VP ? emu_run_signals_begin() : 0;
 	struct emu_file *f = emu_fd_get(fd);
 	int ret;
 
 	if (!f) {
 		if (req == MSHV_RUN_VP)
-			emu_run_signals_restore(caller);
+			emu_run_signals_end(caller);
 		return emu_sys_ioctl(fd, req, arg);
 	}
-	if (req == MSHV_RUN_VP)
-		emu_run_signals_enter(caller);
 	if (req == MSHV_CREATE_PARTITION || req == MSHV_CREATE_VP)
 		emu_fd_sweep();	/* release handles closed behind our back */
 	switch (f->kind) {
@@ -79,7 +77,7 @@ EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 	}
 	emu_fd_put(f);		/* keeps errno */
 	if (req == MSHV_RUN_VP)
-		emu_run_signals_restore(caller);	/* keeps errno */
+		emu_run_signals_end(caller);	/* keeps errno */
 	return ret;
 }
 

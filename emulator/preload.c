@@ -465,16 +465,21 @@ EMU_FSYNC(fsync)
 EMU_FSYNC(fdatasync)
 
 /*
- * SIGSEGV/SIGBUS handlers: the emulator's fault handler (uaccess.c) turns a
- * fault in a copy from or to a client pointer into EFAULT, so it must stay
- * installed when the client installs its own. The client's handler becomes
- * the one every other fault is handed to, and is what these calls report.
- * Other signals go to the next definition.
+ * Signal handlers. SIGSEGV/SIGBUS: the emulator's fault handler (uaccess.c)
+ * turns a fault in a copy from or to a client pointer into EFAULT, so it must
+ * stay installed when the client installs its own. The client's handler
+ * becomes the one every other fault is handed to, and is what these calls
+ * report. Every other handler is wrapped so that a signal landing in RUN_VP's
+ * own code ends it with EINTR (signals.c); these calls report the client's.
  */
 EMU_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+	int ret;
+
 	if (emu_fault_sigaction(sig, act, old))
 		return 0;
+	if (emu_signals_sigaction(sig, act, old, &ret))
+		return ret;
 	return EMU_CALL_NEXT(sigaction, sig, act, old);
 }
 
@@ -482,8 +487,9 @@ EMU_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
 static bool emu_signal(int sig, sighandler_t handler, int flags, bool mask_self, sighandler_t *old)
 {
 	struct sigaction act, prev;
+	int ret;
 
-	if ((sig != SIGSEGV && sig != SIGBUS) || handler == SIG_ERR)
+	if (handler == SIG_ERR || sig <= 0 || sig >= _NSIG)
 		return false;
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = handler;
@@ -491,9 +497,13 @@ static bool emu_signal(int sig, sighandler_t handler, int flags, bool mask_self,
 	sigemptyset(&act.sa_mask);
 	if (mask_self)
 		sigaddset(&act.sa_mask, sig);
-	if (!emu_fault_sigaction(sig, &act, &prev))
+	if (emu_fault_sigaction(sig, &act, &prev)) {
+		*old = prev.sa_handler;
+		return true;
+	}
+	if (!emu_signals_sigaction(sig, &act, &prev, &ret))
 		return false;
-	*old = prev.sa_handler;
+	*old = ret < 0 ? SIG_ERR : prev.sa_handler;
 	return true;
 }
 

@@ -74,64 +74,6 @@ static atomic_int emu_mmio_write_mode = EMU_OUT_UNKNOWN;
  */
 static atomic_int emu_mmio_read_mode = EMU_OUT_UNKNOWN;
 
-/*
- * Signals. The kernel's RUN_VP returns EINTR whenever a signal is pending for
- * the caller once it is inside the ioctl (mshv_run_vp_with_hyp_scheduler's
- * interruptible wait; mshv_run_vp_with_root_scheduler checks signal_pending
- * before each dispatch, xfer_to_guest_mode_handle_work), and the handler runs
- * only when the ioctl returns. Here RUN_VP is user code around KVM_RUNs: a
- * signal landing in that code would run the handler at once and be gone,
- * and the next KVM_RUN would wait on a halted guest. So for the whole call the
- * thread blocks the catchable asynchronous signals and KVM_RUN runs with the
- * caller's own mask (KVM_SET_SIGNAL_MASK: kvm_sigset_activate swaps it in
- * for the ioctl only). A signal that came in emulator code stays pending and
- * makes the next KVM_RUN return EINTR before it enters the guest; the
- * caller's mask comes back when RUN_VP returns, and the handler runs then.
- * Synchronous fault signals stay unblocked: the user-copy guard catches
- * SIGSEGV/SIGBUS, and a real crash must not be held. The emulator's kick
- * (SIGRTMAX - 1, emu_vp_kick) and any client kick (a signal to the thread)
- * reach KVM_RUN the same way.
- */
-static __thread bool emu_run_masked;
-static __thread uint64_t emu_run_caller_mask;
-
-void emu_run_signals_enter(uint64_t caller)
-{
-	emu_run_caller_mask = caller;
-	emu_run_masked = true;
-}
-
-void emu_run_signals_restore(uint64_t caller)
-{
-	int err = errno;
-
-	emu_run_masked = false;
-	emu_sigprocmask_raw(SIG_SETMASK, &caller, NULL);	/* pending handlers run here */
-	errno = err;
-}
-
-/* KVM_RUN runs with the RUN_VP caller's signal mask (one ioctl when it changes). */
-static int emu_run_sigmask_apply(struct emu_vp *vp)
-{
-	union {
-		struct kvm_signal_mask m;
-		uint8_t b[sizeof(struct kvm_signal_mask) + sizeof(uint64_t)];
-	} km;
-	uint64_t bits = emu_run_caller_mask;
-
-	if (!emu_run_masked && emu_sigprocmask_raw(SIG_BLOCK, NULL, &bits) < 0)
-		return 0;
-	if (vp->sigmask_set && vp->kvm_sigmask == bits)
-		return 0;
-	km.m.len = sizeof(bits);
-	memcpy(km.m.sigset, &bits, sizeof(bits));
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_SIGNAL_MASK, &km) < 0)
-		return -1;
-	vp->kvm_sigmask = bits;
-	vp->sigmask_set = true;
-	return 0;
-}
-
 static int emu_kvm_run(struct emu_vp *vp)
 {
 	int ret;
@@ -152,7 +94,8 @@ static int emu_kvm_run(struct emu_vp *vp)
  * returns 0 with a new exit: zero its data and go on. EINTR is the success
  * case even with a signal pending: kvm_arch_vcpu_ioctl_run calls
  * complete_userspace_io before it looks at immediate_exit or signals, and
- * the signal stays pending (blocked in emulator code) for the next KVM_RUN.
+ * the signal is kept for the next KVM_RUN (signals.c: pending while blocked,
+ * or immediate_exit set again by emu_run_signals_rearm).
  */
 static int emu_settle_now(struct emu_vp *vp)
 {
@@ -172,10 +115,10 @@ static int emu_settle_now(struct emu_vp *vp)
 		}
 		run->immediate_exit = 1;
 		if (emu_kvm_run(vp) < 0) {
-			run->immediate_exit = 0;
+			emu_run_signals_rearm(run);	/* keeps errno */
 			return errno == EINTR ? 0 : -1;
 		}
-		run->immediate_exit = 0;
+		emu_run_signals_rearm(run);
 		if (run->exit_reason != KVM_EXIT_IO && run->exit_reason != KVM_EXIT_MMIO)
 			break;
 	}
@@ -998,12 +941,12 @@ full:
 }
 
 /* mshv_run_vp_with_hyp_scheduler, with KVM_RUN as the dispatch. */
-int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
+static int emu_run_vp_dispatch(struct emu_vp *vp, struct hv_message *msg)
 {
 	struct kvm_run *run = vp->run;
 	int ret;
 
-	if (emu_regs_sync(vp) < 0 || emu_vp_prepare(vp) < 0 || emu_run_sigmask_apply(vp) < 0)
+	if (emu_regs_sync(vp) < 0 || emu_vp_prepare(vp) < 0 || emu_run_signals_kvm_mask(vp) < 0)
 		return -1;
 	/* step 1: resume: INTERCEPT_SUSPEND = 0, then EXPLICIT_SUSPEND = 0 */
 	vp->intercept_suspend = false;
@@ -1050,28 +993,12 @@ int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 	return 0;
 }
 
-static void emu_kick_handler(int sig)
+int emu_run_vp(struct emu_vp *vp, struct hv_message *msg)
 {
-	(void)sig;
-}
+	int ret;
 
-static void emu_kick_install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = emu_kick_handler;	/* no SA_RESTART: KVM_RUN returns EINTR */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGRTMAX - 1, &sa, NULL);
-}
-
-/* Kick a VP out of KVM_RUN: immediate_exit for the next entry, a signal for now. */
-void emu_vp_kick(struct emu_vp *vp)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, emu_kick_install);
-	vp->run->immediate_exit = 1;
-	if (atomic_load(&vp->running))
-		pthread_kill(vp->run_thread, SIGRTMAX - 1);
+	emu_run_signals_target(vp->run);	/* a signal from here on ends the run (signals.c) */
+	ret = emu_run_vp_dispatch(vp, msg);
+	emu_run_signals_untarget(vp->run);	/* keeps errno */
+	return ret;
 }

@@ -3,7 +3,7 @@
  * Signals during MSHV_RUN_VP, from C, under LD_PRELOAD=libmshv_emu.so
  * (test_signals.py). Only libc, <linux/mshv.h> and mshv_hvdefs.h.
  *
- *   signal_client swallow <guest image> <signals> <max delay ns> <seed>
+ *   signal_client swallow|divert <guest image> <signals> <max delay ns> <seed>
  *
  * The guest (real mode, CS base 0x10000, IP 0) halts with IF=0 on a LAPIC
  * partition, so RUN_VP never returns by itself: only a signal ends it, with
@@ -20,12 +20,26 @@
  * "early", not swallowed: the handler records where it interrupted the
  * thread (the PC in its ucontext) and the round classifies it.
  *
- * Output: "key=value" lines: signals, ok, early, swallowed, other.
+ * divert: the same with a process-directed SIGALRM (a timer with
+ * SIGEV_SIGNAL) while a second thread sleeps with SIGALRM unblocked. The
+ * kernel gives a process-directed signal to the thread group leader when it
+ * does not block it (complete_signal), so the leader, inside RUN_VP, takes
+ * it and returns EINTR. A RUN_VP that blocked signals in its own code would
+ * let the kernel hand the signal to the sleeping thread instead: the leader's
+ * RUN_VP would never see it ("swallowed", and "diverted" counts those whose
+ * handler ran on the other thread).
+ *
+ * With MSHV_EMU_INPROC=<libmshv_emu.so> in the environment the client
+ * dlopen()s the emulator (RTLD_LOCAL) and calls its entry points, as the
+ * Python binding does, instead of reaching it through LD_PRELOAD.
+ *
+ * Output: "key=value" lines: signals, ok, early, swallowed, diverted, other.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,6 +49,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -48,6 +63,20 @@
 #define WATCHDOG_NS 100000000L
 
 static uint8_t image[SEG_SIZE];
+
+/* The emulator's open/ioctl: libc's (LD_PRELOAD), or its entry points (MSHV_EMU_INPROC). */
+static int (*dev_open)(const char *path, int flags);
+static int (*dev_ioctl)(int fd, unsigned long req, void *arg);
+
+static int libc_open(const char *path, int flags)
+{
+	return open(path, flags);
+}
+
+static int libc_ioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg);
+}
 
 static void die(const char *what)
 {
@@ -76,7 +105,7 @@ static int get_reg(int vp_fd, uint32_t name, union hv_register_value *value)
 		.out_ptr = (uint64_t)(uintptr_t)value,
 	};
 
-	if (ioctl(vp_fd, MSHV_ROOT_HVCALL, &a) < 0)
+	if (dev_ioctl(vp_fd, MSHV_ROOT_HVCALL, &a) < 0)
 		return -1;
 	return a.status ? -1 : 0;
 }
@@ -95,7 +124,7 @@ static int set_reg(int vp_fd, uint32_t name, const union hv_register_value *valu
 	memset(&in, 0, sizeof(in));
 	in.r.name = name;
 	in.r.value = *value;
-	if (ioctl(vp_fd, MSHV_ROOT_HVCALL, &a) < 0)
+	if (dev_ioctl(vp_fd, MSHV_ROOT_HVCALL, &a) < 0)
 		return -1;
 	return a.status ? -1 : 0;
 }
@@ -109,11 +138,11 @@ static int halted_vp(void)
 	uint8_t *mem;
 	int dev, pt, vp;
 
-	dev = open("/dev/mshv", O_RDWR | O_CLOEXEC);
+	dev = dev_open("/dev/mshv", O_RDWR | O_CLOEXEC);
 	if (dev < 0)
 		die("open /dev/mshv");
-	pt = ioctl(dev, MSHV_CREATE_PARTITION, &cp);
-	if (pt < 0 || ioctl(pt, MSHV_INITIALIZE_PARTITION))
+	pt = dev_ioctl(dev, MSHV_CREATE_PARTITION, &cp);
+	if (pt < 0 || dev_ioctl(pt, MSHV_INITIALIZE_PARTITION, NULL))
 		die("create partition");
 	mem = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
@@ -125,10 +154,10 @@ static int halted_vp(void)
 			.userspace_addr = (uint64_t)(uintptr_t)mem, .flags = RW,
 		};
 
-		if (ioctl(pt, MSHV_SET_GUEST_MEMORY, &r) < 0)
+		if (dev_ioctl(pt, MSHV_SET_GUEST_MEMORY, &r) < 0)
 			die("SET_GUEST_MEMORY");
 	}
-	vp = ioctl(pt, MSHV_CREATE_VP, &cv);
+	vp = dev_ioctl(pt, MSHV_CREATE_VP, &cv);
 	if (vp < 0)
 		die("CREATE_VP");
 	if (get_reg(vp, HV_X64_REGISTER_CS, &v) < 0)
@@ -146,6 +175,7 @@ static int halted_vp(void)
 static volatile sig_atomic_t seq, alarm_seq, wd_seq, alarm_in_run;
 static volatile sig_atomic_t in_run;
 static volatile uintptr_t alarm_pc;
+static volatile pid_t alarm_tid;
 
 static void on_alarm(int sig, siginfo_t *si, void *uc)
 {
@@ -154,6 +184,7 @@ static void on_alarm(int sig, siginfo_t *si, void *uc)
 	alarm_seq = ++seq;
 	alarm_in_run = in_run;
 	alarm_pc = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+	alarm_tid = (pid_t)syscall(SYS_gettid);
 }
 
 static void on_watchdog(int sig)
@@ -192,15 +223,17 @@ static bool pc_early(uintptr_t pc)
 	       pc_in(pc, "__interceptor_ioctl") || pc_in(pc, "___interceptor_ioctl");
 }
 
-static timer_t thread_timer(int sig)
+/* A timer signalling this thread, or (process_directed) the whole process. */
+static timer_t signal_timer(int sig, bool process_directed)
 {
 	struct sigevent ev;
 	timer_t t;
 
 	memset(&ev, 0, sizeof(ev));
-	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_notify = process_directed ? SIGEV_SIGNAL : SIGEV_THREAD_ID;
 	ev.sigev_signo = sig;
-	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (!process_directed)
+		ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
 	if (timer_create(CLOCK_MONOTONIC, &ev, &t) < 0)
 		die("timer_create");
 	return t;
@@ -215,12 +248,26 @@ static void arm(timer_t t, long ns)
 		die("timer_settime");
 }
 
-static int swallow(long n, long max_delay_ns, unsigned seed)
+/* The second thread of "divert": sleeps, SIGALRM unblocked, and takes what it is given. */
+static volatile sig_atomic_t sleeper_up;
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	sleeper_up = 1;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int swallow(long n, long max_delay_ns, unsigned seed, bool process_directed)
 {
 	struct hv_message msg;
 	struct sigaction sa;
-	long ok = 0, early = 0, swallowed = 0, other = 0;
+	long ok = 0, early = 0, swallowed = 0, diverted = 0, other = 0;
+	pid_t self = (pid_t)syscall(SYS_gettid);
 	timer_t alarm_t, wd_t;
+	pthread_t other_thread;
 	int vp = halted_vp();
 
 	memset(&sa, 0, sizeof(sa));
@@ -230,8 +277,15 @@ static int swallow(long n, long max_delay_ns, unsigned seed)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_watchdog;
 	sigaction(SIGUSR1, &sa, NULL);
-	alarm_t = thread_timer(SIGALRM);
-	wd_t = thread_timer(SIGUSR1);
+	alarm_t = signal_timer(SIGALRM, process_directed);
+	wd_t = signal_timer(SIGUSR1, false);
+	if (process_directed) {
+		if (pthread_create(&other_thread, NULL, sleeper, NULL) != 0)
+			die("pthread_create");
+		while (!sleeper_up)	/* its start (a sanitizer runtime's too) is over */
+			usleep(1000);
+		usleep(10000);
+	}
 	srand(seed);
 
 	for (long i = 0; i < n; i++) {
@@ -243,7 +297,7 @@ static int swallow(long n, long max_delay_ns, unsigned seed)
 		arm(wd_t, WATCHDOG_NS);
 		arm(alarm_t, delay);
 		in_run = 1;
-		ret = ioctl(vp, MSHV_RUN_VP, &msg);
+		ret = dev_ioctl(vp, MSHV_RUN_VP, &msg);
 		err = errno;
 		in_run = 0;
 		arm(wd_t, 0);
@@ -260,24 +314,133 @@ static int swallow(long n, long max_delay_ns, unsigned seed)
 			Dl_info at;
 
 			if (dladdr((void *)alarm_pc, &at))
-				printf("swallowed.at=%s+%#lx in %s\n", at.dli_sname ? at.dli_sname : "?",
-				       (unsigned long)(alarm_pc - (uintptr_t)at.dli_saddr), at.dli_fname);
+				printf("swallowed.at=%s+%#lx (%#lx) in %s\n",
+				       at.dli_sname ? at.dli_sname : "?",
+				       (unsigned long)(alarm_pc - (uintptr_t)at.dli_saddr),
+				       (unsigned long)(alarm_pc - (uintptr_t)at.dli_fbase), at.dli_fname);
 			swallowed++;
+			if (alarm_tid != self)
+				diverted++;
 		} else {
 			ok++;
 		}
 	}
-	printf("signals=%ld\nok=%ld\nearly=%ld\nswallowed=%ld\nother=%ld\n", n, ok, early,
-	       swallowed, other);
+	printf("signals=%ld\nok=%ld\nearly=%ld\nswallowed=%ld\ndiverted=%ld\nother=%ld\n", n, ok,
+	       early, swallowed, diverted, other);
 	return 0;
+}
+
+/*
+ * handlers: the client's view of its handlers is its own, and their
+ * delivery semantics hold, while the emulator's wrapper is what the kernel
+ * has (a raw rt_sigaction query shows another handler).
+ */
+static volatile sig_atomic_t h_calls, h_signo, h_usr1_blocked;
+
+static void h_siginfo(int sig, siginfo_t *si, void *uc)
+{
+	sigset_t now;
+
+	(void)uc;
+	h_calls++;
+	h_signo = si->si_signo == sig ? sig : -1;
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	h_usr1_blocked = sigismember(&now, SIGUSR1);
+}
+
+static void h_plain(int sig)
+{
+	(void)sig;
+	h_calls++;
+}
+
+#define CHECK(cond)								\
+	do {									\
+		if (!(cond)) {							\
+			printf("failed: %s (line %d)\n", #cond, __LINE__);	\
+			return 1;						\
+		}								\
+	} while (0)
+
+static int handlers(void)
+{
+	struct sigaction sa, old;
+	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } raw;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = h_siginfo;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGUSR1);
+	CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+	CHECK(sigaction(SIGUSR2, NULL, &old) == 0);
+	CHECK(old.sa_sigaction == h_siginfo);
+	CHECK((old.sa_flags & (SA_SIGINFO | SA_RESETHAND)) == (SA_SIGINFO | SA_RESETHAND));
+	CHECK(sigismember(&old.sa_mask, SIGUSR1));
+	CHECK(syscall(SYS_rt_sigaction, SIGUSR2, NULL, &raw, 8) == 0);
+	printf("kernel_handler_is_clients=%d\n", raw.handler == (void *)h_siginfo);
+	CHECK(raise(SIGUSR2) == 0);
+	CHECK(h_calls == 1 && h_signo == SIGUSR2 && h_usr1_blocked == 1);
+	CHECK(sigaction(SIGUSR2, NULL, &old) == 0);
+	CHECK(old.sa_handler == SIG_DFL);	/* SA_RESETHAND */
+	CHECK(signal(SIGUSR2, h_plain) == SIG_DFL);
+	CHECK(raise(SIGUSR2) == 0 && h_calls == 2);
+	CHECK(signal(SIGUSR2, h_plain) == h_plain);	/* BSD signal(): not reset */
+	CHECK(signal(SIGUSR2, SIG_IGN) == h_plain);
+	CHECK(raise(SIGUSR2) == 0 && h_calls == 2);
+	CHECK(sigaction(SIGUSR2, NULL, &old) == 0 && old.sa_handler == SIG_IGN);
+	CHECK(sigaction(SIGKILL, &sa, NULL) == -1 && errno == EINVAL);
+	/* a vfork child resets its handlers before exec (posix_spawn, Python's subprocess) */
+	CHECK(signal(SIGUSR2, h_plain) == SIG_IGN);
+	{
+		pid_t child = vfork();
+		int status;
+
+		if (child == 0) {
+			signal(SIGUSR2, SIG_DFL);
+			_exit(0);
+		}
+		CHECK(child > 0 && waitpid(child, &status, 0) == child);
+	}
+	CHECK(sigaction(SIGUSR2, NULL, &old) == 0 && old.sa_handler == h_plain);
+	CHECK(raise(SIGUSR2) == 0 && h_calls == 3);
+	printf("handlers=ok\n");
+	return 0;
+}
+
+/* Where open/ioctl go: see MSHV_EMU_INPROC above. */
+static void choose_entry_points(void)
+{
+	const char *lib = getenv("MSHV_EMU_INPROC");
+	void *h;
+
+	dev_open = libc_open;
+	dev_ioctl = libc_ioctl;
+	if (!lib)
+		return;
+	h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		printf("setup-failed: dlopen: %s\n", dlerror());
+		exit(2);
+	}
+	dev_open = (int (*)(const char *, int))dlsym(h, "mshv_emu_open");
+	dev_ioctl = (int (*)(int, unsigned long, void *))dlsym(h, "mshv_emu_ioctl");
+	if (!dev_open || !dev_ioctl)
+		die("dlsym");
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 6 && strcmp(argv[1], "swallow") == 0) {
+	bool divert = argc == 6 && strcmp(argv[1], "divert") == 0;
+
+	if (argc == 2 && strcmp(argv[1], "handlers") == 0)
+		return handlers();
+
+	if (argc == 6 && (divert || strcmp(argv[1], "swallow") == 0)) {
+		choose_entry_points();
 		load_image(argv[2]);
-		return swallow(atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]));
+		return swallow(atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]), divert);
 	}
-	fprintf(stderr, "usage: %s swallow <image> <signals> <max delay ns> <seed>\n", argv[0]);
+	fprintf(stderr, "usage: %s swallow|divert <image> <signals> <max delay ns> <seed>\n", argv[0]);
 	return 2;
 }

@@ -182,6 +182,22 @@ class SnapshotLib:
         """madvise(2) from libc."""
         return int(_libc.madvise(addr, length, advice))
 
+    def mshv_copy_bitmap_pages(self, dst: Any, src: Any, bitmap: Any, npages: int, page_size: int) -> int:
+        """Copy the pages set in an LSB-first page bitmap from ``src`` to ``dst``, one slice per run
+        of set pages (build_ext/page_copy.py); returns the number of pages copied."""
+        bits = int.from_bytes(ffi.buffer(bitmap, (npages + 7) // 8), "little") & ((1 << npages) - 1)
+        to, data = ffi.buffer(dst, npages * page_size), ffi.buffer(src, npages * page_size)
+        copied = 0
+        while bits:
+            first = (bits & -bits).bit_length() - 1
+            rest = bits >> first
+            count = (rest ^ (rest + 1)).bit_length() - 1  # the run's set bits
+            start, end = first * page_size, (first + count) * page_size
+            to[start:end] = data[start:end]
+            bits &= ~(((1 << count) - 1) << first)
+            copied += count
+        return copied
+
     def mshv_kick_signal(self) -> int:
         """The signal that kicks a VP thread out of MSHV_RUN_VP (build_ext/vp_kick.py): SIGRTMIN."""
         return int(signal.SIGRTMIN)

@@ -403,21 +403,18 @@ def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, i
 
 def _restore_memory(fd: int, snap: Snapshot, regions: list[MemoryRegion], incremental: bool) -> None:
     """Copy the snapshot's pages back: only those the guest dirtied when ``incremental``, else
-    all; in both cases the dirty bits are read and cleared, so the next restore starts here."""
+    all; in both cases the dirty bits are read and cleared, so the next restore starts here.
+    The dirty pages are copied in C, one memcpy per run (build_ext/page_copy.py)."""
     for region, data in zip(regions, snap.memory, strict=True):
-        dst, src = _region_view(region), memoryview(data)
-        pages = dirty.dirty_pages(fd, region.gpa, region.size // PAGE_SIZE) if region.writable else []
+        dst = _region_view(region)
+        npages = region.size // PAGE_SIZE
+        bitmap = dirty.dirty_bitmap(fd, region.gpa, npages) if region.writable else None
         if not incremental:
-            dst[:] = src
-            continue
-        base, count, i = region.gpa, len(pages), 0
-        while i < count:  # one copy per run of adjacent pages
-            start = end = pages[i]
-            i += 1
-            while i < count and pages[i] == end + PAGE_SIZE:
-                end = pages[i]
-                i += 1
-            dst[start - base : end + PAGE_SIZE - base] = src[start - base : end + PAGE_SIZE - base]
+            dst[:] = data
+        elif bitmap is not None:
+            lib.mshv_copy_bitmap_pages(
+                ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(data), bitmap, npages, PAGE_SIZE
+            )
 
 
 def _restore_vp(vp: Vp, plan: _VpPlan) -> None:

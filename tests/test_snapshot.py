@@ -393,6 +393,10 @@ def test_restore_drops_a_completion_written_after_the_snapshot(guest: Guest) -> 
     assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11
     vp.complete_io(exit_)  # RIP past the OUT, pending in the register page
     pt.restore(snap)
+    page = vp.register_page
+    assert page is not None and page.dirty == 0
+    names = ("rip", "rflags", *GPRS, "rsp")
+    assert {name: page.read(name) for name in names} == {name: snap.read_register(0, name) for name in names}
     _run_to_0x11(vp)  # from the snapshot's RIP again, not from 0x12
 
 

@@ -8,7 +8,8 @@ module (ioctl_defs/abi_snapshot.py, installed as ``mshv._abi_snapshot``), so
 every size, offset and constant is still the C compiler's.
 
 ``lib`` offers what the package uses of the compiled ``lib``: every constant,
-and the kernel table of build_ext/kernel_table.py. As in C, the five calls
+the kernel table of build_ext/kernel_table.py and a Python twin of the page
+copy of build_ext/page_copy.py. As in C, the five calls
 (``mshv_open`` ... ``mshv_close``) are fixed functions that call through a
 table, which ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` point at
 libc's or the emulator library's functions: callers may keep a reference to

@@ -24,7 +24,7 @@ from typing import Any
 from _support import MIB, QUICK, CBaselines, CResult, record
 
 from mshv import GuestMemory, IoPortIntercept, Mshv, Partition, Vp, dirty, snapshot
-from mshv._abi import lib
+from mshv._abi import ffi, lib
 from mshv.hvcall import hvcall
 from mshv.memory import PAGE_SIZE
 from mshv.registers import set_encoded_registers
@@ -67,23 +67,30 @@ def _phases(pt: Partition, vp: Vp, snap: snapshot.Snapshot) -> dict[str, int]:
         lambda: (snapshot._get(fd, snapshot._GET_FROZEN), hvcall(fd, set_property, snapshot._FREEZE))
     )
     region = regions[0]
-    pages: list[int] = []
+    npages = region.size // PAGE_SIZE
+    bitmaps: list[Any] = []
     times["dirty bitmap (get + clear)"] = _ns(
-        lambda: pages.extend(dirty.dirty_pages(fd, region.gpa, region.size // PAGE_SIZE))
+        lambda: bitmaps.append(dirty.dirty_bitmap(fd, region.gpa, npages))
     )
-    dst, src, base = snapshot._region_view(region), memoryview(snap.memory[0]), region.gpa
-
-    def copy() -> None:
-        for gpa in pages:
-            dst[gpa - base : gpa - base + PAGE_SIZE] = src[gpa - base : gpa - base + PAGE_SIZE]
-
-    times[f"copy {len(pages)} pages"] = _ns(copy)
-    times["registers (one SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(fd, plan.registers))
-    times["GPRs, RIP, RFLAGS (Vp.set_registers)"] = _ns(lambda: vp.set_registers(plan.page))
-    for state_type, data in plan.blobs:
-        name = next(n for n, t in snapshot._STATE_TYPES.items() if t == state_type)
-        times[f"state blob {name}"] = _ns(lambda: vp.set_state(state_type, data))  # noqa: B023
-    times["events (SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(fd, plan.events))
+    dst = ffi.from_buffer(snapshot._region_view(region), require_writable=True)
+    src = ffi.from_buffer(snap.memory[0])
+    copied: list[int] = []
+    ns = _ns(lambda: copied.append(lib.mshv_copy_bitmap_pages(dst, src, bitmaps[0], npages, PAGE_SIZE)))
+    times[f"copy {copied[0]} pages"] = ns
+    page = vp.register_page
+    assert page is not None
+    times["registers (one SET_VP_REGISTERS)"] = _ns(
+        lambda: (setattr(page.raw, "dirty", 0), set_encoded_registers(vp.fd, plan.registers))
+    )
+    packed = plan.packed
+    assert packed is not None
+    times["register page copy of GPRs, RIP, RFLAGS"] = _ns(
+        lambda: page.write_packed(packed, mark_dirty=False)
+    )
+    for blob in plan.blobs:
+        name = next(n for n, t in snapshot._STATE_TYPES.items() if t == blob.state_type)
+        times[f"state blob {name}"] = _ns(lambda: blob.send(vp))  # noqa: B023
+    times["events (SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(vp.fd, plan.events))
     times["REFERENCE_TIME"] = _ns(lambda: hvcall(fd, set_property, snap._reference_input))
     times["thaw"] = _ns(lambda: hvcall(fd, set_property, snapshot._THAW))
     pt._snapshot_base = (snap, tuple(pt.regions), tuple(pt.vps))  # (what restore() leaves behind)

@@ -8,7 +8,8 @@ module (ioctl_defs/abi_snapshot.py, installed as ``mshv._abi_snapshot``), so
 every size, offset and constant is still the C compiler's.
 
 ``lib`` offers what the package uses of the compiled ``lib``: every constant,
-and the kernel table of build_ext/kernel_table.py. As in C, the five calls
+the kernel table of build_ext/kernel_table.py and a Python twin of the page
+copy of build_ext/page_copy.py. As in C, the five calls
 (``mshv_open`` ... ``mshv_close``) are fixed functions that call through a
 table, which ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` point at
 libc's or the emulator library's functions: callers may keep a reference to
@@ -181,6 +182,22 @@ class SnapshotLib:
     def mshv_madvise(self, addr: Any, length: int, advice: int) -> int:
         """madvise(2) from libc."""
         return int(_libc.madvise(addr, length, advice))
+
+    def mshv_copy_bitmap_pages(self, dst: Any, src: Any, bitmap: Any, npages: int, page_size: int) -> int:
+        """Copy the pages set in an LSB-first page bitmap from ``src`` to ``dst``, one slice per run
+        of set pages (build_ext/page_copy.py); returns the number of pages copied."""
+        bits = int.from_bytes(ffi.buffer(bitmap, (npages + 7) // 8), "little") & ((1 << npages) - 1)
+        to, data = ffi.buffer(dst, npages * page_size), ffi.buffer(src, npages * page_size)
+        copied = 0
+        while bits:
+            first = (bits & -bits).bit_length() - 1
+            rest = bits >> first
+            count = (rest ^ (rest + 1)).bit_length() - 1  # the run's set bits
+            start, end = first * page_size, (first + count) * page_size
+            to[start:end] = data[start:end]
+            bits &= ~(((1 << count) - 1) << first)
+            copied += count
+        return copied
 
     def mshv_kick_signal(self) -> int:
         """The signal that kicks a VP thread out of MSHV_RUN_VP (build_ext/vp_kick.py): SIGRTMIN."""

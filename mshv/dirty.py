@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mshv import _cstruct, _kernel
 from mshv._abi import ffi, lib
@@ -35,7 +35,14 @@ from mshv.memory import PAGE_SIZE
 if TYPE_CHECKING:
     from mshv.partition import Partition
 
-__all__ = ["PageAccess", "accessed_pages", "dirty_pages", "enable_tracking", "gpa_access_states"]
+__all__ = [
+    "PageAccess",
+    "accessed_pages",
+    "dirty_bitmap",
+    "dirty_pages",
+    "enable_tracking",
+    "gpa_access_states",
+]
 
 _BATCH = lib.HV_HYP_PAGE_SIZE // ffi.sizeof("hv_gpa_page_access_state")  # one output page
 _MAX_PAGES = (1 << 32) - 1  # the kernel passes page_count to the hypervisor as a u32
@@ -66,6 +73,11 @@ def _check_range(gpa: int, npages: int) -> None:
 
 
 def _bitmap(fd: int, access_type: int, gpa: int, npages: int) -> list[int]:
+    return _set_pages(bytes(ffi.buffer(_raw_bitmap(fd, access_type, gpa, npages))), gpa)
+
+
+def _raw_bitmap(fd: int, access_type: int, gpa: int, npages: int) -> Any:
+    """MSHV_GET_GPAP_ACCESS_BITMAP with CLEAR: the ``unsigned char[]`` the kernel wrote."""
     _check_range(gpa, npages)
     bitmap = ffi.new("unsigned char[]", (npages + 7) // 8)
     arg = _cstruct.new(
@@ -80,7 +92,7 @@ def _bitmap(fd: int, access_type: int, gpa: int, npages: int) -> list[int]:
         _kernel.ioctl(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, details=f"gpa={gpa:#x} npages={npages}")
     except MshvError as exc:
         raise _explained(fd, exc) from None
-    return _set_pages(bytes(ffi.buffer(bitmap)), gpa)
+    return bitmap
 
 
 def _tracking_on(fd: int) -> bool | None:
@@ -141,6 +153,13 @@ def dirty_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]
     if not clear:
         return _states_matching(fd, gpa, npages, PageAccess.DIRTY)
     return _bitmap(fd, lib.MSHV_GPAP_ACCESS_TYPE_DIRTY, gpa, npages)
+
+
+def dirty_bitmap(fd: int, gpa: int, npages: int) -> Any:
+    """The dirty bits of ``npages`` pages from ``gpa``, read and reset (MSHV_GET_GPAP_ACCESS_BITMAP,
+    DIRTY + CLEAR), as the kernel writes them: bit ``i`` (LSB first) of an ``unsigned char[]``
+    cdata is page ``i``. :func:`dirty_pages` with the addresses instead."""
+    return _raw_bitmap(fd, lib.MSHV_GPAP_ACCESS_TYPE_DIRTY, gpa, npages)
 
 
 def accessed_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]:

@@ -11,6 +11,7 @@ once, at creation (``Vp.register_page``), and owns that mapping.
 
 from __future__ import annotations
 
+import struct
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from mshv._abi import ffi, lib
 if TYPE_CHECKING:
     from mshv.vp import Vp
 
-__all__ = ["GPRS", "RegisterPage"]
+__all__ = ["GPRS", "PACKED", "RegisterPage", "pack"]
 
 #: The 64-bit GPRs the page holds, in x86 register-number order (ModRM reg 0..15).
 GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
@@ -31,6 +32,24 @@ _CLASS["rflags"] = lib.HV_X64_REGISTER_CLASS_FLAGS
 _BIT = {name: 1 << cls for name, cls in _CLASS.items()}
 _READ_ONLY = ("cr0", "cr3", "cr4", "cr8", "efer", "dr7", "xfem")
 _MASK64 = (1 << 64) - 1
+#: The registers :meth:`RegisterPage.write_packed` writes at once, in the page's order.
+PACKED = (*GPRS, "rip", "rflags")
+_PACKED = struct.Struct(f"<{len(PACKED)}Q")
+_PACKED_DIRTY = sum({_BIT[name] for name in PACKED})
+_PACKED_AT = [ffi.offsetof("struct hv_vp_register_page", name) for name in PACKED]
+_PACKED_ONE_BLOCK = _PACKED_AT == list(range(_PACKED_AT[0], _PACKED_AT[0] + 8 * len(PACKED), 8))
+
+
+def pack(values: Mapping[str, int]) -> bytes | None:
+    """``values`` packed for :meth:`RegisterPage.write_packed` (each checked), or None unless
+    they are exactly the registers of :data:`PACKED`."""
+    if values.keys() != set(PACKED):
+        return None
+    for name in PACKED:
+        value = values[name]
+        if type(value) is not int or not 0 <= value <= _MASK64:
+            _check_value(name, value)
+    return _PACKED.pack(*(values[name] for name in PACKED))
 
 
 class RegisterPage:
@@ -155,6 +174,20 @@ class RegisterPage:
         if mark_dirty:
             page.dirty |= dirty
         return True
+
+    def write_packed(self, data: bytes, *, mark_dirty: bool = True) -> None:
+        """Write every register of :data:`PACKED` from ``data`` (made by :func:`pack`) in one
+        copy; ``mark_dirty`` as for :meth:`write_all`."""
+        page = self._live()
+        if len(data) != _PACKED.size:
+            raise ValueError(f"packed registers are {_PACKED.size} bytes, got {len(data)}")
+        if _PACKED_ONE_BLOCK:
+            ffi.memmove(ffi.addressof(page, PACKED[0]), data, len(data))
+        else:
+            for name, value in zip(PACKED, _PACKED.unpack(data), strict=True):
+                setattr(page, name, value)
+        if mark_dirty:
+            page.dirty |= _PACKED_DIRTY
 
 
 def _check_value(name: str, value: object) -> None:

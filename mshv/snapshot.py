@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import TYPE_CHECKING
 
-from mshv import dirty
+from mshv import _cstruct, _kernel, dirty, regpage
 from mshv._abi import ffi, lib
 from mshv.errors import HvStatus, MshvError
 from mshv.hvcall import HvcallInput, hvcall
@@ -314,26 +314,54 @@ class _FrozenTime:
 
 
 # -- restore ----------------------------------------------------------------------------------
+class _StateWrite:
+    """One MSHV_SET_VP_STATE of a restore, made once: the blob in a page-aligned buffer of whole
+    pages, as ``Vp.set_state`` lays it out. The argument struct is new for each call: the
+    kernel writes the size it used back into it (mshv_vp_ioctl_get_set_state)."""
+
+    def __init__(self, state_type: int, data: bytes) -> None:
+        self.state_type = state_type
+        self.size = max(PAGE_SIZE, -(-len(data) // PAGE_SIZE) * PAGE_SIZE)
+        self._raw = ffi.new("unsigned char[]", self.size + PAGE_SIZE)
+        self.address = -(-int(ffi.cast("uintptr_t", self._raw)) // PAGE_SIZE) * PAGE_SIZE
+        ffi.memmove(ffi.cast("unsigned char *", self.address), data, len(data))
+
+    def send(self, vp: Vp) -> None:
+        """Write the blob into ``vp`` (MSHV_SET_VP_STATE)."""
+        args = _cstruct.new(
+            "struct mshv_get_set_vp_state", type=self.state_type, buf_sz=self.size, buf_ptr=self.address
+        )
+        _kernel.ioctl(
+            vp.fd, lib.MSHV_SET_VP_STATE, args, details=lambda: f"vp={vp.index} type={self.state_type}"
+        )
+
+
 @dataclass
 class _VpPlan:
     """One VP's restore, encoded once per snapshot: hypercall inputs and blobs in order."""
 
-    registers: EncodedRegisters  # every class but the page's registers and the events
-    page: dict[str | int, RegisterValue]  # GPRs, RIP, RFLAGS: through Vp.set_registers
-    blobs: tuple[tuple[int, bytes], ...]
+    registers: EncodedRegisters  # every class but the events; the page's registers last
+    page: dict[str, int]  # GPRs, RIP, RFLAGS: the register page's copy of them
+    packed: bytes | None  # the same, packed for RegisterPage.write_packed when it holds them all
+    blobs: tuple[_StateWrite, ...]
     events: EncodedRegisters
 
 
 def _plan(state: VpSnapshot) -> _VpPlan:
     batch: dict[str | int, RegisterValue] = {}
-    page: dict[str | int, RegisterValue] = {}
+    page: dict[str, int] = {}
     for klass in REGISTER_CLASSES[:-1]:
         for name, value in state.registers.get(klass, {}).items():
-            (page if name in _PAGE_SET else batch)[name] = value
+            if name in _PAGE_SET and isinstance(value, int):
+                page[name] = value
+            else:
+                batch[name] = value
+    batch.update(page)  # after the rest, where a second call used to set them
     events: dict[str | int, RegisterValue] = {}
     events.update(state.registers.get("events", {}).items())
-    blobs = tuple((_STATE_TYPES[name], data) for name, data in state.blobs.items())
-    return _VpPlan(encode_registers(state.index, batch), page, blobs, encode_registers(state.index, events))
+    blobs = tuple(_StateWrite(_STATE_TYPES[name], data) for name, data in state.blobs.items())
+    registers, events_input = encode_registers(state.index, batch), encode_registers(state.index, events)
+    return _VpPlan(registers, page, regpage.pack(page), blobs, events_input)
 
 
 def _check_fits(partition: Partition, snap: Snapshot, regions: list[MemoryRegion]) -> None:
@@ -403,32 +431,34 @@ def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, i
 
 def _restore_memory(fd: int, snap: Snapshot, regions: list[MemoryRegion], incremental: bool) -> None:
     """Copy the snapshot's pages back: only those the guest dirtied when ``incremental``, else
-    all; in both cases the dirty bits are read and cleared, so the next restore starts here."""
+    all; in both cases the dirty bits are read and cleared, so the next restore starts here.
+    The dirty pages are copied in C, one memcpy per run (build_ext/page_copy.py)."""
     for region, data in zip(regions, snap.memory, strict=True):
-        dst, src = _region_view(region), memoryview(data)
-        pages = dirty.dirty_pages(fd, region.gpa, region.size // PAGE_SIZE) if region.writable else []
+        dst = _region_view(region)
+        npages = region.size // PAGE_SIZE
+        bitmap = dirty.dirty_bitmap(fd, region.gpa, npages) if region.writable else None
         if not incremental:
-            dst[:] = src
-            continue
-        base, count, i = region.gpa, len(pages), 0
-        while i < count:  # one copy per run of adjacent pages
-            start = end = pages[i]
-            i += 1
-            while i < count and pages[i] == end + PAGE_SIZE:
-                end = pages[i]
-                i += 1
-            dst[start - base : end + PAGE_SIZE - base] = src[start - base : end + PAGE_SIZE - base]
+            dst[:] = data
+        elif bitmap is not None:
+            lib.mshv_copy_bitmap_pages(
+                ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(data), bitmap, npages, PAGE_SIZE
+            )
 
 
 def _restore_vp(vp: Vp, plan: _VpPlan) -> None:
-    """Registers, then the page's registers (a completion written into the register page since
-    the snapshot is dropped first), the state blobs, and the pending events last."""
-    fd = vp.fd
-    set_encoded_registers(fd, plan.registers)
+    """Registers in one HvCallSetVpRegisters (chunked by 127), the page's GPRs, RIP and RFLAGS
+    last, the state blobs, and the pending events last. What the register page would carry to
+    the next run (a completion written into it since the snapshot) is dropped first, and the
+    page's copy of the registers it holds is brought in step, as ``Vp.set_registers`` does."""
     page = vp.register_page
     if page is not None:
         page.raw.dirty = 0
-    vp.set_registers(plan.page)
-    for state_type, data in plan.blobs:
-        vp.set_state(state_type, data)
-    set_encoded_registers(fd, plan.events)
+    set_encoded_registers(vp.fd, plan.registers)
+    if page is not None:
+        if plan.packed is not None:
+            page.write_packed(plan.packed, mark_dirty=False)
+        else:
+            page.write_all(plan.page, mark_dirty=False)
+    for blob in plan.blobs:
+        blob.send(vp)
+    set_encoded_registers(vp.fd, plan.events)

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mshv import GuestMemory, HaltIntercept, MshvError, Partition, backend, limits
+from mshv import GuestMemory, HaltIntercept, MshvError, Partition, backend, dirty, limits
+from mshv._abi import ffi
 from mshv.capabilities import probe
 from mshv.dirty import PageAccess
 from mshv.testing import CODE_GPA, assemble, real_mode_registers
@@ -51,6 +52,13 @@ def test_dirty_pages_are_the_pages_the_guest_wrote(partition: Partition, mem: Gu
     assert partition.dirty_pages(0, 16) == []
     assert partition.dirty_pages(0x5000, 1, clear=False) == []
     assert mem.read(0x9FFC, 4) == (3).to_bytes(4, "little")
+
+
+def test_dirty_bitmap_is_the_kernels_bitmap_read_and_cleared(partition: Partition, mem: GuestMemory) -> None:
+    _run_writer(partition, mem)
+    bitmap = bytes(ffi.buffer(dirty.dirty_bitmap(partition.fd, 0, 16)))
+    assert bitmap == bytes([1 << 3 | 1 << 5, 1 << (9 - 8)])  # pages 3, 5 and 9, LSB first
+    assert bytes(ffi.buffer(dirty.dirty_bitmap(partition.fd, 0, 16))) == bytes(2)
 
 
 def test_accessed_pages_and_their_clear(partition: Partition, mem: GuestMemory) -> None:

@@ -4,6 +4,7 @@ snapshot's values, class by class, restore after restore; the file format; refus
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import struct
 import time
@@ -27,14 +28,23 @@ from mshv import (
     SnapshotMismatch,
     Table,
     Vp,
+    _abi_nocc,
 )
 from mshv import limits as limits_mod
+from mshv._abi import ffi as compiled_ffi
 from mshv._abi import lib
 from mshv.dirty import PageAccess
 from mshv.registers import RegisterValue
 from mshv.runloop import native_available
 from mshv.snapshot_registers import REGISTER_CLASSES, PartitionFeatures, registers_for
-from mshv.testing import PAGED_CODE_GPA, assemble, long_mode_registers, segment_descriptor
+from mshv.testing import (
+    PAGED_CODE_GPA,
+    assemble,
+    entry_gpa,
+    long_mode_registers,
+    partition_with_one_vp,
+    segment_descriptor,
+)
 
 MEMORY_SIZE = 0x400000  # 4 MiB at GPA 0
 PDPT, LAPIC_PD, PML4_B, GDT, IDT = 0x3000, 0x5000, 0x6000, 0x7000, 0x7800
@@ -319,6 +329,52 @@ def test_restore_copies_only_dirtied_pages_and_clears_them(guest: Guest) -> None
     assert bytes(mem.view()) == snap.memory[0]
 
 
+# Pages a guest writes: runs that cross a 64-page word of the bitmap, single pages, the last one.
+SCATTERED_PAGES = (0x3E, 0x3F, 0x40, 0x41, 0x7F, *range(0xA0, 0xC6), 0xE1, 0xFF)
+
+
+def test_restore_copies_runs_across_bitmap_words_and_the_last_page(backend_ready: None) -> None:
+    writes = "".join(f"incq {page * 0x1000 + 8:#x}\n" for page in SCATTERED_PAGES)
+    code = assemble(writes + "out %al, $0x80", mode="long", base=entry_gpa("long"))
+    with partition_with_one_vp(code, mode="long", memory_size=0x100000) as (pt, vp, mem):
+        for page in range(0x20, 0x100):
+            mem.write(page * 0x1000, page.to_bytes(2, "little") * 8)
+        snap = pt.snapshot()
+        exit_ = vp.run()
+        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x80, exit_
+        assert all(mem.read(p * 0x1000 + 8, 8) != snap.read(p * 0x1000 + 8, 8) for p in SCATTERED_PAGES)
+        mem.write(0x90 * 0x1000, b"host")  # not the guest's: not dirty, not copied
+        pt.restore(snap)
+        restored = bytearray(snap.memory[0])
+        restored[0x90 * 0x1000 : 0x90 * 0x1000 + 4] = b"host"
+        assert bytes(mem.view()) == bytes(restored)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["C", "no-compiler twin"])
+def test_bitmap_page_copy_copies_exactly_the_set_pages(compiled: bool) -> None:
+    """lib.mshv_copy_bitmap_pages (and mshv._abi_nocc's twin): LSB-first bits, runs across words,
+    bits past ``npages`` in the last byte ignored."""
+    ffi, lib_ = (compiled_ffi, lib) if compiled else (_abi_nocc.ffi, _abi_nocc.lib)
+    rng = random.Random(15)
+    for npages in (1, 7, 63, 64, 65, 128, 129, 300):
+        for density in (0.0, 0.1, 0.5, 0.9, 1.0):
+            bitmap = bytearray(1 if rng.random() < density else 0 for _ in range(npages))
+            packed = bytearray((npages + 7) // 8)
+            for i, bit in enumerate(bitmap):
+                packed[i // 8] |= bit << (i % 8)
+            if npages % 8:
+                packed[-1] |= 0xFF << (npages % 8) & 0xFF
+            src = bytes(rng.randrange(256) for _ in range(npages * 16))
+            dst = bytearray(npages * 16)
+            copied = lib_.mshv_copy_bitmap_pages(
+                ffi.from_buffer(dst), ffi.from_buffer(src), ffi.from_buffer(bytes(packed)), npages, 16
+            )
+            expected = b"".join(
+                src[i * 16 : i * 16 + 16] if bit else bytes(16) for i, bit in enumerate(bitmap)
+            )
+            assert (copied, bytes(dst)) == (sum(bitmap), expected), (npages, density)
+
+
 def test_restore_after_dirty_bits_were_consumed_copies_everything(guest: Guest) -> None:
     """Reading (and clearing) the dirty pages between snapshot and restore loses the restore's
     record of what changed: the next restore copies all pages instead of missing some."""
@@ -337,6 +393,10 @@ def test_restore_drops_a_completion_written_after_the_snapshot(guest: Guest) -> 
     assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11
     vp.complete_io(exit_)  # RIP past the OUT, pending in the register page
     pt.restore(snap)
+    page = vp.register_page
+    assert page is not None and page.dirty == 0
+    names = ("rip", "rflags", *GPRS, "rsp")
+    assert {name: page.read(name) for name in names} == {name: snap.read_register(0, name) for name in names}
     _run_to_0x11(vp)  # from the snapshot's RIP again, not from 0x12
 
 

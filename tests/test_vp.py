@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from mshv import GuestMemory, HaltIntercept, IoPortIntercept, MemoryIntercept, MshvError, Partition, Segment
+from mshv import (
+    GuestMemory,
+    HaltIntercept,
+    IoPortIntercept,
+    MemoryIntercept,
+    MshvError,
+    Partition,
+    Segment,
+    regpage,
+)
 from mshv.testing import CODE_GPA, assemble, partition_with_one_vp, real_mode_registers
 
 ECHO = """
@@ -199,6 +208,28 @@ def test_bad_page_completion_changes_nothing(backend_ready: None) -> None:
             assert page.dirty == 0 and page.read("rip") == out.header.rip
         vp.complete_registers({"rip": out.next_rip, "rbx": 9})
         assert isinstance(vp.run(), HaltIntercept) and vp.reg_read("rbx") == 9
+
+
+def test_packed_page_write_sets_every_gpr_rip_and_rflags(backend_ready: None) -> None:
+    """regpage.pack + RegisterPage.write_packed: all of PACKED in one copy, applied at the next run
+    when marked dirty; pack refuses a partial set (None) and bad values (as write_all does)."""
+    code = assemble("out %al, $0x10; hlt; mov %bx, %ax; out %ax, $0x11; hlt")
+    with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem):
+        out = vp.run()
+        assert isinstance(out, IoPortIntercept)
+        page = vp.register_page
+        assert page is not None
+        values = {name: page.read(name) for name in regpage.PACKED}
+        values.update({"rip": out.next_rip + 1, "rbx": 0x4242, "r15": 1 << 63})  # past the HLT
+        packed = regpage.pack(values)
+        assert packed is not None and regpage.pack({"rip": 1}) is None
+        with pytest.raises(ValueError):
+            regpage.pack({**values, "rax": 1 << 64})
+        page.write_packed(packed)
+        assert page.dirty and {name: page.read(name) for name in regpage.PACKED} == values
+        second = vp.run()
+        assert isinstance(second, IoPortIntercept) and (second.port, second.value) == (0x11, 0x4242)
+        assert vp.reg_read("r15") == 1 << 63
 
 
 def test_completions_refuse_another_vps_or_a_stale_intercept(partition: Partition) -> None:

@@ -313,6 +313,16 @@ int emu_run_vp(struct emu_vp *vp, struct hv_message *msg);
 #define EMU_TLS __thread __attribute__((tls_model("initial-exec")))
 extern bool emu_sig_wrapping;
 extern EMU_TLS volatile sig_atomic_t emu_run_inside, emu_run_signalled;
+
+/* Wrapped mode: the signals one RUN_VP call holds until it returns, on its stack. */
+#define EMU_RUN_HELD_INFO 8
+struct emu_run_held {
+	uint64_t sigs;				/* signal n is bit n - 1 */
+	unsigned int n;				/* sig/info entries, the first signals held */
+	int sig[EMU_RUN_HELD_INFO];
+	siginfo_t info[EMU_RUN_HELD_INFO];
+};
+extern EMU_TLS struct emu_run_held *emu_run_held;
 /* Blocked mode: the catchable asynchronous signals (signal n is bit n - 1). */
 #define EMU_SIGBIT(sig) (1ULL << ((sig) - 1))
 #define EMU_RUN_SIGNALS_BLOCKED                                                              \
@@ -340,12 +350,15 @@ void emu_run_signals_blocked(uint64_t caller);
  * could land in): from the store of emu_run_inside, or the mask system call,
  * on the thread is inside the ioctl. Returns the caller's mask (blocked mode).
  */
-static inline uint64_t emu_run_signals_begin(void)
+static inline uint64_t emu_run_signals_begin(struct emu_run_held *held)
 {
 	static const uint64_t blocked = EMU_RUN_SIGNALS_BLOCKED;
 	uint64_t caller = 0;
 
 	if (emu_sig_wrapping) {
+		held->sigs = 0;
+		held->n = 0;
+		emu_run_held = held;
 		emu_run_signalled = 0;
 		atomic_signal_fence(memory_order_seq_cst);
 		emu_run_inside = 1;
@@ -357,7 +370,7 @@ static inline uint64_t emu_run_signals_begin(void)
 }
 
 /* The last thing RUN_VP does: the caller's mask back (blocked mode: pending handlers run). */
-void emu_run_signals_end(uint64_t caller);	/* keeps errno */
+void emu_run_signals_end(uint64_t caller, const struct emu_run_held *held);	/* keeps errno */
 /* run.c: the kvm_run a signal's immediate_exit goes to, for this thread's RUN_VP. */
 void emu_run_signals_target(struct kvm_run *run);
 void emu_run_signals_untarget(struct kvm_run *run);	/* keeps errno */

@@ -50,13 +50,14 @@ EMU_EXPORT int mshv_emu_open(const char *path, int flags)
 EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 {
 	/* RUN_VP: a signal from here on ends it with EINTR (signals.c) */
-	uint64_t caller = req == MSHV_RUN_VP ? emu_run_signals_begin() : 0;
+	struct emu_run_held held;
+	uint64_t caller = req == MSHV_RUN_VP ? emu_run_signals_begin(&held) : 0;
 	struct emu_file *f = emu_fd_get(fd);
 	int ret;
 
 	if (!f) {
 		if (req == MSHV_RUN_VP)
-			emu_run_signals_end(caller);
+			emu_run_signals_end(caller, &held);
 		return emu_sys_ioctl(fd, req, arg);
 	}
 	if (req == MSHV_CREATE_PARTITION || req == MSHV_CREATE_VP)
@@ -77,7 +78,7 @@ EMU_EXPORT int mshv_emu_ioctl(int fd, unsigned long req, void *arg)
 	}
 	emu_fd_put(f);		/* keeps errno */
 	if (req == MSHV_RUN_VP)
-		emu_run_signals_end(caller);	/* keeps errno */
+		emu_run_signals_end(caller, &held);	/* keeps errno */
 	return ret;
 }
 

@@ -15,9 +15,14 @@
  * client's sigaction()/signal() reach our interposers). Every handler the
  * client installs runs through emu_sig_trampoline, installed with the
  * client's own flags and mask, so the kernel delivers exactly as it would to
- * the client's handler. Inside RUN_VP the trampoline first sets the running
- * VP's kvm_run immediate_exit (the way a VMM's kick handler does), and the
- * next KVM_RUN returns EINTR before it enters the guest. RUN_VP blocks
+ * the client's handler. Inside RUN_VP the trampoline sets the running VP's
+ * kvm_run immediate_exit (the way a VMM's kick handler does), so the next
+ * KVM_RUN returns EINTR before it enters the guest, and holds the client's
+ * handler until RUN_VP returns, when it sends the signal to the thread again
+ * with its siginfo (rt_tgsigqueueinfo): the handler runs when the ioctl
+ * returns, as with the kernel's RUN_VP. (Two of one standard signal held in
+ * one call are one, as pending standard signals are; two real-time ones are
+ * one too, where the kernel would queue both.) RUN_VP blocks
  * nothing, so the kernel picks the thread for a process-directed signal as
  * it would with the real driver (complete_signal prefers the thread group
  * leader when it does not block the signal), and RUN_VP makes no system call
@@ -63,20 +68,69 @@ static EMU_TLS struct kvm_run *volatile emu_run_target;
 static __thread bool emu_run_masked;
 static __thread uint64_t emu_run_caller_mask;
 
+/* Wrapped mode: where this thread's RUN_VP holds its signals (on that call's stack). */
+EMU_TLS struct emu_run_held *emu_run_held;
+
+/*
+ * Inside RUN_VP: end the run (immediate_exit) and hold the handler for the
+ * end of the ioctl, when the kernel would run it; the client's handler then
+ * never runs inside emulator code (where it could call back into a VP whose
+ * lock this RUN_VP holds). A handler with SA_RESETHAND runs now: the kernel
+ * has already put SIG_DFL in its place.
+ */
+static bool emu_sig_defer(int sig, const siginfo_t *info, const struct sigaction *act)
+{
+	struct emu_run_held *held;
+	struct kvm_run *run;
+
+	if (!emu_run_inside)
+		return false;
+	emu_run_signalled = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	run = emu_run_target;
+	if (run)
+		run->immediate_exit = 1;
+	held = emu_run_held;
+	if (!held || !(EMU_SIGBIT(sig) & EMU_RUN_SIGNALS_BLOCKED) || (act->sa_flags & SA_RESETHAND))
+		return false;
+	if (!(held->sigs & EMU_SIGBIT(sig)) && held->n < EMU_RUN_HELD_INFO) {
+		held->sig[held->n] = sig;
+		held->info[held->n++] = *info;
+	}
+	held->sigs |= EMU_SIGBIT(sig);
+	return true;
+}
+
+/*
+ * The held signals, sent again to this thread: their handlers run now. With
+ * their siginfo (rt_tgsigqueueinfo), or, past the first EMU_RUN_HELD_INFO
+ * signals of one call, without (tgkill).
+ */
+static void emu_sig_redeliver(const struct emu_run_held *held)
+{
+	pid_t pid = (pid_t)syscall(SYS_getpid), tid = (pid_t)syscall(SYS_gettid);
+	uint64_t left = held->sigs;
+
+	for (unsigned int i = 0; i < held->n; i++) {
+		int sig = held->sig[i];
+
+		left &= ~EMU_SIGBIT(sig);
+		if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &held->info[i]) < 0)
+			syscall(SYS_tgkill, pid, tid, sig);
+	}
+	for (int sig = 1; left && sig < _NSIG; sig++) {
+		if (left & EMU_SIGBIT(sig))
+			syscall(SYS_tgkill, pid, tid, sig);
+		left &= ~EMU_SIGBIT(sig);
+	}
+}
+
 static void emu_sig_trampoline(int sig, siginfo_t *info, void *ucontext)
 {
-	struct sigaction act;
+	struct sigaction act = emu_sig_client[sig];
 
-	if (emu_run_inside) {
-		struct kvm_run *run;
-
-		emu_run_signalled = 1;
-		atomic_signal_fence(memory_order_seq_cst);
-		run = emu_run_target;
-		if (run)
-			run->immediate_exit = 1;
-	}
-	act = emu_sig_client[sig];
+	if (emu_sig_defer(sig, info, &act))
+		return;
 	if (act.sa_flags & SA_RESETHAND)	/* the kernel reset ours to SIG_DFL */
 		emu_sig_client[sig].sa_handler = SIG_DFL;
 	if (act.sa_handler == SIG_IGN)
@@ -235,7 +289,7 @@ void emu_run_signals_blocked(uint64_t caller)
 	emu_run_masked = true;
 }
 
-void emu_run_signals_end(uint64_t caller)
+void emu_run_signals_end(uint64_t caller, const struct emu_run_held *held)
 {
 	int err = errno;
 
@@ -243,7 +297,12 @@ void emu_run_signals_end(uint64_t caller)
 		emu_run_target = NULL;
 		atomic_signal_fence(memory_order_seq_cst);
 		emu_run_inside = 0;
+		atomic_signal_fence(memory_order_seq_cst);
+		emu_run_held = NULL;	/* no handler holds a signal from here on */
 		emu_run_signalled = 0;
+		if (held->sigs)
+			emu_sig_redeliver(held);
+		errno = err;
 		return;
 	}
 	emu_run_masked = false;

@@ -45,7 +45,6 @@ _WIDE_PREFIXES = ("xmm", "fp_mmx", "pending_event")
 _WIDE = frozenset({"fp_control_status", "xmm_control_status"})
 
 
-
 def _attr(name: str) -> int:
     return int(getattr(lib, f"HV_X64_SEGMENT_ATTR_{name}"))
 

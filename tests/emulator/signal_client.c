@@ -20,6 +20,8 @@
  * "early", not swallowed: the handler records where it interrupted the
  * thread (the PC in its ucontext) and the round classifies it.
  *
+ * reenter: the same with a handler that reads a register of the VP.
+ *
  * divert: the same with a process-directed SIGALRM (a timer with
  * SIGEV_SIGNAL) while a second thread sleeps with SIGALRM unblocked. The
  * kernel gives a process-directed signal to the thread group leader when it
@@ -33,7 +35,8 @@
  * dlopen()s the emulator (RTLD_LOCAL) and calls its entry points, as the
  * Python binding does, instead of reaching it through LD_PRELOAD.
  *
- * Output: "key=value" lines: signals, ok, early, swallowed, diverted, other.
+ * Output: "key=value" lines: signals, ok, early, swallowed, diverted, other,
+ * siginfo_lost (handlers that did not see the timer's si_code).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -176,15 +179,35 @@ static volatile sig_atomic_t seq, alarm_seq, wd_seq, alarm_in_run;
 static volatile sig_atomic_t in_run;
 static volatile uintptr_t alarm_pc;
 static volatile pid_t alarm_tid;
+static volatile int alarm_code;
 
 static void on_alarm(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
-	(void)si;
 	alarm_seq = ++seq;
 	alarm_in_run = in_run;
 	alarm_pc = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
 	alarm_tid = (pid_t)syscall(SYS_gettid);
+	alarm_code = si->si_code;
+}
+
+/*
+ * reenter: the alarm's handler reads the VP's RIP through its fd. The
+ * kernel runs a handler when RUN_VP has returned, so the VP is free then;
+ * the read must succeed (handler_reads counts those that did).
+ */
+static int reenter_vp = -1;
+static volatile sig_atomic_t handler_reads, handler_read_failures;
+
+static void on_alarm_reenter(int sig, siginfo_t *si, void *uc)
+{
+	union hv_register_value v;
+
+	on_alarm(sig, si, uc);
+	if (get_reg(reenter_vp, HV_X64_REGISTER_RIP, &v) == 0)
+		handler_reads++;
+	else
+		handler_read_failures++;
 }
 
 static void on_watchdog(int sig)
@@ -260,18 +283,19 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-static int swallow(long n, long max_delay_ns, unsigned seed, bool process_directed)
+static int swallow(long n, long max_delay_ns, unsigned seed, bool process_directed, bool reenter)
 {
 	struct hv_message msg;
 	struct sigaction sa;
-	long ok = 0, early = 0, swallowed = 0, diverted = 0, other = 0;
+	long ok = 0, early = 0, swallowed = 0, diverted = 0, other = 0, siginfo_lost = 0;
 	pid_t self = (pid_t)syscall(SYS_gettid);
 	timer_t alarm_t, wd_t;
 	pthread_t other_thread;
 	int vp = halted_vp();
 
+	reenter_vp = vp;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_alarm;	/* no SA_RESTART: RUN_VP returns EINTR */
+	sa.sa_sigaction = reenter ? on_alarm_reenter : on_alarm;	/* no SA_RESTART: EINTR */
 	sa.sa_flags = SA_SIGINFO;
 	sigaction(SIGALRM, &sa, NULL);
 	memset(&sa, 0, sizeof(sa));
@@ -303,6 +327,8 @@ static int swallow(long n, long max_delay_ns, unsigned seed, bool process_direct
 		arm(wd_t, 0);
 		while (!alarm_seq)	/* RUN_VP ended by the watchdog before the alarm came */
 			usleep(100);
+		if (alarm_code != SI_TIMER)	/* the handler saw the timer's siginfo */
+			siginfo_lost++;
 		if (ret != -1 || err != EINTR) {
 			printf("round%ld=ret %d errno %d type %#x\n", i, ret, err,
 			       ret == 0 ? msg.header.message_type : 0);
@@ -327,6 +353,10 @@ static int swallow(long n, long max_delay_ns, unsigned seed, bool process_direct
 	}
 	printf("signals=%ld\nok=%ld\nearly=%ld\nswallowed=%ld\ndiverted=%ld\nother=%ld\n", n, ok,
 	       early, swallowed, diverted, other);
+	printf("siginfo_lost=%ld\n", siginfo_lost);
+	if (reenter)
+		printf("handler_reads=%d\nhandler_read_failures=%d\n", (int)handler_reads,
+		       (int)handler_read_failures);
 	return 0;
 }
 
@@ -432,15 +462,17 @@ static void choose_entry_points(void)
 int main(int argc, char **argv)
 {
 	bool divert = argc == 6 && strcmp(argv[1], "divert") == 0;
+	bool reenter = argc == 6 && strcmp(argv[1], "reenter") == 0;
 
 	if (argc == 2 && strcmp(argv[1], "handlers") == 0)
 		return handlers();
 
-	if (argc == 6 && (divert || strcmp(argv[1], "swallow") == 0)) {
+	if (argc == 6 && (divert || reenter || strcmp(argv[1], "swallow") == 0)) {
 		choose_entry_points();
 		load_image(argv[2]);
-		return swallow(atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]), divert);
+		return swallow(atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]), divert, reenter);
 	}
-	fprintf(stderr, "usage: %s swallow|divert <image> <signals> <max delay ns> <seed>\n", argv[0]);
+	fprintf(stderr, "usage: %s swallow|divert|reenter <image> <signals> <max delay ns> <seed>\n",
+		argv[0]);
 	return 2;
 }

@@ -59,10 +59,11 @@ def way_env(request: pytest.FixtureRequest, emu_lib: str, preload_env: dict[str,
 
 
 def _rounds(client: tuple[str, str], mode: str, env: dict[str, str]) -> dict[str, str]:
-    """Run signal_client's ``mode`` (swallow or divert) with a fresh seed; its key=value
+    """Run signal_client's ``mode`` (swallow, reenter or divert) with a fresh seed; its key=value
     counts, after the checks every mode shares: all rounds ran, none ended another way,
-    and most signals landed inside RUN_VP (the rest before the ioctl, lost on the kernel
-    too). The seed and the client's output are in ``out["report"]``."""
+    most signals landed inside RUN_VP (the rest before the ioctl, lost on the kernel
+    too), and every handler saw its signal's siginfo. ``out["report"]`` has the seed and
+    the client's output."""
     exe, image = client
     seed = int.from_bytes(os.urandom(4), "little")
     proc = subprocess.run(
@@ -77,6 +78,7 @@ def _rounds(client: tuple[str, str], mode: str, env: dict[str, str]) -> dict[str
     assert out["signals"] == str(SIGNALS)
     assert out["other"] == "0", proc.stdout
     assert int(out["ok"]) >= SIGNALS // 2, proc.stdout
+    assert out["siginfo_lost"] == "0", proc.stdout  # each handler saw its timer's siginfo
     out["report"] = f"seed {seed}: {proc.stdout}"
     return out
 
@@ -89,6 +91,18 @@ def test_no_signal_swallowed_in_run_vp(client: tuple[str, str], way_env: dict[st
     emulator's own code (before or between KVM_RUNs) were swallowed."""
     out = _rounds(client, "swallow", way_env)
     assert out["swallowed"] == "0", out["report"]
+
+
+def test_a_handler_may_use_the_vp_its_signal_interrupted(
+    client: tuple[str, str], way_env: dict[str, str]
+) -> None:
+    """The same rounds with a handler that reads the VP's RIP through its fd. The kernel runs
+    a handler when RUN_VP has returned, so the VP is free then: all 800 reads succeed. Before,
+    under LD_PRELOAD, the handler ran inside the emulator's RUN_VP, which holds the VP's lock,
+    and the first read waited on it for ever (the client hung)."""
+    out = _rounds(client, "reenter", way_env)
+    assert out["swallowed"] == "0", out["report"]
+    assert (out["handler_reads"], out["handler_read_failures"]) == (str(SIGNALS), "0"), out["report"]
 
 
 def test_process_directed_signal_ends_the_leaders_run_vp(

@@ -11,22 +11,21 @@
  * next KVM_RUN would wait on a halted guest. Two ways keep it, chosen once
  * when the library loads:
  *
- * Wrapped handlers (the library is in the global scope: LD_PRELOAD, so the
- * client's sigaction()/signal() reach our interposers). Every handler the
- * client installs runs through emu_sig_trampoline, installed with the
+ * Wrapped handlers (the library comes before libc in the process: LD_PRELOAD,
+ * so the client's sigaction()/signal() reach our interposers). Every handler
+ * the client installs runs through emu_sig_trampoline, installed with the
  * client's own flags and mask, so the kernel delivers exactly as it would to
  * the client's handler. Inside RUN_VP the trampoline sets the running VP's
  * kvm_run immediate_exit (the way a VMM's kick handler does), so the next
  * KVM_RUN returns EINTR before it enters the guest, and holds the client's
- * handler until RUN_VP returns, when it sends the signal to the thread again
+ * handler until RUN_VP returns. Then it sends the signal to the thread again
  * with its siginfo (rt_tgsigqueueinfo): the handler runs when the ioctl
  * returns, as with the kernel's RUN_VP. (Two of one standard signal held in
  * one call are one, as pending standard signals are; two real-time ones are
- * one too, where the kernel would queue both.) RUN_VP blocks
- * nothing, so the kernel picks the thread for a process-directed signal as
- * it would with the real driver (complete_signal prefers the thread group
- * leader when it does not block the signal), and RUN_VP makes no system call
- * for this.
+ * one too, where the kernel would queue both.) RUN_VP blocks nothing, so the
+ * kernel picks the thread for a process-directed signal as it would with the
+ * real driver (complete_signal prefers the thread group leader when it does
+ * not block the signal), and RUN_VP makes no system call for this.
  *
  * Blocked signals (dlopen()ed in-process: the client's sigaction() is libc's
  * and cannot be wrapped). For the whole call the thread blocks the catchable
@@ -38,9 +37,11 @@
  * the mask is up goes to another thread that does not block it, if there is
  * one, where the kernel would have given it to a leader inside RUN_VP.
  *
- * Neither way sees a handler installed by a raw rt_sigaction system call in
- * wrapped mode. Synchronous fault signals are never blocked: the user-copy
- * guard (uaccess.c) catches SIGSEGV/SIGBUS, and a real crash must not wait.
+ * Wrapped mode does not see a handler installed past our interposers (a raw
+ * rt_sigaction system call, glibc's internal sigset and siginterrupt): one
+ * landing in emulator code runs at once and the run goes on. Synchronous
+ * fault signals are never blocked or held: the user-copy guard (uaccess.c)
+ * catches SIGSEGV/SIGBUS, and a real crash must not wait.
  */
 #include <dlfcn.h>
 #include <link.h>

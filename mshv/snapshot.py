@@ -33,6 +33,7 @@ from mshv.snapshot_registers import (
     blobs_for,
     registers_for,
 )
+from mshv.state import aligned_state_buffer, state_buffer_size
 
 if TYPE_CHECKING:
     from mshv.partition import MemoryRegion, Partition
@@ -321,10 +322,10 @@ class _StateWrite:
 
     def __init__(self, state_type: int, data: bytes) -> None:
         self.state_type = state_type
-        self.size = max(PAGE_SIZE, -(-len(data) // PAGE_SIZE) * PAGE_SIZE)
-        self._raw = ffi.new("unsigned char[]", self.size + PAGE_SIZE)
-        self.address = -(-int(ffi.cast("uintptr_t", self._raw)) // PAGE_SIZE) * PAGE_SIZE
-        ffi.memmove(ffi.cast("unsigned char *", self.address), data, len(data))
+        self.size = state_buffer_size(len(data))
+        self._raw, aligned = aligned_state_buffer(self.size)
+        ffi.memmove(aligned, data, len(data))
+        self.address = int(ffi.cast("uintptr_t", aligned))
 
     def send(self, vp: Vp) -> None:
         """Write the blob into ``vp`` (MSHV_SET_VP_STATE)."""

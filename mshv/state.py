@@ -46,6 +46,19 @@ _U64 = (1 << 64) - 1
 _APIC_WORDS = 8  # ISR/TMR/IRR: 256 bits as eight 32-bit registers
 
 
+def state_buffer_size(length: int) -> int:
+    """The buffer MSHV_SET_VP_STATE takes for a blob of ``length`` bytes: whole pages, at least one."""
+    return max(PAGE_SIZE, -(-length // PAGE_SIZE) * PAGE_SIZE)
+
+
+def aligned_state_buffer(size: int) -> tuple[Any, Any]:
+    """A zeroed ``size``-byte buffer at a page boundary, as MSHV_GET/SET_VP_STATE take it:
+    (the cdata that owns the memory, the aligned ``unsigned char *``)."""
+    raw = ffi.new("unsigned char[]", size + PAGE_SIZE)
+    address = (int(ffi.cast("uintptr_t", raw)) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    return raw, ffi.cast("unsigned char *", address)
+
+
 def _check(name: str, value: object, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")

@@ -382,8 +382,7 @@ class Vp(FdOwner):
 
     def set_state(self, state_type: int, data: bytes) -> None:
         """Write a VP state blob (MSHV_SET_VP_STATE)."""
-        size = max(4096, -(-len(data) // 4096) * 4096)
-        self._state(state_type, size, data)
+        self._state(state_type, state.state_buffer_size(len(data)), data)
 
     def _state(self, state_type: int, size: int, data: bytes | None) -> tuple[bytes, int]:
         fd = self._live()
@@ -392,8 +391,7 @@ class Vp(FdOwner):
         for _attempt in range(2):
             if size <= 0 or size % 4096:
                 raise ValueError(f"VP state buffer size must be a multiple of 4096, got {size}")
-            raw = ffi.new("unsigned char[]", size + 4096)
-            aligned = ffi.cast("unsigned char *", (int(ffi.cast("uintptr_t", raw)) + 4095) & ~4095)
+            raw, aligned = state.aligned_state_buffer(size)  # raw owns the memory
             if data is not None:
                 ffi.memmove(aligned, data, len(data))
             args = _cstruct.new(

@@ -323,7 +323,7 @@ struct emu_run_held {
 	siginfo_t info[EMU_RUN_HELD_INFO];
 };
 extern EMU_TLS struct emu_run_held *emu_run_held;
-/* Blocked mode: the catchable asynchronous signals (signal n is bit n - 1). */
+/* The catchable asynchronous signals: what blocked mode blocks, wrapped mode holds (bit n - 1). */
 #define EMU_SIGBIT(sig) (1ULL << ((sig) - 1))
 #define EMU_RUN_SIGNALS_BLOCKED                                                              \
 	(~(EMU_SIGBIT(SIGKILL) | EMU_SIGBIT(SIGSTOP) | EMU_SIGBIT(SIGSEGV) | EMU_SIGBIT(SIGBUS) | \

@@ -295,8 +295,7 @@ void emu_run_signals_end(uint64_t caller, const struct emu_run_held *held)
 	int err = errno;
 
 	if (emu_sig_wrapping) {
-		emu_run_target = NULL;
-		atomic_signal_fence(memory_order_seq_cst);
+		/* emu_run_target is NULL again: emu_run_vp untargets before it returns */
 		emu_run_inside = 0;
 		atomic_signal_fence(memory_order_seq_cst);
 		emu_run_held = NULL;	/* no handler holds a signal from here on */
@@ -313,9 +312,8 @@ void emu_run_signals_end(uint64_t caller, const struct emu_run_held *held)
 
 void emu_run_signals_target(struct kvm_run *run)
 {
-	run->immediate_exit = 0;
-	atomic_signal_fence(memory_order_seq_cst);
 	emu_run_target = run;
+	atomic_signal_fence(memory_order_seq_cst);
 	emu_run_signals_rearm(run);
 }
 

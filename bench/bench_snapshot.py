@@ -10,8 +10,8 @@ other suites, since the host's speed drifts. The ratio is the median of the per-
 (dirty-page / full-copy restore time).
 
 Then, in a second pass of the same rounds, each step of a dirty-page restore is timed on its
-own (freeze and thaw, the dirty bitmap, the page copies, each VP state call, REFERENCE_TIME):
-``extra_info["phases_us"]`` and a note say where the time goes.
+own (freeze and thaw, the dirty bitmap, the page copies, each call of the VP batch,
+REFERENCE_TIME): ``extra_info["phases_us"]`` and a note say where the time goes.
 """
 
 from __future__ import annotations
@@ -23,11 +23,8 @@ from typing import Any
 
 from _support import MIB, QUICK, CBaselines, CResult, record
 
-from mshv import GuestMemory, IoPortIntercept, Mshv, Partition, Vp, dirty, snapshot
-from mshv._abi import ffi, lib
-from mshv.hvcall import hvcall
+from mshv import GuestMemory, IoPortIntercept, Mshv, Partition, Vp, snapshot
 from mshv.memory import PAGE_SIZE
-from mshv.registers import set_encoded_registers
 from mshv.testing import PAGED_CODE_GPA, assemble, long_mode_registers
 
 GUEST_SIZE = 64 * MIB
@@ -56,44 +53,37 @@ def _ns(fn: Callable[[], object]) -> int:
     return time.perf_counter_ns() - start
 
 
+_STATE_NAMES = {code: name for name, code in snapshot._STATE_TYPES.items()}
+
+
+def _vp_call_labels(snap: snapshot.Snapshot) -> list[str]:
+    """What each step of the restore's VP batch is, in its order (mshv.snapshot._Program)."""
+    assert snap._plans is not None
+    labels = []
+    for index, plan in snap._plans.items():
+        labels += [f"vp{index} registers (SET_VP_REGISTERS)"] * len(plan.registers.inputs)
+        labels += [f"vp{index} state blob {_STATE_NAMES[blob.state_type]}" for blob in plan.blobs]
+        labels += [f"vp{index} events (SET_VP_REGISTERS)"] * len(plan.events.inputs)
+    return labels + ["REFERENCE_TIME"] * bool(snap._reference_input)
+
+
 def _phases(pt: Partition, vp: Vp, snap: snapshot.Snapshot) -> dict[str, int]:
-    """One dirty-page restore, step by step (the steps of mshv.snapshot.restore, each timed)."""
-    fd, regions = pt.fd, pt.regions
-    plan = snap._plans[vp.index] if snap._plans else None
-    assert plan is not None
-    times = {"check layout": _ns(lambda: snapshot._check_fits(pt, snap, regions))}
-    set_property = lib.HVCALL_SET_PARTITION_PROPERTY
-    times["freeze (get + set)"] = _ns(
-        lambda: (snapshot._get(fd, snapshot._GET_FROZEN), hvcall(fd, set_property, snapshot._FREEZE))
-    )
-    region = regions[0]
-    npages = region.size // PAGE_SIZE
-    bitmaps: list[Any] = []
-    times["dirty bitmap (get + clear)"] = _ns(
-        lambda: bitmaps.append(dirty.dirty_bitmap(fd, region.gpa, npages))
-    )
-    dst = ffi.from_buffer(snapshot._region_view(region), require_writable=True)
-    src = ffi.from_buffer(snap.memory[0])
-    copied: list[int] = []
-    ns = _ns(lambda: copied.append(lib.mshv_copy_bitmap_pages(dst, src, bitmaps[0], npages, PAGE_SIZE)))
-    times[f"copy {copied[0]} pages"] = ns
+    """One dirty-page restore, step by step: the batches of mshv.snapshot._Program.run, and each
+    call of the VP batch on its own."""
+    program = pt._restore_program
+    assert program is not None and program.live_vps(pt, snap) == [vp]
+    fds = program.fds
+    times = {"freeze (get + set)": _ns(lambda: (program.read_frozen.run(fds), program.freeze.run(fds)))}
+    times["dirty bitmap (get + clear)"] = _ns(lambda: program.bitmaps.run(fds))
+    times[f"copy {DIRTY_PAGES} pages"] = _ns(lambda: program._copy_memory(snap, True, []))
     page = vp.register_page
     assert page is not None
-    times["registers (one SET_VP_REGISTERS)"] = _ns(
-        lambda: (setattr(page.raw, "dirty", 0), set_encoded_registers(vp.fd, plan.registers))
-    )
-    packed = plan.packed
-    assert packed is not None
-    times["register page copy of GPRs, RIP, RFLAGS"] = _ns(
-        lambda: page.write_packed(packed, mark_dirty=False)
-    )
-    for blob in plan.blobs:
-        name = next(n for n, t in snapshot._STATE_TYPES.items() if t == blob.state_type)
-        times[f"state blob {name}"] = _ns(lambda: blob.send(vp))  # noqa: B023
-    times["events (SET_VP_REGISTERS)"] = _ns(lambda: set_encoded_registers(vp.fd, plan.events))
-    times["REFERENCE_TIME"] = _ns(lambda: hvcall(fd, set_property, snap._reference_input))
-    times["thaw"] = _ns(lambda: hvcall(fd, set_property, snapshot._THAW))
-    pt._snapshot_base = (snap, tuple(pt.regions), tuple(pt.vps))  # (what restore() leaves behind)
+    for step, label in enumerate(_vp_call_labels(snap)):
+        ns = _ns(lambda: program.vp_calls.run(fds, start=step, stop=step + 1))  # noqa: B023
+        times[label] = times.get(label, 0) + ns
+    times["thaw"] = _ns(lambda: program.thaw.run(fds))
+    times["register page copy of GPRs, RIP, RFLAGS"] = _ns(lambda: snapshot._write_page(vp, program.plans[0]))
+    pt._snapshot_base = program.state  # (what restore() leaves behind)
     return times
 
 

@@ -1124,6 +1124,15 @@ union hv_register_value {
     struct hv_u128 pending_event;
 };
 
+struct mshv_batch_step {
+    int32_t slot;
+    uint32_t reps;
+    uint64_t request;
+    void * arg;
+    void * init;
+    uint64_t size;
+};
+
 struct mshv_create_partition {
     unsigned long long pt_flags;
     unsigned long long pt_isolation;

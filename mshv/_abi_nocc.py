@@ -8,8 +8,8 @@ module (ioctl_defs/abi_snapshot.py, installed as ``mshv._abi_snapshot``), so
 every size, offset and constant is still the C compiler's.
 
 ``lib`` offers what the package uses of the compiled ``lib``: every constant,
-the kernel table of build_ext/kernel_table.py and a Python twin of the page
-copy of build_ext/page_copy.py. As in C, the five calls
+the kernel table of build_ext/kernel_table.py and Python twins of the page
+copy of build_ext/page_copy.py and the call batch of build_ext/call_batch.py. As in C, the five calls
 (``mshv_open`` ... ``mshv_close``) are fixed functions that call through a
 table, which ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` point at
 libc's or the emulator library's functions: callers may keep a reference to
@@ -198,6 +198,20 @@ class SnapshotLib:
             bits &= ~(((1 << count) - 1) << first)
             copied += count
         return copied
+
+    def mshv_call_batch(self, steps: Any, count: int, fds: Any) -> int:
+        """Issue the steps of a call batch in order (build_ext/call_batch.py): ``count`` when all
+        succeeded, else the failed step's index (errno 0 for a hypercall short of its reps)."""
+        for index in range(count):
+            step = steps[index]
+            ffi.memmove(step.arg, step.init, step.size)
+            if self._ioctl(fds[step.slot], step.request, step.arg) < 0:
+                return index
+            if step.request == self.MSHV_ROOT_HVCALL:
+                if ffi.cast("struct mshv_root_hvcall *", step.arg).reps != step.reps:
+                    ffi.errno = 0
+                    return index
+        return count
 
     def mshv_kick_signal(self) -> int:
         """The signal that kicks a VP thread out of MSHV_RUN_VP (build_ext/vp_kick.py): SIGRTMIN."""

@@ -78,6 +78,15 @@ def _bitmap(fd: int, access_type: int, gpa: int, npages: int) -> list[int]:
 
 def _raw_bitmap(fd: int, access_type: int, gpa: int, npages: int) -> Any:
     """MSHV_GET_GPAP_ACCESS_BITMAP with CLEAR: the ``unsigned char[]`` the kernel wrote."""
+    arg, bitmap = bitmap_request(access_type, gpa, npages)
+    if _kernel.ioctl_raw(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg) < 0:
+        raise bitmap_error(fd, _kernel.errno(), gpa, npages)
+    return bitmap
+
+
+def bitmap_request(access_type: int, gpa: int, npages: int) -> tuple[Any, Any]:
+    """The argument of MSHV_GET_GPAP_ACCESS_BITMAP (``access_type`` + CLEAR) for ``npages`` pages
+    from ``gpa``, and the ``unsigned char[]`` the kernel writes the bits into."""
     _check_range(gpa, npages)
     bitmap = ffi.new("unsigned char[]", (npages + 7) // 8)
     arg = _cstruct.new(
@@ -88,11 +97,14 @@ def _raw_bitmap(fd: int, access_type: int, gpa: int, npages: int) -> Any:
         gpap_base=gpa // PAGE_SIZE,
         bitmap_ptr=ffi.cast("uint64_t", bitmap),
     )
-    try:
-        _kernel.ioctl(fd, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, details=f"gpa={gpa:#x} npages={npages}")
-    except MshvError as exc:
-        raise _explained(fd, exc) from None
-    return bitmap
+    return arg, bitmap
+
+
+def bitmap_error(fd: int, err: int, gpa: int, npages: int) -> MshvError:
+    """The error of a failed MSHV_GET_GPAP_ACCESS_BITMAP (errno ``err``) on partition ``fd``."""
+    name = _kernel.ioctl_name(lib.MSHV_GET_GPAP_ACCESS_BITMAP)
+    exc = MshvError(err, name, details=f"gpa={gpa:#x} npages={npages}")
+    return _explained(fd, exc)
 
 
 def _tracking_on(fd: int) -> bool | None:

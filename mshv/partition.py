@@ -88,6 +88,7 @@ class Partition(FdOwner):
         # regions and VP indexes then (mshv.snapshot); None once something else consumed the
         # dirty bits.
         self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...], tuple[int, ...]] | None = None
+        self._restore_program: snapshot._Program | None = None  # the last restore's calls, made ready
         # The backstop closes the fd, then gives the memory back (the kernel dropped the regions
         # with the partition): a dropped partition leaves no GuestMemory counted as mapped.
         self._own(fd, after_backstop=functools.partial(_release_all, self._regions))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mshv._abi import ffi, lib
 from mshv._enums import build_enum
 from mshv._msgread import Reader
 from mshv.errors import MshvError
-from mshv.hvcall import hvcall
+from mshv.hvcall import failure, hvcall
 
 if TYPE_CHECKING:
     from mshv.vp import Vp
@@ -32,6 +32,7 @@ __all__ = [
     "Segment",
     "Table",
     "encode_registers",
+    "encoded_chunk_error",
     "register",
     "set_encoded_registers",
 ]
@@ -323,10 +324,14 @@ _SET_HEADER = Reader(
 ).struct
 
 
+def _reps_error(done: int, wanted: int, op: str, names: list[str]) -> MshvError:
+    failed = names[done] if done < len(names) else "?"
+    return MshvError(errno.EIO, op, None, f"stopped at register {failed}: {done} of {wanted} done")
+
+
 def _check_reps(done: int, wanted: int, op: str, names: list[str]) -> None:
     if done != wanted:
-        failed = names[done] if done < len(names) else "?"
-        raise MshvError(errno.EIO, op, None, f"stopped at register {failed}: {done} of {wanted} done")
+        raise _reps_error(done, wanted, op, names)
 
 
 def _batch_error(exc: MshvError, names: list[str], first: int, total: int, vp_index: int) -> MshvError:
@@ -379,3 +384,19 @@ def set_encoded_registers(fd: int, encoded: EncodedRegisters) -> None:
         if res.reps != count:
             _check_reps(res.reps, count, "HvCallSetVpRegisters", list(chunk))
         start += count
+
+
+def encoded_chunk_error(encoded: EncodedRegisters, chunk: int) -> Callable[[int, int, int], MshvError]:
+    """The error :func:`set_encoded_registers` raises when chunk ``chunk`` of ``encoded`` fails,
+    from (errno, status, reps done); errno 0: the call returned short of its reps."""
+    start = sum(encoded.counts[:chunk])
+    count = encoded.counts[chunk]
+    names = list(encoded.names[start : start + count])
+
+    def error(err: int, status: int, done: int) -> MshvError:
+        if not err:
+            return _reps_error(done, count, "HvCallSetVpRegisters", names)
+        exc = failure(err, _HVCALL_SET, status, done, count)
+        return _batch_error(exc, names, start, len(encoded.names), encoded.vp_index)
+
+    return error

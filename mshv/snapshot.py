@@ -13,19 +13,21 @@ A register the partition grants but refuses to read is named in :attr:`Snapshot.
 
 from __future__ import annotations
 
+import functools
 import struct
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mshv import _cstruct, _kernel, dirty, regpage
 from mshv._abi import ffi, lib
+from mshv._batch import CallBatch, fds_array, hvcall_error
 from mshv.errors import HvStatus, MshvError
 from mshv.hvcall import HvcallInput, hvcall
 from mshv.memory import PAGE_SIZE
-from mshv.registers import EncodedRegisters, RegisterValue, encode_registers, set_encoded_registers
+from mshv.registers import EncodedRegisters, RegisterValue, encode_registers, encoded_chunk_error
 from mshv.snapshot_registers import (
     PAGE_REGISTERS,
     REGISTER_CLASSES,
@@ -317,8 +319,7 @@ class _FrozenTime:
 # -- restore ----------------------------------------------------------------------------------
 class _StateWrite:
     """One MSHV_SET_VP_STATE of a restore, made once: the blob in a page-aligned buffer of whole
-    pages, as ``Vp.set_state`` lays it out. The argument struct is new for each call: the
-    kernel writes the size it used back into it (mshv_vp_ioctl_get_set_state)."""
+    pages, as ``Vp.set_state`` lays it out."""
 
     def __init__(self, state_type: int, data: bytes) -> None:
         self.state_type = state_type
@@ -327,14 +328,24 @@ class _StateWrite:
         ffi.memmove(aligned, data, len(data))
         self.address = int(ffi.cast("uintptr_t", aligned))
 
-    def send(self, vp: Vp) -> None:
-        """Write the blob into ``vp`` (MSHV_SET_VP_STATE)."""
-        args = _cstruct.new(
+    def args(self) -> Any:
+        """The ioctl's argument (a new struct each time: the kernel writes the size it used back
+        into it, mshv_vp_ioctl_get_set_state)."""
+        return _cstruct.new(
             "struct mshv_get_set_vp_state", type=self.state_type, buf_sz=self.size, buf_ptr=self.address
         )
-        _kernel.ioctl(
-            vp.fd, lib.MSHV_SET_VP_STATE, args, details=lambda: f"vp={vp.index} type={self.state_type}"
-        )
+
+    def error(self, vp_index: int) -> Callable[[int], MshvError]:
+        """The error of the call failing with an errno, as ``send`` raises it."""
+        request = lib.MSHV_SET_VP_STATE
+        return lambda err: MshvError(err, _kernel.ioctl_name(request), details=self._details(vp_index))
+
+    def _details(self, vp_index: int) -> str:
+        return f"vp={vp_index} type={self.state_type}"
+
+    def send(self, vp: Vp) -> None:
+        """Write the blob into ``vp`` (MSHV_SET_VP_STATE)."""
+        _kernel.ioctl(vp.fd, lib.MSHV_SET_VP_STATE, self.args(), details=lambda: self._details(vp.index))
 
 
 @dataclass
@@ -363,6 +374,133 @@ def _plan(state: VpSnapshot) -> _VpPlan:
     blobs = tuple(_StateWrite(_STATE_TYPES[name], data) for name, data in state.blobs.items())
     registers, events_input = encode_registers(state.index, batch), encode_registers(state.index, events)
     return _VpPlan(registers, page, regpage.pack(page), blobs, events_input)
+
+
+_Written = list[tuple[int, tuple[int, int]]]  # host-written ranges: (region index, (offset, size))
+
+
+def _add_registers(calls: CallBatch, slot: int, encoded: EncodedRegisters) -> None:
+    for chunk, (data, count) in enumerate(zip(encoded.inputs, encoded.counts, strict=True)):
+        error = encoded_chunk_error(encoded, chunk)
+        calls.add_hvcall(slot, lib.HVCALL_SET_VP_REGISTERS, data, reps=count, error=error)
+
+
+class _Program:
+    """A restore of one snapshot into one partition, made ready (mshv._batch): TIME_FREEZE 1,
+    each writable region's dirty bits read and cleared, (the page copies,) each VP's registers,
+    state blobs and pending events, REFERENCE_TIME, TIME_FREEZE 0, and the fds they go to.
+    Valid while the partition keeps the same regions and VP objects (:meth:`live_vps`);
+    ``state`` is the partition's ``_snapshot_base`` after it."""
+
+    def __init__(self, partition: Partition, snap: Snapshot, mapped: list[MemoryRegion], vps: dict[int, Vp]):
+        assert snap._plans is not None
+        self.snap = snap
+        self.state = (snap, tuple(mapped), tuple(vps))
+        self.mapped = list(mapped)
+        self.regions = sorted(mapped, key=lambda r: r.gpa)
+        order = list(snap._plans)
+        self.vps = tuple((weakref.ref(vps[i]), vps[i].fd) for i in order)
+        self.plans = tuple(snap._plans[i] for i in order)
+        fd = partition.fd
+        self.fds = fds_array([fd] + [vps[i].fd for i in order])
+        get, set_ = lib.HVCALL_GET_PARTITION_PROPERTY, lib.HVCALL_SET_PARTITION_PROPERTY
+        self.read_frozen = CallBatch()
+        self.frozen = self.read_frozen.add_hvcall(
+            0, get, _GET_FROZEN, output_size=_GET_SIZE, error=hvcall_error(get)
+        )
+        self.freeze = CallBatch()
+        self.freeze.add_hvcall(0, set_, _FREEZE, error=hvcall_error(set_))
+        self.bitmaps = CallBatch()  # each writable region's dirty bits, read and cleared
+        self.dirty: list[tuple[int, Any, int]] = []  # (region index, bitmap, pages)
+        for index, region in enumerate(self.regions):
+            if region.writable:
+                npages = region.size // PAGE_SIZE
+                arg, bitmap = dirty.bitmap_request(lib.MSHV_GPAP_ACCESS_TYPE_DIRTY, region.gpa, npages)
+                error = functools.partial(_bitmap_error, fd, region.gpa, npages)
+                self.bitmaps.add_ioctl(0, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, error)
+                self.dirty.append((index, bitmap, npages))
+        self.vp_calls = CallBatch()  # each VP's registers, blobs, events; REFERENCE_TIME
+        for slot, (index, plan) in enumerate(zip(order, self.plans, strict=True), start=1):
+            _add_registers(self.vp_calls, slot, plan.registers)
+            for blob in plan.blobs:
+                self.vp_calls.add_ioctl(slot, lib.MSHV_SET_VP_STATE, blob.args(), blob.error(index))
+            _add_registers(self.vp_calls, slot, plan.events)
+        if snap._reference_input:
+            self.vp_calls.add_hvcall(0, set_, snap._reference_input, error=hvcall_error(set_))
+        self.thaw = CallBatch()
+        self.thaw.add_hvcall(0, set_, _THAW, error=hvcall_error(set_))
+
+    def live_vps(self, partition: Partition, snap: Snapshot) -> list[Vp] | None:
+        """The VPs to restore, if this program still fits ``partition`` and ``snap``; else None."""
+        if snap is not self.snap or len(partition._vps) != len(self.vps) or partition._regions != self.mapped:
+            return None
+        live = []
+        for ref, fd in self.vps:
+            vp = ref()
+            if vp is None or vp._fd != fd:
+                return None
+            live.append(vp)
+        return live
+
+    def run(self, snap: Snapshot, vps: list[Vp], incremental: bool, written: _Written) -> None:
+        """The restore: time frozen (unless it already was), pages, VPs, REFERENCE_TIME, thaw."""
+        fds = self.fds
+        try:
+            self.read_frozen.run(fds)
+            was_frozen = bool(_U64.unpack_from(ffi.buffer(self.frozen))[0])
+        except MshvError as exc:  # a hypervisor that cannot read TIME_FREEZE back
+            if exc.hv_status is None:
+                raise
+            was_frozen = False
+        if not was_frozen:
+            self.freeze.run(fds)
+        try:
+            self.bitmaps.run(fds)
+            self._copy_memory(snap, incremental, written)
+            for vp in vps:  # what the register page would carry to the next run is dropped
+                page = vp.register_page
+                if page is not None:
+                    page.raw.dirty = 0
+            self.vp_calls.run(fds)
+        finally:
+            if not was_frozen:
+                self.thaw.run(fds)
+        for vp, plan in zip(vps, self.plans, strict=True):
+            _write_page(vp, plan)
+
+    def _copy_memory(self, snap: Snapshot, incremental: bool, written: _Written) -> None:
+        """The snapshot's pages back: only those the guest dirtied when ``incremental``, else all
+        (the dirty bits were read and cleared either way, so the next restore starts here). The
+        dirty pages are copied in C, one memcpy per run (build_ext/page_copy.py)."""
+        if incremental:
+            for index, bitmap, npages in self.dirty:
+                dst = ffi.from_buffer(_region_view(self.regions[index]), require_writable=True)
+                lib.mshv_copy_bitmap_pages(
+                    dst, ffi.from_buffer(snap.memory[index]), bitmap, npages, PAGE_SIZE
+                )
+        else:
+            for region, data in zip(self.regions, snap.memory, strict=True):
+                _region_view(region)[:] = data
+        for index, (offset, size) in written:
+            _region_view(self.regions[index])[offset : offset + size] = snap.memory[index][
+                offset : offset + size
+            ]
+
+
+def _bitmap_error(fd: int, gpa: int, npages: int, err: int) -> MshvError:
+    return dirty.bitmap_error(fd, err, gpa, npages)
+
+
+def _write_page(vp: Vp, plan: _VpPlan) -> None:
+    """The register page's copy of the GPRs, RIP and RFLAGS brought in step with what the
+    restore set, as ``Vp.set_registers`` does (the hypervisor does not update the page)."""
+    page = vp.register_page
+    if page is None:
+        return
+    if plan.packed is not None:
+        page.write_packed(plan.packed, mark_dirty=False)
+    else:
+        page.write_all(plan.page, mark_dirty=False)
 
 
 def _check_fits(partition: Partition, snap: Snapshot, regions: list[MemoryRegion]) -> None:
@@ -394,32 +532,27 @@ def restore(
         SnapshotMismatch: the partition's regions, VPs or features differ from the snapshot's.
         MshvError: a call of the restore failed (e.g. a VP is running).
     """
-    mapped, vps = partition.regions, partition.vps
-    state = (snap, tuple(mapped), tuple(vps))
-    regions = sorted(mapped, key=lambda r: r.gpa)
-    fits = partition._snapshot_base == state  # the last snapshot or restore was this one, here
-    if not fits:
-        _check_fits(partition, snap, regions)
+    program = partition._restore_program
+    vps = program.live_vps(partition, snap) if program is not None else None
+    if program is None or vps is None:
+        mapped, by_index = partition.regions, partition.vps
+        if partition._snapshot_base != (snap, tuple(mapped), tuple(by_index)):
+            _check_fits(partition, snap, sorted(mapped, key=lambda r: r.gpa))
+        if snap._plans is None:
+            snap._plans = {index: _plan(vp) for index, vp in snap.vps.items()}
+            if snap.reference_time is not None:
+                code = lib.HV_PARTITION_PROPERTY_REFERENCE_TIME
+                snap._reference_input = _property_input(code, snap.reference_time)
+        program = partition._restore_program = _Program(partition, snap, mapped, by_index)
+        vps = [by_index[index] for index in snap._plans]
     written = [_check_range(snap, gpa, size) for gpa, size in host_written]
-    if snap._plans is None:
-        snap._plans = {index: _plan(vp) for index, vp in snap.vps.items()}
-        if snap.reference_time is not None:
-            code = lib.HV_PARTITION_PROPERTY_REFERENCE_TIME
-            snap._reference_input = _property_input(code, snap.reference_time)
-    fd = partition.fd
-    incremental = fits and not full
+    # the last snapshot or restore was this one, here: the dirty bits say what changed since
+    incremental = partition._snapshot_base == program.state and not full
     partition._snapshot_base = None  # until this restore completes
     if not incremental and not _tracking_on(partition):
         partition.enable_dirty_tracking()
-    with _FrozenTime(partition):
-        _restore_memory(fd, snap, regions, incremental)
-        for index, (offset, size) in written:
-            _region_view(regions[index])[offset : offset + size] = snap.memory[index][offset : offset + size]
-        for index, plan in snap._plans.items():
-            _restore_vp(vps[index], plan)
-        if snap._reference_input:
-            hvcall(fd, lib.HVCALL_SET_PARTITION_PROPERTY, snap._reference_input)
-    partition._snapshot_base = state
+    program.run(snap, vps, incremental, written)
+    partition._snapshot_base = program.state
 
 
 def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, int]]:
@@ -428,38 +561,3 @@ def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, i
         if region.gpa <= gpa and gpa + size <= region.gpa + region.size and size >= 0:
             return index, (gpa - region.gpa, size)
     raise ValueError(f"host_written range {gpa:#x}+{size:#x} is not inside one mapped region")
-
-
-def _restore_memory(fd: int, snap: Snapshot, regions: list[MemoryRegion], incremental: bool) -> None:
-    """Copy the snapshot's pages back: only those the guest dirtied when ``incremental``, else
-    all; in both cases the dirty bits are read and cleared, so the next restore starts here.
-    The dirty pages are copied in C, one memcpy per run (build_ext/page_copy.py)."""
-    for region, data in zip(regions, snap.memory, strict=True):
-        dst = _region_view(region)
-        npages = region.size // PAGE_SIZE
-        bitmap = dirty.dirty_bitmap(fd, region.gpa, npages) if region.writable else None
-        if not incremental:
-            dst[:] = data
-        elif bitmap is not None:
-            lib.mshv_copy_bitmap_pages(
-                ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(data), bitmap, npages, PAGE_SIZE
-            )
-
-
-def _restore_vp(vp: Vp, plan: _VpPlan) -> None:
-    """Registers in one HvCallSetVpRegisters (chunked by 127), the page's GPRs, RIP and RFLAGS
-    last, the state blobs, and the pending events last. What the register page would carry to
-    the next run (a completion written into it since the snapshot) is dropped first, and the
-    page's copy of the registers it holds is brought in step, as ``Vp.set_registers`` does."""
-    page = vp.register_page
-    if page is not None:
-        page.raw.dirty = 0
-    set_encoded_registers(vp.fd, plan.registers)
-    if page is not None:
-        if plan.packed is not None:
-            page.write_packed(plan.packed, mark_dirty=False)
-        else:
-            page.write_all(plan.page, mark_dirty=False)
-    for blob in plan.blobs:
-        blob.send(vp)
-    set_encoded_registers(vp.fd, plan.events)

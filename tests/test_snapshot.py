@@ -31,6 +31,7 @@ from mshv import (
     _abi_nocc,
 )
 from mshv import limits as limits_mod
+from mshv import snapshot as snapshot_mod
 from mshv._abi import ffi as compiled_ffi
 from mshv._abi import lib
 from mshv.dirty import PageAccess
@@ -595,6 +596,39 @@ def test_two_vps_each_get_their_own_state_back(backend_ready: None) -> None:
                 "cs": Segment(0, 0xFFFF, 0x10 * vp.index, 0x9B),
                 "gdtr": snap.read_register(vp.index, "gdtr"),
             }
+
+
+def test_restore_into_a_closed_vp_says_so_and_calls_nothing(backend_ready: None) -> None:
+    """A restore keeps its calls made ready between restores (mshv.snapshot._Program), fds
+    included: once a VP is closed and its fd number taken by another open, the restore must
+    refuse, not send the VP's calls to that fd."""
+    with Mshv() as hv, GuestMemory(0x40000) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+        vp = pt.vps[0]
+        snap = pt.snapshot()
+        pt.restore(snap)
+        number = vp.fd
+        vp.close()
+        with Mshv() as other:
+            assert other.fd == number  # the lowest free fd
+            with pytest.raises(ValueError, match="closed"):
+                pt.restore(snap)
+
+
+def test_a_failed_restore_thaws_time(guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
+    pt = guest.partition
+    snap = pt.snapshot()
+    pt.restore(snap)
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("copy failed")
+
+    monkeypatch.setattr(snapshot_mod._Program, "_copy_memory", fail)
+    with pytest.raises(RuntimeError, match="copy failed"):
+        pt.restore(snap)
+    assert pt.get_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE) == 0
+    monkeypatch.undo()
+    pt.restore(snap)  # not incremental after the failure: every page
+    assert bytes(guest.memory.view()) == snap.memory[0]
 
 
 def test_partition_wide_registers_come_from_the_first_vp_only() -> None:

@@ -162,6 +162,28 @@ def test_a_vp_that_never_exits_is_stopped_without_a_compiler(installed: Path, ba
     assert proc.stdout.splitlines() == ["timeout", "snapshot stopped deadline"]
 
 
+SNAPSHOT_SCRIPT = """
+from mshv import abi
+from mshv.testing import assemble, partition_with_one_vp
+
+code = assemble("mov $0x77, %ax; incw (0x3000); out %al, $0x10; hlt")
+with partition_with_one_vp(code, lapic=False) as (pt, vp, mem):
+    snap = pt.snapshot()
+    for _ in range(3):
+        exit_ = vp.run()
+        print(abi.abi_build(), exit_.port, vp.reg_read("rax") & 0xFFFF, mem.read(0x3000, 2).hex())
+        pt.restore(snap)
+        print(vp.reg_read("rax"), mem.read(0x3000, 2).hex())
+"""
+
+
+def test_a_snapshot_restores_without_a_compiler(installed: Path, backend_ready: None) -> None:
+    """The restore's call batch runs through the twin of build_ext/call_batch.py."""
+    proc = _run(installed, "-c", SNAPSHOT_SCRIPT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["snapshot 16 119 0100", "0 0000"] * 3
+
+
 def test_examples_ship_with_the_package(installed: Path, backend_ready: None) -> None:
     """The installed package carries examples/ (as mshv/examples): ``mshv examples`` runs them."""
     assert (installed / "mshv" / "examples" / "hello_guest.py").is_file()

@@ -779,6 +779,19 @@ static __u64 *emu_dr_slot(struct kvm_debugregs *dr, uint32_t name)
 	return name == HV_X64_REGISTER_DR6 ? (__u64 *)&dr->dr6 : (__u64 *)&dr->dr7;
 }
 
+/* The debug registers a run names, one bit each: DR0-DR3, DR6, DR7 (bits 0-5). */
+#define EMU_DR_ALL 0x3fU
+
+static uint32_t emu_dr_names(const uint32_t *names, uint32_t n)
+{
+	uint32_t seen = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		seen |= names[i] <= HV_X64_REGISTER_DR3 ? 1U << (names[i] - HV_X64_REGISTER_DR0) :
+			names[i] == HV_X64_REGISTER_DR6 ? 1U << 4 : 1U << 5;
+	return seen;
+}
+
 /* How many of names[0..count) form a run of one kind: MSRs (*msr) or debug registers. */
 static uint32_t emu_reg_run_length(const uint32_t *names, uint32_t count, bool *msr)
 {
@@ -866,7 +879,10 @@ uint32_t emu_reg_set_run(struct emu_vp *vp, const uint32_t *names,
 		return 0;
 	}
 	if (!msr) {
-		if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_DEBUGREGS, &dr) < 0) {
+		/* a run naming all six (a VP restore) needs nothing of what KVM holds */
+		memset(&dr, 0, sizeof(dr));
+		if (emu_dr_names(names, n) != EMU_DR_ALL &&
+		    emu_sys_ioctl(vp->vcpu_fd, KVM_GET_DEBUGREGS, &dr) < 0) {
 			*status = HV_STATUS_INVALID_PARAMETER;
 			return 0;
 		}

@@ -191,30 +191,39 @@ static bool emu_xsave_offsets(const struct emu_xsave_layout *x, uint64_t xcomp, 
 	return at <= size;
 }
 
-/* Standard-form KVM XSAVE <-> compacted XSAVE (SDM 13.4.3). */
-static uint16_t emu_state_xsave(struct emu_vp *vp, bool set, uint8_t *buf, uint32_t buf_sz,
-				const struct emu_xsave_layout *x)
+/* KVM's standard-form XSAVE -> the compacted blob (SDM 13.4.3). */
+static uint16_t emu_xsave_get(struct emu_vp *vp, uint8_t *buf, const struct emu_xsave_layout *x)
+{
+	struct kvm_xsave kx;
+	const uint8_t *std = (const uint8_t *)kx.region;
+
+	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &kx) < 0)
+		return HV_STATUS_OPERATION_FAILED;
+	memset(buf, 0, x->size);
+	memcpy(buf, std, XSAVE_HDR_OFF);
+	put64(buf + XSAVE_HDR_OFF, get64(std + XSAVE_HDR_OFF) & x->states);
+	put64(buf + XSAVE_HDR_OFF + 8, XSAVE_XCOMP_COMPACTED | x->states);
+	for (int i = 2; i < 63; i++)
+		if (x->states & (1ULL << i))
+			memcpy(buf + x->comp_off[i], std + x->std_off[i], x->comp_size[i]);
+	return HV_STATUS_SUCCESS;
+}
+
+/*
+ * The compacted blob -> KVM's standard form, built whole from the blob:
+ * KVM_SET_XSAVE takes each component XSTATE_BV names from the buffer and puts
+ * every other one in its initial state (copy_uabi_to_xstate), so nothing of
+ * what KVM holds is needed.
+ */
+static uint16_t emu_xsave_set(struct emu_vp *vp, const uint8_t *buf, uint32_t buf_sz,
+			      const struct emu_xsave_layout *x)
 {
 	static const uint8_t zero[48];
 	struct kvm_xsave kx;
 	uint8_t *std = (uint8_t *)kx.region;
-	uint64_t bv, xcomp;
+	uint64_t bv = get64(buf + XSAVE_HDR_OFF), xcomp = get64(buf + XSAVE_HDR_OFF + 8);
 	uint32_t off[64];
 
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_GET_XSAVE, &kx) < 0)
-		return HV_STATUS_OPERATION_FAILED;
-	if (!set) {
-		memset(buf, 0, x->size);
-		memcpy(buf, std, XSAVE_HDR_OFF);
-		put64(buf + XSAVE_HDR_OFF, get64(std + XSAVE_HDR_OFF) & x->states);
-		put64(buf + XSAVE_HDR_OFF + 8, XSAVE_XCOMP_COMPACTED | x->states);
-		for (int i = 2; i < 63; i++)
-			if (x->states & (1ULL << i))
-				memcpy(buf + x->comp_off[i], std + x->std_off[i], x->comp_size[i]);
-		return HV_STATUS_SUCCESS;
-	}
-	bv = get64(buf + XSAVE_HDR_OFF);
-	xcomp = get64(buf + XSAVE_HDR_OFF + 8);
 	if (!(xcomp & XSAVE_XCOMP_COMPACTED))
 		return HV_STATUS_INVALID_PARAMETER;
 	xcomp &= ~XSAVE_XCOMP_COMPACTED;
@@ -222,9 +231,9 @@ static uint16_t emu_state_xsave(struct emu_vp *vp, bool set, uint8_t *buf, uint3
 	    memcmp(buf + XSAVE_HDR_OFF + 16, zero, sizeof(zero)) ||
 	    !emu_xsave_offsets(x, xcomp, buf_sz, off))
 		return HV_STATUS_INVALID_PARAMETER;
+	memset(&kx, 0, sizeof(kx));
 	memcpy(std, buf, XSAVE_HDR_OFF);
 	put64(std + XSAVE_HDR_OFF, bv);
-	put64(std + XSAVE_HDR_OFF + 8, 0);
 	for (int i = 2; i < 63; i++)
 		if (xcomp & (1ULL << i))
 			memcpy(std + x->std_off[i], buf + off[i], x->comp_size[i]);
@@ -306,7 +315,7 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 	if (args.type == MSHV_VP_STATE_LAPIC)
 		st = emu_state_lapic(vp, set, buf);
 	else if (args.type == MSHV_VP_STATE_XSAVE)
-		st = emu_state_xsave(vp, set, buf, args.buf_sz, x);
+		st = set ? emu_xsave_set(vp, buf, args.buf_sz, x) : emu_xsave_get(vp, buf, x);
 	else
 		st = emu_synthetic_state(vp, args.type, set, buf, needed);
 	if (st) {

@@ -60,6 +60,20 @@ def test_a_refused_msr_in_a_run_stops_the_batch_there(vp: Vp) -> None:
     assert (info.value.hv_status, info.value.reps_done) == (HvStatus.INVALID_PARAMETER, 2)
 
 
+def test_a_debug_register_run_keeps_the_ones_it_does_not_name(vp: Vp) -> None:
+    """Only a run naming all six starts from nothing; six names with one repeated do not."""
+    vp.set_registers(DRS)
+    vp.set_registers({"dr0": 0x11, "dr1": 0x22})
+    assert vp.get_registers(list(DRS)) == {**DRS, "dr0": 0x11, "dr1": 0x22}
+    encoded = encode_registers(0, {"dr0": 0x33, "dr1": 0x44, "dr2": 0x55, "dr6": 0xFFFF0FF0, "dr7": 0x400})
+    data = bytearray(encoded.inputs[0])
+    dr0 = data[-5 * 32 : -4 * 32]  # the first element again, in place of nothing: six names
+    hvcall(vp.fd, lib.HVCALL_SET_VP_REGISTERS, bytes(data) + bytes(dr0), 0, reps=6)
+    assert vp.get_registers(list(DRS)) == {
+        "dr0": 0x33, "dr1": 0x44, "dr2": 0x55, "dr3": DRS["dr3"], "dr6": 0xFFFF0FF0, "dr7": 0x400,
+    }  # fmt: skip
+
+
 def test_a_refused_debug_register_run_applies_none_of_it(vp: Vp) -> None:
     with pytest.raises(MshvError) as info:
         vp.set_registers({"rax": 3, "dr0": 0x10, "dr1": 0x20, "dr7": 1 << 40})  # DR7 bits 63:32 are 0

@@ -592,6 +592,8 @@ uint16_t emu_time_reference_set(struct emu_partition *pt, uint64_t ticks);
 
 /* time.c: a VP's deferred part of TIME_FREEZE/thaw, at the start of RUN_VP (VP mutex held). */
 void emu_time_vp_run(struct emu_vp *vp);
+/* time.c: a LAPIC state set while frozen: its timer count holds until the thaw (VP mutex held). */
+void emu_time_vp_lapic_set(struct emu_vp *vp, const struct kvm_lapic_state *l);
 
 /* ---- synthetic.c (hypervisor: synthetic registers) ------------------------- */
 

@@ -25,8 +25,10 @@
  *    freeze.
  *  - LAPIC timer: the current count (TMCCT) taken at freeze is written back
  *    at thaw (KVM_SET_LAPIC restarts the timer from TMCCT: kvm_apic_set_state)
- *    if the timer is still counting in the same one-shot/periodic setup;
- *    a timer that expired during the freeze has fired (not undone), and the
+ *    if the timer is still counting in the same one-shot/periodic setup (a
+ *    LAPIC state set while frozen replaces what was taken: its count is the
+ *    one that holds); a timer that expired during the freeze has fired (not
+ *    undone), and the
  *    TSC-deadline mode is not adjusted. KVM_GET/SET_LAPIC rewrite the whole
  *    APIC page: an interrupt another thread injects in between is lost.
  *  - synthetic timers never expire here (synthetic.c), so they cannot advance.
@@ -182,6 +184,21 @@ static void emu_time_vp_capture(struct emu_vp *vp)
 		vp->freeze_tmict = emu_apic_reg(&l, APIC_TMICT);
 		vp->freeze_tmcct = emu_apic_reg(&l, APIC_TMCCT);
 	}
+}
+
+/*
+ * MSHV_SET_VP_STATE of the LAPIC while the freeze holds this VP's timer (VP
+ * mutex held): the count set is the one the timer resumes from at thaw, as
+ * on the hypervisor, where the whole partition's time stands still; the
+ * count taken at freeze no longer applies.
+ */
+void emu_time_vp_lapic_set(struct emu_vp *vp, const struct kvm_lapic_state *l)
+{
+	if (!vp->freeze_captured)
+		return;
+	vp->freeze_lvtt = emu_apic_reg(l, APIC_LVTT);
+	vp->freeze_tmict = emu_apic_reg(l, APIC_TMICT);
+	vp->freeze_tmcct = emu_apic_reg(l, APIC_TMCCT);
 }
 
 /* At thaw (or at the next RUN_VP): set the TSC and LAPIC timer back. */

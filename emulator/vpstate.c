@@ -154,6 +154,7 @@ static uint16_t emu_state_lapic(struct emu_vp *vp, bool set, uint8_t *buf)
 	emu_lapic_from_hv(&h, &l);
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_LAPIC, &l) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
+	emu_time_vp_lapic_set(vp, &l);
 	return HV_STATUS_SUCCESS;
 }
 

@@ -38,6 +38,7 @@ from mshv.dirty import PageAccess
 from mshv.registers import RegisterValue
 from mshv.runloop import native_available
 from mshv.snapshot_registers import REGISTER_CLASSES, PartitionFeatures, registers_for
+from mshv.state import LapicState
 from mshv.testing import (
     PAGED_CODE_GPA,
     assemble,
@@ -629,6 +630,27 @@ def test_a_failed_restore_thaws_time(guest: Guest, monkeypatch: pytest.MonkeyPat
     monkeypatch.undo()
     pt.restore(snap)  # not incremental after the failure: every page
     assert bytes(guest.memory.view()) == snap.memory[0]
+
+
+def test_restore_brings_back_the_lapic_timer_count(backend_ready: None) -> None:
+    """The LAPIC state a restore sets while time is frozen holds until the thaw: the timer
+    counts on from the snapshot's current count, not from the one it had before the restore."""
+    with Mshv() as hv, GuestMemory(0x40000) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+        vp = pt.vps[0]
+        lapic = vp.get_lapic()
+        lapic.spurious |= 0x100  # software-enabled
+        lapic.lvt_timer = 0x10030  # masked, one-shot, vector 0x30: it counts, nothing fires
+        lapic.divide_configuration = 0xB  # divide by 1
+        lapic.initial_count = lapic.counter_value = 0xFFFFFFFF  # about 4.3 s at 1 GHz
+        vp.set_lapic(lapic)
+        snap = pt.snapshot()
+        at_snapshot = LapicState.from_bytes(snap.vps[0].blobs["lapic"]).counter_value
+        time.sleep(0.2)
+        before = vp.get_lapic().counter_value
+        assert 0 < before < at_snapshot  # it counted down meanwhile
+        pt.restore(snap)
+        after = vp.get_lapic().counter_value
+        assert after > (at_snapshot + before) // 2, (at_snapshot, before, after)
 
 
 def test_partition_wide_registers_come_from_the_first_vp_only() -> None:

@@ -83,7 +83,7 @@ def _phases(pt: Partition, vp: Vp, snap: snapshot.Snapshot) -> dict[str, int]:
         times[label] = times.get(label, 0) + ns
     times["thaw"] = _ns(lambda: program.thaw.run(fds))
     times["register page copy of GPRs, RIP, RFLAGS"] = _ns(lambda: snapshot._write_page(vp, program.plans[0]))
-    pt._snapshot_base = program.state  # (what restore() leaves behind)
+    pt._snapshot_base = (snap, *program.layout)  # (what restore() leaves behind)
     return times
 
 

@@ -390,12 +390,12 @@ class _Program:
     each writable region's dirty bits read and cleared, (the page copies,) each VP's registers,
     state blobs and pending events, REFERENCE_TIME, TIME_FREEZE 0, and the fds they go to.
     Valid while the partition keeps the same regions and VP objects (:meth:`live_vps`);
-    ``state`` is the partition's ``_snapshot_base`` after it."""
+    ``layout`` is what the partition's ``_snapshot_base`` holds beside the snapshot."""
 
     def __init__(self, partition: Partition, snap: Snapshot, mapped: list[MemoryRegion], vps: dict[int, Vp]):
         assert snap._plans is not None
-        self.snap = snap
-        self.state = (snap, tuple(mapped), tuple(vps))
+        self.snap = weakref.ref(snap)  # (the partition's _snapshot_base keeps the last one alive)
+        self.layout = (tuple(mapped), tuple(vps))
         self.mapped = list(mapped)
         self.regions = sorted(mapped, key=lambda r: r.gpa)
         order = list(snap._plans)
@@ -432,7 +432,9 @@ class _Program:
 
     def live_vps(self, partition: Partition, snap: Snapshot) -> list[Vp] | None:
         """The VPs to restore, if this program still fits ``partition`` and ``snap``; else None."""
-        if snap is not self.snap or len(partition._vps) != len(self.vps) or partition._regions != self.mapped:
+        if snap is not self.snap() or partition._regions != self.mapped:
+            return None
+        if len(partition._vps) != len(self.vps):
             return None
         live = []
         for ref, fd in self.vps:
@@ -547,12 +549,13 @@ def restore(
         vps = [by_index[index] for index in snap._plans]
     written = [_check_range(snap, gpa, size) for gpa, size in host_written]
     # the last snapshot or restore was this one, here: the dirty bits say what changed since
-    incremental = partition._snapshot_base == program.state and not full
+    state = (snap, *program.layout)
+    incremental = partition._snapshot_base == state and not full
     partition._snapshot_base = None  # until this restore completes
     if not incremental and not _tracking_on(partition):
         partition.enable_dirty_tracking()
     program.run(snap, vps, incremental, written)
-    partition._snapshot_base = program.state
+    partition._snapshot_base = state
 
 
 def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, int]]:

@@ -4,10 +4,12 @@ snapshot's values, class by class, restore after restore; the file format; refus
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 import re
 import struct
 import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -613,6 +615,22 @@ def test_restore_into_a_closed_vp_says_so_and_calls_nothing(backend_ready: None)
             assert other.fd == number  # the lowest free fd
             with pytest.raises(ValueError, match="closed"):
                 pt.restore(snap)
+
+
+def test_a_snapshot_restored_once_is_freed_when_dropped(guest: Guest) -> None:
+    """What a restore keeps for the next one does not keep the snapshot (all its memory) alive
+    once the partition has moved on to another and the caller dropped it."""
+    pt = guest.partition
+    first = pt.snapshot()
+    pt.restore(first)
+    gone = weakref.ref(first)
+    pt.snapshot()
+    gc.disable()
+    try:
+        del first
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_a_failed_restore_thaws_time(guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:

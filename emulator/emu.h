@@ -243,7 +243,7 @@ struct emu_file {
 	enum emu_kind kind;
 	atomic_int refs;		/* table entries + calls in flight */
 	unsigned int fmode;		/* EMU_FMODE_READ/WRITE: the open's access mode */
-	uint64_t dev, ino;		/* the backing file's identity (emu_fd_install) */
+	uint64_t tag;			/* the backing file's position: its identity (fdtable.c) */
 	union {
 		struct emu_partition *pt;
 		struct emu_vp *vp;
@@ -272,7 +272,7 @@ struct emu_file *emu_fd_remove(int fd);
 int emu_fd_dup(int oldfd, int newfd);
 /* close_range/closefrom: remove [first, last] and put their references. */
 void emu_fd_remove_range(unsigned int first, unsigned int last);
-/* Drop the entries of fds closed behind our back (one fstat per entry). */
+/* Drop the entries of fds closed behind our back (one lseek per entry). */
 void emu_fd_sweep(void);
 /* Are we a child (fork/vfork) of the process that made the handles? */
 bool emu_fd_in_child(void);

@@ -13,12 +13,20 @@
  * Unlike the kernel, we do not own the fd table: a client can close or
  * replace one of our fds where no interposer sees it (syscall(SYS_close),
  * close_range, a raw dup2/dup3), and a later open() gets the same number.
- * So every entry records the identity (st_dev, st_ino) of the file it was
- * installed for, and a lookup checks that the fd still names that file
- * (one fstat): a stale entry is dropped and the fd is not ours.
+ * So every entry records the identity of the file it was installed for, and
+ * a lookup checks that the fd still names that file: a stale entry is
+ * dropped and the fd is not ours.
+ *
+ * The identity is a file position: at install the handle's memfd is given
+ * one of its own (a tag), far past its end, where nothing moves it (a read
+ * there returns 0 bytes, a write would grow the file, which its seals
+ * refuse), and a lookup reads the position back: one lseek, the cheapest
+ * system call that names the open file (cheaper than an fstat, which fills
+ * a whole struct stat). The position belongs to the open file description, as the handle
+ * does: dup'ed fds share it, and any other file that took the number holds
+ * its own (a pipe or a socket has none).
  */
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include "emu.h"
 
@@ -147,16 +155,15 @@ static int emu_fd_set(int fd, struct emu_file *f, struct emu_file **old)
 	return 0;
 }
 
-/* (st_dev, st_ino) of the file fd names now; -1 if fd is not open. */
-static int emu_fd_identity(int fd, uint64_t *dev, uint64_t *ino)
-{
-	struct stat st;
+#define EMU_FD_TAG_BASE (1ULL << 62)
+static _Atomic uint64_t emu_fd_tags;
 
-	if (syscall(SYS_fstat, fd, &st) < 0)
-		return -1;
-	*dev = st.st_dev;
-	*ino = st.st_ino;
-	return 0;
+/* Does fd name the file tagged `tag` (its file position)? */
+static bool emu_fd_is(int fd, uint64_t tag)
+{
+	long pos = syscall(SYS_lseek, fd, 0L, SEEK_CUR);
+
+	return pos >= 0 && (uint64_t)pos == tag;
 }
 
 int emu_fd_install(int fd, struct emu_file *f)
@@ -164,7 +171,8 @@ int emu_fd_install(int fd, struct emu_file *f)
 	struct emu_file *old;
 	int ret;
 
-	if (emu_fd_identity(fd, &f->dev, &f->ino) < 0)
+	f->tag = EMU_FD_TAG_BASE + atomic_fetch_add(&emu_fd_tags, 1);
+	if (syscall(SYS_lseek, fd, (long)f->tag, SEEK_SET) < 0)
 		return -1;
 	pthread_once(&emu_fd_atfork_once, emu_fd_atfork_init);
 	ret = emu_fd_set(fd, f, &old);
@@ -194,7 +202,6 @@ static void emu_fd_drop_stale(int fd, struct emu_file *f)
 struct emu_file *emu_fd_get(int fd)
 {
 	struct emu_file *f = NULL;
-	uint64_t dev, ino;
 	int err;
 
 	if (!emu_fd_maybe(fd))
@@ -213,7 +220,7 @@ struct emu_file *emu_fd_get(int fd)
 	 * the fd: like fdget, the call goes on with f even if fd is closed now.)
 	 */
 	err = errno;
-	if (emu_fd_identity(fd, &dev, &ino) == 0 && dev == f->dev && ino == f->ino) {
+	if (emu_fd_is(fd, f->tag)) {
 		errno = err;
 		return f;
 	}

@@ -278,51 +278,65 @@ uint64_t emu_interrupt_state(const struct kvm_vcpu_events *ev)
 	       (ev->nmi.masked ? HV_X64_INTERRUPT_STATE_NMI_MASKED : 0);
 }
 
-static uint16_t emu_set_events(struct emu_vp *vp, uint32_t name, uint64_t v)
+/* PENDING_INTERRUPTION or INTERRUPT_STATE value v into ev; an HV status. */
+static uint16_t emu_events_apply(struct kvm_vcpu_events *ev, uint32_t name, uint64_t v)
 {
-	struct kvm_vcpu_events ev = vp->run->s.regs.events;
-
 	if (name == HV_REGISTER_INTERRUPT_STATE) {
 		if (v & ~(HV_X64_INTERRUPT_STATE_INTERRUPT_SHADOW | HV_X64_INTERRUPT_STATE_NMI_MASKED))
 			return HV_STATUS_INVALID_PARAMETER;
-		ev.interrupt.shadow = (v & HV_X64_INTERRUPT_STATE_INTERRUPT_SHADOW) ?
-				      KVM_X86_SHADOW_INT_MOV_SS : 0;
-		ev.nmi.masked = !!(v & HV_X64_INTERRUPT_STATE_NMI_MASKED);
-		ev.flags |= KVM_VCPUEVENT_VALID_SHADOW;
+		ev->interrupt.shadow = (v & HV_X64_INTERRUPT_STATE_INTERRUPT_SHADOW) ?
+				       KVM_X86_SHADOW_INT_MOV_SS : 0;
+		ev->nmi.masked = !!(v & HV_X64_INTERRUPT_STATE_NMI_MASKED);
+		ev->flags |= KVM_VCPUEVENT_VALID_SHADOW;
 	} else {
 		uint32_t type = (v & HV_X64_PENDING_INTERRUPTION_TYPE_MASK) >>
 				HV_X64_PENDING_INTERRUPTION_TYPE_SHIFT;
 		uint32_t vec = (v & HV_X64_PENDING_INTERRUPTION_VECTOR_MASK) >>
 			       HV_X64_PENDING_INTERRUPTION_VECTOR_SHIFT;
 
-		ev.exception.injected = 0;
-		ev.interrupt.injected = 0;
-		ev.nmi.injected = 0;
+		ev->exception.injected = 0;
+		ev->interrupt.injected = 0;
+		ev->nmi.injected = 0;
 		if (v & HV_X64_PENDING_INTERRUPTION_PENDING) {
 			if (vec > 0xff)
 				return HV_STATUS_INVALID_PARAMETER;
 			if (type == HV_X64_PENDING_EXCEPTION) {
-				ev.exception.injected = 1;
-				ev.exception.nr = (uint8_t)vec;
-				ev.exception.has_error_code =
+				ev->exception.injected = 1;
+				ev->exception.nr = (uint8_t)vec;
+				ev->exception.has_error_code =
 					!!(v & HV_X64_PENDING_INTERRUPTION_DELIVER_ERROR_CODE);
-				ev.exception.error_code = (uint32_t)(v >>
+				ev->exception.error_code = (uint32_t)(v >>
 					HV_X64_PENDING_INTERRUPTION_ERROR_CODE_SHIFT);
 			} else if (type == HV_X64_PENDING_NMI) {
-				ev.nmi.injected = 1;
+				ev->nmi.injected = 1;
 			} else if (type == HV_X64_PENDING_INTERRUPT) {
-				ev.interrupt.injected = 1;
-				ev.interrupt.nr = (uint8_t)vec;
-				ev.interrupt.soft = 0;
+				ev->interrupt.injected = 1;
+				ev->interrupt.nr = (uint8_t)vec;
+				ev->interrupt.soft = 0;
 			} else {
 				return HV_STATUS_INVALID_PARAMETER;
 			}
 		}
 	}
+	return HV_STATUS_SUCCESS;
+}
+
+static uint16_t emu_set_events(struct emu_vp *vp, uint32_t name, uint64_t v)
+{
+	struct kvm_vcpu_events ev = vp->run->s.regs.events;
+	uint16_t st = emu_events_apply(&ev, name, v);
+
+	if (st)
+		return st;
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	vp->run->s.regs.events = ev;
 	return HV_STATUS_SUCCESS;
+}
+
+static bool emu_is_events_name(uint32_t name)
+{
+	return name == HV_REGISTER_PENDING_INTERRUPTION || name == HV_REGISTER_INTERRUPT_STATE;
 }
 
 /* ---- FPU / XMM ----------------------------------------------------------- */
@@ -858,10 +872,37 @@ uint32_t emu_reg_get_run(struct emu_vp *vp, const uint32_t *names, uint32_t coun
 
 /*
  * SET_VP_REGISTERS from elements[0] (names and values, reserved fields
- * checked by the caller): the run of MSRs or debug registers there in one
- * ioctl. Returns the registers written (0: elements[0] starts no run, or
- * nothing was written); *status as for emu_reg_get_run.
+ * checked by the caller): the run of MSRs or debug registers there, or the
+ * pair of event registers, in one ioctl. Returns the registers written (0:
+ * elements[0] starts no run, or nothing was written); *status as for
+ * emu_reg_get_run.
  */
+/*
+ * PENDING_INTERRUPTION and INTERRUPT_STATE side by side (a VP restore sets
+ * both) in one KVM_SET_VCPU_EVENTS: it sets the whole event state, so the
+ * pair's end state is the second of the two single calls'. Only when both
+ * values are good and KVM takes them; otherwise 0, and the caller sets them
+ * one by one, which names the one refused.
+ */
+static uint32_t emu_events_set_pair(struct emu_vp *vp, const uint32_t *names,
+				    const union hv_register_value *values, uint16_t *status)
+{
+	struct kvm_vcpu_events ev;
+
+	if (emu_reg_prepare(vp) < 0) {
+		*status = HV_STATUS_OPERATION_FAILED;
+		return 0;
+	}
+	ev = vp->run->s.regs.events;
+	if (emu_events_apply(&ev, names[0], values[0].reg64) != HV_STATUS_SUCCESS ||
+	    emu_events_apply(&ev, names[1], values[1].reg64) != HV_STATUS_SUCCESS ||
+	    emu_sys_ioctl(vp->vcpu_fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return 0;
+	vp->run->s.regs.events = ev;
+	emu_regpage_fill(vp, false);
+	return 2;
+}
+
 uint32_t emu_reg_set_run(struct emu_vp *vp, const uint32_t *names,
 			 const union hv_register_value *values, uint32_t count, uint16_t *status)
 {
@@ -871,6 +912,9 @@ uint32_t emu_reg_set_run(struct emu_vp *vp, const uint32_t *names,
 	bool msr;
 
 	*status = HV_STATUS_SUCCESS;
+	if (count >= 2 && emu_is_events_name(names[0]) && emu_is_events_name(names[1]) &&
+	    names[0] != names[1])
+		return emu_events_set_pair(vp, names, values, status);
 	n = emu_reg_run_length(names, count, &msr);
 	if (n < 2)
 		return 0;	/* a single register: emu_reg_set */

@@ -74,6 +74,35 @@ def test_a_debug_register_run_keeps_the_ones_it_does_not_name(vp: Vp) -> None:
     }  # fmt: skip
 
 
+PENDING_NMI = 1 | (2 << 1) | (2 << 16)  # HV_X64_PENDING_INTERRUPTION: pending, type NMI, vector 2
+MASKED_SHADOW = 3  # HV_X64_INTERRUPT_STATE: interrupt shadow, NMI masked
+
+
+@pytest.mark.parametrize("order", ["pending first", "state first"])
+def test_the_two_event_registers_set_together_both_take(vp: Vp, order: str) -> None:
+    values = {"pending_interruption": PENDING_NMI, "interrupt_state": MASKED_SHADOW}
+    if order == "state first":
+        values = dict(reversed(values.items()))
+    vp.set_registers(values)
+    assert vp.get_registers(list(values)) == values
+    vp.set_registers({name: 0 for name in values})
+    assert vp.get_registers(list(values)) == {name: 0 for name in values}
+
+
+def test_a_bad_second_event_register_leaves_the_first_set(vp: Vp) -> None:
+    """Set together or one by one, the rep rules hold: the first took effect, the second is named."""
+    with pytest.raises(MshvError) as info:
+        vp.set_registers({"interrupt_state": MASKED_SHADOW, "pending_interruption": 1 | (7 << 1)})
+    assert (info.value.hv_status, info.value.reps_done) == (HvStatus.INVALID_PARAMETER, 1)
+    assert vp.get_registers(["interrupt_state", "pending_interruption"]) == {
+        "interrupt_state": MASKED_SHADOW, "pending_interruption": 0,
+    }  # fmt: skip
+    with pytest.raises(MshvError) as info:
+        vp.set_registers({"interrupt_state": 1 << 5, "pending_interruption": PENDING_NMI})
+    assert (info.value.hv_status, info.value.reps_done) == (HvStatus.INVALID_PARAMETER, 0)
+    assert vp.reg_read("pending_interruption") == 0
+
+
 def test_a_refused_debug_register_run_applies_none_of_it(vp: Vp) -> None:
     with pytest.raises(MshvError) as info:
         vp.set_registers({"rax": 3, "dr0": 0x10, "dr1": 0x20, "dr7": 1 << 40})  # DR7 bits 63:32 are 0

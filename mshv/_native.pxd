@@ -156,9 +156,14 @@ cdef class RegisterCalls:
     cdef object _segment     # mshv.registers.Segment
     cdef object _table_type  # mshv.registers.Table
 
+    cdef tuple _spec_of(self, object key)
     cdef list _specs(self, object keys)
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
                    size_t out_sz, mshv_root_hvcall *args, int *err) noexcept
+    cdef dict _get(self, int fd, uint32_t vp_index, object names)
+    cdef bint _pack(self, hv_register_value *v, int kind, object value) except -1
+    cdef int _fill(self, hv_register_assoc *e, tuple spec, object value) except -1
+    cdef dict _set(self, int fd, uint32_t vp_index, object values, object collect)
 
 
 cdef class RunCalls:
@@ -173,6 +178,8 @@ cdef class RunCalls:
     cdef object _memory_type          # mshv.intercepts.MemoryIntercept
     cdef dict _mtypes                 # message type number -> its HvMessageType member
     cdef object _decode               # mshv.intercepts.decode: every other message type
+    cdef RegisterCalls _regs          # Vp.get_registers/set_registers in C; None without them
+    cdef uint32_t _index              # the VP's index
 
     cdef object _intercept(self, object kind, hv_message *msg, hv_x64_intercept_message_header *h,
                            object raw)

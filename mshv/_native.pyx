@@ -27,9 +27,13 @@ from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 _tuple_new = tuple.__new__
+
+cdef extern from "Python.h":
+    dict _PyDict_NewPresized(Py_ssize_t minused)
 cdef tuple _NO_ARGS = ()
 
 cdef extern from *:
@@ -220,11 +224,60 @@ cdef class RegisterCalls:
         self._error = error
         self._segment = segment_type
         self._table_type = table_type
+        self._index_numbers()
+
+    def __dealloc__(self):
+        free(self._numbers)
+        free(self._by_number)
+
+    cdef int _index_numbers(self) except -1:
+        """``spec``'s keys apart: the names in a dict of their own, the numbers in a C table (an
+        int key a caller built is another object than the dict's, which a dict compares
+        through Python)."""
+        cdef size_t size = 16, h
+        cdef uint32_t n
+        while size < 2 * len(self._spec):
+            size *= 2
+        self._numbers = <uint32_t *>calloc(size, sizeof(uint32_t))
+        self._by_number = <PyObject **>calloc(size, sizeof(PyObject *))
+        if self._numbers == NULL or self._by_number == NULL:
+            raise MemoryError()
+        self._mask = size - 1
+        self._names = {key: spec for key, spec in self._spec.items() if type(key) is str}
+        for key, spec in self._spec.items():
+            if type(key) is not int or not 0 < key <= 0xFFFFFFFF:
+                continue  # a name, or number 0 (the empty mark): found through the dict
+            n = key
+            h = (n * <size_t>2654435761U) & self._mask
+            while self._numbers[h] != 0:
+                h = (h + 1) & self._mask
+            self._numbers[h] = n
+            self._by_number[h] = <PyObject *>spec
+        return 0
 
     cdef tuple _spec_of(self, object key):
+        cdef uint32_t n
+        cdef size_t h
         cls = type(key)
+        if cls is int:
+            try:
+                n = key
+            except OverflowError:  # negative or past 32 bits: _resolve names the error
+                n = 0
+        if cls is int and n != 0:
+            h = (n * <size_t>2654435761U) & self._mask
+            while self._numbers[h] != 0:
+                if self._numbers[h] == n:
+                    return <tuple>self._by_number[h]
+                h = (h + 1) & self._mask
+            return <tuple>self._resolve(key)  # no such register: it raises
         # only keys of exactly str or int: a bool or float equal to a number is no register
-        found = self._spec.get(key) if (cls is str or cls is int) else None
+        if cls is str:
+            found = self._names.get(key)
+        elif cls is int:
+            found = self._spec.get(key)  # number 0
+        else:
+            found = None
         return <tuple>(self._resolve(key) if found is None else found)
 
     cdef list _specs(self, object keys):
@@ -258,7 +311,7 @@ cdef class RegisterCalls:
         cdef size_t header = <char *>&inp.names[0] - <char *>inp, in_sz
         cdef mshv_root_hvcall args
         cdef int rc, err = 0, kind
-        cdef dict result = {}
+        cdef dict result = _PyDict_NewPresized(total)  # no resizing on the way
         cdef tuple spec
         while start < total:  # chunks of HV_GET_VP_REGISTERS_BATCH_MAX
             count = min(<Py_ssize_t>HV_GET_VP_REGISTERS_BATCH_MAX, total - start)

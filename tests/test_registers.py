@@ -389,3 +389,14 @@ def test_reads_see_the_page_writes_of_dirty_classes_only(backend_ready: None) ->
         page.write_all({"rax": 0x5A, "rflags": 0x2})  # GENERAL and FLAGS too
         got = vp.get_registers(["rax", "rdx", "rflags", "rip"])
         assert got == {"rax": 0x5A, "rdx": 0x55, "rflags": 0x2, "rip": inp.header.next_rip}
+
+
+def test_every_register_number_names_its_register(vp: Vp) -> None:
+    """A number key finds the register it numbers (the C calls look numbers up in a table of
+    their own): a value out of range is refused, before any hypercall, under that name."""
+    from mshv.registers import _BY_NUMBER, _kind
+
+    for number, (name, _) in _BY_NUMBER.items():
+        bad = -1 if _kind(name) in ("int", "wide") else 0  # 0 is no Segment or Table
+        with pytest.raises((ValueError, TypeError), match=f"^{name}( |\\.| takes)"):
+            vp.set_registers({number: bad})

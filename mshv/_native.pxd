@@ -1,6 +1,7 @@
 # cython: language_level=3
 """The contract of mshv._native: C declarations (no numbers) and the state of its call objects."""
 
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 # -- the kernel table (struct written at build time from build_ext/kernel_table.py) ----------
@@ -150,15 +151,25 @@ cdef class MemoryCalls:
 cdef class RegisterCalls:
     cdef mshv_kernel_table *_table
     cdef dict _spec          # mshv.registers._SPEC: {name or number: (name, number, kind)}
+    cdef dict _names         # _spec's name keys alone (a dict of str keys only looks up faster)
+    cdef uint32_t *_numbers  # _spec's number keys in an open-addressing table (0: empty) ...
+    cdef PyObject **_by_number  # ... and their specs (borrowed: _spec holds them)
+    cdef size_t _mask        # table size - 1
     cdef object _resolve     # mshv.registers._resolve(key) -> (name, number, kind), or raises
     cdef object _fields      # mshv.registers._fields(name, kind, value) -> checked ints, or raises
     cdef object _error       # mshv._regcalls._call_error(...) -> the MshvError of a failed call
     cdef object _segment     # mshv.registers.Segment
     cdef object _table_type  # mshv.registers.Table
 
+    cdef int _index_numbers(self) except -1
+    cdef tuple _spec_of(self, object key)
     cdef list _specs(self, object keys)
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
                    size_t out_sz, mshv_root_hvcall *args, int *err) noexcept
+    cdef dict _get(self, int fd, uint32_t vp_index, object names)
+    cdef bint _pack(self, hv_register_value *v, int kind, object value) except -1
+    cdef int _fill(self, hv_register_assoc *e, tuple spec, object value) except -1
+    cdef dict _set(self, int fd, uint32_t vp_index, object values, object collect)
 
 
 cdef class RunCalls:
@@ -173,6 +184,8 @@ cdef class RunCalls:
     cdef object _memory_type          # mshv.intercepts.MemoryIntercept
     cdef dict _mtypes                 # message type number -> its HvMessageType member
     cdef object _decode               # mshv.intercepts.decode: every other message type
+    cdef RegisterCalls _regs          # Vp.get_registers/set_registers in C; None without them
+    cdef uint32_t _index              # the VP's index
 
     cdef object _intercept(self, object kind, hv_message *msg, hv_x64_intercept_message_header *h,
                            object raw)

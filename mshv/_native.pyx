@@ -17,7 +17,9 @@ ints are resolved and checked by the same Python functions the twins use.
 Python: one MSHV_RUN_VP through the kernel table with the GIL released, the decode of
 a port IO or memory intercept straight from the ``hv_message`` into its intercept
 object (the same values ``mshv.intercepts.decode`` reads), and a completion written
-into the VP register page. Anything else goes to those Python functions.
+into the VP register page. Anything else goes to those Python functions. It also does
+``Vp.get_registers``/``set_registers`` (the register page's pending classes and copy
+handled in C) through the VP's :class:`RegisterCalls`.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -25,9 +27,13 @@ from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 _tuple_new = tuple.__new__
+
+cdef extern from "Python.h":
+    dict _PyDict_NewPresized(Py_ssize_t minused)
 cdef tuple _NO_ARGS = ()
 
 cdef extern from *:
@@ -165,6 +171,36 @@ cdef class MemoryCalls:
         memory._release()
 
 
+# The value kinds of mshv.registers._SPEC. Both sides hold interned literals, so a kind is
+# found by identity; equality is the fallback.
+cdef str KIND_INT = "int"
+cdef str KIND_WIDE = "wide"
+cdef str KIND_SEGMENT = "segment"
+cdef str KIND_TABLE = "table"
+cdef enum:
+    K_INT, K_WIDE, K_SEGMENT, K_TABLE
+
+
+cdef int _kind(object kind) except -1:
+    if kind is KIND_INT:
+        return K_INT
+    if kind is KIND_WIDE:
+        return K_WIDE
+    if kind is KIND_SEGMENT:
+        return K_SEGMENT
+    if kind is KIND_TABLE:
+        return K_TABLE
+    if kind == KIND_INT:
+        return K_INT
+    if kind == KIND_WIDE:
+        return K_WIDE
+    if kind == KIND_SEGMENT:
+        return K_SEGMENT
+    if kind == KIND_TABLE:
+        return K_TABLE
+    raise ValueError(f"unknown register kind {kind!r}")
+
+
 cdef class RegisterCalls:
     """The register calls of :mod:`mshv._regcalls` in C.
 
@@ -188,14 +224,66 @@ cdef class RegisterCalls:
         self._error = error
         self._segment = segment_type
         self._table_type = table_type
+        self._index_numbers()
+
+    def __dealloc__(self):
+        free(self._numbers)
+        free(self._by_number)
+
+    cdef int _index_numbers(self) except -1:
+        """``spec``'s keys apart: the names in a dict of their own, the numbers in a C table (an
+        int key a caller built is another object than the dict's, which a dict compares
+        through Python)."""
+        cdef size_t size = 16, h
+        cdef uint32_t n
+        while size < 2 * len(self._spec):
+            size *= 2
+        self._numbers = <uint32_t *>calloc(size, sizeof(uint32_t))
+        self._by_number = <PyObject **>calloc(size, sizeof(PyObject *))
+        if self._numbers == NULL or self._by_number == NULL:
+            raise MemoryError()
+        self._mask = size - 1
+        self._names = {key: spec for key, spec in self._spec.items() if type(key) is str}
+        for key, spec in self._spec.items():
+            if type(key) is not int or not 0 < key <= 0xFFFFFFFF:
+                continue  # a name, or number 0 (the empty mark): found through the dict
+            n = key
+            h = (n * <size_t>2654435761U) & self._mask
+            while self._numbers[h] != 0:
+                h = (h + 1) & self._mask
+            self._numbers[h] = n
+            self._by_number[h] = <PyObject *>spec
+        return 0
+
+    cdef tuple _spec_of(self, object key):
+        cdef uint32_t n
+        cdef size_t h
+        cls = type(key)
+        if cls is int:
+            try:
+                n = key
+            except OverflowError:  # negative or past 32 bits: _resolve names the error
+                n = 0
+        if cls is int and n != 0:
+            h = (n * <size_t>2654435761U) & self._mask
+            while self._numbers[h] != 0:
+                if self._numbers[h] == n:
+                    return <tuple>self._by_number[h]
+                h = (h + 1) & self._mask
+            return <tuple>self._resolve(key)  # no such register: it raises
+        # only keys of exactly str or int: a bool or float equal to a number is no register
+        if cls is str:
+            found = self._names.get(key)
+        elif cls is int:
+            found = self._spec.get(key)  # number 0
+        else:
+            found = None
+        return <tuple>(self._resolve(key) if found is None else found)
 
     cdef list _specs(self, object keys):
         cdef list specs = []
         for key in keys:
-            cls = type(key)
-            # only keys of exactly str or int: a bool or float equal to a number is no register
-            found = self._spec.get(key) if (cls is str or cls is int) else None
-            specs.append(self._resolve(key) if found is None else found)
+            specs.append(self._spec_of(key))
         return specs
 
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
@@ -213,20 +301,19 @@ cdef class RegisterCalls:
             err[0] = errno
         return rc
 
-    def get(self, int fd, uint32_t vp_index, object names):
-        """Read registers of VP ``vp_index`` through ``fd``: {lower-case name: value}."""
+    cdef dict _get(self, int fd, uint32_t vp_index, object names):
         cdef list specs = self._specs(names)
-        cdef Py_ssize_t total = len(specs), start, count, i
+        cdef Py_ssize_t total = len(specs), start = 0, count, i
         cdef uint64_t inbuf[512]   # one page each, 8-aligned
         cdef uint64_t outbuf[512]
         cdef hv_input_get_vp_registers *inp = <hv_input_get_vp_registers *>inbuf
         cdef hv_register_value *out = <hv_register_value *>outbuf
         cdef size_t header = <char *>&inp.names[0] - <char *>inp, in_sz
         cdef mshv_root_hvcall args
-        cdef int rc, err = 0
-        cdef dict result = {}
+        cdef int rc, err = 0, kind
+        cdef dict result = _PyDict_NewPresized(total)  # no resizing on the way
         cdef tuple spec
-        for start in range(0, total, HV_GET_VP_REGISTERS_BATCH_MAX):
+        while start < total:  # chunks of HV_GET_VP_REGISTERS_BATCH_MAX
             count = min(<Py_ssize_t>HV_GET_VP_REGISTERS_BATCH_MAX, total - start)
             in_sz = header + sizeof(uint32_t) * count
             memset(inbuf, 0, in_sz)
@@ -241,77 +328,137 @@ cdef class RegisterCalls:
                                   names, start, total, vp_index)
             for i in range(count):
                 spec = <tuple>specs[start + i]
-                kind = spec[2]
-                if kind == "int":
+                kind = _kind(spec[2])
+                if kind == K_INT:
                     value = out[i].reg64
-                elif kind == "segment":
+                elif kind == K_SEGMENT:
                     value = _tuple_new(self._segment, (out[i].segment.base, out[i].segment.limit,
                                                        out[i].segment.selector, out[i].segment.attributes))
-                elif kind == "table":
+                elif kind == K_TABLE:
                     value = _tuple_new(self._table_type, (out[i].table.base, out[i].table.limit))
-                else:  # "wide": 128 bits
+                else:  # 128 bits
                     value = (<object>out[i].reg128.high_part << 64) | out[i].reg128.low_part
                 result[spec[0]] = value
+            start += count
         return result
 
-    def set(self, int fd, uint32_t vp_index, object values, object collect=frozenset()):
-        """Write registers of VP ``vp_index`` through ``fd``; every value is checked before the
-        first hypercall, so bad input changes nothing. Returns {name: value} of the registers
-        written whose names are in ``collect``."""
+    cdef bint _pack(self, hv_register_value *v, int kind, object value) except -1:
+        """``value`` into ``v`` when it is of the kind's exact type and in range: True; else
+        False, and the caller asks ``self._fields`` (which raises, or converts a subclass)."""
+        cdef tuple t
+        try:
+            if kind == K_INT:
+                if type(value) is not int:
+                    return False
+                v.reg64 = value
+            elif kind == K_WIDE:
+                if type(value) is not int:
+                    return False
+                v.reg128.high_part = value >> 64  # a negative or too big value: OverflowError
+                v.reg128.low_part = value & 0xFFFFFFFFFFFFFFFF
+            elif kind == K_SEGMENT:
+                if type(value) is not self._segment:
+                    return False
+                t = <tuple>value  # (base, limit, selector, attributes)
+                if not (type(t[0]) is int and type(t[1]) is int and type(t[2]) is int and type(t[3]) is int):
+                    return False
+                v.segment.base = t[0]
+                v.segment.limit = t[1]
+                v.segment.selector = t[2]
+                v.segment.attributes = t[3]
+            else:
+                if type(value) is not self._table_type:
+                    return False
+                t = <tuple>value  # (base, limit)
+                if not (type(t[0]) is int and type(t[1]) is int):
+                    return False
+                v.table.base = t[0]
+                v.table.limit = t[1]
+        except OverflowError:  # out of range: the Python check names the field
+            memset(v, 0, sizeof(v[0]))
+            return False
+        return True
+
+    cdef int _fill(self, hv_register_assoc *e, tuple spec, object value) except -1:
+        """One element: the name and ``value``, checked (reserved fields stay zero)."""
+        cdef int kind = _kind(spec[2])
+        e.name = spec[1]
+        if self._pack(&e.value, kind, value):
+            return 0
+        fields = self._fields(spec[0], spec[2], value)  # the checks, and their errors
+        if kind == K_INT:
+            e.value.reg64 = fields[0]
+        elif kind == K_WIDE:
+            e.value.reg128.low_part = fields[0]
+            e.value.reg128.high_part = fields[1]
+        elif kind == K_SEGMENT:
+            e.value.segment.base = fields[0]
+            e.value.segment.limit = fields[1]
+            e.value.segment.selector = fields[2]
+            e.value.segment.attributes = fields[3]
+        else:  # (limit, base)
+            e.value.table.limit = fields[0]
+            e.value.table.base = fields[1]
+        return 0
+
+    cdef dict _set(self, int fd, uint32_t vp_index, object values, object collect):
         cdef list specs = []
         cdef list items = []
         cdef dict collected = {}
-        for key, value in values.items():
-            cls = type(key)
-            found = self._spec.get(key) if (cls is str or cls is int) else None
-            specs.append(self._resolve(key) if found is None else found)
-            items.append(value)
-        cdef Py_ssize_t total = len(specs), start, count, i
-        # every element packed (and so checked) before the first call; zeroed reserved fields
-        cdef bytearray packed = bytearray(<Py_ssize_t>sizeof(hv_register_assoc) * total)
-        cdef hv_register_assoc *elements = <hv_register_assoc *><char *>packed
+        if type(values) is dict:
+            for key, value in (<dict>values).items():
+                specs.append(self._spec_of(key))
+                items.append(value)
+        else:  # any other mapping: its keys, in order (a dict would fold repeated names)
+            for key in values:
+                specs.append(self._spec_of(key))
+                items.append(values[key])
+        cdef Py_ssize_t total = len(specs), start = 0, count, i
         cdef uint64_t inbuf[512]
         cdef hv_input_set_vp_registers *inp = <hv_input_set_vp_registers *>inbuf
         cdef size_t header = <char *>&inp.elements[0] - <char *>inp, in_sz
+        cdef bint one_chunk = total <= HV_SET_VP_REGISTERS_BATCH_MAX
+        cdef bytearray packed = None
+        cdef hv_register_assoc *elements
         cdef mshv_root_hvcall args
         cdef int rc, err = 0
         cdef tuple spec
+        # every element packed (and so checked) before the first call; reserved fields zero
+        if one_chunk:  # straight into the input
+            memset(inbuf, 0, header + sizeof(hv_register_assoc) * total)
+            elements = &inp.elements[0]
+        else:
+            packed = bytearray(<Py_ssize_t>sizeof(hv_register_assoc) * total)
+            elements = <hv_register_assoc *><char *>packed
         for i in range(total):
             spec = <tuple>specs[i]
-            kind = spec[2]
-            value = items[i]
-            elements[i].name = spec[1]
-            if spec[0] in collect:
-                collected[spec[0]] = value
-            if kind == "int" and type(value) is int and value >= 0 and value <= 0xFFFFFFFFFFFFFFFF:
-                elements[i].value.reg64 = value
-                continue
-            fields = self._fields(spec[0], kind, value)  # the checks, and their errors
-            if kind == "int":
-                elements[i].value.reg64 = fields[0]
-            elif kind == "wide":
-                elements[i].value.reg128.low_part = fields[0]
-                elements[i].value.reg128.high_part = fields[1]
-            elif kind == "segment":
-                elements[i].value.segment.base = fields[0]
-                elements[i].value.segment.limit = fields[1]
-                elements[i].value.segment.selector = fields[2]
-                elements[i].value.segment.attributes = fields[3]
-            else:  # "table": (limit, base)
-                elements[i].value.table.limit = fields[0]
-                elements[i].value.table.base = fields[1]
-        for start in range(0, total, HV_SET_VP_REGISTERS_BATCH_MAX):
+            self._fill(&elements[i], spec, items[i])
+            if collect and spec[0] in collect:
+                collected[spec[0]] = items[i]
+        while start < total:  # chunks of HV_SET_VP_REGISTERS_BATCH_MAX
             count = min(<Py_ssize_t>HV_SET_VP_REGISTERS_BATCH_MAX, total - start)
             in_sz = header + sizeof(hv_register_assoc) * count
-            memset(inbuf, 0, header)
+            if not one_chunk:
+                memset(inbuf, 0, header)
+                memcpy(&inp.elements[0], &elements[start], sizeof(hv_register_assoc) * count)
             inp.vp_index = vp_index
-            memcpy(&inp.elements[0], &elements[start], sizeof(hv_register_assoc) * count)
             rc = self._call(fd, HVCALL_SET_VP_REGISTERS, <int>count, inbuf, in_sz, NULL, 0, &args, &err)
             if rc < 0 or args.reps != count:
                 names = [(<tuple>s)[0] for s in specs[start:start + count]]
                 raise self._error(err if rc < 0 else 0, args.status, args.reps, HVCALL_SET_VP_REGISTERS,
                                   names, start, total, vp_index)
+            start += count
         return collected
+
+    def get(self, int fd, uint32_t vp_index, object names):
+        """Read registers of VP ``vp_index`` through ``fd``: {lower-case name: value}."""
+        return self._get(fd, vp_index, names)
+
+    def set(self, int fd, uint32_t vp_index, object values, object collect=frozenset()):
+        """Write registers of VP ``vp_index`` through ``fd``; every value is checked before the
+        first hypercall, so bad input changes nothing. Returns {name: value} of the registers
+        written whose names are in ``collect``."""
+        return self._set(fd, vp_index, values, collect)
 
 
 cdef inline object _new_slots(object cls):
@@ -336,10 +483,14 @@ cdef class RunCalls:
         memory_type: :class:`mshv.MemoryIntercept`.
         mtypes: ``{number: HvMessageType member}`` of the message types decoded here.
         decode: ``mshv.intercepts.decode(raw)``, for every other message type.
+        regs: the :class:`RegisterCalls` behind :meth:`get_registers`/:meth:`set_registers`
+            (None: the VP takes the Python way).
+        index: the VP's index.
     """
 
     def __cinit__(self, uintptr_t table, int fd, object keep, uintptr_t run_address, uintptr_t kick,
-                  uintptr_t page, dict slots, object io_type, object memory_type, dict mtypes, object decode):
+                  uintptr_t page, dict slots, object io_type, object memory_type, dict mtypes, object decode,
+                  RegisterCalls regs=None, uint32_t index=0):
         self._table = <mshv_kernel_table *>table
         self._fd = fd
         self._keep = keep
@@ -351,6 +502,56 @@ cdef class RunCalls:
         self._memory_type = memory_type
         self._mtypes = mtypes
         self._decode = decode
+        self._regs = regs
+        self._index = index
+
+    def get_registers(self, object names):
+        """``Vp.get_registers``: the registers by HvCallGetVpRegisters, with the values a
+        completion wrote into the register page since the last run (its dirty classes) in
+        place of the hypercall's: they are the VP's registers from the next run on."""
+        cdef hv_vp_register_page *p
+        cdef uint32_t dirty, bit
+        cdef uint64_t *gprs
+        cdef int i
+        if self._fd < 0 or self._regs is None:
+            raise ValueError("the VP is closed")
+        values = self._regs._get(self._fd, self._index, names)
+        p = self._page  # read again: the GIL was released, the VP may have closed meanwhile
+        if p == NULL or not p.dirty:
+            return values
+        dirty = p.dirty
+        gprs = <uint64_t *>&p.rax  # RAX..R15 in encoding order
+        for name, slot in self._slots.items():
+            i = slot
+            bit = HV_X64_REGISTER_CLASS_GENERAL if i < 16 else (
+                HV_X64_REGISTER_CLASS_IP if i == 16 else HV_X64_REGISTER_CLASS_FLAGS)
+            if dirty & (1U << bit) and name in values:
+                values[name] = gprs[i] if i < 16 else (p.rip if i == 16 else p.rflags)
+        return values
+
+    def set_registers(self, object values):
+        """``Vp.set_registers``: the registers by HvCallSetVpRegisters (every value checked
+        first), then the register page's copy of those it holds (GPRs, RIP, RFLAGS), not
+        marked dirty: a completion through the page writes whole classes back, which then
+        carry these values instead of undoing them."""
+        cdef hv_vp_register_page *p
+        cdef uint64_t *gprs
+        cdef int i
+        if self._fd < 0 or self._regs is None:
+            raise ValueError("the VP is closed")
+        mirrored = self._regs._set(self._fd, self._index, values, self._slots)
+        p = self._page  # read again: the GIL was released, the VP may have closed meanwhile
+        if p == NULL or not mirrored:
+            return
+        gprs = <uint64_t *>&p.rax
+        for name, value in (<dict>mirrored).items():
+            i = self._slots[name]
+            if i < 16:
+                gprs[i] = value
+            elif i == 16:
+                p.rip = value
+            else:
+                p.rflags = value
 
     def close(self):
         """Forget the fd and the register page (the VP is closing: the page is unmapped next)."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mshv import _cstruct, _kernel, _kick, intercept_config, state, translate
+from mshv import _cstruct, _kernel, _kick, _regcalls, intercept_config, state, translate
 from mshv._abi import ffi, lib
 from mshv._owner import FdOwner
 from mshv._regcalls import get_registers, set_registers
@@ -55,6 +55,9 @@ _PAGE_CLASSES = (
 )
 _PAGE_WRITABLE = frozenset(GPRS) | {"rip", "rflags"}
 _IN_LIMITS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
+# Vp.get_registers/set_registers through the VP's RunCalls (mshv._native) when it is built;
+# tests turn it off to run the pure-Python twins.
+_REGISTERS_IN_C = _regcalls._NATIVE is not None
 
 
 class Vp(FdOwner):
@@ -124,6 +127,10 @@ class Vp(FdOwner):
         Values written through the register page since the last run (a completion)
         are returned as written: they are the VP's registers from the next run on.
         """
+        native = self._native
+        if native is not None and _REGISTERS_IN_C:  # the same, with the page's dirty classes read in C
+            values: dict[str, RegisterValue] = native.get_registers(names)
+            return values
         values = get_registers(self._live(), self.index, names)
         pending = self._pending_page_writes()
         if pending:
@@ -138,6 +145,10 @@ class Vp(FdOwner):
         a completion through the page writes a whole register class back, which then
         carries these values instead of undoing them.
         """
+        native = self._native
+        if native is not None and _REGISTERS_IN_C:  # the same, with the page's copy written in C
+            native.set_registers(values)
+            return
         mirrored = set_registers(self._live(), self.index, values, _PAGE_WRITABLE)
         page = self._page
         if mirrored and page is not None:
@@ -480,7 +491,7 @@ def _run_calls(vp: Vp) -> Any:
     return RunCalls(
         table, vp.fd, (vp._run_buf, run.word), int(ffi.cast("uintptr_t", vp._run_buf)), run.word_address,
         page.address if page is not None else 0, _PAGE_SLOTS,
-        IoPortIntercept, MemoryIntercept, run_path_types(), decode,
+        IoPortIntercept, MemoryIntercept, run_path_types(), decode, _regcalls._NATIVE, vp.index,
     )  # fmt: skip
 
 

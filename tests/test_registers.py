@@ -32,7 +32,9 @@ def calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     if request.param == "native":
         assert _regcalls._NATIVE is not None, "mshv._native is not built in this install"
         assert getattr(vp_module, "get_registers") == _regcalls._NATIVE.get  # noqa: B009  (not re-exported)
+        assert vp_module._REGISTERS_IN_C  # Vp's calls go through its RunCalls
     else:
+        monkeypatch.setattr(vp_module, "_REGISTERS_IN_C", False)
         monkeypatch.setattr(vp_module, "get_registers", _regcalls.py_get_registers)
         monkeypatch.setattr(vp_module, "set_registers", _regcalls.py_set_registers)
     param: str = request.param
@@ -239,7 +241,8 @@ def test_one_register_keys_that_name_no_register_are_value_errors(vp: Vp, key: o
         ("xmm1", -1, ValueError), ("fs", 0, TypeError), ("gdtr", Segment(), TypeError),
         ("fs", Segment(limit=1 << 32), ValueError), ("fs", Segment(selector=-1), ValueError),
         ("fs", Segment(base="0"), TypeError), ("gdtr", Table(limit=1 << 16), ValueError),  # type: ignore[arg-type]
-        ("gdtr", Table(base=1 << 64), ValueError),
+        ("gdtr", Table(base=1 << 64), ValueError), ("fs", Segment(attributes=True), TypeError),
+        ("gdtr", Table(limit=True), TypeError), ("xmm1", True, TypeError), ("xmm1", 1.0, TypeError),
     ],
 )  # fmt: skip
 def test_one_bad_value_changes_nothing(vp: Vp, name: str, bad: object, error: type[Exception]) -> None:
@@ -355,3 +358,45 @@ def test_a_set_updates_the_register_page_copy(vp: Vp) -> None:
     vp.set_registers(_Repeated([("r8", 1), ("cr2", 5), ("r8", 2)]))  # type: ignore[arg-type]
     assert page.read("r8") == 2 == vp.reg_read("r8")
     assert page.dirty == 0  # a copy of what the hypercall wrote: nothing for the next run to apply
+
+
+class _Number(int):
+    """An int subclass: a value the checks accept (as they accept IntEnum members)."""
+
+
+def test_int_subclass_values_are_written(vp: Vp) -> None:
+    vp.set_registers(
+        {"rbx": _Number(7), "xmm2": _Number(1 << 100), "fs": Segment(_Number(0x1000), 0xFFFF, 0, 0x93)}
+    )
+    got = vp.get_registers(["rbx", "xmm2", "fs"])
+    assert got == {"rbx": 7, "xmm2": 1 << 100, "fs": Segment(0x1000, 0xFFFF, 0, 0x93)}
+    assert vp.register_page is not None and vp.register_page.read("rbx") == 7
+
+
+def test_reads_see_the_page_writes_of_dirty_classes_only(backend_ready: None) -> None:
+    """A completion written into the register page (GPRs, RIP, RFLAGS, by class) is what a
+    read returns until the next run applies it; classes not marked dirty come from the VP."""
+    code = assemble("in $0x11, %al; hlt")
+    with partition_with_one_vp(code, lapic=False) as (_pt, vp, _mem):
+        inp = vp.run()
+        page = vp.register_page
+        assert page is not None and page.valid and page.dirty == 0
+        vp.set_registers({"rdx": 0x77})
+        page.write_all({"rip": inp.header.next_rip}, only_if_valid=True)  # IP class only
+        page.raw.rdx = 0x55  # a page copy of a class that is not dirty: not the VP's value
+        got = vp.get_registers(["rip", "rdx", "rflags", "cr0"])
+        assert got["rip"] == inp.header.next_rip and got["rdx"] == 0x77
+        page.write_all({"rax": 0x5A, "rflags": 0x2})  # GENERAL and FLAGS too
+        got = vp.get_registers(["rax", "rdx", "rflags", "rip"])
+        assert got == {"rax": 0x5A, "rdx": 0x55, "rflags": 0x2, "rip": inp.header.next_rip}
+
+
+def test_every_register_number_names_its_register(vp: Vp) -> None:
+    """A number key finds the register it numbers (the C calls look numbers up in a table of
+    their own): a value out of range is refused, before any hypercall, under that name."""
+    from mshv.registers import _BY_NUMBER, _kind
+
+    for number, (name, _) in _BY_NUMBER.items():
+        bad = -1 if _kind(name) in ("int", "wide") else 0  # 0 is no Segment or Table
+        with pytest.raises((ValueError, TypeError), match=f"^{name}( |\\.| takes)"):
+            vp.set_registers({number: bad})

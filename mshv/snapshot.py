@@ -235,7 +235,7 @@ def take(partition: Partition) -> Snapshot:
     Raises:
         MshvError: a call the snapshot cannot do without failed (e.g. a VP is running).
     """
-    with _FrozenTime(partition, read_time=True) as time:
+    with _FrozenTime(partition.fd, read_time=True) as time:
         unavailable: dict[str, str] = {}
         features = _features(partition, unavailable)
         vps = partition.vps
@@ -291,29 +291,39 @@ def _get(fd: int, data: bytes) -> int:
 class _FrozenTime:
     """TIME_FREEZE = 1 for the block, then 0 unless time was already frozen before it
     (OpenVMM's freeze_time/thaw_time keep the same rule); with ``read_time``, reads
-    REFERENCE_TIME while frozen."""
+    REFERENCE_TIME while frozen. The three TIME_FREEZE calls are hypercalls one by one here,
+    a restore's prepared batches in :class:`_PreparedFrozenTime`."""
 
-    def __init__(self, partition: Partition, read_time: bool = False) -> None:
-        self.fd = partition.fd
+    def __init__(self, fd: int, read_time: bool = False) -> None:
+        self.fd = fd
         self.was_frozen = False
         self.read_time = read_time
         self.reference_time: int | None = None
 
+    def _read_frozen(self) -> int:
+        return _get(self.fd, _GET_FROZEN)
+
+    def _freeze(self) -> None:
+        hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _FREEZE)
+
+    def _thaw(self) -> None:
+        hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _THAW)
+
     def __enter__(self) -> _FrozenTime:
         try:
-            self.was_frozen = bool(_get(self.fd, _GET_FROZEN))
+            self.was_frozen = bool(self._read_frozen())
         except MshvError as exc:  # a hypervisor that cannot read TIME_FREEZE back
             if exc.hv_status is None:
                 raise
         if not self.was_frozen:
-            hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _FREEZE)
+            self._freeze()
         if self.read_time:
             self.reference_time = _get(self.fd, _GET_REFERENCE_TIME)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self.was_frozen:
-            hvcall(self.fd, lib.HVCALL_SET_PARTITION_PROPERTY, _THAW)
+            self._thaw()
 
 
 # -- restore ----------------------------------------------------------------------------------
@@ -329,23 +339,16 @@ class _StateWrite:
         self.address = int(ffi.cast("uintptr_t", aligned))
 
     def args(self) -> Any:
-        """The ioctl's argument (a new struct each time: the kernel writes the size it used back
-        into it, mshv_vp_ioctl_get_set_state)."""
+        """The ioctl's argument as made ready (the call batch copies it before each call: the
+        kernel writes the size it used back into it, mshv_vp_ioctl_get_set_state)."""
         return _cstruct.new(
             "struct mshv_get_set_vp_state", type=self.state_type, buf_sz=self.size, buf_ptr=self.address
         )
 
     def error(self, vp_index: int) -> Callable[[int], MshvError]:
-        """The error of the call failing with an errno, as ``send`` raises it."""
-        request = lib.MSHV_SET_VP_STATE
-        return lambda err: MshvError(err, _kernel.ioctl_name(request), details=self._details(vp_index))
-
-    def _details(self, vp_index: int) -> str:
-        return f"vp={vp_index} type={self.state_type}"
-
-    def send(self, vp: Vp) -> None:
-        """Write the blob into ``vp`` (MSHV_SET_VP_STATE)."""
-        _kernel.ioctl(vp.fd, lib.MSHV_SET_VP_STATE, self.args(), details=lambda: self._details(vp.index))
+        """The error of the call failing with an errno, as ``_kernel.ioctl`` raises it."""
+        name, details = _kernel.ioctl_name(lib.MSHV_SET_VP_STATE), f"vp={vp_index} type={self.state_type}"
+        return lambda err: MshvError(err, name, details=details)
 
 
 @dataclass
@@ -416,7 +419,7 @@ class _Program:
             if region.writable:
                 npages = region.size // PAGE_SIZE
                 arg, bitmap = dirty.bitmap_request(lib.MSHV_GPAP_ACCESS_TYPE_DIRTY, region.gpa, npages)
-                error = functools.partial(_bitmap_error, fd, region.gpa, npages)
+                error = functools.partial(dirty.bitmap_error, fd, gpa=region.gpa, npages=npages)
                 self.bitmaps.add_ioctl(0, lib.MSHV_GET_GPAP_ACCESS_BITMAP, arg, error)
                 self.dirty.append((index, bitmap, npages))
         self.vp_calls = CallBatch()  # each VP's registers, blobs, events; REFERENCE_TIME
@@ -446,27 +449,14 @@ class _Program:
 
     def run(self, snap: Snapshot, vps: list[Vp], incremental: bool, written: _Written) -> None:
         """The restore: time frozen (unless it already was), pages, VPs, REFERENCE_TIME, thaw."""
-        fds = self.fds
-        try:
-            self.read_frozen.run(fds)
-            was_frozen = bool(_U64.unpack_from(ffi.buffer(self.frozen))[0])
-        except MshvError as exc:  # a hypervisor that cannot read TIME_FREEZE back
-            if exc.hv_status is None:
-                raise
-            was_frozen = False
-        if not was_frozen:
-            self.freeze.run(fds)
-        try:
-            self.bitmaps.run(fds)
+        with _PreparedFrozenTime(self):
+            self.bitmaps.run(self.fds)
             self._copy_memory(snap, incremental, written)
             for vp in vps:  # what the register page would carry to the next run is dropped
                 page = vp.register_page
                 if page is not None:
                     page.raw.dirty = 0
-            self.vp_calls.run(fds)
-        finally:
-            if not was_frozen:
-                self.thaw.run(fds)
+            self.vp_calls.run(self.fds)
         for vp, plan in zip(vps, self.plans, strict=True):
             _write_page(vp, plan)
 
@@ -489,8 +479,22 @@ class _Program:
             ]
 
 
-def _bitmap_error(fd: int, gpa: int, npages: int, err: int) -> MshvError:
-    return dirty.bitmap_error(fd, err, gpa, npages)
+class _PreparedFrozenTime(_FrozenTime):
+    """:class:`_FrozenTime` through a restore program's prepared TIME_FREEZE calls."""
+
+    def __init__(self, program: _Program) -> None:
+        super().__init__(int(program.fds[0]))
+        self.program = program
+
+    def _read_frozen(self) -> int:
+        self.program.read_frozen.run(self.program.fds)
+        return int(_U64.unpack_from(ffi.buffer(self.program.frozen))[0])
+
+    def _freeze(self) -> None:
+        self.program.freeze.run(self.program.fds)
+
+    def _thaw(self) -> None:
+        self.program.thaw.run(self.program.fds)
 
 
 def _write_page(vp: Vp, plan: _VpPlan) -> None:

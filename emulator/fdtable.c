@@ -22,9 +22,9 @@
  * there returns 0 bytes, a write would grow the file, which its seals
  * refuse), and a lookup reads the position back: one lseek, the cheapest
  * system call that names the open file (cheaper than an fstat, which fills
- * a whole struct stat). The position belongs to the open file description, as the handle
- * does: dup'ed fds share it, and any other file that took the number holds
- * its own (a pipe or a socket has none).
+ * a whole struct stat). The position belongs to the open file description,
+ * as the handle does: dup'ed fds share it, and any other file that took the
+ * number holds its own (a pipe or a socket has none).
  */
 #include <stdlib.h>
 

@@ -871,13 +871,6 @@ uint32_t emu_reg_get_run(struct emu_vp *vp, const uint32_t *names, uint32_t coun
 }
 
 /*
- * SET_VP_REGISTERS from elements[0] (names and values, reserved fields
- * checked by the caller): the run of MSRs or debug registers there, or the
- * pair of event registers, in one ioctl. Returns the registers written (0:
- * elements[0] starts no run, or nothing was written); *status as for
- * emu_reg_get_run.
- */
-/*
  * PENDING_INTERRUPTION and INTERRUPT_STATE side by side (a VP restore sets
  * both) in one KVM_SET_VCPU_EVENTS: it sets the whole event state, so the
  * pair's end state is the second of the two single calls'. Only when both
@@ -903,6 +896,13 @@ static uint32_t emu_events_set_pair(struct emu_vp *vp, const uint32_t *names,
 	return 2;
 }
 
+/*
+ * SET_VP_REGISTERS from elements[0] (names and values, reserved fields
+ * checked by the caller): the run of MSRs or debug registers there, or the
+ * pair of event registers, in one ioctl. Returns the registers written (0:
+ * elements[0] starts no run, or nothing was written); *status as for
+ * emu_reg_get_run.
+ */
 uint32_t emu_reg_set_run(struct emu_vp *vp, const uint32_t *names,
 			 const union hv_register_value *values, uint32_t count, uint16_t *status)
 {

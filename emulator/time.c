@@ -28,8 +28,7 @@
  *    if the timer is still counting in the same one-shot/periodic setup (a
  *    LAPIC state set while frozen replaces what was taken: its count is the
  *    one that holds); a timer that expired during the freeze has fired (not
- *    undone), and the
- *    TSC-deadline mode is not adjusted. KVM_GET/SET_LAPIC rewrite the whole
+ *    undone), and the TSC-deadline mode is not adjusted. KVM_GET/SET_LAPIC rewrite the whole
  *    APIC page: an interrupt another thread injects in between is lost.
  *  - synthetic timers never expire here (synthetic.c), so they cannot advance.
  * Only between RUN_VPs: a VP busy in RUN_VP at freeze keeps its clocks
@@ -171,6 +170,14 @@ static void emu_tsc_back(struct emu_vp *vp, uint64_t ticks)
 				 __ATOMIC_RELAXED);
 }
 
+/* The LAPIC timer the thaw gives back: its setup and current count in l. */
+static void emu_time_vp_take_timer(struct emu_vp *vp, const struct kvm_lapic_state *l)
+{
+	vp->freeze_lvtt = emu_apic_reg(l, APIC_LVTT);
+	vp->freeze_tmict = emu_apic_reg(l, APIC_TMICT);
+	vp->freeze_tmcct = emu_apic_reg(l, APIC_TMCCT);
+}
+
 /* At freeze, between RUN_VPs: the LAPIC timer's current count. */
 static void emu_time_vp_capture(struct emu_vp *vp)
 {
@@ -179,11 +186,8 @@ static void emu_time_vp_capture(struct emu_vp *vp)
 	vp->freeze_captured = true;
 	vp->thaw_pending = false;
 	vp->freeze_tmict = 0;
-	if (vp->pt->lapic && emu_sys_ioctl(vp->vcpu_fd, KVM_GET_LAPIC, &l) == 0) {
-		vp->freeze_lvtt = emu_apic_reg(&l, APIC_LVTT);
-		vp->freeze_tmict = emu_apic_reg(&l, APIC_TMICT);
-		vp->freeze_tmcct = emu_apic_reg(&l, APIC_TMCCT);
-	}
+	if (vp->pt->lapic && emu_sys_ioctl(vp->vcpu_fd, KVM_GET_LAPIC, &l) == 0)
+		emu_time_vp_take_timer(vp, &l);
 }
 
 /*
@@ -194,11 +198,8 @@ static void emu_time_vp_capture(struct emu_vp *vp)
  */
 void emu_time_vp_lapic_set(struct emu_vp *vp, const struct kvm_lapic_state *l)
 {
-	if (!vp->freeze_captured)
-		return;
-	vp->freeze_lvtt = emu_apic_reg(l, APIC_LVTT);
-	vp->freeze_tmict = emu_apic_reg(l, APIC_TMICT);
-	vp->freeze_tmcct = emu_apic_reg(l, APIC_TMCCT);
+	if (vp->freeze_captured)
+		emu_time_vp_take_timer(vp, l);
 }
 
 /* At thaw (or at the next RUN_VP): set the TSC and LAPIC timer back. */

@@ -225,6 +225,8 @@ struct emu_vp {
 	pthread_t run_thread;
 	/* ---- run.c/regs.c/vpstate.c (owner: run) ---- */
 	bool sync_valid;		/* run->s.regs holds the vCPU's REGS/SREGS/EVENTS */
+	bool sregs_held_valid;		/* regs.c: sregs_held is what KVM holds */
+	struct kvm_sregs sregs_held;	/* regs.c: the SREGS before this call's writes */
 	void *vpstate;			/* vpstate.c: SIMP/SIEFP pages, synthetic timers */
 	uint32_t cpuid_gen;		/* cpuid.c: CPUID results generation applied */
 	uint32_t debug_applied;		/* run.c: exception intercepts given to KVM */
@@ -501,6 +503,7 @@ int emu_regions_set_dirty_logging(struct emu_partition *pt, bool on);
 /* regs.c: make run->s.regs current (fetches it once before the first KVM_RUN). */
 int emu_regs_sync(struct emu_vp *vp);
 /* regs.c: apply register writes that KVM validates together (SREGS); an HV status */
+void emu_sregs_write_begin(struct emu_vp *vp);
 uint16_t emu_regs_commit(struct emu_vp *vp);
 /* regs.c: conversions shared by intercept.c and vpstate.c */
 void emu_seg_to_hv(const struct kvm_segment *k, struct hv_x64_segment_register *h);

@@ -35,6 +35,8 @@
 
 /* Architectural x86 bits and MSR indices (Intel SDM), not Hyper-V numbers. */
 #define X86_CR0_PE		(1ULL << 0)
+#define X86_CR0_PG		(1ULL << 31)
+#define X86_CR4_PAE		(1ULL << 5)
 #define X86_EFER_LMA		(1ULL << 10)
 #define MSR_IA32_TSC		0x00000010
 #define MSR_IA32_FEATURE_CONTROL 0x0000003a
@@ -583,6 +585,7 @@ static uint16_t emu_sregs_set(struct emu_vp *vp, uint32_t name, const union hv_r
 	struct kvm_sregs *sr = &vp->run->s.regs.sregs;
 	struct kvm_segment *seg = emu_seg(sr, name);
 
+	emu_sregs_write_begin(vp);
 	if (seg) {
 		emu_seg_from_hv(&v->segment, seg);
 	} else {
@@ -608,11 +611,53 @@ static uint16_t emu_sregs_set(struct emu_vp *vp, uint32_t name, const union hv_r
 	return HV_STATUS_SUCCESS;
 }
 
+/*
+ * Before a write to the SREGS cache: the first write since the last commit
+ * or exit keeps what KVM holds (the cache, while it is in sync), for
+ * emu_regs_commit to compare with.
+ */
+void emu_sregs_write_begin(struct emu_vp *vp)
+{
+	if (vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS)
+		return;
+	vp->sregs_held_valid = vp->sync_valid;
+	if (vp->sync_valid)
+		vp->sregs_held = vp->run->s.regs.sregs;
+}
+
+/*
+ * KVM_SET_SREGS of the values KVM already holds changes nothing
+ * (__set_sregs_common resets the MMU only for a changed CR0/CR3/CR4/EFER),
+ * except where __set_sregs acts on the values themselves: legacy PAE paging
+ * reloads the PDPTRs from guest memory, which may have changed (a restore);
+ * a vector in interrupt_bitmap is queued again; and the reset vector in real
+ * mode makes the BSP runnable. Those are always set.
+ */
+static bool emu_sregs_set_is_noop(const struct kvm_sregs *held, const struct kvm_sregs *sr)
+{
+	bool pae_legacy = (sr->cr0 & X86_CR0_PG) && (sr->cr4 & X86_CR4_PAE) &&
+			  !(sr->efer & X86_EFER_LMA);
+	bool reset_vector = !(sr->cr0 & X86_CR0_PE) && sr->cs.selector == 0xf000 &&
+			    sr->cs.base == 0xffff0000;
+
+	for (size_t i = 0; i < sizeof(sr->interrupt_bitmap) / sizeof(sr->interrupt_bitmap[0]); i++)
+		if (sr->interrupt_bitmap[i])
+			return false;
+	return !pae_legacy && !reset_vector && !memcmp(held, sr, sizeof(*sr));
+}
+
 uint16_t emu_regs_commit(struct emu_vp *vp)
 {
+	bool held = vp->sregs_held_valid;
+
 	if (!(vp->run->kvm_dirty_regs & KVM_SYNC_X86_SREGS))
 		return HV_STATUS_SUCCESS;
 	vp->run->kvm_dirty_regs &= ~KVM_SYNC_X86_SREGS;
+	vp->sregs_held_valid = false;
+	if (held && emu_sregs_set_is_noop(&vp->sregs_held, &vp->run->s.regs.sregs)) {
+		emu_regpage_fill(vp, false);	/* as after a set, below */
+		return HV_STATUS_SUCCESS;
+	}
 	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_SREGS, &vp->run->s.regs.sregs) < 0) {
 		/* refused: the cache goes back to what KVM holds */
 		emu_sys_ioctl(vp->vcpu_fd, KVM_GET_SREGS, &vp->run->s.regs.sregs);
@@ -1045,6 +1090,7 @@ int emu_regpage_apply(struct emu_vp *vp)
 	if (dirty & (1U << HV_X64_REGISTER_CLASS_SEGMENT)) {
 		struct kvm_sregs *sr = &s->sregs;
 
+		emu_sregs_write_begin(vp);
 		emu_seg_from_hv(&rp->es, &sr->es);
 		emu_seg_from_hv(&rp->cs, &sr->cs);
 		emu_seg_from_hv(&rp->ss, &sr->ss);

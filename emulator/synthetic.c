@@ -516,6 +516,7 @@ static uint16_t emu_pending_event_set(struct emu_vp *vp, unsigned int n,
 		ev.exception.has_error_code = !!(low & HV_X64_PENDING_EVENT_DELIVER_ERROR_CODE);
 		ev.exception.error_code = (uint32_t)(low >> HV_X64_PENDING_EVENT_ERROR_CODE_SHIFT);
 		if (vector == 14) {	/* #PF: the exception parameter is CR2 */
+			emu_sregs_write_begin(vp);
 			vp->run->s.regs.sregs.cr2 = value->reg128.high_part;
 			vp->run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
 			if (emu_regs_commit(vp) != HV_STATUS_SUCCESS)

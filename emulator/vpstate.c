@@ -55,6 +55,8 @@
 #define APIC_TMICT	0x380
 #define APIC_TMCCT	0x390
 #define APIC_TDCR	0x3e0
+#define APIC_LVTT_MODE_MASK	(3U << 17)	/* 0 one-shot, 1 periodic, 2 TSC deadline */
+#define APIC_LVTT_TSC_DEADLINE	(2U << 17)
 
 /* The store is synthetic.c's (emu_synthetic_vp_init); it goes with the VP. */
 void emu_vpstate_destroy(struct emu_vp *vp)
@@ -135,9 +137,26 @@ static void emu_lapic_from_hv(const struct hv_local_interrupt_controller_state *
 	apic_set(l, APIC_RRR, h->apic_remote_read);
 }
 
+/*
+ * A LAPIC state equal to the one KVM holds, with no timer armed, needs no
+ * KVM_SET_LAPIC: kvm_apic_set_state would rewrite the same page and derive
+ * the same IRR/ISR summaries from it. A state with a timer armed (TMICT, or
+ * the TSC-deadline mode) is always set: kvm_apic_set_state cancels the timer
+ * and starts it again from the page's count (hrtimer_cancel,
+ * __start_apic_timer), which a state set must do.
+ */
+static bool emu_lapic_set_changes_nothing(const struct kvm_lapic_state *held,
+					  const struct kvm_lapic_state *set)
+{
+	if (apic_get(set, APIC_TMICT) ||
+	    (apic_get(set, APIC_LVTT) & APIC_LVTT_MODE_MASK) == APIC_LVTT_TSC_DEADLINE)
+		return false;
+	return !memcmp(held->regs, set->regs, sizeof(set->regs));
+}
+
 static uint16_t emu_state_lapic(struct emu_vp *vp, bool set, uint8_t *buf)
 {
-	struct kvm_lapic_state l;
+	struct kvm_lapic_state l, held;
 	struct hv_local_interrupt_controller_state h;
 
 	if (!vp->pt->lapic)
@@ -151,8 +170,10 @@ static uint16_t emu_state_lapic(struct emu_vp *vp, bool set, uint8_t *buf)
 		return HV_STATUS_SUCCESS;
 	}
 	memcpy(&h, buf, sizeof(h));
+	held = l;
 	emu_lapic_from_hv(&h, &l);
-	if (emu_sys_ioctl(vp->vcpu_fd, KVM_SET_LAPIC, &l) < 0)
+	if (!emu_lapic_set_changes_nothing(&held, &l) &&
+	    emu_sys_ioctl(vp->vcpu_fd, KVM_SET_LAPIC, &l) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	emu_time_vp_lapic_set(vp, &l);
 	return HV_STATUS_SUCCESS;

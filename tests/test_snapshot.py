@@ -29,6 +29,7 @@ from mshv import (
     SnapshotFormatError,
     SnapshotMismatch,
     Table,
+    UnrecoverableException,
     Vp,
     _abi_nocc,
 )
@@ -47,6 +48,7 @@ from mshv.testing import (
     entry_gpa,
     long_mode_registers,
     partition_with_one_vp,
+    protected_mode_registers,
     segment_descriptor,
 )
 
@@ -669,6 +671,100 @@ def test_restore_brings_back_the_lapic_timer_count(backend_ready: None) -> None:
         pt.restore(snap)
         after = vp.get_lapic().counter_value
         assert after > (at_snapshot + before) // 2, (at_snapshot, before, after)
+
+
+def test_restore_brings_back_the_guest_page_tables(backend_ready: None) -> None:
+    """A guest that remaps a page after the snapshot sees the snapshot's mapping after the
+    restore: the page tables are guest memory the restore copies back, and no translation the
+    remapped entry left behind (TLB, the host's shadow of the tables) outlives the restore."""
+    window, pd_entry = 0x200000, 0x4000 + 8  # VA 2 MiB: PD entry 1 (long_mode_registers' tables)
+    code = assemble(
+        f"""
+        mov ${window:#x}, %rdi
+        mov (%rdi), %rax        # through the identity mapping
+        out %al, $0x10          # the snapshot is taken here
+        cmp $1, %rcx
+        je 1f
+        movq $0x83, %rdx        # present, writable, 2 MiB page at PA 0
+        mov %rdx, {pd_entry:#x}
+        invlpg (%rdi)
+    1:  mov (%rdi), %rbx
+        out %al, $0x11
+        """,
+        mode="long",
+        base=PAGED_CODE_GPA,
+    )
+    with Mshv() as hv, GuestMemory(MEMORY_SIZE) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+        mem.write(PAGED_CODE_GPA, code)
+        mem.write(window, (0x1111).to_bytes(8, "little"))
+        mem.write(0, (0x2222).to_bytes(8, "little"))
+        vp = pt.vps[0]
+        vp.set_registers(long_mode_registers(mem, PAGED_CODE_GPA))
+        for round_ in range(3):
+            exit_ = vp.run()
+            assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x10, exit_
+            vp.complete_io(exit_)
+            if round_ == 0:
+                snap = pt.snapshot()
+            exit_ = vp.run()
+            assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
+            assert vp.reg_read("rbx") == 0x2222  # the remapped window
+            pt.restore(snap)
+            vp.set_registers({"rcx": 1})  # read the window again, without remapping it
+            exit_ = vp.run()
+            assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
+            assert vp.reg_read("rbx") == 0x1111, f"round {round_}: the remapped window outlived the restore"
+            pt.restore(snap)
+            vp.set_registers({"rip": PAGED_CODE_GPA})  # from the top: the snapshot's mapping read first
+
+
+def test_restore_reloads_the_pae_pdptrs_from_the_restored_memory(backend_ready: None) -> None:
+    """With legacy PAE paging the CPU holds the four PDPTEs in registers, loaded by MOV CR3: a
+    guest that switches its PDPT after the snapshot sees the snapshot's PDPT after the restore,
+    though CR3 itself comes back unchanged."""
+    pdpt, pd_a, pd_b, window = 0x2000, 0x3000, 0x4000, 0x200000
+    code = assemble(
+        f"""
+        mov ${window:#x}, %edi
+        mov (%edi), %eax        # through PD A: the identity mapping
+        out %al, $0x10          # the snapshot is taken here
+        cmp $1, %ecx
+        je 1f
+        movl ${pd_b | 1:#x}, {pdpt:#x}  # PDPTE 0 -> PD B, which maps the window to PA 0
+        mov %cr3, %edx
+        mov %edx, %cr3          # reloads the PDPTEs
+    1:  mov (%edi), %ebx
+        out %al, $0x11
+        """,
+        mode="protected",
+        base=PAGED_CODE_GPA,
+    )
+    with Mshv() as hv, GuestMemory(MEMORY_SIZE) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+        mem.write(PAGED_CODE_GPA, code)
+        large = 0x83  # present, writable, 2 MiB page
+        mem.write(pdpt, (pd_a | 1).to_bytes(8, "little"))
+        mem.write(pd_a, struct.pack("<2Q", 0 | large, window | large))
+        mem.write(pd_b, struct.pack("<2Q", 0 | large, 0 | large))
+        mem.write(window, (0x1111).to_bytes(8, "little"))
+        mem.write(0, (0x2222).to_bytes(8, "little"))
+        vp = pt.vps[0]
+        registers = protected_mode_registers(mem, PAGED_CODE_GPA)
+        registers.update(cr3=pdpt, cr4=1 << 5, cr0=int(registers["cr0"]) | 1 << 31)  # PAE, PG
+        vp.set_registers(registers)
+        exit_ = vp.run()
+        if isinstance(exit_, UnrecoverableException):
+            pytest.xfail(f"this host's KVM cannot run a guest with legacy PAE paging: {exit_!r}")
+        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x10, exit_
+        vp.complete_io(exit_)
+        snap = pt.snapshot()
+        exit_ = vp.run()
+        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
+        assert vp.reg_read("rbx") == 0x2222  # through PD B
+        pt.restore(snap)
+        vp.set_registers({"rcx": 1})  # read the window again, without switching
+        exit_ = vp.run()
+        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
+        assert vp.reg_read("rbx") == 0x1111, "the PDPTEs loaded after the snapshot outlived the restore"
 
 
 def test_partition_wide_registers_come_from_the_first_vp_only() -> None:

@@ -296,6 +296,7 @@ void emu_regions_destroy(struct emu_partition *pt);
 struct emu_region *emu_region_find(struct emu_partition *pt, uint64_t gfn);
 /* Copy guest physical memory (only RAM regions); returns bytes copied. */
 size_t emu_gpa_read(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len);
+size_t emu_gpa_read_guarded(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len);
 size_t emu_gpa_write(struct emu_partition *pt, uint64_t gpa, const void *buf, size_t len);
 
 /* ---- vp.c ---------------------------------------------------------------- */
@@ -469,6 +470,8 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
  * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
  * process_vm_readv/writev on our own pid when that cannot be installed.
  */
+int emu_guarded_call(int (*fn)(void *), void *arg);
+void emu_guarded_load(void *dst, const void *src, size_t len);
 int emu_copy_from_user(void *dst, const void *usrc, size_t len);
 int emu_copy_to_user(void *udst, const void *src, size_t len);
 /*

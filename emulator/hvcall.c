@@ -95,12 +95,15 @@ int emu_root_hvcall(struct emu_partition *pt, enum emu_hvcall_origin origin,
 		errno = EINVAL;
 		return -1;
 	}
-	/* step 7: the pages, zeroed past the input */
+	/*
+	 * step 7: the pages, zeroed past the input; of the output page, only what
+	 * goes back to the caller (out_sz bytes) needs to start zeroed
+	 */
 	memset(&c, 0, sizeof(c));
 	c.in = pages[0];
 	c.out = pages[1];
 	memset(c.in + args.in_sz, 0, EMU_HV_PAGE - args.in_sz);
-	memset(c.out, 0, EMU_HV_PAGE);
+	memset(c.out, 0, args.out_ptr ? args.out_sz : 0);
 	/* step 8: the input (nothing is written back if this fails) */
 	if (emu_copy_from_user(c.in, (void *)(uintptr_t)args.in_ptr, args.in_sz) < 0)
 		return -1;

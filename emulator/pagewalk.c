@@ -43,11 +43,17 @@ static uint64_t emu_cs_linear(const struct kvm_sregs *sr, uint64_t ip)
 	}
 }
 
-/* One paging-structure entry (4 or 8 bytes) from guest memory. */
-static int emu_read_pte(struct emu_vp *vp, uint64_t gpa, size_t size, uint64_t *pte)
+/*
+ * One paging-structure entry (4 or 8 bytes) from guest memory; in_guard:
+ * inside emu_fetch_code's guarded call (emu_gpa_read_guarded).
+ */
+static int emu_read_pte(struct emu_vp *vp, bool in_guard, uint64_t gpa, size_t size, uint64_t *pte)
 {
+	size_t n;
+
 	*pte = 0;
-	return emu_gpa_read(vp->pt, gpa, pte, size) == size ? 0 : -1;
+	n = in_guard ? emu_gpa_read_guarded(vp->pt, gpa, pte, size) : emu_gpa_read(vp->pt, gpa, pte, size);
+	return n == size ? 0 : -1;
 }
 
 /*
@@ -57,9 +63,11 @@ static int emu_read_pte(struct emu_vp *vp, uint64_t gpa, size_t size, uint64_t *
  * from guest memory costs nothing like it.
  * Returns 1 when the walk could not be done here (a table outside guest
  * RAM): the caller asks KVM instead. Access rights are not checked: this
- * only locates instruction bytes and operands.
+ * only locates instruction bytes and operands. *page_mask: the offset bits of
+ * the page that maps linear (4 KiB, or a 2 MiB, 4 MiB or 1 GiB page).
  */
-static int emu_walk(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t linear, uint64_t *gpa)
+static int emu_walk(struct emu_vp *vp, bool in_guard, const struct kvm_sregs *sr, uint64_t linear,
+		    uint64_t *gpa, uint64_t *page_mask)
 {
 	uint64_t pte, table;
 	int level, levels;
@@ -67,26 +75,28 @@ static int emu_walk(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t line
 	if (!(sr->cr4 & X86_CR4_PAE)) {			/* 32-bit paging */
 		uint32_t la = (uint32_t)linear;
 
-		if (emu_read_pte(vp, (sr->cr3 & 0xfffff000) + ((la >> 22) << 2), 4, &pte) < 0)
+		if (emu_read_pte(vp, in_guard, (sr->cr3 & 0xfffff000) + ((la >> 22) << 2), 4, &pte) < 0)
 			return 1;
 		if (!(pte & X86_PTE_P))
 			return -1;
 		if ((pte & X86_PTE_PS) && (sr->cr4 & X86_CR4_PSE)) {
 			*gpa = (pte & 0xffc00000) | (((pte >> 13) & 0xff) << 32) | (la & 0x3fffff);
+			*page_mask = 0x3fffff;
 			return 0;
 		}
-		if (emu_read_pte(vp, (pte & 0xfffff000) + (((la >> 12) & 0x3ff) << 2), 4, &pte) < 0)
+		if (emu_read_pte(vp, in_guard, (pte & 0xfffff000) + (((la >> 12) & 0x3ff) << 2), 4, &pte) < 0)
 			return 1;
 		if (!(pte & X86_PTE_P))
 			return -1;
 		*gpa = (pte & 0xfffff000) | (la & 0xfff);
+		*page_mask = 0xfff;
 		return 0;
 	}
 	if (sr->efer & X86_EFER_LMA) {
 		levels = (sr->cr4 & X86_CR4_LA57) ? 5 : 4;
 		table = sr->cr3 & X86_PTE_ADDR;
 	} else {					/* PAE: 4 PDPTEs at CR3[31:5] */
-		if (emu_read_pte(vp, (sr->cr3 & 0xffffffe0) + (((linear >> 30) & 3) << 3), 8, &pte) < 0)
+		if (emu_read_pte(vp, in_guard, (sr->cr3 & 0xffffffe0) + (((linear >> 30) & 3) << 3), 8, &pte) < 0)
 			return 1;
 		if (!(pte & X86_PTE_P))
 			return -1;
@@ -96,14 +106,13 @@ static int emu_walk(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t line
 	for (level = levels; level >= 1; level--) {
 		unsigned int shift = 12 + 9 * (level - 1);
 
-		if (emu_read_pte(vp, table + (((linear >> shift) & 0x1ff) << 3), 8, &pte) < 0)
+		if (emu_read_pte(vp, in_guard, table + (((linear >> shift) & 0x1ff) << 3), 8, &pte) < 0)
 			return 1;
 		if (!(pte & X86_PTE_P))
 			return -1;
 		if (level == 1 || ((pte & X86_PTE_PS) && level <= 3)) {
-			uint64_t page_mask = (1ULL << shift) - 1;
-
-			*gpa = ((pte & X86_PTE_ADDR) & ~page_mask) | (linear & page_mask);
+			*page_mask = (1ULL << shift) - 1;
+			*gpa = ((pte & X86_PTE_ADDR) & ~*page_mask) | (linear & *page_mask);
 			return 0;
 		}
 		table = pte & X86_PTE_ADDR;
@@ -111,18 +120,22 @@ static int emu_walk(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t line
 	return -1;
 }
 
-/* One page's worth of linear -> guest physical; -1 if not mapped. */
-static int emu_translate(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t linear,
-			 uint64_t *gpa)
+/*
+ * Linear -> guest physical; -1 if not mapped. *page_mask: the offset bits of
+ * the page linear is in (as emu_walk; 4 KiB without paging or from KVM).
+ */
+static int emu_translate(struct emu_vp *vp, bool in_guard, const struct kvm_sregs *sr,
+			 uint64_t linear, uint64_t *gpa, uint64_t *page_mask)
 {
 	struct kvm_translation tr;
 	int walked;
 
+	*page_mask = EMU_PAGE_SIZE - 1;
 	if (!(sr->cr0 & X86_CR0_PG)) {
 		*gpa = linear;
 		return 0;
 	}
-	walked = emu_walk(vp, sr, linear, gpa);
+	walked = emu_walk(vp, in_guard, sr, linear, gpa, page_mask);
 	if (walked <= 0)
 		return walked;
 	memset(&tr, 0, sizeof(tr));
@@ -133,9 +146,39 @@ static int emu_translate(struct emu_vp *vp, const struct kvm_sregs *sr, uint64_t
 	return 0;
 }
 
+struct emu_translation {
+	struct emu_vp *vp;
+	uint64_t linear, gpa, page_mask;
+	int ret;	/* emu_translate's */
+};
+
+static int emu_translate_in_guard(void *arg)
+{
+	struct emu_translation *t = arg;
+
+	t->ret = emu_translate(t->vp, true, &t->vp->run->s.regs.sregs, t->linear, &t->gpa,
+			       &t->page_mask);
+	return 0;
+}
+
+/*
+ * emu_translate of the VP's current paging, its page-table reads under one
+ * regions lock and one fault guard (as emu_fetch_code); read by read, each
+ * guarded on its own, after a fault or where no guard can be set.
+ */
 int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa)
 {
-	return emu_translate(vp, &vp->run->s.regs.sregs, linear, gpa);
+	struct emu_translation t = { .vp = vp, .linear = linear };
+	int guarded;
+
+	pthread_rwlock_rdlock(&vp->pt->regions_lock);
+	guarded = emu_guarded_call(emu_translate_in_guard, &t);
+	pthread_rwlock_unlock(&vp->pt->regions_lock);
+	if (guarded < 0)	/* a fault, or no guard */
+		t.ret = emu_translate(vp, false, &vp->run->s.regs.sregs, linear, &t.gpa,
+				      &t.page_mask);
+	*gpa = t.gpa;
+	return t.ret;
 }
 
 /* Linear and guest physical address of CS:ip; -1 if the guest's paging does not map it. */
@@ -144,19 +187,23 @@ int emu_code_gpa(struct emu_vp *vp, uint64_t ip, uint64_t *linear, uint64_t *gpa
 	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
 
 	*linear = emu_cs_linear(sr, ip);
-	return emu_translate(vp, sr, *linear, gpa);
+	return emu_linear_to_gpa(vp, *linear, gpa);
 }
 
 /* Read len bytes at CS:ip, page by page; returns the bytes read. */
-int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
+static int emu_fetch_code_pages(struct emu_vp *vp, bool in_guard, uint64_t ip, uint8_t *bytes,
+				int len)
 {
 	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;
 	int done = 0;
 
 	while (done < len) {
-		uint64_t linear = emu_cs_linear(sr, ip + (uint64_t)done), gpa;
-		size_t chunk = EMU_PAGE_SIZE - (linear & (EMU_PAGE_SIZE - 1));
+		uint64_t linear = emu_cs_linear(sr, ip + (uint64_t)done), gpa, page_mask;
+		size_t chunk;
 
+		if (emu_translate(vp, in_guard, sr, linear, &gpa, &page_mask) < 0)
+			break;
+		chunk = page_mask + 1 - (linear & page_mask);	/* to the end of its page */
 		if (emu_code_bits(sr) == 16) {	/* IP wraps at 64 KiB */
 			size_t to_wrap = 0x10000 - ((ip + (uint64_t)done) & 0xffff);
 
@@ -165,13 +212,44 @@ int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
 		}
 		if (chunk > (size_t)(len - done))
 			chunk = (size_t)(len - done);
-		if (emu_translate(vp, sr, linear, &gpa) < 0)
-			break;
-		if (emu_gpa_read(vp->pt, gpa, bytes + done, chunk) != chunk)
+		if ((in_guard ? emu_gpa_read_guarded(vp->pt, gpa, bytes + done, chunk)
+			      : emu_gpa_read(vp->pt, gpa, bytes + done, chunk)) != chunk)
 			break;
 		done += (int)chunk;
 	}
 	return done;
+}
+
+struct emu_fetch {
+	struct emu_vp *vp;
+	uint64_t ip;
+	uint8_t *bytes;
+	int len;
+};
+
+static int emu_fetch_code_in_guard(void *arg)
+{
+	struct emu_fetch *f = arg;
+
+	return emu_fetch_code_pages(f->vp, true, f->ip, f->bytes, f->len);
+}
+
+/*
+ * Read len bytes at CS:ip; returns the bytes read. A fetch is a page walk and
+ * the bytes it leads to, about five reads of guest memory on every exit that
+ * decodes: they go under one regions lock and one fault guard, not one each.
+ * If one faults (the client unmapped its memory) or no guard can be set, the
+ * fetch is made again read by read, each guarded on its own.
+ */
+int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
+{
+	struct emu_fetch f = { .vp = vp, .ip = ip, .bytes = bytes, .len = len };
+	int n;
+
+	pthread_rwlock_rdlock(&vp->pt->regions_lock);
+	n = emu_guarded_call(emu_fetch_code_in_guard, &f);
+	pthread_rwlock_unlock(&vp->pt->regions_lock);
+	return n >= 0 ? n : emu_fetch_code_pages(vp, false, ip, bytes, len);
 }
 
 int emu_fetch_instruction(struct emu_vp *vp, uint64_t rip, uint8_t bytes[16])

@@ -227,17 +227,24 @@ void emu_regions_destroy(struct emu_partition *pt)
 	pthread_rwlock_unlock(&pt->regions_lock);
 }
 
+enum emu_gpa_copy_mode {
+	EMU_GPA_READ,
+	EMU_GPA_WRITE,
+	EMU_GPA_READ_IN_GUARD,	/* inside emu_guarded_call: emu_guarded_load */
+};
+
 /*
- * Copy between guest physical memory and buf, region by region, stopping at
- * the first GPA that is not RAM (or not writable, for a write) or whose host
- * memory is gone. Returns the bytes copied.
+ * Copy between guest physical memory and buf, region by region, regions_lock
+ * held for reading: each piece through emu_copy_to/from_user, or
+ * emu_guarded_load. Stops at the first GPA that is not RAM (or not writable,
+ * for a write) or whose host memory is gone. Returns the bytes copied.
  */
-static size_t emu_gpa_copy(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len,
-			   bool write)
+static size_t emu_gpa_copy_locked(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len,
+				  enum emu_gpa_copy_mode mode)
 {
+	bool write = mode == EMU_GPA_WRITE;
 	size_t done = 0;
 
-	pthread_rwlock_rdlock(&pt->regions_lock);
 	while (done < len) {
 		uint64_t cur = gpa + done;
 		struct emu_region *r = emu_region_find(pt, cur / EMU_PAGE_SIZE);
@@ -253,14 +260,35 @@ static size_t emu_gpa_copy(struct emu_partition *pt, uint64_t gpa, void *buf, si
 		avail = r->npages * EMU_PAGE_SIZE - off;
 		n = len - done < avail ? len - done : (size_t)avail;
 		hva = (void *)(uintptr_t)(r->userspace_addr + off);
+		if (mode == EMU_GPA_READ_IN_GUARD)
+			emu_guarded_load((char *)buf + done, hva, n);
 		/* the client may have unmapped its memory: EFAULT, not a crash */
-		if (write ? emu_copy_to_user(hva, (char *)buf + done, n) < 0
-			  : emu_copy_from_user((char *)buf + done, hva, n) < 0)
+		else if (write ? emu_copy_to_user(hva, (char *)buf + done, n) < 0
+			       : emu_copy_from_user((char *)buf + done, hva, n) < 0)
 			break;
 		done += n;
 	}
+	return done;
+}
+
+static size_t emu_gpa_copy(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len,
+			   bool write)
+{
+	size_t done;
+
+	pthread_rwlock_rdlock(&pt->regions_lock);
+	done = emu_gpa_copy_locked(pt, gpa, buf, len, write ? EMU_GPA_WRITE : EMU_GPA_READ);
 	pthread_rwlock_unlock(&pt->regions_lock);
 	return done;
+}
+
+/*
+ * emu_gpa_read inside emu_guarded_call, with regions_lock held for reading by
+ * the caller (around the guarded call: a fault must not leave it held).
+ */
+size_t emu_gpa_read_guarded(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len)
+{
+	return emu_gpa_copy_locked(pt, gpa, buf, len, EMU_GPA_READ_IN_GUARD);
 }
 
 size_t emu_gpa_read(struct emu_partition *pt, uint64_t gpa, void *buf, size_t len)

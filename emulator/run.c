@@ -176,9 +176,9 @@ static int emu_io_find_start(const struct kvm_run *run, const uint8_t *before, i
 }
 
 /*
- * The code around an IO exit in one read: win[0..nb) are the bytes before
- * rip (nb <= 15), win[nb..nb+na) the bytes from rip on. Guest reads cost a
- * system call each (emu_gpa_read), so this is done once per exit.
+ * The code around an IO exit in one fetch: win[0..nb) are the bytes before
+ * rip (nb <= 15), win[nb..nb+na) the bytes from rip on. Each fetch walks the
+ * guest's page tables (emu_fetch_code), so this is done once per exit.
  */
 struct emu_code_window {
 	uint8_t b[32];
@@ -511,7 +511,8 @@ static void emu_mmio_load_learn(const struct kvm_regs *at, const struct kvm_regs
 static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 {
 	struct kvm_run *run = vp->run;
-	struct kvm_run saved = *run;
+	struct kvm_run saved;	/* the exit, kept only when a settle is to overwrite it */
+	bool settled = false;
 	struct kvm_regs r = run->s.regs.regs;
 	struct hv_x64_memory_intercept_message *m = (void *)msg->payload;
 	uint64_t gpa = run->mmio.phys_addr, len = 0;
@@ -557,6 +558,8 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 			learn = true;
 		}
 	}
+	saved = *run;
+	settled = true;
 	if (emu_settle_now(vp) < 0)
 		return -1;
 	if (learn)
@@ -587,13 +590,14 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		}
 	}
 report:
-	*run = saved;
+	if (settled)
+		*run = saved;
 	emu_set_regs_lazy(vp, &r);
 
 	region = emu_region_find(vp->pt, gpa >> 12);
 	emu_message_init(msg, region ? HVMSG_GPA_INTERCEPT : HVMSG_UNMAPPED_GPA, sizeof(*m));
 	emu_intercept_header(vp, &m->header,
-			     saved.mmio.is_write ? HV_INTERCEPT_ACCESS_WRITE :
+			     run->mmio.is_write ? HV_INTERCEPT_ACCESS_WRITE :
 						   HV_INTERCEPT_ACCESS_READ,
 			     (uint8_t)(len > 15 ? 0 : len));
 	m->cache_type = region && !region->mmio ? HV_CACHE_TYPE_WRITE_BACK :

@@ -157,6 +157,41 @@ static int emu_guarded_memcpy(void *dst, const void *src, size_t len)
 	return 0;
 }
 
+/*
+ * fn(arg) under one fault guard: a fault on client memory inside fn makes
+ * this return -1 with errno EFAULT (fn's work is abandoned where it stood).
+ * Inside fn, client memory is read with emu_guarded_load only: no lock may be
+ * taken there (a fault would leave it held) and no guarded copy nested. For a
+ * run of small reads (a page walk and the bytes it leads to) this sets the
+ * guard once instead of once per read. Returns -2, calling nothing, where no
+ * guard can be installed: the caller copies with emu_copy_from_user instead.
+ */
+int emu_guarded_call(int (*fn)(void *), void *arg)
+{
+	sigjmp_buf jb;
+	int ret;
+
+	pthread_once(&emu_fault_once, emu_fault_init);
+	if (!emu_fault_ready)
+		return -2;
+	if (sigsetjmp(jb, 0)) {
+		errno = EFAULT;
+		return -1;
+	}
+	emu_fault_jmp = &jb;
+	__asm__ volatile("" ::: "memory");
+	ret = fn(arg);
+	__asm__ volatile("" ::: "memory");
+	emu_fault_jmp = NULL;
+	return ret;
+}
+
+/* A read of client memory inside emu_guarded_call's fn. */
+void emu_guarded_load(void *dst, const void *src, size_t len)
+{
+	emu_user_memcpy(dst, src, len);
+}
+
 static int emu_copy_user(void *local, void *remote, size_t len, bool to_user)
 {
 	struct iovec liov = { .iov_base = local, .iov_len = len };

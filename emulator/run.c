@@ -176,9 +176,9 @@ static int emu_io_find_start(const struct kvm_run *run, const uint8_t *before, i
 }
 
 /*
- * The code around an IO exit in one fetch: win[0..nb) are the bytes before
- * rip (nb <= 15), win[nb..nb+na) the bytes from rip on. Each fetch walks the
- * guest's page tables (emu_fetch_code), so this is done once per exit.
+ * The code around an IO exit, fetched once per exit (emu_code_fetch_around):
+ * b[0..nb) are the bytes before rip (nb <= 15, fewer only where the bytes
+ * before are not readable), b[nb..nb+na) the bytes from rip on.
  */
 struct emu_code_window {
 	uint8_t b[32];
@@ -188,16 +188,13 @@ struct emu_code_window {
 static void emu_window_fetch(struct emu_vp *vp, uint64_t rip, int bits,
 			     struct emu_code_window *w)
 {
-	uint64_t mask = emu_ip_mask(bits);
-	int n = emu_fetch_code(vp, (rip - 15) & mask, w->b, 30);
+	struct emu_code_around c;
 
-	if (n == 30) {
-		w->nb = w->na = 15;
-		return;
-	}
-	/* the bytes before rip are not all readable: take what follows rip alone */
-	w->nb = 0;
-	w->na = emu_fetch_code(vp, rip, w->b, 15);
+	emu_code_fetch_around(vp, rip, bits, &c);
+	w->nb = c.nbefore;
+	w->na = c.nat;
+	memcpy(w->b, c.before + sizeof(c.before) - c.nbefore, (size_t)c.nbefore);
+	memcpy(w->b + c.nbefore, c.at, (size_t)c.nat);
 }
 
 static void emu_io_message(struct emu_vp *vp, struct hv_message *msg, const struct kvm_regs *r,
@@ -462,14 +459,14 @@ static bool emu_mmio_plain_write_done(struct emu_vp *vp, struct kvm_regs *r, uin
 {
 	const struct kvm_run *run = vp->run;
 	struct kvm_regs probe = *r;
-	struct emu_mmio_code c;
+	struct emu_code_around c;
 	bool exact = false;
 	int n;
 
 	if (!run->mmio.is_write || atomic_load(&emu_mmio_write_mode) != EMU_OUT_DONE ||
 	    !emu_mmio_one_fragment(gpa, run->mmio.len))
 		return false;
-	emu_mmio_code_fetch(vp, r->rip, bits, &c);
+	emu_code_fetch_around(vp, r->rip, bits, &c);
 	if (emu_mmio_string_undo(vp, &c, &probe, gpa, run->mmio.len, bits, false) != 0 ||
 	    emu_mmio_string_undo(vp, &c, &probe, gpa, run->mmio.len, bits, true) != 0)
 		return false;
@@ -569,12 +566,12 @@ static int emu_exit_mmio(struct emu_vp *vp, struct hv_message *msg)
 		len = (run->s.regs.regs.rip - r.rip) & emu_ip_mask(bits);
 	} else if (saved.mmio.is_write) {
 		/* done at the exit (RIP past it unless a REP goes on): find the start */
-		struct emu_mmio_code c;
+		struct emu_code_around c;
 		bool exact = false;
 		int n;
 
 		*run = saved;
-		emu_mmio_code_fetch(vp, r.rip, bits, &c);
+		emu_code_fetch_around(vp, r.rip, bits, &c);
 		n = emu_mmio_string_undo(vp, &c, &r, gpa, saved.mmio.len, bits, false);
 		if (n == 0)
 			n = emu_mmio_string_undo(vp, &c, &r, gpa, saved.mmio.len, bits, true);

@@ -454,7 +454,7 @@ static int emu_insn_opsize(const uint8_t *code, const struct emu_insn *d, int bi
 /* ---- the instruction behind an MMIO write KVM completed at the exit --------- */
 
 /* Fetch the code around RIP once per exit (each fetch is a page walk). */
-void emu_mmio_code_fetch(struct emu_vp *vp, uint64_t rip, int bits, struct emu_mmio_code *c)
+void emu_code_fetch_around(struct emu_vp *vp, uint64_t rip, int bits, struct emu_code_around *c)
 {
 	uint64_t mask = emu_ip_mask(bits);
 	uint8_t both[30];
@@ -483,7 +483,7 @@ void emu_mmio_code_fetch(struct emu_vp *vp, uint64_t rip, int bits, struct emu_m
  * 0x66 prefix is not dropped: 48 89 4b 08 is not 89 4b 08); else the
  * shortest one with the right address; else the shortest. -1 if none.
  */
-int emu_mmio_write_start(struct emu_vp *vp, const struct emu_mmio_code *c, uint64_t rip_after,
+int emu_mmio_write_start(struct emu_vp *vp, const struct emu_code_around *c, uint64_t rip_after,
 			 uint64_t gpa, uint32_t access_len, int bits, bool *exact)
 {
 	int fallback = -1, addr_match = -1;
@@ -599,7 +599,7 @@ static bool emu_string_store(const uint8_t *code, const struct emu_insn *d, int 
  * one with the same element and RCX left. Returns the length with *r at the
  * start, or 0.
  */
-int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c, struct kvm_regs *r,
+int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_code_around *c, struct kvm_regs *r,
 			 uint64_t gpa, uint32_t access_len, int bits, bool moved)
 {
 	const struct kvm_sregs *sr = &vp->run->s.regs.sregs;

@@ -29,23 +29,24 @@ int emu_decode_io(const uint8_t *code, int avail, int bits, struct emu_io_insn *
 bool emu_insn_uses_xmm(const uint8_t *code, int len);
 
 /*
- * The code around an MMIO write's RIP, fetched once per exit:
- * before[15 - nbefore, 15) are the bytes that end at RIP, at[0, nat) the
- * bytes from RIP on. The candidates of emu_mmio_write_start and
- * emu_mmio_string_undo are all cut from it.
+ * The code around RIP, fetched once per exit (an IO exit, an MMIO write):
+ * before[15 - nbefore, 15) are the bytes that end at RIP (fewer than 15 only
+ * where the bytes before are not readable), at[0, nat) the bytes from RIP
+ * on. The candidates of emu_mmio_write_start and emu_mmio_string_undo are all
+ * cut from it.
  */
-struct emu_mmio_code {
+struct emu_code_around {
 	uint8_t before[15];
 	uint8_t at[15];
 	int nbefore, nat;
 };
 
-void emu_mmio_code_fetch(struct emu_vp *vp, uint64_t rip, int bits, struct emu_mmio_code *c);
+void emu_code_fetch_around(struct emu_vp *vp, uint64_t rip, int bits, struct emu_code_around *c);
 /* Length of the instruction that ended at rip_after writing gpa, or -1. */
-int emu_mmio_write_start(struct emu_vp *vp, const struct emu_mmio_code *c, uint64_t rip_after,
+int emu_mmio_write_start(struct emu_vp *vp, const struct emu_code_around *c, uint64_t rip_after,
 			 uint64_t gpa, uint32_t access_len, int bits, bool *exact);
 /* Undo the STOS/MOVS element KVM did at gpa: its length with *r at its start, or 0. */
-int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_mmio_code *c, struct kvm_regs *r,
+int emu_mmio_string_undo(struct emu_vp *vp, const struct emu_code_around *c, struct kvm_regs *r,
 			 uint64_t gpa, uint32_t access_len, int bits, bool moved);
 
 /* A plain MOV load from memory into a general register (8A/8B). */

@@ -148,6 +148,12 @@ cdef class MemoryCalls:
                                int *err) noexcept
 
 
+# A call of up to this many registers keeps its reg_entry array on the stack, and a read of
+# up to this many is remembered (RegisterCalls._last_plan).
+cdef enum:
+    SMALL_PLAN = 64
+
+
 # One register of a call, as RegisterCalls uses it: a spec (name, number, kind) in C.
 cdef struct reg_entry:
     PyObject *name           # the lower-case name (borrowed: from a spec someone holds)
@@ -168,10 +174,14 @@ cdef class RegisterCalls:
     cdef object _error       # mshv._regcalls._call_error(...) -> the MshvError of a failed call
     cdef object _segment     # mshv.registers.Segment
     cdef object _table_type  # mshv.registers.Table
+    cdef tuple _last_keys    # the keys of the last read planned (exact str and int only), or None
+    cdef list _last_keep     # ... the specs that hold the names of its plan (None: none needed)
+    cdef reg_entry _last_plan[SMALL_PLAN]  # ... and its plan
 
     cdef int _index(self) except -1
     cdef object _entry_of(self, object key, reg_entry *e)
     cdef list _plan(self, list keys, reg_entry *plan, Py_ssize_t total)
+    cdef list _plan_read(self, list keys, reg_entry *plan, Py_ssize_t total)
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
                    size_t out_sz, mshv_root_hvcall *args, int *err) noexcept
     cdef object _failed(self, int rc, int err, mshv_root_hvcall *args, uint16_t code, reg_entry *plan,

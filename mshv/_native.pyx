@@ -24,9 +24,11 @@ handled in C) through the VP's :class:`RegisterCalls`.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Values
+from cpython.list cimport PyList_GET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free
@@ -241,9 +243,6 @@ cdef str KIND_TABLE = "table"
 cdef enum:
     K_INT, K_WIDE, K_SEGMENT, K_TABLE
 cdef tuple KIND_NAMES = (KIND_INT, KIND_WIDE, KIND_SEGMENT, KIND_TABLE)  # by K_*
-# A call of up to this many registers keeps its reg_entry array on the stack.
-cdef enum:
-    SMALL_PLAN = 64
 
 
 cdef int _kind(object kind) except -1:
@@ -411,11 +410,37 @@ cdef class RegisterCalls:
             if plan == NULL:
                 raise MemoryError()
         try:
-            keep = self._plan(keys, plan, total)  # holds the names of plan's entries it made
+            keep = self._plan_read(keys, plan, total)  # holds the names of plan's entries it made
             return self._read(fd, vp_index, plan, total)
         finally:
             if plan != small:
                 PyMem_Free(plan)
+
+    cdef list _plan_read(self, list keys, reg_entry *plan, Py_ssize_t total):
+        """``_plan`` for a read, remembered for the next: a caller reads the same registers again
+        and again, through the same key objects (a list kept, or literals, which are constants
+        of their code object). Keys of exactly str or int only, whose register cannot change."""
+        cdef tuple last = self._last_keys
+        cdef Py_ssize_t i
+        if last is not None and len(last) == total:
+            i = 0
+            while i < total and PyList_GET_ITEM(keys, i) == PyTuple_GET_ITEM(last, i):
+                i += 1
+            if i == total:
+                memcpy(plan, self._last_plan, sizeof(reg_entry) * total)
+                return self._last_keep
+        keep = self._plan(keys, plan, total)
+        if total > SMALL_PLAN:
+            return keep
+        for i in range(total):
+            cls = type(keys[i])
+            if cls is not str and cls is not int:
+                return keep
+        last = tuple(keys)
+        memcpy(self._last_plan, plan, sizeof(reg_entry) * total)
+        self._last_keys = last
+        self._last_keep = keep
+        return keep
 
     cdef dict _read(self, int fd, uint32_t vp_index, reg_entry *plan, Py_ssize_t total):
         """HvCallGetVpRegisters of the registers of ``plan``: {name: value}."""

@@ -241,6 +241,33 @@ def test_a_batch_reads_values_of_exact_types_in_every_key_form(vp: Vp) -> None:
     assert isinstance(fs, Segment) and (fs.selector, fs.present) == (0x1234, True)
 
 
+def test_reads_through_one_list_follow_its_changes(vp: Vp) -> None:
+    """The same list read again reads what it names now: the C calls remember the keys they
+    resolved last (by identity), so an item replaced in place, a new int object, a key of
+    another type and another length each resolve again."""
+    import gc
+
+    from mshv import HvRegister
+
+    vp.set_registers({"rax": 1, "rbx": 2, "rcx": 3})
+    keys: list[str | int] = ["rax", "rbx"]
+    assert vp.get_registers(keys) == {"rax": 1, "rbx": 2}
+    assert vp.get_registers(keys) == {"rax": 1, "rbx": 2}
+    keys[1] = "rcx"
+    assert vp.get_registers(keys) == {"rax": 1, "rcx": 3}
+    keys[0] = int(str(int(HvRegister.RBX)))  # an int object made now
+    assert vp.get_registers(keys) == {"rbx": 2, "rcx": 3}
+    keys[0] = HvRegister.RAX
+    assert vp.get_registers(keys) == {"rax": 1, "rcx": 3}
+    keys.append("RBX")
+    assert vp.get_registers(keys) == {"rax": 1, "rcx": 3, "rbx": 2}
+    # names resolved by mshv.registers._resolve (another case) outlive the call that made them
+    upper = ["RAX", "RCX"]
+    assert vp.get_registers(upper) == {"rax": 1, "rcx": 3}
+    gc.collect()
+    assert vp.get_registers(upper) == {"rax": 1, "rcx": 3}
+
+
 @pytest.mark.parametrize("key", [True, 1.0, b"rax", None, ("rax",)], ids=repr)
 def test_one_register_keys_that_name_no_register_are_value_errors(vp: Vp, key: object) -> None:
     """A bool or float equal to a register number is no register name (register() refuses it)."""

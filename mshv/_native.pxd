@@ -148,28 +148,50 @@ cdef class MemoryCalls:
                                int *err) noexcept
 
 
+# A call of up to this many registers keeps its reg_entry array on the stack, and a read of
+# up to this many is remembered (RegisterCalls._last_plan).
+cdef enum:
+    SMALL_PLAN = 64
+
+
+# One register of a call, as RegisterCalls uses it: a spec (name, number, kind) in C.
+cdef struct reg_entry:
+    PyObject *name           # the lower-case name (borrowed: from a spec someone holds)
+    uint32_t number          # its HV register number
+    int kind                 # K_INT, K_WIDE, K_SEGMENT or K_TABLE
+
+
 cdef class RegisterCalls:
     cdef mshv_kernel_table *_table
     cdef dict _spec          # mshv.registers._SPEC: {name or number: (name, number, kind)}
-    cdef dict _names         # _spec's name keys alone (a dict of str keys only looks up faster)
-    cdef uint32_t *_numbers  # _spec's number keys in an open-addressing table (0: empty) ...
-    cdef PyObject **_by_number  # ... and their specs (borrowed: _spec holds them)
+    cdef reg_entry *_entries  # one per key of _spec (names borrowed: _spec holds them)
+    cdef dict _names         # _spec's name keys alone: {name: index into _entries}
+    cdef uint32_t *_numbers  # _spec's number keys in an open-addressing table: index + 1 (0: empty)
     cdef size_t _mask        # table size - 1
+    cdef int _shift          # 32 - log2(table size)
     cdef object _resolve     # mshv.registers._resolve(key) -> (name, number, kind), or raises
     cdef object _fields      # mshv.registers._fields(name, kind, value) -> checked ints, or raises
     cdef object _error       # mshv._regcalls._call_error(...) -> the MshvError of a failed call
     cdef object _segment     # mshv.registers.Segment
     cdef object _table_type  # mshv.registers.Table
+    cdef tuple _last_keys    # the keys of the last read planned (exact str and int only), or None
+    cdef list _last_keep     # ... the specs that hold the names of its plan (None: none needed)
+    cdef reg_entry _last_plan[SMALL_PLAN]  # ... and its plan
 
-    cdef int _index_numbers(self) except -1
-    cdef tuple _spec_of(self, object key)
-    cdef list _specs(self, object keys)
+    cdef int _index(self) except -1
+    cdef object _entry_of(self, object key, reg_entry *e)
+    cdef list _plan(self, list keys, reg_entry *plan, Py_ssize_t total)
+    cdef list _plan_read(self, list keys, reg_entry *plan, Py_ssize_t total)
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
                    size_t out_sz, mshv_root_hvcall *args, int *err) noexcept
+    cdef object _failed(self, int rc, int err, mshv_root_hvcall *args, uint16_t code, reg_entry *plan,
+                        Py_ssize_t start, Py_ssize_t count, Py_ssize_t total, uint32_t vp_index)
     cdef dict _get(self, int fd, uint32_t vp_index, object names)
+    cdef dict _read(self, int fd, uint32_t vp_index, reg_entry *plan, Py_ssize_t total)
     cdef bint _pack(self, hv_register_value *v, int kind, object value) except -1
-    cdef int _fill(self, hv_register_assoc *e, tuple spec, object value) except -1
+    cdef int _fill(self, hv_register_assoc *e, reg_entry *reg, object value) except -1
     cdef dict _set(self, int fd, uint32_t vp_index, object values, object collect)
+    cdef dict _write(self, int fd, uint32_t vp_index, reg_entry *plan, list items, object collect)
 
 
 cdef class RunCalls:

@@ -23,8 +23,12 @@ handled in C) through the VP's :class:`RegisterCalls`.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Values
+from cpython.list cimport PyList_GET_ITEM
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free
@@ -35,6 +39,65 @@ _tuple_new = tuple.__new__
 cdef extern from "Python.h":
     dict _PyDict_NewPresized(Py_ssize_t minused)
 cdef tuple _NO_ARGS = ()
+
+cdef extern from *:
+    """
+    /* A new instance of the tuple subclass t (a NamedTuple) holding the n new references in
+     * items, made as tuple_subtype_new (CPython Objects/tupleobject.c) makes one: t->tp_alloc,
+     * then the items set in place; NULL, the items released, when one of them is NULL (its
+     * exception set) or the allocation fails. */
+    static PyObject *mshv_tuple_of(PyObject *t, Py_ssize_t n, PyObject **items)
+    {
+        PyObject *o = NULL;
+        Py_ssize_t i;
+
+        for (i = 0; i < n; i++)
+            if (items[i] == NULL)
+                goto fail;
+        o = ((PyTypeObject *)t)->tp_alloc((PyTypeObject *)t, n);
+        if (o == NULL)
+            goto fail;
+        for (i = 0; i < n; i++)
+            PyTuple_SET_ITEM(o, i, items[i]);
+        return o;
+    fail:
+        for (i = 0; i < n; i++)
+            Py_XDECREF(items[i]);
+        return NULL;
+    }
+
+    /* A segment register as t(base, limit, selector, attributes), t a NamedTuple. */
+    static PyObject *mshv_segment_of(PyObject *t, unsigned long long base, unsigned long limit,
+                                     unsigned long selector, unsigned long attributes)
+    {
+        PyObject *items[4] = {
+            PyLong_FromUnsignedLongLong(base), PyLong_FromUnsignedLong(limit),
+            PyLong_FromUnsignedLong(selector), PyLong_FromUnsignedLong(attributes),
+        };
+        return mshv_tuple_of(t, 4, items);
+    }
+
+    /* A table register as t(base, limit), t a NamedTuple. */
+    static PyObject *mshv_table_of(PyObject *t, unsigned long long base, unsigned long limit)
+    {
+        PyObject *items[2] = {PyLong_FromUnsignedLongLong(base), PyLong_FromUnsignedLong(limit)};
+        return mshv_tuple_of(t, 2, items);
+    }
+
+    /* An exact int's value when it is a register number (0..2**32-1), else -1 (no error set:
+     * PyLong_AsLongLongAndOverflow sets none for an int). */
+    static long long mshv_number_of(PyObject *key)
+    {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(key, &overflow);
+
+        return overflow || n < 0 || n > 0xFFFFFFFFLL ? -1 : n;
+    }
+    """
+    object mshv_segment_of(object t, unsigned long long base, unsigned long limit, unsigned long selector,
+                           unsigned long attributes)
+    object mshv_table_of(object t, unsigned long long base, unsigned long limit)
+    long long mshv_number_of(object key)
 
 cdef extern from *:
     """
@@ -179,6 +242,7 @@ cdef str KIND_SEGMENT = "segment"
 cdef str KIND_TABLE = "table"
 cdef enum:
     K_INT, K_WIDE, K_SEGMENT, K_TABLE
+cdef tuple KIND_NAMES = (KIND_INT, KIND_WIDE, KIND_SEGMENT, KIND_TABLE)  # by K_*
 
 
 cdef int _kind(object kind) except -1:
@@ -199,6 +263,13 @@ cdef int _kind(object kind) except -1:
     if kind == KIND_TABLE:
         return K_TABLE
     raise ValueError(f"unknown register kind {kind!r}")
+
+
+cdef inline size_t _slot(uint32_t number, int shift) noexcept:
+    """``number``'s first slot in a table of 2**(32 - shift): the top bits of its Fibonacci hash
+    (Knuth, TAOCP 6.4). The low bits would put every class's first register (0x40000, 0x50000,
+    0x60000, ...) in the same slot: a product's low bits depend on the number's low bits only."""
+    return <uint32_t>(number * 2654435761U) >> shift
 
 
 cdef class RegisterCalls:
@@ -224,67 +295,88 @@ cdef class RegisterCalls:
         self._error = error
         self._segment = segment_type
         self._table_type = table_type
-        self._index_numbers()
+        self._index()
 
     def __dealloc__(self):
+        free(self._entries)
         free(self._numbers)
-        free(self._by_number)
 
-    cdef int _index_numbers(self) except -1:
-        """``spec``'s keys apart: the names in a dict of their own, the numbers in a C table (an
-        int key a caller built is another object than the dict's, which a dict compares
-        through Python)."""
+    cdef int _index(self) except -1:
+        """``spec`` in C: an entry per key; the names in a dict of their own, the numbers in an
+        open-addressing table (an int key a caller built is another object than the dict's,
+        which a dict compares through Python)."""
         cdef size_t size = 16, h
-        cdef uint32_t n
+        cdef Py_ssize_t i = 0
+        cdef tuple spec
+        self._shift = 28
         while size < 2 * len(self._spec):
             size *= 2
+            self._shift -= 1
+        self._entries = <reg_entry *>calloc(len(self._spec) + 1, sizeof(reg_entry))
         self._numbers = <uint32_t *>calloc(size, sizeof(uint32_t))
-        self._by_number = <PyObject **>calloc(size, sizeof(PyObject *))
-        if self._numbers == NULL or self._by_number == NULL:
+        if self._entries == NULL or self._numbers == NULL:
             raise MemoryError()
         self._mask = size - 1
-        self._names = {key: spec for key, spec in self._spec.items() if type(key) is str}
-        for key, spec in self._spec.items():
-            if type(key) is not int or not 0 < key <= 0xFFFFFFFF:
-                continue  # a name, or number 0 (the empty mark): found through the dict
-            n = key
-            h = (n * <size_t>2654435761U) & self._mask
-            while self._numbers[h] != 0:
-                h = (h + 1) & self._mask
-            self._numbers[h] = n
-            self._by_number[h] = <PyObject *>spec
+        self._names = {}
+        for key, value in self._spec.items():
+            spec = <tuple?>value
+            self._entries[i].name = <PyObject *>spec[0]
+            self._entries[i].number = spec[1]
+            self._entries[i].kind = _kind(spec[2])
+            if type(key) is str:
+                self._names[key] = i
+            elif type(key) is int:
+                if key != spec[1]:
+                    raise ValueError(f"register number {key} has the spec {spec!r}")
+                h = _slot(self._entries[i].number, self._shift)
+                while self._numbers[h] != 0:
+                    h = (h + 1) & self._mask
+                self._numbers[h] = <uint32_t>(i + 1)
+            i += 1
         return 0
 
-    cdef tuple _spec_of(self, object key):
-        cdef uint32_t n
+    cdef object _entry_of(self, object key, reg_entry *e):
+        """``key``'s register into ``e``. None when the tables have it; else the spec that
+        ``self._resolve`` made (it raises for no register), which holds ``e.name`` and which
+        the caller keeps for as long as it uses ``e``."""
+        cdef long long n
         cdef size_t h
+        cdef uint32_t i
+        cdef PyObject *found
         cls = type(key)
         if cls is int:
-            try:
-                n = key
-            except OverflowError:  # negative or past 32 bits: _resolve names the error
-                n = 0
-        if cls is int and n != 0:
-            h = (n * <size_t>2654435761U) & self._mask
-            while self._numbers[h] != 0:
-                if self._numbers[h] == n:
-                    return <tuple>self._by_number[h]
-                h = (h + 1) & self._mask
-            return <tuple>self._resolve(key)  # no such register: it raises
-        # only keys of exactly str or int: a bool or float equal to a number is no register
-        if cls is str:
-            found = self._names.get(key)
-        elif cls is int:
-            found = self._spec.get(key)  # number 0
-        else:
-            found = None
-        return <tuple>(self._resolve(key) if found is None else found)
+            n = mshv_number_of(key)
+            if n >= 0:
+                h = _slot(<uint32_t>n, self._shift)
+                while self._numbers[h] != 0:
+                    i = self._numbers[h] - 1
+                    if self._entries[i].number == n:
+                        e[0] = self._entries[i]
+                        return None
+                    h = (h + 1) & self._mask
+        elif cls is str:  # only keys of exactly str or int: a bool or float equal to a number is no register
+            found = PyDict_GetItemWithError(self._names, key)
+            if found != NULL:
+                e[0] = self._entries[<Py_ssize_t><object>found]
+                return None
+        spec = <tuple?>self._resolve(key)  # any other key: it raises unless it names a register
+        e.name = <PyObject *>spec[0]
+        e.number = spec[1]
+        e.kind = _kind(spec[2])
+        return spec
 
-    cdef list _specs(self, object keys):
-        cdef list specs = []
-        for key in keys:
-            specs.append(self._spec_of(key))
-        return specs
+    cdef list _plan(self, list keys, reg_entry *plan, Py_ssize_t total):
+        """The register of each of the first ``total`` of ``keys`` into ``plan``; returns the
+        specs that hold their names (None when the tables had every key)."""
+        cdef list keep = None
+        cdef Py_ssize_t i
+        for i in range(total):
+            spec = self._entry_of(keys[i], &plan[i])
+            if spec is not None:
+                if keep is None:
+                    keep = []
+                keep.append(spec)
+        return keep
 
     cdef int _call(self, int fd, uint16_t code, int count, void *inp, size_t in_sz, void *out,
                    size_t out_sz, mshv_root_hvcall *args, int *err) noexcept:
@@ -301,44 +393,91 @@ cdef class RegisterCalls:
             err[0] = errno
         return rc
 
+    cdef object _failed(self, int rc, int err, mshv_root_hvcall *args, uint16_t code, reg_entry *plan,
+                        Py_ssize_t start, Py_ssize_t count, Py_ssize_t total, uint32_t vp_index):
+        """The exception of a call of ``plan[start:start + count]`` that failed (rc < 0) or did
+        fewer reps than names."""
+        names = [<object>plan[i].name for i in range(start, start + count)]
+        return self._error(err if rc < 0 else 0, args.status, args.reps, code, names, start, total, vp_index)
+
     cdef dict _get(self, int fd, uint32_t vp_index, object names):
-        cdef list specs = self._specs(names)
-        cdef Py_ssize_t total = len(specs), start = 0, count, i
+        cdef list keys = names if type(names) is list else list(names)
+        cdef Py_ssize_t total = len(keys)
+        cdef reg_entry small[SMALL_PLAN]
+        cdef reg_entry *plan = small
+        if total > SMALL_PLAN:
+            plan = <reg_entry *>PyMem_Malloc(sizeof(reg_entry) * total)
+            if plan == NULL:
+                raise MemoryError()
+        try:
+            keep = self._plan_read(keys, plan, total)  # holds the names of plan's entries it made
+            return self._read(fd, vp_index, plan, total)
+        finally:
+            if plan != small:
+                PyMem_Free(plan)
+
+    cdef list _plan_read(self, list keys, reg_entry *plan, Py_ssize_t total):
+        """``_plan`` for a read, remembered for the next: a caller reads the same registers again
+        and again, through the same key objects (a list kept, or literals, which are constants
+        of their code object). Keys of exactly str or int only, whose register cannot change."""
+        cdef tuple last = self._last_keys
+        cdef Py_ssize_t i
+        if last is not None and len(last) == total:
+            i = 0
+            while i < total and PyList_GET_ITEM(keys, i) == PyTuple_GET_ITEM(last, i):
+                i += 1
+            if i == total:
+                memcpy(plan, self._last_plan, sizeof(reg_entry) * total)
+                return self._last_keep
+        keep = self._plan(keys, plan, total)
+        if total > SMALL_PLAN:
+            return keep
+        for i in range(total):
+            cls = type(keys[i])
+            if cls is not str and cls is not int:
+                return keep
+        last = tuple(keys)
+        memcpy(self._last_plan, plan, sizeof(reg_entry) * total)
+        self._last_keys = last
+        self._last_keep = keep
+        return keep
+
+    cdef dict _read(self, int fd, uint32_t vp_index, reg_entry *plan, Py_ssize_t total):
+        """HvCallGetVpRegisters of the registers of ``plan``: {name: value}."""
+        cdef Py_ssize_t start = 0, count, i
         cdef uint64_t inbuf[512]   # one page each, 8-aligned
         cdef uint64_t outbuf[512]
         cdef hv_input_get_vp_registers *inp = <hv_input_get_vp_registers *>inbuf
         cdef hv_register_value *out = <hv_register_value *>outbuf
+        cdef hv_register_value *v
         cdef size_t header = <char *>&inp.names[0] - <char *>inp, in_sz
         cdef mshv_root_hvcall args
         cdef int rc, err = 0, kind
         cdef dict result = _PyDict_NewPresized(total)  # no resizing on the way
-        cdef tuple spec
         while start < total:  # chunks of HV_GET_VP_REGISTERS_BATCH_MAX
             count = min(<Py_ssize_t>HV_GET_VP_REGISTERS_BATCH_MAX, total - start)
             in_sz = header + sizeof(uint32_t) * count
             memset(inbuf, 0, in_sz)
             inp.vp_index = vp_index
             for i in range(count):
-                inp.names[i] = (<tuple>specs[start + i])[1]
+                inp.names[i] = plan[start + i].number
             rc = self._call(fd, HVCALL_GET_VP_REGISTERS, <int>count, inbuf, in_sz, outbuf,
                             sizeof(hv_register_value) * count, &args, &err)
             if rc < 0 or args.reps != count:
-                names = [(<tuple>s)[0] for s in specs[start:start + count]]
-                raise self._error(err if rc < 0 else 0, args.status, args.reps, HVCALL_GET_VP_REGISTERS,
-                                  names, start, total, vp_index)
+                raise self._failed(rc, err, &args, HVCALL_GET_VP_REGISTERS, plan, start, count, total, vp_index)
             for i in range(count):
-                spec = <tuple>specs[start + i]
-                kind = _kind(spec[2])
+                kind = plan[start + i].kind
+                v = &out[i]
                 if kind == K_INT:
-                    value = out[i].reg64
+                    value = v.reg64
                 elif kind == K_SEGMENT:
-                    value = _tuple_new(self._segment, (out[i].segment.base, out[i].segment.limit,
-                                                       out[i].segment.selector, out[i].segment.attributes))
+                    value = mshv_segment_of(self._segment, v.segment.base, v.segment.limit, v.segment.selector,
+                                            v.segment.attributes)
                 elif kind == K_TABLE:
-                    value = _tuple_new(self._table_type, (out[i].table.base, out[i].table.limit))
+                    value = mshv_table_of(self._table_type, v.table.base, v.table.limit)
                 else:  # 128 bits
-                    value = (<object>out[i].reg128.high_part << 64) | out[i].reg128.low_part
-                result[spec[0]] = value
+                    value = (<object>v.reg128.high_part << 64) | v.reg128.low_part
+                result[<object>plan[start + i].name] = value
             start += count
         return result
 
@@ -379,13 +518,13 @@ cdef class RegisterCalls:
             return False
         return True
 
-    cdef int _fill(self, hv_register_assoc *e, tuple spec, object value) except -1:
-        """One element: the name and ``value``, checked (reserved fields stay zero)."""
-        cdef int kind = _kind(spec[2])
-        e.name = spec[1]
+    cdef int _fill(self, hv_register_assoc *e, reg_entry *reg, object value) except -1:
+        """One element: the register ``reg`` and ``value``, checked (reserved fields stay zero)."""
+        cdef int kind = reg.kind
+        e.name = reg.number
         if self._pack(&e.value, kind, value):
             return 0
-        fields = self._fields(spec[0], spec[2], value)  # the checks, and their errors
+        fields = self._fields(<object>reg.name, KIND_NAMES[kind], value)  # the checks, and their errors
         if kind == K_INT:
             e.value.reg64 = fields[0]
         elif kind == K_WIDE:
@@ -402,18 +541,38 @@ cdef class RegisterCalls:
         return 0
 
     cdef dict _set(self, int fd, uint32_t vp_index, object values, object collect):
-        cdef list specs = []
-        cdef list items = []
-        cdef dict collected = {}
-        if type(values) is dict:
-            for key, value in (<dict>values).items():
-                specs.append(self._spec_of(key))
-                items.append(value)
-        else:  # any other mapping: its keys, in order (a dict would fold repeated names)
-            for key in values:
-                specs.append(self._spec_of(key))
-                items.append(values[key])
-        cdef Py_ssize_t total = len(specs), start = 0, count, i
+        cdef list keys = list(values)  # a mapping's keys, in order (a dict would fold repeated names)
+        cdef Py_ssize_t total = len(keys), i
+        cdef list items
+        cdef list keep = None
+        cdef reg_entry small[SMALL_PLAN]
+        cdef reg_entry *plan = small
+        if total > SMALL_PLAN:
+            plan = <reg_entry *>PyMem_Malloc(sizeof(reg_entry) * total)
+            if plan == NULL:
+                raise MemoryError()
+        try:
+            if type(values) is dict:
+                keep = self._plan(keys, plan, total)
+                items = PyDict_Values(values)
+            else:  # any other mapping: each key's register, then its value
+                items = []
+                for i in range(total):
+                    spec = self._entry_of(keys[i], &plan[i])
+                    if spec is not None:
+                        if keep is None:
+                            keep = []
+                        keep.append(spec)
+                    items.append(values[keys[i]])
+            return self._write(fd, vp_index, plan, items, collect)
+        finally:
+            if plan != small:
+                PyMem_Free(plan)
+
+    cdef dict _write(self, int fd, uint32_t vp_index, reg_entry *plan, list items, object collect):
+        """HvCallSetVpRegisters of ``items`` to the registers of ``plan``, every value checked
+        first; returns {name: value} of those whose names are in ``collect``."""
+        cdef Py_ssize_t total = len(items), start = 0, count, i
         cdef uint64_t inbuf[512]
         cdef hv_input_set_vp_registers *inp = <hv_input_set_vp_registers *>inbuf
         cdef size_t header = <char *>&inp.elements[0] - <char *>inp, in_sz
@@ -422,7 +581,7 @@ cdef class RegisterCalls:
         cdef hv_register_assoc *elements
         cdef mshv_root_hvcall args
         cdef int rc, err = 0
-        cdef tuple spec
+        cdef dict collected = {}
         # every element packed (and so checked) before the first call; reserved fields zero
         if one_chunk:  # straight into the input
             memset(inbuf, 0, header + sizeof(hv_register_assoc) * total)
@@ -431,10 +590,9 @@ cdef class RegisterCalls:
             packed = bytearray(<Py_ssize_t>sizeof(hv_register_assoc) * total)
             elements = <hv_register_assoc *><char *>packed
         for i in range(total):
-            spec = <tuple>specs[i]
-            self._fill(&elements[i], spec, items[i])
-            if collect and spec[0] in collect:
-                collected[spec[0]] = items[i]
+            self._fill(&elements[i], &plan[i], items[i])
+            if collect and <object>plan[i].name in collect:
+                collected[<object>plan[i].name] = items[i]
         while start < total:  # chunks of HV_SET_VP_REGISTERS_BATCH_MAX
             count = min(<Py_ssize_t>HV_SET_VP_REGISTERS_BATCH_MAX, total - start)
             in_sz = header + sizeof(hv_register_assoc) * count
@@ -444,9 +602,7 @@ cdef class RegisterCalls:
             inp.vp_index = vp_index
             rc = self._call(fd, HVCALL_SET_VP_REGISTERS, <int>count, inbuf, in_sz, NULL, 0, &args, &err)
             if rc < 0 or args.reps != count:
-                names = [(<tuple>s)[0] for s in specs[start:start + count]]
-                raise self._error(err if rc < 0 else 0, args.status, args.reps, HVCALL_SET_VP_REGISTERS,
-                                  names, start, total, vp_index)
+                raise self._failed(rc, err, &args, HVCALL_SET_VP_REGISTERS, plan, start, count, total, vp_index)
             start += count
         return collected
 

@@ -222,6 +222,52 @@ def test_one_register_of_each_kind_round_trips_alone(vp: Vp, name: str, value: o
     assert vp.get_registers((name,)) == {name: value}
 
 
+def test_a_batch_reads_values_of_exact_types_in_every_key_form(vp: Vp) -> None:
+    """A batch of every key form (name, number, enum member, other case; the last two found by
+    mshv.registers._resolve), longer than the C calls keep on the stack, gives the lower-case
+    names and values of exactly int, Segment and Table (a plain tuple would compare equal)."""
+    from mshv import HvRegister
+
+    for name, value in ONE_OF_EACH_KIND:
+        vp.set_registers({name: value})  # type: ignore[dict-item]
+    keys: list[str | int] = []
+    for name, _ in ONE_OF_EACH_KIND:
+        keys += [name, int(HvRegister[name.upper()]), HvRegister[name.upper()], name.upper()]
+    got = vp.get_registers(keys * 20)  # 320 keys
+    assert got == dict(ONE_OF_EACH_KIND)
+    assert [type(got[name]) for name, _ in ONE_OF_EACH_KIND] == [int, int, Segment, Table]
+    assert all(type(name) is str for name in got)
+    fs = got["fs"]
+    assert isinstance(fs, Segment) and (fs.selector, fs.present) == (0x1234, True)
+
+
+def test_reads_through_one_list_follow_its_changes(vp: Vp) -> None:
+    """The same list read again reads what it names now: the C calls remember the keys they
+    resolved last (by identity), so an item replaced in place, a new int object, a key of
+    another type and another length each resolve again."""
+    import gc
+
+    from mshv import HvRegister
+
+    vp.set_registers({"rax": 1, "rbx": 2, "rcx": 3})
+    keys: list[str | int] = ["rax", "rbx"]
+    assert vp.get_registers(keys) == {"rax": 1, "rbx": 2}
+    assert vp.get_registers(keys) == {"rax": 1, "rbx": 2}
+    keys[1] = "rcx"
+    assert vp.get_registers(keys) == {"rax": 1, "rcx": 3}
+    keys[0] = int(str(int(HvRegister.RBX)))  # an int object made now
+    assert vp.get_registers(keys) == {"rbx": 2, "rcx": 3}
+    keys[0] = HvRegister.RAX
+    assert vp.get_registers(keys) == {"rax": 1, "rcx": 3}
+    keys.append("RBX")
+    assert vp.get_registers(keys) == {"rax": 1, "rcx": 3, "rbx": 2}
+    # names resolved by mshv.registers._resolve (another case) outlive the call that made them
+    upper = ["RAX", "RCX"]
+    assert vp.get_registers(upper) == {"rax": 1, "rcx": 3}
+    gc.collect()
+    assert vp.get_registers(upper) == {"rax": 1, "rcx": 3}
+
+
 @pytest.mark.parametrize("key", [True, 1.0, b"rax", None, ("rax",)], ids=repr)
 def test_one_register_keys_that_name_no_register_are_value_errors(vp: Vp, key: object) -> None:
     """A bool or float equal to a register number is no register name (register() refuses it)."""

@@ -272,6 +272,17 @@ cdef inline size_t _slot(uint32_t number, int shift) noexcept:
     return <uint32_t>(number * 2654435761U) >> shift
 
 
+cdef reg_entry *_plan_memory(reg_entry *small, Py_ssize_t total) except NULL:
+    """Room for a call's plan of ``total`` entries: ``small`` (SMALL_PLAN entries on the
+    caller's stack) when it fits, else memory the caller frees with PyMem_Free."""
+    if total <= SMALL_PLAN:
+        return small
+    cdef reg_entry *plan = <reg_entry *>PyMem_Malloc(sizeof(reg_entry) * total)
+    if plan == NULL:
+        raise MemoryError()
+    return plan
+
+
 cdef class RegisterCalls:
     """The register calls of :mod:`mshv._regcalls` in C.
 
@@ -404,11 +415,7 @@ cdef class RegisterCalls:
         cdef list keys = names if type(names) is list else list(names)
         cdef Py_ssize_t total = len(keys)
         cdef reg_entry small[SMALL_PLAN]
-        cdef reg_entry *plan = small
-        if total > SMALL_PLAN:
-            plan = <reg_entry *>PyMem_Malloc(sizeof(reg_entry) * total)
-            if plan == NULL:
-                raise MemoryError()
+        cdef reg_entry *plan = _plan_memory(small, total)
         try:
             keep = self._plan_read(keys, plan, total)  # holds the names of plan's entries it made
             return self._read(fd, vp_index, plan, total)
@@ -542,28 +549,13 @@ cdef class RegisterCalls:
 
     cdef dict _set(self, int fd, uint32_t vp_index, object values, object collect):
         cdef list keys = list(values)  # a mapping's keys, in order (a dict would fold repeated names)
-        cdef Py_ssize_t total = len(keys), i
+        cdef Py_ssize_t total = len(keys)
         cdef list items
-        cdef list keep = None
         cdef reg_entry small[SMALL_PLAN]
-        cdef reg_entry *plan = small
-        if total > SMALL_PLAN:
-            plan = <reg_entry *>PyMem_Malloc(sizeof(reg_entry) * total)
-            if plan == NULL:
-                raise MemoryError()
+        cdef reg_entry *plan = _plan_memory(small, total)
         try:
-            if type(values) is dict:
-                keep = self._plan(keys, plan, total)
-                items = PyDict_Values(values)
-            else:  # any other mapping: each key's register, then its value
-                items = []
-                for i in range(total):
-                    spec = self._entry_of(keys[i], &plan[i])
-                    if spec is not None:
-                        if keep is None:
-                            keep = []
-                        keep.append(spec)
-                    items.append(values[keys[i]])
+            keep = self._plan(keys, plan, total)  # holds the names of plan's entries it made
+            items = PyDict_Values(values) if type(values) is dict else [values[key] for key in keys]
             return self._write(fd, vp_index, plan, items, collect)
         finally:
             if plan != small:

@@ -245,9 +245,14 @@ def _expected(snap: Snapshot, vp: Vp, klass: str) -> dict[str, RegisterValue]:
     return {n: v for n, v in snap.vps[vp.index].registers[klass].items() if n != "tsc"}
 
 
-def _run_to_0x11(vp: Vp) -> None:
+def _run_to_0x11(vp: Vp) -> IoPortIntercept:
+    return _run_to(vp, 0x11)
+
+
+def _run_to(vp: Vp, port: int) -> IoPortIntercept:
     exit_ = vp.run()
-    assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
+    assert isinstance(exit_, IoPortIntercept) and exit_.port == port, exit_
+    return exit_
 
 
 def test_snapshot_holds_every_class_the_partition_grants(guest: Guest) -> None:
@@ -701,21 +706,25 @@ def test_restore_brings_back_the_guest_page_tables(backend_ready: None) -> None:
         vp = pt.vps[0]
         vp.set_registers(long_mode_registers(mem, PAGED_CODE_GPA))
         for round_ in range(3):
-            exit_ = vp.run()
-            assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x10, exit_
-            vp.complete_io(exit_)
+            vp.complete_io(_run_to(vp, 0x10))
             if round_ == 0:
                 snap = pt.snapshot()
-            exit_ = vp.run()
-            assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
-            assert vp.reg_read("rbx") == 0x2222  # the remapped window
-            pt.restore(snap)
-            vp.set_registers({"rcx": 1})  # read the window again, without remapping it
-            exit_ = vp.run()
-            assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
-            assert vp.reg_read("rbx") == 0x1111, f"round {round_}: the remapped window outlived the restore"
+            window_read = _remap_then_restore(pt, vp, snap)
+            assert window_read == 0x1111, f"round {round_}: the remapped window outlived the restore"
             pt.restore(snap)
             vp.set_registers({"rip": PAGED_CODE_GPA})  # from the top: the snapshot's mapping read first
+
+
+def _remap_then_restore(pt: Partition, vp: Vp, snap: Snapshot) -> int:
+    """The remapping guests below, from their snapshot point: they remap the window (it reads
+    0x2222), the snapshot is restored, and they read the window again without remapping it;
+    returns what it reads then."""
+    _run_to_0x11(vp)
+    assert vp.reg_read("rbx") == 0x2222  # the remapped window
+    pt.restore(snap)
+    vp.set_registers({"rcx": 1})
+    _run_to_0x11(vp)
+    return int(vp.reg_read("rbx"))
 
 
 def test_restore_reloads_the_pae_pdptrs_from_the_restored_memory(backend_ready: None) -> None:
@@ -757,14 +766,9 @@ def test_restore_reloads_the_pae_pdptrs_from_the_restored_memory(backend_ready: 
         assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x10, exit_
         vp.complete_io(exit_)
         snap = pt.snapshot()
-        exit_ = vp.run()
-        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
-        assert vp.reg_read("rbx") == 0x2222  # through PD B
-        pt.restore(snap)
-        vp.set_registers({"rcx": 1})  # read the window again, without switching
-        exit_ = vp.run()
-        assert isinstance(exit_, IoPortIntercept) and exit_.port == 0x11, exit_
-        assert vp.reg_read("rbx") == 0x1111, "the PDPTEs loaded after the snapshot outlived the restore"
+        assert _remap_then_restore(pt, vp, snap) == 0x1111, (
+            "the PDPTEs loaded after the snapshot outlived the restore"
+        )
 
 
 def test_partition_wide_registers_come_from_the_first_vp_only() -> None:

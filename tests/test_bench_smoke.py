@@ -173,11 +173,20 @@ def test_the_plot_draws_what_the_table_says() -> None:
     case = {"group": "exit_out", "impl": "runloop_cython", "unit": "exit", "median_ns": 20_700.0,
             "c_case": "c_inproc_out", "c_median_ns": 21_100.0, "ratio_to_c": 0.981}  # fmt: skip
     report = {
-        "machine": {"backend": "emulator", "backend_reason": "r", "kernel": "k", "cpu": "c", "cpus": 2,
-                    "python": "3", "quick": True},  # fmt: skip
+        "machine": {
+            "backend": "emulator",
+            "backend_reason": "r",
+            "kernel": "k",
+            "cpu": "c",
+            "cpus": 2,
+            "python": "3",
+            "quick": True,
+        },
         "cases": {"exit_out_runloop_cython": case},
-        "c": {"c_kvm_out": {"median_ns": 7_300.0, "unit": "exit"},
-              "c_mshv_out_regpage": {"median_ns": 7_900.0, "unit": "exit"}},  # fmt: skip
+        "c": {
+            "c_kvm_out": {"median_ns": 7_300.0, "unit": "exit"},
+            "c_mshv_out_regpage": {"median_ns": 7_900.0, "unit": "exit"},
+        },
         "growth": {},
         "notes": [],
     }

@@ -706,6 +706,29 @@ cdef class RunCalls:
         self._fd = -1
         self._page = NULL
 
+    def enter(self, object run, str what):
+        """``run.enter(what)`` (mshv._kick.RunState) for the calling thread, in C: under the same
+        lock, the same ``tid``, the same refusal of a second runner."""
+        cdef long me = mshv_thread_id()
+        lock = run._lock
+        lock.acquire()
+        try:
+            tid = run.tid
+            if tid:
+                where = "this thread" if tid == me else f"thread {tid}"
+                raise RuntimeError(f"{what} is already running in {where}")
+            run.tid = me
+        finally:
+            lock.release()
+
+    def leave(self, object run):
+        """``run.leave()`` (mshv._kick.RunState), in C: ``tid`` 0 under the lock kicks are sent
+        under."""
+        lock = run._lock
+        lock.acquire()
+        run.tid = 0
+        lock.release()
+
     def run(self):
         """One MSHV_RUN_VP with the GIL released: the decoded intercept, or the errno (an int);
         -1 and no RUN_VP while an interrupt request is pending (the caller takes it)."""

@@ -215,7 +215,7 @@ class Vp(FdOwner):
         if self._fd < 0:
             self._live()  # raises
         run = self._run_state
-        run.enter(self._what, _thread_id())  # raises: a run is already in progress
+        native.enter(run, self._what)  # raises: a run is already in progress
         self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
         try:
             exit_ = native.run()
@@ -223,7 +223,7 @@ class Vp(FdOwner):
                 self._not_run(exit_, interruptible)
                 exit_ = native.run()
         finally:
-            run.leave()
+            native.leave(run)
         return self._exited(exit_)
 
     def _exited(self, exit_: Intercept) -> Intercept:

@@ -11,11 +11,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from mshv import IoPortIntercept, RunLoop, Vp
 from mshv._abi import lib
+from mshv.runloop import native_available
 from mshv.testing import assemble, partition_with_one_vp
 
 SPIN = assemble("1: jmp 1b")
@@ -195,7 +197,27 @@ def test_a_handler_may_interrupt_its_own_loop(backend_ready: None, native: bool)
         assert (result.reason, result.exits, seen) == ("stopped", 1, [0x10])
 
 
-def test_no_kick_reaches_a_run_after_it_left(monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def _runner_sides(which: str) -> Iterator[tuple[Callable[[Any, str], None], Callable[[Any], None]]]:
+    """``(enter(state, what), leave(state))``: RunState's own, or the C ones ``Vp.run`` uses
+    (RunCalls.enter/leave, on the same lock and tid)."""
+    if which == "python":
+        yield (lambda state, what: state.enter(what)), (lambda state: state.leave())
+        return
+    with partition_with_one_vp(assemble("hlt"), lapic=False) as (_pt, vp, _mem):
+        native = vp._native
+        if native is None:
+            pytest.fail("the compiled run path (mshv._native) is missing")
+        yield native.enter, native.leave
+
+
+RUNNER_SIDES = pytest.mark.parametrize("which", ["python", "C"] if native_available() else ["python"])
+
+
+@RUNNER_SIDES
+def test_no_kick_reaches_a_run_after_it_left(
+    which: str, monkeypatch: pytest.MonkeyPatch, backend_ready: None
+) -> None:
     """A kick in flight when its run ends finishes before ``leave()`` returns, so it cannot land
     in the thread's next run (of any VP) as a stray EINTR: the runner's leave and the kicker's
     send are ordered by one lock. The send is slowed down here to hold the race open."""
@@ -212,27 +234,35 @@ def test_no_kick_reaches_a_run_after_it_left(monkeypatch: pytest.MonkeyPatch) ->
             events.append("kick done")
             return 0
 
-    monkeypatch.setattr(_kick, "lib", SlowKick())
-    state = _kick.RunState()
-    state.tid = threading.get_native_id() + 1  # a run in progress on some other thread
-    kicker = threading.Thread(target=state.kick)
-    kicker.start()
-    assert started.wait(5)
-    state.leave()
-    events.append("left")
-    kicker.join()
-    assert events == ["kick sent", "kick done", "left"]
-    state.kick()  # after the run left: nothing is sent
-    assert events == ["kick sent", "kick done", "left"] and state.kicks == 1
+    with _runner_sides(which) as (_enter, leave):
+        monkeypatch.setattr(_kick, "lib", SlowKick())
+        state = _kick.RunState()
+        state.tid = threading.get_native_id() + 1  # a run in progress on some other thread
+        kicker = threading.Thread(target=state.kick)
+        kicker.start()
+        assert started.wait(5)
+        leave(state)
+        events.append("left")
+        kicker.join()
+        assert events == ["kick sent", "kick done", "left"]
+        state.kick()  # after the run left: nothing is sent
+        assert events == ["kick sent", "kick done", "left"] and state.kicks == 1
 
 
-def test_a_second_runner_is_refused_under_the_lock() -> None:
+@RUNNER_SIDES
+def test_a_second_runner_is_refused_under_the_lock(which: str, backend_ready: None) -> None:
     from mshv import _kick
 
-    state = _kick.RunState()
-    state.enter("VP 0")
-    with pytest.raises(RuntimeError, match="already running in this thread"):
-        state.enter("VP 0")
-    state.leave()
-    state.enter("VP 0")
-    state.leave()
+    with _runner_sides(which) as (enter, leave):
+        state = _kick.RunState()
+        enter(state, "VP 0")
+        with pytest.raises(RuntimeError, match="VP 0 is already running in this thread"):
+            enter(state, "VP 0")
+        assert state.tid == threading.get_native_id()
+        state.tid += 1  # another thread's run
+        with pytest.raises(RuntimeError, match=f"VP 0 is already running in thread {state.tid}"):
+            enter(state, "VP 0")
+        leave(state)
+        assert state.tid == 0
+        enter(state, "VP 0")
+        leave(state)

@@ -470,6 +470,12 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
  * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
  * process_vm_readv/writev on our own pid when that cannot be installed.
  */
+/*
+ * The address of member m of the client's struct type at p, reached without a member access
+ * through p: a client's pointer may be misaligned (copy_from_user has no alignment rule), and a
+ * member access through a misaligned pointer is undefined behaviour.
+ */
+#define EMU_USER_MEMBER(p, type, m) ((void *)((uintptr_t)(p) + offsetof(type, m)))
 int emu_guarded_call(int (*fn)(void *), void *arg);
 void emu_guarded_load(void *dst, const void *src, size_t len);
 int emu_copy_from_user(void *dst, const void *usrc, size_t len);

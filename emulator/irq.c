@@ -265,7 +265,8 @@ int emu_set_msi_routing(struct emu_partition *pt, const struct mshv_user_irq_tab
 			return -1;
 		}
 		_Static_assert(sizeof(*routes) == sizeof(uarg->entries[0]), "route layout");
-		if (emu_copy_from_user(routes, uarg->entries, (size_t)hdr.nr * sizeof(*routes)) < 0)
+		if (emu_copy_from_user(routes, EMU_USER_MEMBER(uarg, struct mshv_user_irq_table, entries),
+				       (size_t)hdr.nr * sizeof(*routes)) < 0)
 			goto fail_errno;
 		/* mshv_update_routing_table: gsi and address_hi of every entry first */
 		for (uint32_t i = 0; i < hdr.nr; i++)

@@ -305,7 +305,8 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 		needed = EMU_STATE_PAGE;
 	}
 	/* step 5: the needed size is written back, on success too */
-	if (emu_copy_to_user(&uarg->buf_sz, &needed, sizeof(needed)) < 0)
+	if (emu_copy_to_user(EMU_USER_MEMBER(uarg, struct mshv_get_set_vp_state, buf_sz), &needed,
+			     sizeof(needed)) < 0)
 		return -1;
 	/* step 6 */
 	if (needed > args.buf_sz) {

@@ -260,6 +260,38 @@ static void case_efault(int argc, char **argv)
 	CALL("create_vp_edge", ioctl(pt, MSHV_CREATE_VP, edge_ptr(3)));
 }
 
+/*
+ * Argument structs at odd addresses: copy_from_user/copy_to_user have no alignment rule, so
+ * each call answers as it does for the same struct aligned (and the emulator must not access
+ * the client's struct through a misaligned pointer: UBSan checks that in the sanitized run).
+ */
+static void case_misaligned(int argc, char **argv)
+{
+	int dev = open_dev(), pt = create_pt(dev, 0), vp = create_vp(pt, 0);
+	struct mshv_user_irq_entry route = { .gsi = 1, .address_lo = 0xfee00000, .data = 0x31 };
+	struct mshv_user_irq_table head = { .nr = 1 };
+	struct mshv_get_set_vp_state state = { .type = MSHV_VP_STATE_XSAVE, .buf_sz = PAGE };
+	static char buf[512] __attribute__((aligned(64)));
+	void *page = alloc_mem(PAGE);
+
+	state.buf_ptr = (uintptr_t)page;
+	for (int odd = 0; odd <= 1; odd++) {
+		char *table = buf + odd, *args = buf + 256 + odd, key[64];
+		struct mshv_get_set_vp_state back;
+		const char *how = odd ? "misaligned" : "aligned";
+
+		memcpy(table, &head, sizeof(head));
+		memcpy(table + sizeof(head), &route, sizeof(route));	/* entries[] */
+		snprintf(key, sizeof(key), "routing_%s", how);
+		CALL(key, ioctl(pt, MSHV_SET_MSI_ROUTING, table));
+		memcpy(args, &state, sizeof(state));
+		snprintf(key, sizeof(key), "vp_state_%s", how);
+		CALL(key, ioctl(vp, MSHV_GET_VP_STATE, args));
+		memcpy(&back, args, sizeof(back));
+		printf("%s.buf_sz=%u\n", key, back.buf_sz);
+	}
+}
+
 static void case_cloexec(int argc, char **argv)
 {
 	int dev = open("/dev/mshv", O_RDWR), dev2 = open("/dev/mshv", O_RDWR | O_CLOEXEC);
@@ -586,6 +618,7 @@ static const struct kase cases[] = {
 	{ "enotty", case_enotty },
 	{ "mmap_enodev", case_mmap_enodev },
 	{ "efault", case_efault },
+	{ "misaligned", case_misaligned },
 	{ "cloexec", case_cloexec },
 	{ "initialize", case_initialize },
 	{ "create_vp", case_create_vp },

@@ -466,20 +466,21 @@ uint16_t emu_gpa_access_states(struct emu_partition *pt, uint64_t base_pfn, uint
 /* ---- user pointers ------------------------------------------------------- */
 
 /*
- * copy_from_user/copy_to_user: a bad pointer from the client must give
- * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
- * process_vm_readv/writev on our own pid when that cannot be installed.
- */
-/*
  * The address of member m of the client's struct type at p, reached without a member access
  * through p: a client's pointer may be misaligned (copy_from_user has no alignment rule), and a
  * member access through a misaligned pointer is undefined behaviour.
  */
 #define EMU_USER_MEMBER(p, type, m) ((void *)((uintptr_t)(p) + offsetof(type, m)))
-int emu_guarded_call(int (*fn)(void *), void *arg);
-void emu_guarded_load(void *dst, const void *src, size_t len);
+/*
+ * copy_from_user/copy_to_user: a bad pointer from the client must give
+ * EFAULT, never a crash: a memcpy guarded by our SIGSEGV/SIGBUS handler, or
+ * process_vm_readv/writev on our own pid when that cannot be installed.
+ */
 int emu_copy_from_user(void *dst, const void *usrc, size_t len);
 int emu_copy_to_user(void *udst, const void *src, size_t len);
+/* Reads of client memory in a run under one fault guard (uaccess.c); -2: no guard here. */
+int emu_guarded_call(int (*fn)(void *), void *arg);
+void emu_guarded_load(void *dst, const void *src, size_t len);
 /*
  * sigaction() of SIGSEGV/SIGBUS from the client (preload.c): our fault handler
  * stays installed and act becomes the one faults outside a guarded copy go

@@ -141,39 +141,16 @@ static void emu_user_memcpy(void *dst, const void *src, size_t len)
 #define emu_user_memcpy memcpy
 #endif
 
-static int emu_guarded_memcpy(void *dst, const void *src, size_t len)
-{
-	sigjmp_buf jb;
-
-	if (sigsetjmp(jb, 0)) {
-		errno = EFAULT;
-		return -1;
-	}
-	emu_fault_jmp = &jb;
-	__asm__ volatile("" ::: "memory");
-	emu_user_memcpy(dst, src, len);
-	__asm__ volatile("" ::: "memory");
-	emu_fault_jmp = NULL;
-	return 0;
-}
-
 /*
- * fn(arg) under one fault guard: a fault on client memory inside fn makes
- * this return -1 with errno EFAULT (fn's work is abandoned where it stood).
- * Inside fn, client memory is read with emu_guarded_load only: no lock may be
- * taken there (a fault would leave it held) and no guarded copy nested. For a
- * run of small reads (a page walk and the bytes it leads to) this sets the
- * guard once instead of once per read. Returns -2, calling nothing, where no
- * guard can be installed: the caller copies with emu_copy_from_user instead.
+ * fn(arg) under the fault guard, the handler installed (emu_fault_ready): a
+ * fault on client memory inside fn returns -1 with errno EFAULT, fn's work
+ * abandoned where it stood.
  */
-int emu_guarded_call(int (*fn)(void *), void *arg)
+static int emu_guard(int (*fn)(void *), void *arg)
 {
 	sigjmp_buf jb;
 	int ret;
 
-	pthread_once(&emu_fault_once, emu_fault_init);
-	if (!emu_fault_ready)
-		return -2;
 	if (sigsetjmp(jb, 0)) {
 		errno = EFAULT;
 		return -1;
@@ -184,6 +161,43 @@ int emu_guarded_call(int (*fn)(void *), void *arg)
 	__asm__ volatile("" ::: "memory");
 	emu_fault_jmp = NULL;
 	return ret;
+}
+
+struct emu_user_copy {
+	void *dst;
+	const void *src;
+	size_t len;
+};
+
+static int emu_user_copy_fn(void *arg)
+{
+	struct emu_user_copy *c = arg;
+
+	emu_user_memcpy(c->dst, c->src, c->len);
+	return 0;
+}
+
+static int emu_guarded_memcpy(void *dst, const void *src, size_t len)
+{
+	struct emu_user_copy c = { .dst = dst, .src = src, .len = len };
+
+	return emu_guard(emu_user_copy_fn, &c);
+}
+
+/*
+ * fn(arg) under one fault guard (emu_guard). Inside fn, client memory is read
+ * with emu_guarded_load only: no lock may be taken there (a fault would leave
+ * it held) and no guarded copy nested. For a run of small reads (a page walk
+ * and the bytes it leads to) this sets the guard once instead of once per
+ * read. Returns -2, calling nothing, where no guard can be installed: the
+ * caller copies with emu_copy_from_user instead.
+ */
+int emu_guarded_call(int (*fn)(void *), void *arg)
+{
+	pthread_once(&emu_fault_once, emu_fault_init);
+	if (!emu_fault_ready)
+		return -2;
+	return emu_guard(fn, arg);
 }
 
 /* A read of client memory inside emu_guarded_call's fn. */

@@ -44,16 +44,33 @@ static uint64_t emu_cs_linear(const struct kvm_sregs *sr, uint64_t ip)
 }
 
 /*
- * One paging-structure entry (4 or 8 bytes) from guest memory; in_guard:
- * inside emu_fetch_code's guarded call (emu_gpa_read_guarded).
+ * Guest memory for the walk and the fetch; in_guard: inside emu_in_guard's
+ * call (emu_gpa_read_guarded), else each read guarded on its own.
  */
+static size_t emu_walk_read(struct emu_vp *vp, bool in_guard, uint64_t gpa, void *buf, size_t len)
+{
+	return in_guard ? emu_gpa_read_guarded(vp->pt, gpa, buf, len) : emu_gpa_read(vp->pt, gpa, buf, len);
+}
+
+/*
+ * fn(arg) with guest memory read under one regions lock and one fault guard;
+ * as emu_guarded_call (-1: a fault, -2: no guard).
+ */
+static int emu_in_guard(struct emu_vp *vp, int (*fn)(void *), void *arg)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&vp->pt->regions_lock);
+	ret = emu_guarded_call(fn, arg);
+	pthread_rwlock_unlock(&vp->pt->regions_lock);
+	return ret;
+}
+
+/* One paging-structure entry (4 or 8 bytes) from guest memory. */
 static int emu_read_pte(struct emu_vp *vp, bool in_guard, uint64_t gpa, size_t size, uint64_t *pte)
 {
-	size_t n;
-
 	*pte = 0;
-	n = in_guard ? emu_gpa_read_guarded(vp->pt, gpa, pte, size) : emu_gpa_read(vp->pt, gpa, pte, size);
-	return n == size ? 0 : -1;
+	return emu_walk_read(vp, in_guard, gpa, pte, size) == size ? 0 : -1;
 }
 
 /*
@@ -169,12 +186,8 @@ static int emu_translate_in_guard(void *arg)
 int emu_linear_to_gpa(struct emu_vp *vp, uint64_t linear, uint64_t *gpa)
 {
 	struct emu_translation t = { .vp = vp, .linear = linear };
-	int guarded;
 
-	pthread_rwlock_rdlock(&vp->pt->regions_lock);
-	guarded = emu_guarded_call(emu_translate_in_guard, &t);
-	pthread_rwlock_unlock(&vp->pt->regions_lock);
-	if (guarded < 0)	/* a fault, or no guard */
+	if (emu_in_guard(vp, emu_translate_in_guard, &t) < 0)	/* a fault, or no guard */
 		t.ret = emu_translate(vp, false, &vp->run->s.regs.sregs, linear, &t.gpa,
 				      &t.page_mask);
 	*gpa = t.gpa;
@@ -212,8 +225,7 @@ static int emu_fetch_code_pages(struct emu_vp *vp, bool in_guard, uint64_t ip, u
 		}
 		if (chunk > (size_t)(len - done))
 			chunk = (size_t)(len - done);
-		if ((in_guard ? emu_gpa_read_guarded(vp->pt, gpa, bytes + done, chunk)
-			      : emu_gpa_read(vp->pt, gpa, bytes + done, chunk)) != chunk)
+		if (emu_walk_read(vp, in_guard, gpa, bytes + done, chunk) != chunk)
 			break;
 		done += (int)chunk;
 	}
@@ -244,11 +256,8 @@ static int emu_fetch_code_in_guard(void *arg)
 int emu_fetch_code(struct emu_vp *vp, uint64_t ip, uint8_t *bytes, int len)
 {
 	struct emu_fetch f = { .vp = vp, .ip = ip, .bytes = bytes, .len = len };
-	int n;
+	int n = emu_in_guard(vp, emu_fetch_code_in_guard, &f);
 
-	pthread_rwlock_rdlock(&vp->pt->regions_lock);
-	n = emu_guarded_call(emu_fetch_code_in_guard, &f);
-	pthread_rwlock_unlock(&vp->pt->regions_lock);
 	return n >= 0 ? n : emu_fetch_code_pages(vp, false, ip, bytes, len);
 }
 

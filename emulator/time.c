@@ -28,8 +28,9 @@
  *    if the timer is still counting in the same one-shot/periodic setup (a
  *    LAPIC state set while frozen replaces what was taken: its count is the
  *    one that holds); a timer that expired during the freeze has fired (not
- *    undone), and the TSC-deadline mode is not adjusted. KVM_GET/SET_LAPIC rewrite the whole
- *    APIC page: an interrupt another thread injects in between is lost.
+ *    undone), and the TSC-deadline mode is not adjusted. KVM_GET/SET_LAPIC
+ *    rewrite the whole APIC page: an interrupt another thread injects in
+ *    between is lost.
  *  - synthetic timers never expire here (synthetic.c), so they cannot advance.
  * Only between RUN_VPs: a VP busy in RUN_VP at freeze keeps its clocks
  * running; one busy at thaw gets its TSC and LAPIC timer set back at the

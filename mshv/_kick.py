@@ -88,6 +88,12 @@ def deadline_after(timeout: float) -> float:
     return time.monotonic() + timeout
 
 
+def already_running(what: str, tid: int, me: int) -> RuntimeError:
+    """The refusal of a second runner of ``what``: its run is in thread ``tid``, the caller is ``me``."""
+    where = "this thread" if tid == me else f"thread {tid}"
+    return RuntimeError(f"{what} is already running in {where}")
+
+
 class RunState:
     """One VP's run bookkeeping. It refers to no Vp, so a watchdog or kicker never keeps one alive.
 
@@ -119,8 +125,7 @@ class RunState:
         me = tid or _native_id()
         with self._lock:
             if self.tid:
-                where = "this thread" if self.tid == me else f"thread {self.tid}"
-                raise RuntimeError(f"{what} is already running in {where}")
+                raise already_running(what, self.tid, me)
             self.tid = me
 
     def leave(self) -> None:

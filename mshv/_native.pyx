@@ -715,8 +715,8 @@ cdef class RunCalls:
         try:
             tid = run.tid
             if tid:
-                where = "this thread" if tid == me else f"thread {tid}"
-                raise RuntimeError(f"{what} is already running in {where}")
+                from mshv._kick import already_running
+                raise already_running(what, tid, me)
             run.tid = me
         finally:
             lock.release()

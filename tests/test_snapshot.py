@@ -678,32 +678,47 @@ def test_restore_brings_back_the_lapic_timer_count(backend_ready: None) -> None:
         assert after > (at_snapshot + before) // 2, (at_snapshot, before, after)
 
 
+WINDOW = 0x200000  # VA 2 MiB, the remapping guests' window: identity-mapped, later PA 0
+
+
+def _remapping_guest(remap: str, mode: str) -> bytes:
+    """A guest that reads the window, stops at port 0x10 (where the snapshot is taken), remaps
+    the window with ``remap`` unless RCX is 1, reads it again into RBX and stops at port 0x11."""
+    r = "r" if mode == "long" else "e"  # the register names of the mode
+    return assemble(
+        f"""
+        mov ${WINDOW:#x}, %{r}di
+        mov (%{r}di), %{r}ax
+        out %al, $0x10
+        cmp $1, %{r}cx
+        je 1f
+        {remap}
+    1:  mov (%{r}di), %{r}bx
+        out %al, $0x11
+        """,
+        mode=mode,
+        base=PAGED_CODE_GPA,
+    )
+
+
+@contextlib.contextmanager
+def _window_partition(code: bytes) -> Iterator[tuple[Partition, GuestMemory, Vp]]:
+    """A partition of one VP running ``code``, 0x1111 in the window's identity-mapped page and
+    0x2222 at PA 0 (what a remapped window reads)."""
+    with Mshv() as hv, GuestMemory(MEMORY_SIZE) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+        mem.write(PAGED_CODE_GPA, code)
+        mem.write(WINDOW, (0x1111).to_bytes(8, "little"))
+        mem.write(0, (0x2222).to_bytes(8, "little"))
+        yield pt, mem, pt.vps[0]
+
+
 def test_restore_brings_back_the_guest_page_tables(backend_ready: None) -> None:
     """A guest that remaps a page after the snapshot sees the snapshot's mapping after the
     restore: the page tables are guest memory the restore copies back, and no translation the
     remapped entry left behind (TLB, the host's shadow of the tables) outlives the restore."""
-    window, pd_entry = 0x200000, 0x4000 + 8  # VA 2 MiB: PD entry 1 (long_mode_registers' tables)
-    code = assemble(
-        f"""
-        mov ${window:#x}, %rdi
-        mov (%rdi), %rax        # through the identity mapping
-        out %al, $0x10          # the snapshot is taken here
-        cmp $1, %rcx
-        je 1f
-        movq $0x83, %rdx        # present, writable, 2 MiB page at PA 0
-        mov %rdx, {pd_entry:#x}
-        invlpg (%rdi)
-    1:  mov (%rdi), %rbx
-        out %al, $0x11
-        """,
-        mode="long",
-        base=PAGED_CODE_GPA,
-    )
-    with Mshv() as hv, GuestMemory(MEMORY_SIZE) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
-        mem.write(PAGED_CODE_GPA, code)
-        mem.write(window, (0x1111).to_bytes(8, "little"))
-        mem.write(0, (0x2222).to_bytes(8, "little"))
-        vp = pt.vps[0]
+    pd_entry = 0x4000 + 8  # the window's PD entry (long_mode_registers' tables)
+    remap = f"movq $0x83, %rdx; mov %rdx, {pd_entry:#x}; invlpg (%rdi)"  # 2 MiB page at PA 0
+    with _window_partition(_remapping_guest(remap, "long")) as (pt, mem, vp):
         vp.set_registers(long_mode_registers(mem, PAGED_CODE_GPA))
         for round_ in range(3):
             vp.complete_io(_run_to(vp, 0x10))
@@ -731,32 +746,14 @@ def test_restore_reloads_the_pae_pdptrs_from_the_restored_memory(backend_ready: 
     """With legacy PAE paging the CPU holds the four PDPTEs in registers, loaded by MOV CR3: a
     guest that switches its PDPT after the snapshot sees the snapshot's PDPT after the restore,
     though CR3 itself comes back unchanged."""
-    pdpt, pd_a, pd_b, window = 0x2000, 0x3000, 0x4000, 0x200000
-    code = assemble(
-        f"""
-        mov ${window:#x}, %edi
-        mov (%edi), %eax        # through PD A: the identity mapping
-        out %al, $0x10          # the snapshot is taken here
-        cmp $1, %ecx
-        je 1f
-        movl ${pd_b | 1:#x}, {pdpt:#x}  # PDPTE 0 -> PD B, which maps the window to PA 0
-        mov %cr3, %edx
-        mov %edx, %cr3          # reloads the PDPTEs
-    1:  mov (%edi), %ebx
-        out %al, $0x11
-        """,
-        mode="protected",
-        base=PAGED_CODE_GPA,
-    )
-    with Mshv() as hv, GuestMemory(MEMORY_SIZE) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
-        mem.write(PAGED_CODE_GPA, code)
+    pdpt, pd_a, pd_b = 0x2000, 0x3000, 0x4000
+    # PDPTE 0 -> PD B, which maps the window to PA 0; the CR3 load reloads the PDPTEs
+    remap = f"movl ${pd_b | 1:#x}, {pdpt:#x}; mov %cr3, %edx; mov %edx, %cr3"
+    with _window_partition(_remapping_guest(remap, "protected")) as (pt, mem, vp):
         large = 0x83  # present, writable, 2 MiB page
         mem.write(pdpt, (pd_a | 1).to_bytes(8, "little"))
-        mem.write(pd_a, struct.pack("<2Q", 0 | large, window | large))
+        mem.write(pd_a, struct.pack("<2Q", 0 | large, WINDOW | large))
         mem.write(pd_b, struct.pack("<2Q", 0 | large, 0 | large))
-        mem.write(window, (0x1111).to_bytes(8, "little"))
-        mem.write(0, (0x2222).to_bytes(8, "little"))
-        vp = pt.vps[0]
         registers = protected_mode_registers(mem, PAGED_CODE_GPA)
         registers.update(cr3=pdpt, cr4=1 << 5, cr0=int(registers["cr0"]) | 1 << 31)  # PAE, PG
         vp.set_registers(registers)

@@ -272,6 +272,15 @@ cdef inline size_t _slot(uint32_t number, int shift) noexcept:
     return <uint32_t>(number * 2654435761U) >> shift
 
 
+cdef int _entry_from_spec(reg_entry *e, tuple spec) except -1:
+    """A spec (name, number, kind) of mshv.registers as a reg_entry; the name is borrowed from
+    ``spec``, which the caller keeps alive while it uses ``e``."""
+    e.name = <PyObject *>spec[0]
+    e.number = spec[1]
+    e.kind = _kind(spec[2])
+    return 0
+
+
 cdef reg_entry *_plan_memory(reg_entry *small, Py_ssize_t total) except NULL:
     """Room for a call's plan of ``total`` entries: ``small`` (SMALL_PLAN entries on the
     caller's stack) when it fits, else memory the caller frees with PyMem_Free."""
@@ -331,9 +340,7 @@ cdef class RegisterCalls:
         self._names = {}
         for key, value in self._spec.items():
             spec = <tuple?>value
-            self._entries[i].name = <PyObject *>spec[0]
-            self._entries[i].number = spec[1]
-            self._entries[i].kind = _kind(spec[2])
+            _entry_from_spec(&self._entries[i], spec)
             if type(key) is str:
                 self._names[key] = i
             elif type(key) is int:
@@ -371,9 +378,7 @@ cdef class RegisterCalls:
                 e[0] = self._entries[<Py_ssize_t><object>found]
                 return None
         spec = <tuple?>self._resolve(key)  # any other key: it raises unless it names a register
-        e.name = <PyObject *>spec[0]
-        e.number = spec[1]
-        e.kind = _kind(spec[2])
+        _entry_from_spec(e, spec)
         return spec
 
     cdef list _plan(self, list keys, reg_entry *plan, Py_ssize_t total):

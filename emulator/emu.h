@@ -174,6 +174,7 @@ struct emu_partition {
 	bool lapic;			/* split irqchip created (MSHV_PT_BIT_LAPIC) */
 
 	struct emu_vp *vps[EMU_MAX_VPS];	/* index stays taken until destroy */
+	size_t vps_end;			/* vps[] from here on are NULL (partition mutex) */
 	size_t kvm_run_size;
 
 	struct emu_region *regions;

@@ -296,7 +296,7 @@ out:
 /* ---- the bitmap ioctl, 64 pages at a time ---------------------------------- */
 
 /* The n (1..64) bits of map from bit on, in the low bits. */
-static uint64_t emu_bits_get(const uint64_t *map, uint64_t bit, unsigned int n)
+static inline uint64_t emu_bits_get(const uint64_t *map, uint64_t bit, unsigned int n)
 {
 	unsigned int o = bit % 64;
 	uint64_t v = map[bit / 64] >> o;
@@ -307,7 +307,7 @@ static uint64_t emu_bits_get(const uint64_t *map, uint64_t bit, unsigned int n)
 }
 
 /* Set (on) or clear the n (1..64) bits of map from bit on. */
-static void emu_bits_assign(uint64_t *map, uint64_t bit, unsigned int n, bool on)
+static inline void emu_bits_assign(uint64_t *map, uint64_t bit, unsigned int n, bool on)
 {
 	uint64_t all = n == 64 ? ~0ULL : (1ULL << n) - 1;
 	unsigned int o = bit % 64;
@@ -334,6 +334,38 @@ static void emu_bits_put(uint8_t *out, uint64_t bit, uint64_t v, unsigned int n)
 		v >>= take;
 		bit += take;
 		n -= take;
+	}
+}
+
+/* OR the 64 bits of v into the 8 bytes at out (LSB-first bytes: x86 is little-endian). */
+static inline void emu_word_put(uint8_t *out, uint64_t v)
+{
+	uint64_t w;
+
+	if (!v)
+		return;
+	memcpy(&w, out, sizeof(w));
+	w |= v;
+	memcpy(out, &w, sizeof(w));
+}
+
+/*
+ * emu_gpap_bitmap's loop for a region's bulk, where its state lines up with
+ * out: whole words of state to whole bytes of out, then `flags` applied a word
+ * at a time (each map cleared, then set, as emu_gpa_access_states does).
+ */
+static void emu_gpap_words(struct emu_gpap_slot *s, const uint64_t *state, uint64_t word,
+			   uint64_t nwords, uint64_t flags, uint8_t *out)
+{
+	uint64_t keep_a = flags & HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED ? 0 : ~0ULL;
+	uint64_t set_a = flags & HV_GPA_PAGE_ACCESS_SET_ACCESSED ? ~0ULL : 0;
+	uint64_t keep_d = flags & HV_GPA_PAGE_ACCESS_CLEAR_DIRTY ? 0 : ~0ULL;
+	uint64_t set_d = flags & HV_GPA_PAGE_ACCESS_SET_DIRTY ? ~0ULL : 0;
+
+	for (uint64_t i = word; i < word + nwords; i++, out += 8) {
+		emu_word_put(out, state[i]);	/* (state is one of the two maps) */
+		s->accessed[i] = (s->accessed[i] & keep_a) | set_a;
+		s->dirty[i] = (s->dirty[i] & keep_d) | set_d;
 	}
 }
 
@@ -365,6 +397,13 @@ static uint16_t emu_gpap_bitmap(struct emu_partition *pt, uint64_t base, uint32_
 			unsigned int n = hi - pfn < 64 ? (unsigned int)(hi - pfn) : 64;
 			uint64_t bit = pfn - s->guest_pfn;
 
+			if (n == 64 && bit % 64 == 0 && (pfn - base) % 8 == 0) {
+				uint64_t words = (hi - pfn) / 64;
+
+				emu_gpap_words(s, state, bit / 64, words, flags, out + (pfn - base) / 8);
+				pfn += words * 64;
+				continue;
+			}
 			emu_bits_put(out, pfn - base, emu_bits_get(state, bit, n), n);
 			/* the flags act after the state is read, in emu_gpa_access_states' order */
 			if (flags & HV_GPA_PAGE_ACCESS_CLEAR_ACCESSED)

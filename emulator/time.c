@@ -254,7 +254,7 @@ void emu_time_vp_run(struct emu_vp *vp)
 /* Every VP not inside a VP ioctl now (never waits for a running one). */
 static void emu_time_each_idle_vp(struct emu_partition *pt, bool freeze, uint64_t frozen_ns)
 {
-	for (size_t i = 0; i < EMU_MAX_VPS; i++) {
+	for (size_t i = 0; i < pt->vps_end; i++) {
 		struct emu_vp *vp = pt->vps[i];
 		bool idle;
 
@@ -314,7 +314,7 @@ uint16_t emu_time_freeze(struct emu_partition *pt, bool freeze)
 		return HV_STATUS_SUCCESS;
 	}
 	if (ran) {
-		for (size_t i = 0; i < EMU_MAX_VPS; i++)
+		for (size_t i = 0; i < pt->vps_end; i++)
 			if (pt->vps[i])
 				pt->vps[i]->freeze_captured = false;
 		return HV_STATUS_SUCCESS;

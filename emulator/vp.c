@@ -129,6 +129,8 @@ int emu_create_vp(struct emu_partition *pt, const struct mshv_create_vp *arg)
 		goto fail;
 	emu_partition_get(pt);		/* the VP fd's reference */
 	pt->vps[vp->index] = vp;
+	if (vp->index >= pt->vps_end)
+		pt->vps_end = vp->index + 1;
 	return fd;
 fail:
 	err = errno;

@@ -271,6 +271,7 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 	const struct emu_xsave_layout *x = NULL;
 	uint32_t needed;
 	uint8_t *buf;
+	size_t filled = 0;
 	uint16_t st;
 	int ret = 0;
 
@@ -319,21 +320,23 @@ int emu_vp_state(struct emu_vp *vp, bool set, struct mshv_get_set_vp_state *uarg
 		errno = EINVAL;
 		return -1;
 	}
-	buf = calloc(1, args.buf_sz);
+	buf = malloc(args.buf_sz);
 	if (!buf) {
 		errno = ENOMEM;
 		return -1;
 	}
 	if (set || args.type != MSHV_VP_STATE_SYNTHETIC_TIMERS) {
-		size_t len = args.type == MSHV_VP_STATE_SYNTHETIC_TIMERS ? needed : args.buf_sz;
+		filled = args.type == MSHV_VP_STATE_SYNTHETIC_TIMERS ? needed : args.buf_sz;
 
-		if (emu_copy_from_user(buf, (void *)(uintptr_t)args.buf_ptr, len) < 0 ||
+		if (emu_copy_from_user(buf, (void *)(uintptr_t)args.buf_ptr, filled) < 0 ||
 		    (args.type != MSHV_VP_STATE_SYNTHETIC_TIMERS &&
-		     emu_copy_to_user((void *)(uintptr_t)args.buf_ptr, buf, len) < 0)) {
+		     emu_copy_to_user((void *)(uintptr_t)args.buf_ptr, buf, filled) < 0)) {
 			ret = -1;
 			goto out;
 		}
 	}
+	/* what the copy left (all of a synthetic timers get) reads 0 */
+	memset(buf + filled, 0, args.buf_sz - filled);
 	/* step 8: HvCallGetVpState / HvCallSetVpState */
 	if (args.type == MSHV_VP_STATE_LAPIC)
 		st = emu_state_lapic(vp, set, buf);

@@ -180,6 +180,7 @@ cdef class MemoryCalls:
         cdef list regions = pt._regions
         cdef object other
         cdef long long og
+        cdef object width
         if (fd < 0 or type(gpa) is not int or type(offset) is not int
                 or (size is not None and type(size) is not int) or not isinstance(memory, self._memory_type)):
             return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
@@ -197,11 +198,16 @@ cdef class MemoryCalls:
                 og = (<tuple>other)[1]
                 if g < og + <long long>(<tuple>other)[2] and og < g + s:
                     return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
-            if g + s > pt._gpa_limit:  # beyond the physical address width: the twin raises
+            width = pt._gpa_width  # kept once read (Partition.physical_address_width)
+            if g + s > (pt._gpa_limit if width is None else 1 << width):
                 return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
         except OverflowError:  # beyond 62 bits: the twin says which check fails
             return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
-        hva = memory._acquire() + o
+        if memory._closed:  # the twin raises
+            return self._map_checked(pt, memory, gpa, size, offset, writable, executable)
+        # GuestMemory._acquire, its live check made above
+        memory._mapped_by += 1
+        hva = <uint64_t>memory._address + o
         flags = ((1 << MSHV_SET_MEM_BIT_WRITABLE) if writable else 0) | (
             (1 << MSHV_SET_MEM_BIT_EXECUTABLE) if executable else 0)
         if self._set_guest_memory(<int>fd, s, g, hva, flags, &err) < 0:
@@ -231,7 +237,10 @@ cdef class MemoryCalls:
             if regions[i] is region:
                 del regions[i]
                 break
-        memory._release()
+        if memory._closed:  # the last region frees it: GuestMemory._release
+            memory._release()
+        else:
+            memory._mapped_by -= 1
 
 
 # The value kinds of mshv.registers._SPEC. Both sides hold interned literals, so a kind is

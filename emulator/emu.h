@@ -179,6 +179,7 @@ struct emu_partition {
 
 	struct emu_region *regions;
 	uint64_t slot_bitmap[512];	/* KVM memslot numbers in use */
+	int kvm_nr_slots;		/* KVM_CAP_NR_MEMSLOTS (0: not asked yet) */
 
 	struct emu_msi_route *routes;	/* MSI routing table, nr_routes entries */
 	uint32_t nr_routes;

@@ -61,10 +61,14 @@ static int emu_slot_set(struct emu_partition *pt, const struct emu_region *r, ui
 
 static int emu_slot_alloc(struct emu_partition *pt)
 {
-	int nr = emu_sys_ioctl(pt->kvm_fd, KVM_CHECK_EXTENSION, (void *)KVM_CAP_NR_MEMSLOTS);
+	int nr = pt->kvm_nr_slots;
 
-	if (nr <= 0 || (size_t)nr > EMU_MAX_SLOTS)
-		nr = EMU_MAX_SLOTS;
+	if (!nr) {	/* KVM's count is fixed: asked once */
+		nr = emu_sys_ioctl(pt->kvm_fd, KVM_CHECK_EXTENSION, (void *)KVM_CAP_NR_MEMSLOTS);
+		if (nr <= 0 || (size_t)nr > EMU_MAX_SLOTS)
+			nr = EMU_MAX_SLOTS;
+		pt->kvm_nr_slots = nr;
+	}
 	for (int slot = 0; slot < nr; slot++) {
 		if (!(pt->slot_bitmap[slot / 64] & (1ULL << (slot % 64)))) {
 			pt->slot_bitmap[slot / 64] |= 1ULL << (slot % 64);

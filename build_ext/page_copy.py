@@ -1,11 +1,15 @@
-"""C source of the page copy a snapshot restore makes: the pages a dirty bitmap names, in one call.
+"""C source of what Python does with a page bitmap: copy the pages it names (a snapshot
+restore), or list them (``mshv.dirty``), in one call each.
 
 MSHV_GET_GPAP_ACCESS_BITMAP writes one bit per page, LSB first
 (mshv_partition_ioctl_get_gpap_access_bitmap packs the hypervisor's state bytes
 with ``__assign_bit``). ``mshv_copy_bitmap_pages`` walks such a bitmap 64 pages
 at a time and copies each run of set pages with one ``memcpy``, so a restore
 turns neither the bitmap into a list of addresses nor each run into a Python
-slice assignment. It makes no kernel call.
+slice assignment. ``mshv_bitmap_pages`` lists the set pages' numbers, skipping
+clear words at memory speed: a clean 1 GiB bitmap (32 KiB) is a few
+microseconds, where a Python scan of its bytes takes hundreds. Neither makes a
+kernel call.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ TYPES = ""
 FUNCTIONS = """
 uint64_t mshv_copy_bitmap_pages(void *dst, const void *src, const unsigned char *bitmap,
                                 uint64_t npages, uint64_t page_size);
+uint64_t mshv_bitmap_pages(const unsigned char *bitmap, uint64_t npages, uint64_t *pages,
+                           uint64_t cap);
 """
 
 CUSTOMIZATIONS = r"""
@@ -76,5 +82,25 @@ static uint64_t mshv_copy_bitmap_pages(void *dst, const void *src, const unsigne
 	if (run_len)
 		memcpy(d + run_start * page_size, s + run_start * page_size, run_len * page_size);
 	return copied + run_len;
+}
+
+/*
+ * The numbers of the pages set in bitmap (npages bits; those past npages in
+ * the last byte ignored), in order: the first cap of them into pages. Returns
+ * how many are set, whatever cap (cap 0 counts them).
+ */
+static uint64_t mshv_bitmap_pages(const unsigned char *bitmap, uint64_t npages, uint64_t *pages,
+				   uint64_t cap)
+{
+	uint64_t found = 0;
+
+	for (uint64_t first = 0; first < npages; first += 64) {
+		uint64_t word = mshv_bitmap_word(bitmap, first, npages);
+
+		for (; word; word &= word - 1, found++)
+			if (found < cap)
+				pages[found] = first + (uint64_t)__builtin_ctzll(word);
+	}
+	return found;
 }
 """

@@ -199,6 +199,19 @@ class SnapshotLib:
             copied += count
         return copied
 
+    def mshv_bitmap_pages(self, bitmap: Any, npages: int, pages: Any, cap: int) -> int:
+        """The numbers of the pages set in an LSB-first page bitmap, in order, the first ``cap``
+        into ``pages`` (build_ext/page_copy.py); returns how many are set."""
+        bits = int.from_bytes(ffi.buffer(bitmap, (npages + 7) // 8), "little") & ((1 << npages) - 1)
+        found = 0
+        while bits:
+            low = bits & -bits
+            if found < cap:
+                pages[found] = low.bit_length() - 1
+            bits ^= low
+            found += 1
+        return found
+
     def mshv_call_batch(self, steps: Any, count: int, fds: Any) -> int:
         """Issue the steps of a call batch in order (build_ext/call_batch.py): ``count`` when all
         succeeded, else the failed step's index (errno 0 for a hypercall short of its reps)."""

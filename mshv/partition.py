@@ -158,7 +158,8 @@ class Partition(FdOwner):
 
     @property
     def _gpa_limit(self) -> int:
-        """The first GPA beyond :attr:`physical_address_width` (mshv._native's map asks here)."""
+        """The first GPA beyond :attr:`physical_address_width` (mshv._native's map asks here
+        until ``_gpa_width`` is kept)."""
         return 1 << self.physical_address_width
 
     def region_at(self, gpa: int) -> MemoryRegion | None:

@@ -154,22 +154,45 @@ def test_bad_ranges_raise_before_the_kernel(partition: Partition) -> None:
         partition.dirty_pages(0, 1)
 
 
-def test_bitmap_decoding_sparse_and_dense() -> None:
-    """The LSB-first bitmap decoder gives the same pages on its sparse and dense paths."""
-    from mshv.dirty import _set_pages
-
+def test_set_pages_are_the_gpas_of_the_set_bits() -> None:
+    """mshv.dirty turns the kernel's LSB-first bitmap into GPAs: bit i of byte j is page 8j + i."""
     sparse = bytearray(4096)
     sparse[0], sparse[100], sparse[4095] = 0b0000_0101, 0b1000_0000, 0b0100_0000
-    assert _set_pages(bytes(sparse), 0x10_0000) == [
+    assert dirty._set_pages(ffi.from_buffer(bytes(sparse)), 4096 * 8, 0x10_0000) == [
         0x10_0000,
         0x10_0000 + 2 * 0x1000,
         0x10_0000 + (100 * 8 + 7) * 0x1000,
         0x10_0000 + (4095 * 8 + 6) * 0x1000,
     ]
-    dense = bytes([0xFF, 0x0F] * 64)
-    expected = [i * 0x1000 for i in range(len(dense) * 8) if dense[i // 8] >> (i % 8) & 1]
-    assert _set_pages(dense, 0) == expected
-    assert _set_pages(bytes(64), 0) == []
+    assert dirty._set_pages(ffi.from_buffer(bytes(64)), 64 * 8, 0) == []
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["C", "no-compiler twin"])
+def test_bitmap_pages_lists_exactly_the_set_pages(compiled: bool) -> None:
+    """lib.mshv_bitmap_pages (and mshv._abi_nocc's twin): the set pages in order, across words,
+    bits past ``npages`` in the last byte ignored; ``cap`` of them written, all of them counted."""
+    import random
+
+    from mshv import _abi_nocc
+
+    ffi_, lib_ = (ffi, dirty.lib) if compiled else (_abi_nocc.ffi, _abi_nocc.lib)
+    rng = random.Random(21)
+    for npages in (1, 7, 63, 64, 65, 128, 129, 300, 4096 * 8):
+        for density in (0.0, 0.001, 0.1, 0.5, 1.0):
+            expected = [i for i in range(npages) if rng.random() < density]
+            packed = bytearray((npages + 7) // 8)
+            for i in expected:
+                packed[i // 8] |= 1 << (i % 8)
+            if npages % 8:
+                packed[-1] |= 0xFF << (npages % 8) & 0xFF
+            bitmap = ffi_.from_buffer(bytes(packed))
+            assert lib_.mshv_bitmap_pages(bitmap, npages, ffi_.NULL, 0) == len(expected)
+            pages = ffi_.new("uint64_t[]", len(expected) + 1)
+            half = len(expected) // 2
+            assert lib_.mshv_bitmap_pages(bitmap, npages, pages, half) == len(expected)
+            assert list(pages[0 : half + 1]) == expected[:half] + [0], (npages, density)
+            assert lib_.mshv_bitmap_pages(bitmap, npages, pages, len(expected)) == len(expected)
+            assert list(pages[0 : len(expected)]) == expected, (npages, density)
 
 
 def test_a_bitmap_over_regions_and_batches_sees_every_guest_write(partition: Partition) -> None:

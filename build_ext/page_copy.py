@@ -89,8 +89,8 @@ static uint64_t mshv_copy_bitmap_pages(void *dst, const void *src, const unsigne
  * the last byte ignored), in order: the first cap of them into pages. Returns
  * how many are set, whatever cap (cap 0 counts them).
  */
-static uint64_t mshv_bitmap_pages(const unsigned char *bitmap, uint64_t npages, uint64_t *pages,
-				   uint64_t cap)
+static uint64_t mshv_bitmap_pages(const unsigned char *bitmap, uint64_t npages,
+					uint64_t *pages, uint64_t cap)
 {
 	uint64_t found = 0;
 

@@ -122,6 +122,35 @@ def test_a_range_larger_than_one_hypercall_is_batched(partition: Partition, mem:
     assert [i * 0x1000 for i, s in enumerate(states) if s & PageAccess.DIRTY] == WRITTEN
 
 
+def test_page_lists_are_the_pages_whose_state_says_so(partition: Partition) -> None:
+    """accessed_pages and dirty_pages(clear=False) list exactly the pages gpa_access_states
+    marks, across hypercall batches, at the range's first and last pages; the states are the
+    PageAccess values of their bits."""
+    import random
+
+    rng = random.Random(5)
+    npages = 4096 + 300  # two hypercalls
+    with GuestMemory(npages * 0x1000) as big:
+        partition.map_memory(big, 0)
+        partition.enable_dirty_tracking()
+        partition.gpa_access_states(0, npages, clear_dirty=True, clear_accessed=True)
+        picked = {0, 4095, 4096, npages - 1, *rng.sample(range(npages), 40)}
+        for page in sorted(picked):
+            dirty_too = rng.random() < 0.5
+            partition.gpa_access_states(page * 0x1000, 1, set_accessed=True, set_dirty=dirty_too)
+        states = partition.gpa_access_states(0, npages)
+        assert {type(s) for s in states} == {PageAccess}
+        assert [i for i, s in enumerate(states) if s] == sorted(picked)
+        assert all(s in (PageAccess.ACCESSED, PageAccess.ACCESSED | PageAccess.DIRTY) for s in states if s)
+        dirty = [i * 0x1000 for i, s in enumerate(states) if s & PageAccess.DIRTY]
+        accessed = [i * 0x1000 for i, s in enumerate(states) if s & PageAccess.ACCESSED]
+        assert partition.dirty_pages(0, npages, clear=False) == dirty
+        assert partition.accessed_pages(0, npages, clear=False) == accessed
+        assert partition.accessed_pages(0x1000, npages - 1) == [gpa for gpa in accessed if gpa]
+        assert partition.accessed_pages(0, npages, clear=False) == ([0] if 0 in picked else [])
+        partition.close()
+
+
 def test_tracking_must_be_enabled(partition: Partition, mem: GuestMemory) -> None:
     partition.map_memory(mem, 0)
     with pytest.raises(MshvError) as info:

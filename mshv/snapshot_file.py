@@ -97,9 +97,9 @@ def _memory_payload(data: bytes) -> bytes:
     npages = len(data) // PAGE_SIZE
     bitmap = bytearray((npages + 7) // 8)
     stored = []
-    view = memoryview(data)
     for page in range(npages):
-        chunk = view[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        # a bytes slice, compared with one memcmp (a memoryview compares byte by byte: 60x slower)
+        chunk = data[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
         if chunk != _ZERO_PAGE:
             bitmap[page // 8] |= 1 << (page % 8)
             stored.append(chunk)

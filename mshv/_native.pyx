@@ -806,6 +806,50 @@ cdef class RunCalls:
         o.cache_type = m.cache_type
         return o
 
+    def complete_io(self, object intercept, object value):
+        """``Vp.complete_io`` through the register page: RIP past the instruction and, for an IN,
+        ``value`` merged into RAX by access size (as ``mshv.x86.cpu.in_rax``); True.
+
+        False, with nothing written, unless the page holds the last intercept's state, the
+        intercept is an exactly-typed port IO that is no string IO, and ``value`` is None for
+        an OUT, an int that fits the access size for an IN; ``Vp.complete_io`` then takes the
+        Python way (its checks raise the error of a bad call).
+        """
+        cdef hv_vp_register_page *p = self._page
+        cdef uint64_t rip, v, mask
+        if (p == NULL or not p.isvalid or type(intercept) is not self._io_type
+                or intercept.string is not False):
+            return False
+        try:
+            rip = intercept.next_rip
+            if intercept.is_write:
+                if value is not None:
+                    return False
+                p.rip = rip
+                p.dirty |= 1U << HV_X64_REGISTER_CLASS_IP
+                return True
+            if type(value) is not int or value < 0:
+                return False
+            v = value
+            size = intercept.size
+            if size == 4:
+                mask = 0xFFFFFFFF
+            elif size == 2:
+                mask = 0xFFFF
+            elif size == 1:
+                mask = 0xFF
+            else:
+                return False
+            if v > mask:
+                return False
+            # IN EAX zero-extends into RAX; AL and AX keep the other bits (complete_fast_pio_in)
+            p.rax = v if size == 4 else (<uint64_t>intercept.rax & ~mask) | v
+        except OverflowError:
+            return False
+        p.rip = rip
+        p.dirty |= (1U << HV_X64_REGISTER_CLASS_IP) | (1U << HV_X64_REGISTER_CLASS_GENERAL)
+        return True
+
     def complete(self, object values):
         """Write ``{name: value}`` into the register page and mark their classes dirty: True.
 

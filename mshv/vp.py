@@ -336,6 +336,9 @@ class Vp(FdOwner):
                 fit the access size, or an OUT with one.
             TypeError: ``value`` is not an int.
         """
+        native = self._native
+        if native is not None and intercept is self._last_exit and native.complete_io(intercept, value):
+            return  # the page write in C
         if intercept is not self._last_exit:
             self._check_last_exit(intercept)
         if intercept.string:

@@ -99,6 +99,76 @@ def test_the_c_page_write_takes_only_what_the_page_can_hold() -> None:
         assert vp.get_registers(["rflags", "r15", "rax"]) == {"rflags": 0x202, "r15": (1 << 64) - 1, "rax": 0}
 
 
+IN_GUEST = (
+    "mov $0x1122334455667788, %rax; mov $0x3f8, %dx; inb %dx, %al; inw %dx, %ax; inl %dx, %eax; "
+    "mov %rax, %rbx; mov $0x1122334455667788, %rax; outb %al, %dx; hlt"
+)
+
+
+@pytest.mark.parametrize("way", ["C", "Python"])
+def test_complete_io_merges_an_in_by_size_both_ways(way: str) -> None:
+    """IN AL and AX keep RAX's other bits, IN EAX zero-extends, RIP moves on: the C page write
+    (RunCalls.complete_io) and the Python one give the guest the same registers."""
+    code = assemble(IN_GUEST, mode="long", base=entry_gpa("long"))
+    with partition_with_one_vp(code, mode="long", lapic=False) as (_pt, vp, _mem):
+        calls: list[bool] = []
+        native = vp._native
+        if way == "Python":
+            vp._native = None
+        else:
+            real = native.complete_io
+            vp._native = _Spy(native, lambda *a: calls.append(real(*a)) or calls[-1])
+        seen = []
+        for value in (0xAB, 0xCDEF, 0x89ABCDEF):
+            exit_ = vp.run()
+            assert isinstance(exit_, IoPortIntercept) and not exit_.is_write, exit_
+            vp.complete_io(exit_, value)
+            seen.append(vp.get_registers(["rax"])["rax"])
+        exit_ = vp.run()
+        assert isinstance(exit_, IoPortIntercept) and exit_.is_write and exit_.value == 0x88
+        vp.complete_io(exit_)
+        assert isinstance(vp.run(), HaltIntercept)
+        assert seen == [0x11223344556677AB, 0x112233445566CDEF, 0x89ABCDEF]
+        assert vp.get_registers(["rbx"])["rbx"] == 0x89ABCDEF
+        assert calls == ([True] * 4 if way == "C" else [])
+        vp._native = native
+
+
+class _Spy:
+    """A RunCalls whose ``complete_io`` is replaced (a cdef class's methods cannot be patched)."""
+
+    def __init__(self, native: Any, complete_io: Any) -> None:
+        self._native, self.complete_io = native, complete_io
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._native, name)
+
+
+def test_the_c_io_completion_leaves_the_python_way_every_call_it_does_not_take() -> None:
+    """RunCalls.complete_io writes nothing and says False for what Vp.complete_io must refuse or
+    send by hypercall: an IN without a value or with one that does not fit, an OUT with one, a
+    bool, a string IO, a page that holds no intercept's state."""
+    code = assemble("mov $0x3f8, %dx; inw %dx, %ax; hlt", mode="long", base=entry_gpa("long"))
+    with partition_with_one_vp(code, mode="long", lapic=False) as (_pt, vp, _mem):
+        native, page = vp._native, vp.register_page
+        assert page is not None
+        exit_ = vp.run()
+        assert isinstance(exit_, IoPortIntercept) and exit_.size == 2
+        for value in (None, 0x10000, -1, True, 1.0, 1 << 64):
+            assert native.complete_io(exit_, value) is False and page.dirty == 0, value
+        assert native.complete_io(dataclasses.replace(exit_, is_write=True), 5) is False
+        assert native.complete_io(dataclasses.replace(exit_, string=True), 5) is False
+        page.raw.isvalid = 0
+        assert native.complete_io(exit_, 5) is False and page.dirty == 0
+        page.raw.isvalid = 1
+        with pytest.raises(ValueError, match="2-byte IN reads"):
+            vp.complete_io(exit_, 0x10000)
+        assert native.complete_io(exit_, 0xBEEF) is True
+        assert page.read("rax") & 0xFFFF == 0xBEEF and page.read("rip") == exit_.next_rip
+        assert isinstance(vp.run(), HaltIntercept)
+        assert vp.get_registers(["rax"])["rax"] & 0xFFFF == 0xBEEF
+
+
 def test_a_closed_vp_forgets_its_c_run_path() -> None:
     with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
         vp.run()

@@ -137,6 +137,44 @@ def _set_pages(bitmap: Any, npages: int, gpa: int) -> list[int]:
     return [gpa + page * PAGE_SIZE for page in ffi.unpack(pages, count)]
 
 
+class _StateCache(dict[int, PageAccess]):
+    """Each state byte's PageAccess, made at its first sight: an IntFlag made per page costs
+    about a microsecond, most of a large read's time."""
+
+    def __missing__(self, value: int) -> PageAccess:
+        state = self[value] = PageAccess(value)
+        return state
+
+
+_STATES = _StateCache()
+
+
+def _read_states(fd: int, gpa: int, npages: int, flags: int) -> bytes:
+    """The state byte of each of ``npages`` pages from ``gpa``, the ``flags`` (HV_GPA_PAGE_ACCESS_*)
+    applied after: one hypercall per output page, its ``reps`` checked."""
+    states = bytearray()
+    for first in range(0, npages, _BATCH):
+        count = min(_BATCH, npages - first)
+        data = HvcallInput("struct hv_input_get_gpa_pages_access_state")
+        data.header.flags = flags
+        data.header.hv_gpa_page_number = gpa // PAGE_SIZE + first
+        try:
+            res = hvcall(fd, lib.HVCALL_GET_GPA_PAGES_ACCESS_STATES, data.to_bytes(), count, reps=count)
+        except MshvError as exc:
+            raise _explained(fd, exc) from None
+        if res.reps != count:
+            raise MshvError(0, "HvCallGetGpaPagesAccessStates", int(res.status), f"reps {res.reps}/{count}")
+        states += res.output
+    return bytes(states)
+
+
+#: For each state bit, the translation of a state byte to 1 if it has the bit, else 0.
+_MATCHING = {
+    bit: bytes(1 if value & bit else 0 for value in range(256))
+    for bit in (lib.HV_GPA_PAGE_ACCESS_STATE_ACCESSED, lib.HV_GPA_PAGE_ACCESS_STATE_DIRTY)
+}
+
+
 def _states_matching(fd: int, gpa: int, npages: int, state: int, flags: int = 0) -> list[int]:
     """GPAs of the pages whose state has a bit of ``state``, ``flags`` applied after the read."""
     _check_range(gpa, npages)
@@ -147,13 +185,6 @@ def _states_matching(fd: int, gpa: int, npages: int, state: int, flags: int = 0)
         pages.append(gpa + index * PAGE_SIZE)
         index = marks.find(1, index + 1)
     return pages
-
-
-#: For each state bit, the translation of a state byte to 1 if it has the bit, else 0.
-_MATCHING = {
-    bit: bytes(1 if value & bit else 0 for value in range(256))
-    for bit in (lib.HV_GPA_PAGE_ACCESS_STATE_ACCESSED, lib.HV_GPA_PAGE_ACCESS_STATE_DIRTY)
-}
 
 
 def dirty_pages(fd: int, gpa: int, npages: int, clear: bool = True) -> list[int]:
@@ -213,34 +244,3 @@ def gpa_access_states(
         if wanted:
             flags |= flag
     return list(map(_STATES.__getitem__, _read_states(fd, gpa, npages, flags)))
-
-
-class _StateCache(dict[int, PageAccess]):
-    """Each state byte's PageAccess, made at its first sight: an IntFlag made per page costs
-    about a microsecond, most of a large read's time."""
-
-    def __missing__(self, value: int) -> PageAccess:
-        state = self[value] = PageAccess(value)
-        return state
-
-
-_STATES = _StateCache()
-
-
-def _read_states(fd: int, gpa: int, npages: int, flags: int) -> bytes:
-    """The state byte of each of ``npages`` pages from ``gpa``, the ``flags`` (HV_GPA_PAGE_ACCESS_*)
-    applied after: one hypercall per output page, its ``reps`` checked."""
-    states = bytearray()
-    for first in range(0, npages, _BATCH):
-        count = min(_BATCH, npages - first)
-        data = HvcallInput("struct hv_input_get_gpa_pages_access_state")
-        data.header.flags = flags
-        data.header.hv_gpa_page_number = gpa // PAGE_SIZE + first
-        try:
-            res = hvcall(fd, lib.HVCALL_GET_GPA_PAGES_ACCESS_STATES, data.to_bytes(), count, reps=count)
-        except MshvError as exc:
-            raise _explained(fd, exc) from None
-        if res.reps != count:
-            raise MshvError(0, "HvCallGetGpaPagesAccessStates", int(res.status), f"reps {res.reps}/{count}")
-        states += res.output
-    return bytes(states)

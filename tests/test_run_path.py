@@ -171,11 +171,12 @@ def test_the_c_io_completion_leaves_the_python_way_every_call_it_does_not_take()
 
 def test_a_closed_vp_forgets_its_c_run_path() -> None:
     with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
-        vp.run()
+        exit_ = vp.run()
         native = vp._native
         vp.close()
         assert vp._native is None
         assert native.complete({"rip": 0}) is False  # the page is unmapped: never written
+        assert native.complete_io(exit_, None) is False
         with pytest.raises(ValueError, match="closed"):
             native.run()
 

@@ -34,6 +34,8 @@ from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
+from mshv.x86._cpu cimport in_rax
+
 _tuple_new = tuple.__new__
 
 cdef extern from "Python.h":
@@ -808,7 +810,7 @@ cdef class RunCalls:
 
     def complete_io(self, object intercept, object value):
         """``Vp.complete_io`` through the register page: RIP past the instruction and, for an IN,
-        ``value`` merged into RAX by access size (as ``mshv.x86.cpu.in_rax``); True.
+        ``value`` merged into RAX by access size (``mshv.x86._cpu.in_rax``); True.
 
         False, with nothing written, unless the page holds the last intercept's state, the
         intercept is an exactly-typed port IO that is no string IO, and ``value`` is None for
@@ -816,7 +818,7 @@ cdef class RunCalls:
         Python way (its checks raise the error of a bad call).
         """
         cdef hv_vp_register_page *p = self._page
-        cdef uint64_t rip, v, mask
+        cdef uint64_t rip, v
         if (p == NULL or not p.isvalid or type(intercept) is not self._io_type
                 or intercept.string is not False):
             return False
@@ -832,18 +834,9 @@ cdef class RunCalls:
                 return False
             v = value
             size = intercept.size
-            if size == 4:
-                mask = 0xFFFFFFFF
-            elif size == 2:
-                mask = 0xFFFF
-            elif size == 1:
-                mask = 0xFF
-            else:
+            if (size != 1 and size != 2 and size != 4) or v >> (8 * size):  # it does not fit
                 return False
-            if v > mask:
-                return False
-            # IN EAX zero-extends into RAX; AL and AX keep the other bits (complete_fast_pio_in)
-            p.rax = v if size == 4 else (<uint64_t>intercept.rax & ~mask) | v
+            p.rax = in_rax(intercept.rax, size, v)
         except OverflowError:
             return False
         p.rip = rip

@@ -193,6 +193,11 @@ class InProcessC:
             " unsigned long long gpa, unsigned long long size);"
             "long long bench_regs_ns(void *table, int fd, unsigned int vp_index, int set,"
             " const unsigned int *names, void *values, int n);"
+            "struct bench_region_copy { void *dst; const void *src; const void *bitmap;"
+            " unsigned long long npages; };"
+            "long long bench_restore_ns(void *table, const int *fds, void *const *batches,"
+            " const int *counts, int nbatches, int copy_at, const struct bench_region_copy *copies,"
+            " int ncopies, void *page_dst, const void *page_src, unsigned long long page_len);"
         )
         self._lib = self._ffi.dlopen(str(compile_c("inproc", shared=True)))
         self._table = self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", abi_lib.mshv_kernel_table())))
@@ -233,6 +238,44 @@ class InProcessC:
             return ns
 
         timer("get")
+        return timer
+
+    def restore(self, pt: Partition, snap: Any) -> Callable[[], int]:
+        """``timer()``: ns for a dirty-page restore of ``snap`` into ``pt`` made of the calls its
+        restore program has ready (mshv.snapshot._Program: one VP whose register page takes the
+        packed registers; ``pt.restore(snap)`` once first), issued and timed in C."""
+        from mshv import regpage, snapshot
+
+        program = pt._restore_program
+        vps = program.live_vps(pt, snap) if program is not None else None
+        page = vps[0].register_page if vps is not None and len(vps) == 1 else None
+        if program is None or page is None or program.plans[0].packed is None:
+            raise ValueError("restore the snapshot once first (one VP, registers packed for its page)")
+
+        def pointer(cdata: Any) -> Any:  # a cdata of mshv._abi's ffi, as a void * of this one
+            return self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", cdata)))
+
+        batches = [program.read_frozen, program.freeze, program.bitmaps, program.vp_calls, program.thaw]
+        steps = self._ffi.new("void *[]", [pointer(batch._steps) for batch in batches])
+        counts = self._ffi.new("int[]", [len(batch) for batch in batches])
+        sources = [self._ffi.from_buffer(snap.memory[index]) for index, _bitmap, _npages in program.dirty]
+        copies = self._ffi.new("struct bench_region_copy[]", [
+            (pointer(abi_ffi.from_buffer(snapshot._region_view(program.regions[index]))), source,
+             pointer(bitmap), npages)
+            for (index, bitmap, npages), source in zip(program.dirty, sources, strict=True)
+        ])  # fmt: skip
+        packed = self._ffi.from_buffer(program.plans[0].packed)
+        page_dst = self._ffi.cast("void *", page.address + abi_ffi.offsetof("struct hv_vp_register_page",
+                                                                            regpage.PACKED[0]))  # fmt: skip
+        fds = pointer(program.fds)
+
+        def timer() -> int:
+            ns = int(self._lib.bench_restore_ns(self._table, fds, steps, counts, len(batches), 3, copies,
+                                                len(sources), page_dst, packed, len(packed)))  # fmt: skip
+            if ns < 0:
+                raise OSError(-ns, f"C restore: {os.strerror(-ns)}")
+            return ns
+
         return timer
 
     def _page(self, vp: Vp) -> Any:

@@ -9,7 +9,10 @@ enough; the first restore after the full copy is kept apart, in
 ``extra_info["first_restore_after_full_copy_us"]``), runs it again and restores the dirty
 pages only (the timed call): the full-copy round right before each measured round, as the C
 rounds of the other suites, since the host's speed drifts. The ratio is the median of the per-round ratios
-(dirty-page / full-copy restore time).
+(dirty-page / full-copy restore time). Right before the timed restore, each round also runs the
+guest and restores its dirty pages through the same prepared calls issued from C
+(bench/c/inproc.c), without Python: ``extra_info["c_restore_us"]`` and the note give that
+floor and the per-round ratio to it.
 
 Then, in a second pass of the same rounds, each step of a dirty-page restore is timed on its
 own (freeze and thaw, the dirty bitmap, the page copies, each call of the VP batch,
@@ -23,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _support import MIB, QUICK, CBaselines, CResult, record
+from _support import MIB, QUICK, CBaselines, CResult, InProcessC, paired_c, record
 
 from mshv import GuestMemory, IoPortIntercept, Mshv, Partition, Vp, snapshot
 from mshv.memory import PAGE_SIZE
@@ -96,6 +99,7 @@ def bench_snapshot_restore(benchmark: Any, cbase: CBaselines) -> None:
     code = assemble(GUEST, mode="long", base=PAGED_CODE_GPA)
     full_ns: list[float] = []
     after_full_ns: list[float] = []
+    c_ns: list[float] = []
     with Mshv() as hv, GuestMemory(GUEST_SIZE) as mem, hv.create_partition() as pt:
         mem.write(PAGED_CODE_GPA, code)
         pt.map_memory(mem, 0)
@@ -103,6 +107,7 @@ def bench_snapshot_restore(benchmark: Any, cbase: CBaselines) -> None:
         vp.set_registers(long_mode_registers(mem, PAGED_CODE_GPA))  # type: ignore[arg-type]
         snap = pt.snapshot()
         pt.restore(snap)  # encodes the restore's inputs once
+        c_restore = InProcessC().restore(pt, snap)
 
         def full_copy_round() -> None:  # untimed by pytest-benchmark: timed here
             _dirty_the_pages(vp)
@@ -114,6 +119,8 @@ def bench_snapshot_restore(benchmark: Any, cbase: CBaselines) -> None:
             for _ in range(WARM_RESTORES - 1):
                 _dirty_the_pages(vp)
                 pt.restore(snap)
+            _dirty_the_pages(vp)
+            c_ns.append(float(c_restore()))  # the same calls and copies from C: the floor
             _dirty_the_pages(vp)
 
         benchmark.pedantic(lambda: pt.restore(snap), setup=full_copy_round, rounds=rounds, warmup_rounds=1)
@@ -130,6 +137,13 @@ def bench_snapshot_restore(benchmark: Any, cbase: CBaselines) -> None:
     info["phases_us"] = {name: statistics.median(ns) / 1000 for name, ns in phases.items()}
     info["speedup_vs_full_copy"] = 1 / info["ratio_to_c"]
     info["first_restore_after_full_copy_us"] = statistics.median(after_full_ns[-rounds:]) / 1000
+    c = paired_c("c_inproc_restore_1pct_64M", "call", c_ns, rounds)
+    cbase.results[c.case] = c
+    python_ns = [t * 1e9 for t in benchmark.stats.stats.data]
+    info["c_restore_us"] = c.median_ns / 1000
+    info["ratio_to_c_restore"] = statistics.median(
+        p / q for p, q in zip(python_ns, c.samples_ns, strict=True)
+    )
     steps = ", ".join(f"{name} {us:.1f}" for name, us in info["phases_us"].items())
     cold = info["first_restore_after_full_copy_us"]
     cbase.notes.append(
@@ -137,5 +151,7 @@ def bench_snapshot_restore(benchmark: Any, cbase: CBaselines) -> None:
         f"{info['median_ns'] / 1000:.0f} µs, {info['speedup_vs_full_copy']:.1f}x faster than a full-copy "
         f"restore ({full.median_ns / 1000:.0f} µs; its row's baseline column is that restore, not C); "
         f"the first restore after each full copy (cold caches): {cold:.0f} µs. "
+        f"The same calls and page copies issued from C: {info['c_restore_us']:.0f} µs "
+        f"(Python/C per round, median: {info['ratio_to_c_restore']:.2f}x). "
         f"Steps (µs, medians): {steps}"
     )

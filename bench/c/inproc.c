@@ -7,7 +7,8 @@
  *    side also drives, each completed through the register page;
  *  - bench_touch_ns: the MSHV_RUN_VP in which the "touch" guest first writes a
  *    freshly mapped region, on the Python side's VP;
- *  - bench_regs_ns: one register batch, read or written, on the Python side's VP.
+ *  - bench_regs_ns: one register batch, read or written, on the Python side's VP;
+ *  - bench_restore_ns: a snapshot restore's prepared calls and dirty-page copies.
  * The benches call them right before each Python round, so both sides see the
  * same moment of a host whose speed drifts between slow and fast phases.
  */
@@ -177,5 +178,82 @@ int64_t bench_regs_ns(const struct mshv_kernel_table *k, int fd, uint32_t vp_ind
 			return -EIO;
 		done += chunk;
 	}
+	return (int64_t)(bench_now_ns() - t0);
+}
+
+/*
+ * A call as mshv._batch makes it ready: struct mshv_batch_step of
+ * build_ext/call_batch.py, the same layout. Its init is copied into arg (the
+ * kernel writes into the argument), then the ioctl goes to fds[slot].
+ */
+struct bench_batch_step {
+	int32_t slot;
+	uint32_t reps;	/* MSHV_ROOT_HVCALL: the reps the call must complete */
+	uint64_t request;
+	void *arg;
+	const void *init;
+	uint64_t size;
+};
+
+/* One region's pages to put back: each page set in bitmap, from src to dst. */
+struct bench_region_copy {
+	uint8_t *dst;
+	const uint8_t *src;
+	const uint8_t *bitmap;
+	uint64_t npages;
+};
+
+static int bench_batch(const struct mshv_kernel_table *k, const struct bench_batch_step *steps,
+		       int n, const int *fds)
+{
+	for (int i = 0; i < n; i++) {
+		const struct bench_batch_step *s = &steps[i];
+
+		memcpy(s->arg, s->init, s->size);
+		if (k->ioctl(fds[s->slot], (unsigned long)s->request, s->arg) < 0)
+			return -errno;
+		if (s->request == MSHV_ROOT_HVCALL &&
+		    ((const struct mshv_root_hvcall *)s->arg)->reps != s->reps)
+			return -EIO;
+	}
+	return 0;
+}
+
+static void bench_copy_pages(const struct bench_region_copy *c)
+{
+	for (uint64_t byte = 0; byte < (c->npages + 7) / 8; byte++) {
+		for (unsigned bits = c->bitmap[byte]; bits; bits &= bits - 1) {
+			uint64_t page = byte * 8 + (uint64_t)__builtin_ctz(bits);
+
+			if (page < c->npages)
+				memcpy(c->dst + page * 4096, c->src + page * 4096, 4096);
+		}
+	}
+}
+
+/*
+ * ns for one dirty-page restore made of a restore program's prepared calls:
+ * the batches in order (TIME_FREEZE read and set, the dirty bitmaps, the VP
+ * calls, the thaw), the pages each bitmap marks copied back before batch
+ * copy_at, then page_len bytes of packed registers into the register page.
+ * -errno when a call fails (-EIO: fewer reps than asked).
+ */
+int64_t bench_restore_ns(const struct mshv_kernel_table *k, const int *fds,
+			 const struct bench_batch_step *const *batches, const int *counts, int nbatches,
+			 int copy_at, const struct bench_region_copy *copies, int ncopies,
+			 void *page_dst, const void *page_src, uint64_t page_len)
+{
+	uint64_t t0 = bench_now_ns();
+
+	for (int b = 0; b < nbatches; b++) {
+		if (b == copy_at)
+			for (int i = 0; i < ncopies; i++)
+				bench_copy_pages(&copies[i]);
+		int rc = bench_batch(k, batches[b], counts[b], fds);
+
+		if (rc < 0)
+			return rc;
+	}
+	memcpy(page_dst, page_src, page_len);
 	return (int64_t)(bench_now_ns() - t0);
 }

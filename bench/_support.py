@@ -256,7 +256,7 @@ class InProcessC:
             return self._ffi.cast("void *", int(abi_ffi.cast("uintptr_t", cdata)))
 
         batches = [program.read_frozen, program.freeze, program.bitmaps, program.vp_calls, program.thaw]
-        steps = self._ffi.new("void *[]", [pointer(batch._steps) for batch in batches])
+        steps = self._ffi.new("void *[]", [pointer(batch.steps()) for batch in batches])
         counts = self._ffi.new("int[]", [len(batch) for batch in batches])
         sources = [self._ffi.from_buffer(snap.memory[index]) for index, _bitmap, _npages in program.dirty]
         copies = self._ffi.new("struct bench_region_copy[]", [

@@ -1,7 +1,8 @@
 """Build ``mshv._abi``: the cffi API-mode module joined from ioctl_defs/, the kernel table and its C helpers.
 
 ``build_ffi()`` imports each module of ``ioctl_defs.MODULES`` plus ``build_ext.kernel_table``,
-``build_ext.vp_kick``, ``build_ext.page_copy`` and ``build_ext.call_batch``, joins their
+``build_ext.vp_kick``, ``build_ext.page_copy``, ``build_ext.call_batch`` and ``build_ext.restore_program``
+(which calls the two before it), joins their
 TYPES+FUNCTIONS into the cdef and their INCLUDES+CUSTOMIZATIONS into the C source, and
 compiles against the header that ``header_choice.choose_uapi_header`` picks. ``mshv_abi_header()`` in the
 module reports that choice at run time.
@@ -21,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ioctl_defs  # noqa: E402
-from build_ext import call_batch, header_choice, kernel_table, page_copy, vp_kick  # noqa: E402
+from build_ext import call_batch, header_choice, kernel_table, page_copy, restore_program, vp_kick  # noqa: E402
 
 CFLAGS = [
     "-std=gnu11",
@@ -34,7 +35,7 @@ CFLAGS = [
 
 def _modules() -> list[ModuleType]:
     mods = [importlib.import_module(f"ioctl_defs.{name}") for name in ioctl_defs.MODULES]
-    return mods + [kernel_table, vp_kick, page_copy, call_batch]
+    return mods + [kernel_table, vp_kick, page_copy, call_batch, restore_program]
 
 
 def _c_string(text: str) -> str:

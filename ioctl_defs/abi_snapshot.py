@@ -1039,6 +1039,12 @@ typedef unsigned char hv_gpa_page_access_state;
 #define MSHV_PT_FLAGS_MASK 0x3f
 #define MSHV_PT_ISOLATION_COUNT 0x1
 #define MSHV_PT_ISOLATION_NONE 0x0
+#define MSHV_RESTORE_BITMAPS 0x3
+#define MSHV_RESTORE_DONE 0x0
+#define MSHV_RESTORE_FREEZE 0x2
+#define MSHV_RESTORE_READ_FROZEN 0x1
+#define MSHV_RESTORE_THAW 0x5
+#define MSHV_RESTORE_VP_CALLS 0x4
 #define MSHV_RETURN_TO_LOWER_VTL 0xb827
 #define MSHV_ROOT_HVCALL 0xc020b807
 #define MSHV_RUN_VP 0x8100b800
@@ -1164,6 +1170,42 @@ struct mshv_kernel_table {
     void *(* mmap)(void *, size_t, int, int, int, long);
     int(* munmap)(void *, size_t);
     int(* close)(int);
+};
+
+struct mshv_restore_outcome {
+    int32_t batch;
+    int32_t step;
+    int32_t err;
+    int32_t thaw_err;
+};
+
+struct mshv_restore_page {
+    struct hv_vp_register_page * page;
+    void * packed;
+    uint64_t offset;
+    uint64_t size;
+};
+
+struct mshv_restore_program {
+    struct mshv_batch_step * read_frozen;
+    unsigned char * frozen;
+    struct mshv_batch_step * freeze;
+    struct mshv_batch_step * bitmaps;
+    int32_t nbitmaps;
+    int32_t nregions;
+    struct mshv_restore_region * regions;
+    struct mshv_batch_step * vp_calls;
+    int32_t nvp_calls;
+    int32_t npages;
+    struct mshv_restore_page * pages;
+    struct mshv_batch_step * thaw;
+};
+
+struct mshv_restore_region {
+    void * dst;
+    void * src;
+    unsigned char * bitmap;
+    uint64_t npages;
 };
 
 struct mshv_root_hvcall {

@@ -9,7 +9,8 @@ every size, offset and constant is still the C compiler's.
 
 ``lib`` offers what the package uses of the compiled ``lib``: every constant,
 the kernel table of build_ext/kernel_table.py and Python twins of the page
-copy of build_ext/page_copy.py and the call batch of build_ext/call_batch.py. As in C, the five calls
+copy of build_ext/page_copy.py, the call batch of build_ext/call_batch.py and the restore of
+build_ext/restore_program.py. As in C, the five calls
 (``mshv_open`` ... ``mshv_close``) are fixed functions that call through a
 table, which ``mshv_kernel_use_libc``/``mshv_kernel_use_library`` point at
 libc's or the emulator library's functions: callers may keep a reference to
@@ -226,6 +227,40 @@ class SnapshotLib:
                     return index
         return count
 
+    def mshv_restore(self, program: Any, fds: Any, outcome: Any) -> int:
+        """A dirty-page snapshot restore in one call (build_ext/restore_program.py): the same
+        batches, copies and rules; returns MSHV_RESTORE_DONE or the batch that failed."""
+        p = program
+        outcome.batch, outcome.step, outcome.err, outcome.thaw_err = self.MSHV_RESTORE_DONE, 0, 0, -1
+        was_frozen = False
+        if self.mshv_call_batch(p.read_frozen, 1, fds) == 1:
+            was_frozen = int.from_bytes(ffi.buffer(p.frozen, 8), "little") != 0
+        elif ffi.cast("struct mshv_root_hvcall *", p.read_frozen[0].arg).status == 0:
+            return _restore_failed(outcome, self.MSHV_RESTORE_READ_FROZEN, 0)
+        if not was_frozen and self.mshv_call_batch(p.freeze, 1, fds) != 1:
+            return _restore_failed(outcome, self.MSHV_RESTORE_FREEZE, 0)
+        done = self.mshv_call_batch(p.bitmaps, p.nbitmaps, fds)
+        if done != p.nbitmaps:
+            _restore_failed(outcome, self.MSHV_RESTORE_BITMAPS, done)
+        else:
+            for r in p.regions[0 : p.nregions]:
+                self.mshv_copy_bitmap_pages(r.dst, r.src, r.bitmap, r.npages, self.MSHV_HV_PAGE_SIZE)
+            for page in p.pages[0 : p.npages]:
+                page.page.dirty = 0
+            done = self.mshv_call_batch(p.vp_calls, p.nvp_calls, fds)
+            if done != p.nvp_calls:
+                _restore_failed(outcome, self.MSHV_RESTORE_VP_CALLS, done)
+        if not was_frozen and self.mshv_call_batch(p.thaw, 1, fds) != 1:
+            if outcome.batch == self.MSHV_RESTORE_DONE:
+                return _restore_failed(outcome, self.MSHV_RESTORE_THAW, 0)
+            outcome.thaw_err = ffi.errno
+        if outcome.batch != self.MSHV_RESTORE_DONE:
+            return int(outcome.batch)
+        for page in p.pages[0 : p.npages]:
+            if page.packed != ffi.NULL:
+                ffi.memmove(ffi.cast("char *", page.page) + page.offset, page.packed, page.size)
+        return int(self.MSHV_RESTORE_DONE)
+
     def mshv_kick_signal(self) -> int:
         """The signal that kicks a VP thread out of MSHV_RUN_VP (build_ext/vp_kick.py): SIGRTMIN."""
         return int(signal.SIGRTMIN)
@@ -266,3 +301,9 @@ class SnapshotLib:
 
 
 lib = SnapshotLib()
+
+
+def _restore_failed(outcome: Any, batch: int, step: int) -> int:
+    """Note in ``outcome`` where a restore stopped, with errno as the call left it."""
+    outcome.batch, outcome.step, outcome.err = batch, step, ffi.errno
+    return batch

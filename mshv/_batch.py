@@ -80,16 +80,25 @@ class CallBatch:
         self._steps = None
         return output
 
-    def run(self, fds: Any, start: int = 0, stop: int | None = None) -> None:
-        """Issue steps ``start``..``stop`` (all by default) with ``fds`` (an ``int[]`` cdata, one
-        fd per slot); stops at the first that fails and raises its error."""
+    def steps(self) -> Any:
+        """The ``struct mshv_batch_step[]`` cdata of the steps, for a C caller (kept by the batch
+        until a step is added)."""
         steps = self._steps
         if steps is None:
             steps = self._steps = ffi.new("struct mshv_batch_step[]", [_step(s) for s in self._specs])
+        return steps
+
+    def error(self, index: int, err: int) -> MshvError:
+        """The error of step ``index`` failing with errno ``err``, as :meth:`run` raises it."""
+        return self._errors[index](err)
+
+    def run(self, fds: Any, start: int = 0, stop: int | None = None) -> None:
+        """Issue steps ``start``..``stop`` (all by default) with ``fds`` (an ``int[]`` cdata, one
+        fd per slot); stops at the first that fails and raises its error."""
         stop = len(self._specs) if stop is None else stop
-        done = lib.mshv_call_batch(steps + start, stop - start, fds)
+        done = lib.mshv_call_batch(self.steps() + start, stop - start, fds)
         if done != stop - start:
-            raise self._errors[start + done](ffi.errno)
+            raise self.error(start + done, ffi.errno)
 
 
 def _step(spec: tuple[int, int, int, Any, Any, int]) -> dict[str, Any]:

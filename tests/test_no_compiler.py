@@ -174,14 +174,16 @@ with partition_with_one_vp(code, lapic=False) as (pt, vp, mem):
         print(abi.abi_build(), exit_.port, vp.reg_read("rax") & 0xFFFF, mem.read(0x3000, 2).hex())
         pt.restore(snap)
         print(vp.reg_read("rax"), mem.read(0x3000, 2).hex())
+print("restored in one call:", pt._restore_program._native is not None)
 """
 
 
 def test_a_snapshot_restores_without_a_compiler(installed: Path, backend_ready: None) -> None:
-    """The restore's call batch runs through the twin of build_ext/call_batch.py."""
+    """The restore runs through the twins of build_ext/call_batch.py and, for its dirty-page
+    restores, of build_ext/restore_program.py (one call)."""
     proc = _run(installed, "-c", SNAPSHOT_SCRIPT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines() == ["snapshot 16 119 0100", "0 0000"] * 3
+    assert proc.stdout.splitlines() == ["snapshot 16 119 0100", "0 0000"] * 3 + ["restored in one call: True"]
 
 
 def test_examples_ship_with_the_package(installed: Path, backend_ready: None) -> None:

@@ -4,6 +4,7 @@ snapshot's values, class by class, restore after restore; the file format; refus
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import random
 import re
@@ -22,6 +23,7 @@ from mshv import (
     GuestMemory,
     IoPortIntercept,
     Mshv,
+    MshvError,
     Partition,
     RunLoop,
     Segment,
@@ -39,6 +41,7 @@ from mshv._abi import ffi as compiled_ffi
 from mshv._abi import lib
 from mshv.dirty import PageAccess
 from mshv.registers import RegisterValue
+from mshv.regpage import PACKED
 from mshv.runloop import native_available
 from mshv.snapshot_registers import REGISTER_CLASSES, PartitionFeatures, registers_for
 from mshv.state import LapicState
@@ -640,21 +643,115 @@ def test_a_snapshot_restored_once_is_freed_when_dropped(guest: Guest) -> None:
         gc.enable()
 
 
-def test_a_failed_restore_thaws_time(guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
-    pt = guest.partition
+@pytest.fixture(params=[True, False], ids=["one call", "batch by batch"])
+def restore_in_one_call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """A dirty-page restore as one lib.mshv_restore, or batch by batch from Python (the way of
+    every restore that is not dirty-page only)."""
+    monkeypatch.setattr(snapshot_mod, "_RESTORE_IN_ONE_CALL", request.param)
+    return bool(request.param)
+
+
+def _restore_program(pt: Partition, snap: Snapshot) -> Any:
+    program = pt._restore_program
+    assert program is not None and program.live_vps(pt, snap) is not None
+    return program
+
+
+def test_a_restore_whose_vp_call_fails_raises_it_and_thaws_time(
+    guest: Guest, restore_in_one_call: bool
+) -> None:
+    """A call failing between the freeze and the thaw: its error, time thawed, and the next
+    restore copies every page (the dirty bits were consumed)."""
+    pt, vp, mem = guest.partition, guest.vp, guest.memory
     snap = pt.snapshot()
     pt.restore(snap)
-
-    def fail(*args: object) -> None:
-        raise RuntimeError("copy failed")
-
-    monkeypatch.setattr(snapshot_mod._Program, "_copy_memory", fail)
-    with pytest.raises(RuntimeError, match="copy failed"):
-        pt.restore(snap)
+    _run_to_0x11(vp)
+    program = _restore_program(pt, snap)
+    vp_fd = program.fds[1]
+    program.fds[1] = -1  # every VP call fails: EBADF
+    try:
+        with pytest.raises(MshvError) as failed:
+            pt.restore(snap)
+    finally:
+        program.fds[1] = vp_fd
+    assert failed.value.errno == errno.EBADF
     assert pt.get_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE) == 0
-    monkeypatch.undo()
-    pt.restore(snap)  # not incremental after the failure: every page
-    assert bytes(guest.memory.view()) == snap.memory[0]
+    assert pt._snapshot_base is None  # not incremental next time
+    mem.write(DATA, b"not the snapshot's")  # a host write: only a full copy brings it back
+    pt.restore(snap)
+    assert bytes(mem.view()) == snap.memory[0]
+    assert vp.get_registers(["rip"])["rip"] == snap.read_register(0, "rip")
+
+
+def test_a_thaw_failing_after_a_failed_call_is_raised_with_it(
+    guest: Guest, restore_in_one_call: bool
+) -> None:
+    """As a ``with`` block whose exit fails: the thaw's error, the first failure its context."""
+    pt, vp = guest.partition, guest.vp
+    snap = pt.snapshot()
+    pt.restore(snap)
+    _run_to_0x11(vp)
+    program = _restore_program(pt, snap)
+    thaw_input = program.thaw._specs[0][4]  # the prepared struct mshv_root_hvcall
+    code, vp_fd = thaw_input.code, program.fds[1]
+    thaw_input.code, program.fds[1] = 0xFFFF, -1  # a code off the allow-list: EINVAL
+    try:
+        with pytest.raises(MshvError) as failed:
+            pt.restore(snap)
+    finally:
+        thaw_input.code, program.fds[1] = code, vp_fd
+    assert failed.value.errno == errno.EINVAL
+    context = failed.value.__context__
+    assert isinstance(context, MshvError) and context.errno == errno.EBADF
+    assert pt.get_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE) == 1  # the thaw failed
+    pt.set_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE, 0)
+
+
+def test_a_restore_that_cannot_read_time_freeze_fails_before_any_call(
+    guest: Guest, restore_in_one_call: bool
+) -> None:
+    """TIME_FREEZE read failing with an errno (no hypercall status): nothing frozen, nothing copied."""
+    pt, vp, mem = guest.partition, guest.vp, guest.memory
+    snap = pt.snapshot()
+    pt.restore(snap)
+    _run_to_0x11(vp)
+    dirtied = bytes(mem.view())
+    program = _restore_program(pt, snap)
+    fds = list(program.fds)
+    program.fds[0] = -1
+    try:
+        with pytest.raises(MshvError) as failed:
+            pt.restore(snap)
+    finally:
+        program.fds[0] = fds[0]
+    assert failed.value.errno == errno.EBADF and failed.value.hv_status is None
+    assert "HVCALL_GET_PARTITION_PROPERTY" in str(failed.value)
+    assert bytes(mem.view()) == dirtied != snap.memory[0]
+    assert pt.get_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE) == 0
+
+
+def test_a_dirty_page_restore_in_one_call_equals_the_batches(guest: Guest) -> None:
+    """The same guest run, restored one way then the other: the same memory, registers and page."""
+    pt, vp, mem = guest.partition, guest.vp, guest.memory
+    snap = pt.snapshot()
+    pt.restore(snap)
+    seen = []
+    for in_c in (True, False, True):
+        snapshot_mod._RESTORE_IN_ONE_CALL = in_c
+        try:
+            _run_to_0x11(vp)
+            assert bytes(mem.view()) != snap.memory[0]
+            page = vp.register_page
+            assert page is not None
+            page.write_all({"rax": 0x1234}, mark_dirty=True)  # a completion the restore drops
+            pt.restore(snap)
+        finally:
+            snapshot_mod._RESTORE_IN_ONE_CALL = True
+        assert bytes(mem.view()) == snap.memory[0]
+        assert page.dirty == 0
+        seen.append((vp.get_registers(list(PACKED)), page.read("rax"), page.read("rip")))
+    assert seen[0] == seen[1] == seen[2]
+    assert seen[0][1] == snap.read_register(0, "rax") and seen[0][2] == snap.read_register(0, "rip")
 
 
 def test_restore_brings_back_the_lapic_timer_count(backend_ready: None) -> None:

@@ -451,7 +451,8 @@ class _Program:
     def run(self, snap: Snapshot, vps: list[Vp], incremental: bool, written: _Written) -> None:
         """The restore: time frozen (unless it already was), pages, VPs, REFERENCE_TIME, thaw.
         A dirty-page restore is one library call (:meth:`_run_in_one_call`)."""
-        if incremental and not written and _RESTORE_IN_ONE_CALL:
+        if incremental and _RESTORE_IN_ONE_CALL:
+            self._copy_written(snap, written)  # (no call reads guest memory: order is free)
             self._run_in_one_call(snap, vps)
             return
         with _PreparedFrozenTime(self):
@@ -507,6 +508,10 @@ class _Program:
         else:
             for region, data in zip(self.regions, snap.memory, strict=True):
                 _region_view(region)[:] = data
+        self._copy_written(snap, written)
+
+    def _copy_written(self, snap: Snapshot, written: _Written) -> None:
+        """The snapshot's bytes back over the ranges the host wrote."""
         for index, (offset, size) in written:
             _region_view(self.regions[index])[offset : offset + size] = snap.memory[index][
                 offset : offset + size

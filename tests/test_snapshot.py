@@ -744,7 +744,8 @@ def test_a_dirty_page_restore_in_one_call_equals_the_batches(guest: Guest) -> No
             page = vp.register_page
             assert page is not None
             page.write_all({"rax": 0x1234}, mark_dirty=True)  # a completion the restore drops
-            pt.restore(snap)
+            mem.write(0x90000, b"host")  # not the guest's: back only as a host-written range
+            pt.restore(snap, host_written=[(0x90000, 4)])
         finally:
             snapshot_mod._RESTORE_IN_ONE_CALL = True
         assert bytes(mem.view()) == snap.memory[0]

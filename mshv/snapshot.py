@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mshv import _cstruct, _kernel, dirty, regpage
 from mshv._abi import ffi, lib
@@ -478,7 +478,7 @@ class _Program:
         for slot in native.unpacked:  # the register pages the call did not write
             _write_page(vps[slot], self.plans[slot])
 
-    def _raise(self, outcome: Any) -> None:
+    def _raise(self, outcome: Any) -> NoReturn:
         """The error of the step ``lib.mshv_restore`` stopped at, as :meth:`run` raises it: a
         thaw that failed after it is raised with the first failure as its context."""
         batches = {
@@ -533,6 +533,7 @@ class _OneCallProgram:
         for entry, (index, bitmap, npages) in zip(regions, program.dirty, strict=False):
             region = program.regions[index]
             entry.dst = ffi.cast("void *", region.memory.address + region.offset)
+            # the address only: a bytes object does not move, and no reference stays behind
             entry.src = ffi.cast("void *", int(ffi.cast("uintptr_t", ffi.from_buffer(snap.memory[index]))))
             entry.bitmap, entry.npages = bitmap, npages
         self.pages: list[tuple[Any, Any]] = []  # (register page cdata, packed registers)

@@ -139,6 +139,11 @@ def test_mmio_bytes_in_long_mode(native: bool) -> None:
         mov %r9d, %eax
         out %eax, $0x62
         add %ecx, 24(%rbx)            # not a MOV: emulated in Python (mshv.x86.mmio)
+        mov $0x1122334455667788, %rdx
+        mov 4(%rbx), %dx              # 16-bit read (66 8B): RDX's other bits kept
+        mov 6(%rbx), %dh              # byte read into a high-byte register
+        mov $-1, %rsi
+        mov 8(%rbx), %esi             # 32-bit read in 64-bit code: RSI's upper half cleared
         hlt
     """
     data = bytearray(range(32))
@@ -152,7 +157,9 @@ def test_mmio_bytes_in_long_mode(native: bool) -> None:
         assert data[8:16] == bytes.fromhex("887766550c0d0e0f")
         assert int.from_bytes(data[24:28], "little") == (0x1B1A1918 + 0x55667788) & 0xFFFFFFFF
         assert vp.reg_read("r9") == int.from_bytes(bytes(range(16, 24)), "little")
-        assert device.exits == 5 and result.exits == 8
+        assert vp.reg_read("rdx") == 0x1122334455660604
+        assert vp.reg_read("rsi") == 0x55667788
+        assert device.exits == 8 and result.exits == 11
 
 
 def test_mmio_bytes_in_real_mode(native: bool) -> None:
@@ -169,19 +176,23 @@ def test_mmio_bytes_in_real_mode(native: bool) -> None:
         mov (0x24), %dl               # byte read merges into DX
         mov %dx, %ax
         out %ax, $0x30
+        mov (0x28), %ebx              # 32-bit read outside 64-bit code: RBX's upper half kept
         hlt
     """
     data = bytearray(0x40)
     data[0x20:0x22] = b"\x34\x12"
     data[0x24] = 0x5B
-    with real_mode(asm, native) as (_vp, loop):
+    data[0x28:0x2C] = b"\x01\x02\x03\x04"
+    with real_mode(asm, native) as (vp, loop):
+        vp.set_registers({"rbx": 0xAAAAAAAA_00000000})
         device = loop.mmio_bytes(0x20000, data)
         out = loop.port_buffer(0x30)
         result = loop.run()
         assert result.reason == "halt"
         assert (data[0x10], data[0x11]) == (0x99, 0x77)
         assert bytes(out.output) == b"\x34\x12" + b"\x5b\xca"
-        assert device.exits == 4
+        assert vp.reg_read("rbx") == 0xAAAAAAAA_04030201
+        assert device.exits == 5
 
 
 def test_unhandled_exit_returns_the_intercept_and_run_resumes(native: bool) -> None:

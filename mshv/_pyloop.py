@@ -375,11 +375,16 @@ class PyEngine:
                                 e.write(gpa, size, value)  # type: ignore[misc]
                             dirty = _DIRTY_IP
                         else:
-                            if inside:  # what e.read does, without its frame
-                                value = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
+                            if inside and (size == 8 or (size == 4 and bits == 64)):
+                                # merge_gpr's whole-register case without its frame: the value
+                                # (what e.read does) is in range and replaces the register
+                                q[_RAX + reg] = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
                             else:
-                                value = e.read(gpa, size)  # type: ignore[misc]
-                            q[_RAX + reg] = merge_gpr(q[_RAX + reg], value, size, shift, bits)
+                                if inside:  # what e.read does, without its frame
+                                    value = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
+                                else:
+                                    value = e.read(gpa, size)  # type: ignore[misc]
+                                q[_RAX + reg] = merge_gpr(q[_RAX + reg], value, size, shift, bits)
                             dirty = _DIRTY_IP_GENERAL
                         q[_RIP] = rip + length
                         pages[1][_DIRTY] |= dirty

@@ -26,59 +26,8 @@ from __future__ import annotations
 
 INCLUDES = ""
 
-TYPES = """
-enum mshv_restore_batch {
-    MSHV_RESTORE_DONE = 0,
-    MSHV_RESTORE_READ_FROZEN = 1,
-    MSHV_RESTORE_FREEZE = 2,
-    MSHV_RESTORE_BITMAPS = 3,
-    MSHV_RESTORE_VP_CALLS = 4,
-    MSHV_RESTORE_THAW = 5,
-};
-
-struct mshv_restore_region {
-    void *dst;
-    const void *src;
-    const unsigned char *bitmap;
-    uint64_t npages;
-};
-
-struct mshv_restore_page {
-    struct hv_vp_register_page *page;
-    const void *packed;
-    uint64_t offset;
-    uint64_t size;
-};
-
-struct mshv_restore_program {
-    const struct mshv_batch_step *read_frozen;
-    const unsigned char *frozen;
-    const struct mshv_batch_step *freeze;
-    const struct mshv_batch_step *bitmaps;
-    int32_t nbitmaps;
-    int32_t nregions;
-    const struct mshv_restore_region *regions;
-    const struct mshv_batch_step *vp_calls;
-    int32_t nvp_calls;
-    int32_t npages;
-    const struct mshv_restore_page *pages;
-    const struct mshv_batch_step *thaw;
-};
-
-struct mshv_restore_outcome {
-    int32_t batch;
-    int32_t step;
-    int32_t err;
-    int32_t thaw_err;
-};
-"""
-
-FUNCTIONS = """
-int mshv_restore(const struct mshv_restore_program *program, const int *fds,
-                 struct mshv_restore_outcome *outcome);
-"""
-
-CUSTOMIZATIONS = r"""
+# The types, as both the cdef and the C source declare them (cffi strips the comments).
+DECLARATIONS = r"""
 enum mshv_restore_batch {
 	MSHV_RESTORE_DONE = 0,
 	MSHV_RESTORE_READ_FROZEN = 1,
@@ -125,7 +74,16 @@ struct mshv_restore_outcome {
 	int32_t err;		/* errno it left (0: a hypercall short of its reps) */
 	int32_t thaw_err;	/* -1, or the errno of a thaw that failed after that failure */
 };
+"""
 
+TYPES = DECLARATIONS
+
+FUNCTIONS = """
+int mshv_restore(const struct mshv_restore_program *program, const int *fds,
+                 struct mshv_restore_outcome *outcome);
+"""
+
+CUSTOMIZATIONS = DECLARATIONS + r"""
 static int mshv_restore_failed(struct mshv_restore_outcome *out, int batch, int step)
 {
 	out->batch = batch;

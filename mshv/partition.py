@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -89,6 +90,9 @@ class Partition(FdOwner):
         # dirty bits.
         self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...], tuple[int, ...]] | None = None
         self._restore_program: snapshot._Program | None = None  # the last restore's calls, made ready
+        # Held while a restore's C call writes the VPs' register pages without the GIL; a VP
+        # unmaps its page under it (Vp._close_children).
+        self._page_writers = threading.RLock()
         # The backstop closes the fd, then gives the memory back (the kernel dropped the regions
         # with the partition): a dropped partition leaves no GuestMemory counted as mapped.
         self._own(fd, after_backstop=functools.partial(_release_all, self._regions))

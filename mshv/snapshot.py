@@ -433,6 +433,7 @@ class _Program:
         self.thaw = CallBatch()
         self.thaw.add_hvcall(0, set_, _THAW, error=hvcall_error(set_))
         self._native: _OneCallProgram | None = None  # made at the first restore in one call
+        self._page_writers = partition._page_writers  # held around the call that writes the pages
 
     def live_vps(self, partition: Partition, snap: Snapshot) -> list[Vp] | None:
         """The VPs to restore, if this program still fits ``partition`` and ``snap``; else None."""
@@ -473,7 +474,9 @@ class _Program:
         if native is None:
             native = self._native = _OneCallProgram(self, snap, vps)
         outcome = native.outcome
-        if lib.mshv_restore(native.program, self.fds, outcome) != lib.MSHV_RESTORE_DONE:
+        with self._page_writers:  # cffi releases the GIL: no VP unmaps its page meanwhile
+            done = lib.mshv_restore(native.program, self.fds, outcome)
+        if done != lib.MSHV_RESTORE_DONE:
             self._raise(outcome)
         for slot in native.unpacked:  # the register pages the call did not write
             _write_page(vps[slot], self.plans[slot])

@@ -104,8 +104,9 @@ class Vp(FdOwner):
             self._native.close()  # it holds the page's address: forgotten before the unmap
             self._native = None
         if self._page is not None:
-            self._page._close()
-            self._page = None
+            with self.partition._page_writers:  # not while a restore writes the page
+                self._page._close()
+                self._page = None
 
     @property
     def register_page(self) -> RegisterPage | None:

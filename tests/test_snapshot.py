@@ -9,6 +9,7 @@ import gc
 import random
 import re
 import struct
+import threading
 import time
 import weakref
 import zlib
@@ -728,6 +729,46 @@ def test_a_restore_that_cannot_read_time_freeze_fails_before_any_call(
     assert "HVCALL_GET_PARTITION_PROPERTY" in str(failed.value)
     assert bytes(mem.view()) == dirtied != snap.memory[0]
     assert pt.get_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE) == 0
+
+
+class _HeldCheck:
+    """mshv.snapshot's ``lib``, noting whether each mshv_restore ran with the partition's page
+    writers lock held by the calling thread."""
+
+    def __init__(self, partition: Partition) -> None:
+        self.partition = partition
+        self.held: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(lib, name)
+
+    def mshv_restore(self, *args: Any) -> int:
+        self.held.append(self.partition._page_writers._is_owned())  # type: ignore[attr-defined]
+        return int(lib.mshv_restore(*args))
+
+
+def test_a_vp_does_not_unmap_its_register_page_while_a_restore_writes_it(
+    guest: Guest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lib.mshv_restore writes the register pages with the GIL released (cffi): a VP closing
+    in another thread meanwhile waits for it before its page is unmapped."""
+    pt, vp = guest.partition, guest.vp
+    snap = pt.snapshot()
+    check = _HeldCheck(pt)
+    monkeypatch.setattr(snapshot_mod, "lib", check)
+    _run_to_0x11(vp)
+    pt.restore(snap)
+    assert check.held == [True]
+    pt._page_writers.acquire()  # as the restore's call holds it
+    closer = threading.Thread(target=vp.close)
+    try:
+        closer.start()
+        closer.join(0.2)
+        assert closer.is_alive() and vp.register_page is not None  # waiting: the page is mapped
+    finally:
+        pt._page_writers.release()
+    closer.join(10)
+    assert not closer.is_alive() and vp.closed and vp.register_page is None
 
 
 def test_a_dirty_page_restore_in_one_call_equals_the_batches(guest: Guest) -> None:

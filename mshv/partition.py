@@ -128,6 +128,7 @@ class Partition(FdOwner):
         fd = _kernel.ioctl(self._live(), lib.MSHV_CREATE_VP, arg, details=f"vp_index={index}")
         vp = Vp(self, index, fd)
         self._vps[index] = vp
+        self._restore_program = None  # made for the VPs there were: a restore checks anew
         return vp
 
     @property

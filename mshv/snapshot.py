@@ -392,7 +392,8 @@ class _Program:
     """A restore of one snapshot into one partition, made ready (mshv._batch): TIME_FREEZE 1,
     each writable region's dirty bits read and cleared, (the page copies,) each VP's registers,
     state blobs and pending events, REFERENCE_TIME, TIME_FREEZE 0, and the fds they go to.
-    Valid while the partition keeps the same regions and VP objects (:meth:`live_vps`);
+    Valid while the partition keeps the same regions and VP objects (:meth:`live_vps`; creating
+    a VP drops it);
     ``layout`` is what the partition's ``_snapshot_base`` holds beside the snapshot."""
 
     def __init__(self, partition: Partition, snap: Snapshot, mapped: list[MemoryRegion], vps: dict[int, Vp]):
@@ -438,9 +439,7 @@ class _Program:
     def live_vps(self, partition: Partition, snap: Snapshot) -> list[Vp] | None:
         """The VPs to restore, if this program still fits ``partition`` and ``snap``; else None."""
         if snap is not self.snap() or partition._regions != self.mapped:
-            return None
-        if len(partition._vps) != len(self.vps):
-            return None
+            return None  # (a VP created since dropped the program: Partition.create_vp)
         live = []
         for ref, fd in self.vps:
             vp = ref()
@@ -453,7 +452,8 @@ class _Program:
         """The restore: time frozen (unless it already was), pages, VPs, REFERENCE_TIME, thaw.
         A dirty-page restore is one library call (:meth:`_run_in_one_call`)."""
         if incremental and _RESTORE_IN_ONE_CALL:
-            self._copy_written(snap, written)  # (no call reads guest memory: order is free)
+            if written:  # (no call reads guest memory: the order is free)
+                self._copy_written(snap, written)
             self._run_in_one_call(snap, vps)
             return
         with _PreparedFrozenTime(self):

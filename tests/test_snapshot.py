@@ -573,6 +573,18 @@ def test_restore_into_another_layout_is_refused(backend_ready: None) -> None:
                 assert info.value.what == what and shown in str(info.value), str(info.value)
 
 
+def test_a_vp_created_after_a_restore_makes_the_next_one_refuse(backend_ready: None) -> None:
+    """The restore made ready for the VPs there were is not reused once another exists."""
+    with Mshv() as hv, GuestMemory(0x40000) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+        snap = pt.snapshot()
+        pt.restore(snap)
+        extra = pt.create_vp(1)
+        with pytest.raises(SnapshotMismatch) as info:
+            pt.restore(snap)
+        assert info.value.what == "vps" and "[0, 1]" in str(info.value)
+        extra.close()
+
+
 def test_read_only_regions_come_back_from_host_writes(backend_ready: None) -> None:
     """The guest cannot write a read-only region, so only a full restore or the host's named
     ranges copy it back; the writable region next to it is restored page by page."""

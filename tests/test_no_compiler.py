@@ -186,6 +186,47 @@ def test_a_snapshot_restores_without_a_compiler(installed: Path, backend_ready: 
     assert proc.stdout.splitlines() == ["snapshot 16 119 0100", "0 0000"] * 3 + ["restored in one call: True"]
 
 
+FAILED_RESTORE_SCRIPT = """
+import errno
+from mshv import MshvError
+from mshv._abi import lib
+from mshv.testing import assemble, partition_with_one_vp
+
+code = assemble("incw (0x3000); out %al, $0x10; hlt")
+with partition_with_one_vp(code, lapic=False) as (pt, vp, mem):
+    snap = pt.snapshot()
+    vp.run()
+    pt.restore(snap)
+    program = pt._restore_program
+    for slot in (1, 0):  # the VP's calls fail; then the TIME_FREEZE read
+        vp.run()
+        fd = program.fds[slot]
+        program.fds[slot] = -1
+        try:
+            pt.restore(snap)
+        except MshvError as exc:
+            frozen = pt.get_property(lib.HV_PARTITION_PROPERTY_TIME_FREEZE)
+            print(slot, errno.errorcode[exc.errno], exc.hv_status, frozen, mem.read(0x3000, 2).hex())
+        finally:
+            program.fds[slot] = fd
+        pt.restore(snap)
+        print(mem.read(0x3000, 2).hex(), program._native is not None)
+"""
+
+
+def test_a_failed_restore_without_a_compiler_raises_and_thaws(installed: Path, backend_ready: None) -> None:
+    """The twin of build_ext/restore_program.py stops where the C one does: a VP call failing
+    after the pages came back (time thawed), a TIME_FREEZE read failing before anything."""
+    proc = _run(installed, "-c", FAILED_RESTORE_SCRIPT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        "1 EBADF None 0 0000",  # the dirty page was copied before the VP calls failed
+        "0000 True",
+        "0 EBADF None 0 0100",  # nothing was copied
+        "0000 True",
+    ]
+
+
 def test_examples_ship_with_the_package(installed: Path, backend_ready: None) -> None:
     """The installed package carries examples/ (as mshv/examples): ``mshv examples`` runs them."""
     assert (installed / "mshv" / "examples" / "hello_guest.py").is_file()

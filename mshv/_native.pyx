@@ -232,17 +232,18 @@ cdef class MemoryCalls:
         if fd < 0 or not found or type(region) is not self._region_type:
             return self._unmap_checked(pt, region)
         memory, g, s, hva = (<tuple>region)[0], (<tuple>region)[1], (<tuple>region)[2], (<tuple>region)[6]
-        if self._set_guest_memory(<int>fd, s, g, hva, 1 << MSHV_SET_MEM_BIT_UNMAP, &err) < 0:
-            raise self._error("unmap", g, s, err)
-        # found again: the GIL was released, another thread may have changed the list meanwhile
-        for i in range(len(regions)):
-            if regions[i] is region:
-                del regions[i]
-                break
-        if memory._closed:  # the last region frees it: GuestMemory._release
-            memory._release()
-        else:
-            memory._mapped_by -= 1
+        with pt._page_writers:  # not while a restore copies into it (mshv.snapshot)
+            if self._set_guest_memory(<int>fd, s, g, hva, 1 << MSHV_SET_MEM_BIT_UNMAP, &err) < 0:
+                raise self._error("unmap", g, s, err)
+            # found again: the GIL was released, another thread may have changed the list meanwhile
+            for i in range(len(regions)):
+                if regions[i] is region:
+                    del regions[i]
+                    break
+            if memory._closed:  # the last region frees it: GuestMemory._release
+                memory._release()
+            else:
+                memory._mapped_by -= 1
 
 
 # The value kinds of mshv.registers._SPEC. Both sides hold interned literals, so a kind is

@@ -90,8 +90,9 @@ class Partition(FdOwner):
         # dirty bits.
         self._snapshot_base: tuple[Snapshot, tuple[MemoryRegion, ...], tuple[int, ...]] | None = None
         self._restore_program: snapshot._Program | None = None  # the last restore's calls, made ready
-        # Held while a restore's C call writes the VPs' register pages without the GIL; a VP
-        # unmaps its page under it (Vp._close_children).
+        # Held by a restore from its checks to the end of its C call, which writes the VPs'
+        # register pages and the guest memory without the GIL; a VP unmaps its page and a
+        # region is unmapped under it (Vp._close_children, unmap_memory).
         self._page_writers = threading.RLock()
         # The backstop closes the fd, then gives the memory back (the kernel dropped the regions
         # with the partition): a dropped partition leaves no GuestMemory counted as mapped.
@@ -255,10 +256,11 @@ class Partition(FdOwner):
         if region not in self._regions:
             raise ValueError(f"{region!r} is not mapped in this partition")
         memory, gpa, size, _offset, _writable, _executable, hva = region
-        if _set_guest_memory(fd, size, gpa // PAGE_SIZE, hva, _UNMAP) < 0:
-            raise _memory_error("unmap", gpa, size, _kernel.errno())
-        self._regions.remove(region)
-        memory._release()
+        with self._page_writers:  # not while a restore copies into it
+            if _set_guest_memory(fd, size, gpa // PAGE_SIZE, hva, _UNMAP) < 0:
+                raise _memory_error("unmap", gpa, size, _kernel.errno())
+            self._regions.remove(region)
+            memory._release()
 
     # -- hypercalls -----------------------------------------------------------------------
     def hvcall(self, code: int, data: bytes, output_size: int = 0, reps: int = 0) -> HvcallResult:

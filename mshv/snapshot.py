@@ -434,7 +434,6 @@ class _Program:
         self.thaw = CallBatch()
         self.thaw.add_hvcall(0, set_, _THAW, error=hvcall_error(set_))
         self._native: _OneCallProgram | None = None  # made at the first restore in one call
-        self._page_writers = partition._page_writers  # held around the call that writes the pages
 
     def live_vps(self, partition: Partition, snap: Snapshot) -> list[Vp] | None:
         """The VPs to restore, if this program still fits ``partition`` and ``snap``; else None."""
@@ -474,9 +473,9 @@ class _Program:
         if native is None:
             native = self._native = _OneCallProgram(self, snap, vps)
         outcome = native.outcome
-        with self._page_writers:  # cffi releases the GIL: no VP unmaps its page meanwhile
-            done = lib.mshv_restore(native.program, self.fds, outcome)
-        if done != lib.MSHV_RESTORE_DONE:
+        # cffi releases the GIL; restore() holds the partition's page writers lock, so no VP
+        # unmaps its register page and no region goes (Partition.unmap_memory) meanwhile
+        if lib.mshv_restore(native.program, self.fds, outcome) != lib.MSHV_RESTORE_DONE:
             self._raise(outcome)
         for slot in native.unpacked:  # the register pages the call did not write
             _write_page(vps[slot], self.plans[slot])
@@ -624,28 +623,29 @@ def restore(
         SnapshotMismatch: the partition's regions, VPs or features differ from the snapshot's.
         MshvError: a call of the restore failed (e.g. a VP is running).
     """
-    program = partition._restore_program
-    vps = program.live_vps(partition, snap) if program is not None else None
-    if program is None or vps is None:
-        mapped, by_index = partition.regions, partition.vps
-        if partition._snapshot_base != (snap, tuple(mapped), tuple(by_index)):
-            _check_fits(partition, snap, sorted(mapped, key=lambda r: r.gpa))
-        if snap._plans is None:
-            snap._plans = {index: _plan(vp) for index, vp in snap.vps.items()}
-            if snap.reference_time is not None:
-                code = lib.HV_PARTITION_PROPERTY_REFERENCE_TIME
-                snap._reference_input = _property_input(code, snap.reference_time)
-        program = partition._restore_program = _Program(partition, snap, mapped, by_index)
-        vps = [by_index[index] for index in snap._plans]
-    written = [_check_range(snap, gpa, size) for gpa, size in host_written] if host_written else []
-    # the last snapshot or restore was this one, here: the dirty bits say what changed since
-    state = (snap, *program.layout)
-    incremental = partition._snapshot_base == state and not full
-    partition._snapshot_base = None  # until this restore completes
-    if not incremental and not _tracking_on(partition):
-        partition.enable_dirty_tracking()
-    program.run(snap, vps, incremental, written)
-    partition._snapshot_base = state
+    with partition._page_writers:  # from the checks on: no VP or region goes meanwhile
+        program = partition._restore_program
+        vps = program.live_vps(partition, snap) if program is not None else None
+        if program is None or vps is None:
+            mapped, by_index = partition.regions, partition.vps
+            if partition._snapshot_base != (snap, tuple(mapped), tuple(by_index)):
+                _check_fits(partition, snap, sorted(mapped, key=lambda r: r.gpa))
+            if snap._plans is None:
+                snap._plans = {index: _plan(vp) for index, vp in snap.vps.items()}
+                if snap.reference_time is not None:
+                    code = lib.HV_PARTITION_PROPERTY_REFERENCE_TIME
+                    snap._reference_input = _property_input(code, snap.reference_time)
+            program = partition._restore_program = _Program(partition, snap, mapped, by_index)
+            vps = [by_index[index] for index in snap._plans]
+        written = [_check_range(snap, gpa, size) for gpa, size in host_written] if host_written else []
+        # the last snapshot or restore was this one, here: the dirty bits say what changed since
+        state = (snap, *program.layout)
+        incremental = partition._snapshot_base == state and not full
+        partition._snapshot_base = None  # until this restore completes
+        if not incremental and not _tracking_on(partition):
+            partition.enable_dirty_tracking()
+        program.run(snap, vps, incremental, written)
+        partition._snapshot_base = state
 
 
 def _check_range(snap: Snapshot, gpa: int, size: int) -> tuple[int, tuple[int, int]]:

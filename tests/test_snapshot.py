@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gc
 import random
 import re
@@ -768,9 +769,18 @@ def test_a_vp_does_not_unmap_its_register_page_while_a_restore_writes_it(
     snap = pt.snapshot()
     check = _HeldCheck(pt)
     monkeypatch.setattr(snapshot_mod, "lib", check)
+    live_vps = snapshot_mod._Program.live_vps
+    checked_held: list[bool] = []
+
+    def checked(program: Any, partition: Partition, snap: Snapshot) -> Any:
+        checked_held.append(partition._page_writers._is_owned())  # type: ignore[attr-defined]
+        return live_vps(program, partition, snap)
+
+    monkeypatch.setattr(snapshot_mod._Program, "live_vps", checked)
+    pt.restore(snap)  # made ready
     _run_to_0x11(vp)
     pt.restore(snap)
-    assert check.held == [True]
+    assert check.held == [True, True] and checked_held == [True]  # from the checks to the call
     pt._page_writers.acquire()  # as the restore's call holds it
     closer = threading.Thread(target=vp.close)
     try:
@@ -781,6 +791,25 @@ def test_a_vp_does_not_unmap_its_register_page_while_a_restore_writes_it(
         pt._page_writers.release()
     closer.join(10)
     assert not closer.is_alive() and vp.closed and vp.register_page is None
+
+
+def test_a_region_is_not_unmapped_while_a_restore_copies_into_it(backend_ready: None) -> None:
+    """unmap_memory waits for a restore in another thread (its page copy runs without the GIL),
+    through the C path and the Python twin alike."""
+    for in_c in (True, False):
+        with Mshv() as hv, GuestMemory(0x40000) as mem, _partition(hv, [(mem, 0, True)], 1) as pt:
+            region = pt.regions[0]
+            unmap = pt.unmap_memory if in_c else functools.partial(pt._unmap_memory)
+            pt._page_writers.acquire()  # as a restore holds it
+            unmapper = threading.Thread(target=unmap, args=(region,))
+            try:
+                unmapper.start()
+                unmapper.join(0.2)
+                assert unmapper.is_alive() and pt.regions == [region], in_c  # waiting, still mapped
+            finally:
+                pt._page_writers.release()
+            unmapper.join(10)
+            assert not unmapper.is_alive() and pt.regions == [], in_c
 
 
 def test_a_dirty_page_restore_in_one_call_equals_the_batches(guest: Guest) -> None:

@@ -159,7 +159,7 @@ class PyEngine:
         self._last_port: _Entry | None = None  # the entries that matched last (one-entry caches)
         self._last_mmio: _Entry | None = None
         # (instruction bytes, count, execution state, CS attributes) -> (decode_mov's MOV or None, bits)
-        self._movs: dict[tuple[bytes, int, int, int], tuple[Any, int]] = {}
+        self._movs: dict[tuple[bytes, int, int, int], tuple[Any, ...]] = {}
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []
         self._running = False
@@ -360,31 +360,28 @@ class PyEngine:
                     mov = movs.get((code, count, state, cs))
                     if mov is None:
                         mov = self._decode_mov(code, count, state, cs)
-                    insn, bits = mov
-                    if insn is not None and insn[0] == (access == _WRITE):
+                    if mov and mov[0] == (access == _WRITE):  # () when it is no simple MOV
                         # as the Cython loop's _mmio_bytes: the MOV through the register page
-                        is_write, size, reg, shift, imm, length = insn
+                        is_write, size, reg, shift, imm, length, mask, bits, whole = mov
                         q = pages[2]
                         data, offset = e.data, gpa - e.first
-                        inside = offset + size <= len(data)  # type: ignore[arg-type]
+                        end = offset + size
                         if is_write:
-                            value = (imm if reg < 0 else q[_RAX + reg] >> shift) & ((1 << (8 * size)) - 1)
-                            if inside:  # what e.write does, without its frame
-                                data[offset : offset + size] = value.to_bytes(size, "little")  # type: ignore[index]
+                            value = (imm if reg < 0 else q[_RAX + reg] >> shift) & mask
+                            if end <= len(data):  # type: ignore[arg-type]  # what e.write does, without its frame
+                                data[offset:end] = value.to_bytes(size, "little")  # type: ignore[index]
                             else:
                                 e.write(gpa, size, value)  # type: ignore[misc]
                             dirty = _DIRTY_IP
                         else:
-                            if inside and (size == 8 or (size == 4 and bits == 64)):
-                                # merge_gpr's whole-register case without its frame: the value
-                                # (what e.read does) is in range and replaces the register
-                                q[_RAX + reg] = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
+                            if end <= len(data):  # type: ignore[arg-type]  # what e.read does, without its frame
+                                value = int.from_bytes(data[offset:end], "little")  # type: ignore[index]
                             else:
-                                if inside:  # what e.read does, without its frame
-                                    value = int.from_bytes(data[offset : offset + size], "little")  # type: ignore[index]
-                                else:
-                                    value = e.read(gpa, size)  # type: ignore[misc]
-                                q[_RAX + reg] = merge_gpr(q[_RAX + reg], value, size, shift, bits)
+                                value = e.read(gpa, size)  # type: ignore[misc]
+                            # merge_gpr, its whole-register case without its frame
+                            q[_RAX + reg] = (
+                                value & mask if whole else merge_gpr(q[_RAX + reg], value, size, shift, bits)
+                            )
                             dirty = _DIRTY_IP_GENERAL
                         q[_RIP] = rip + length
                         pages[1][_DIRTY] |= dirty
@@ -396,12 +393,19 @@ class PyEngine:
             if reason is not None:
                 return reason
 
-    def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, int]:
-        """mshv.x86._mov.decode_mov of the instruction at a memory intercept, with the code size."""
+    def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, ...]:
+        """mshv.x86._mov.decode_mov of the instruction at a memory intercept, as the loop uses it:
+        (is_write, size, reg, shift, imm, length, the size's mask, the code size, whether a load
+        replaces the whole register (merge_gpr's first case)), or () for no simple MOV."""
         if len(self._movs) >= _MOV_CACHE_SIZE:
             self._movs.clear()
         bits = code_bits(state, cs)
-        mov = self._movs[(code, count, state, cs)] = (decode_mov(code[:count], bits), bits)
+        insn = decode_mov(code[:count], bits)
+        mov: tuple[Any, ...] = ()
+        if insn is not None:
+            size = insn[1]
+            mov = (*insn, (1 << (8 * size)) - 1, bits, size == 8 or (size == 4 and bits == 64))
+        self._movs[(code, count, state, cs)] = mov
         return mov
 
     def _find_port(self, port: int) -> _Entry | None:

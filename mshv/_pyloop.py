@@ -158,7 +158,7 @@ class PyEngine:
             self._page_views = (raw, raw.cast("I"), raw.cast("Q"))
         self._last_port: _Entry | None = None  # the entries that matched last (one-entry caches)
         self._last_mmio: _Entry | None = None
-        # (instruction bytes, count, execution state, CS attributes) -> (decode_mov's MOV or None, bits)
+        # (instruction bytes, count, execution state, CS attributes) -> the MOV as _decode_mov makes it
         self._movs: dict[tuple[bytes, int, int, int], tuple[Any, ...]] = {}
         self._ports: list[_Entry] = []
         self._mmio: list[_Entry] = []

@@ -244,7 +244,7 @@ class InProcessC:
         """``timer()``: ns for a dirty-page restore of ``snap`` into ``pt`` made of the calls its
         restore program has ready (mshv.snapshot._Program: one VP whose register page takes the
         packed registers; ``pt.restore(snap)`` once first), issued and timed in C."""
-        from mshv import regpage, snapshot
+        from mshv import regpage
 
         program = pt._restore_program
         vps = program.live_vps(pt, snap) if program is not None else None
@@ -260,8 +260,8 @@ class InProcessC:
         counts = self._ffi.new("int[]", [len(batch) for batch in batches])
         sources = [self._ffi.from_buffer(snap.memory[index]) for index, _bitmap, _npages in program.dirty]
         copies = self._ffi.new("struct bench_region_copy[]", [
-            (pointer(abi_ffi.from_buffer(snapshot._region_view(program.regions[index]))), source,
-             pointer(bitmap), npages)
+            (self._ffi.cast("void *", program.regions[index].memory.address + program.regions[index].offset),
+             source, pointer(bitmap), npages)
             for (index, bitmap, npages), source in zip(program.dirty, sources, strict=True)
         ])  # fmt: skip
         packed = self._ffi.from_buffer(program.plans[0].packed)

@@ -19,7 +19,7 @@ from pathlib import Path
 from setuptools import Extension
 from setuptools.errors import BaseError, CCompilerError, CompileError, LinkError, SetupError
 
-from build_ext import kernel_table
+from build_ext import kernel_table, vp_kick
 from build_ext.emulator import EmulatorBuildExt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ _TWINS = {
     NATIVE_EXT_NAME: "mshv.partition maps and mshv.vp runs in Python",
 }
 TABLE_HEADER = "mshv_kernel_table.h"
+OWNER_HEADER = "mshv_run_owner.h"
 CFLAGS = ["-std=gnu11", "-O2", "-Wno-unused-function", "-Wno-address-of-packed-member"]
 
 
@@ -54,7 +55,7 @@ def _cython_extension(name: str) -> Extension:
         sources=[f"{source}.pyx"],
         include_dirs=_uapi_include_dirs() + [str(include)],
         extra_compile_args=CFLAGS + ["-idirafter", str(include / "fallback")],
-        depends=[f"{source}.pxd", "build_ext/kernel_table.py"],
+        depends=[f"{source}.pxd", "build_ext/kernel_table.py", "build_ext/vp_kick.py"],
         optional=True,
     )
 
@@ -99,6 +100,7 @@ class RunloopBuildExt(EmulatorBuildExt):
         header_dir = Path(self.build_temp) / "runloop-include"
         header_dir.mkdir(parents=True, exist_ok=True)
         (header_dir / TABLE_HEADER).write_text(kernel_table_header())
+        (header_dir / OWNER_HEADER).write_text(vp_kick.run_owner_header())
         ext.include_dirs = [str(header_dir)] + list(ext.include_dirs)
         pyx = [s for s in ext.sources if s.endswith((".pyx", ".c"))]
         ext.sources = [str(Path(s).with_suffix(".pyx")) for s in pyx]

@@ -1219,6 +1219,12 @@ struct mshv_root_hvcall {
     unsigned long long out_ptr;
 };
 
+struct mshv_run_owner {
+    int request;
+    int kicking;
+    long tid;
+};
+
 struct mshv_run_vp {
     unsigned char msg_buf[256];
 };

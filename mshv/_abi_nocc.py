@@ -27,6 +27,7 @@ import os
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -90,6 +91,9 @@ _REASON = ffi.new(
 def _libc_ioctl(fd: int, request: int, arg: Any) -> int:
     # libc's ioctl is variadic: cffi passes a variadic argument only as cdata.
     return int(_libc.ioctl(fd, request, ffi.cast("void *", arg)))
+
+
+_RUN_OWNER_LOCK = threading.Lock()  # the mshv_run_* steps below, one at a time
 
 
 def _kick_handler(signum: int, frame: object) -> None:
@@ -287,6 +291,44 @@ class SnapshotLib:
     def mshv_kick_thread(self, tid: int) -> int:
         """tgkill(2) of the kick signal to thread ``tid`` of this process."""
         return int(_libc.tgkill(os.getpid(), tid, signal.SIGRTMIN))
+
+    # -- who runs a VP (build_ext/vp_kick.py): one lock makes each step atomic, as the C
+    # atomics do
+    def mshv_run_enter(self, owner: Any, me: int) -> int:
+        """Make thread ``me`` the runner: 0, or the tid of the runner already there."""
+        with _RUN_OWNER_LOCK:
+            if owner.tid:
+                return int(owner.tid)
+            owner.tid = me
+            return 0
+
+    def mshv_run_leave(self, owner: Any) -> None:
+        """The run is over: tid 0, then wait until no kicker is in."""
+        with _RUN_OWNER_LOCK:
+            owner.tid = 0
+        while owner.kicking:
+            time.sleep(0)  # a kicker in another thread sends its kick
+
+    def mshv_run_take_request(self, owner: Any) -> int:
+        """Take a pending interrupt request: 1 if there was one."""
+        with _RUN_OWNER_LOCK:
+            taken, owner.request = owner.request, 0
+        return 1 if taken else 0
+
+    def mshv_run_request(self, owner: Any) -> None:
+        """Request an interrupt."""
+        owner.request = 1
+
+    def mshv_run_kick_begin(self, owner: Any) -> int:
+        """A kicker comes in: the tid of the runner now (0: none)."""
+        with _RUN_OWNER_LOCK:
+            owner.kicking += 1
+            return int(owner.tid)
+
+    def mshv_run_kick_end(self, owner: Any) -> None:
+        """The kicker is done."""
+        with _RUN_OWNER_LOCK:
+            owner.kicking -= 1
 
     def mshv_abi_header(self) -> Any:
         """``"snapshot:<header>"``: the header the snapshot was generated from."""

@@ -13,8 +13,9 @@ see build_ext/vp_kick.py). Each VP has one :class:`RunState`, shared by
 * a signal can still land between that check and the ioctl (inside RUN_VP it
   stays pending, on the kernel and on the emulator alike), so a kick is
   repeated every :data:`KICK_RETRY` seconds until the run noticed it;
-* the runner takes a request under the state's lock, the kicker kicks under it:
-  no kick is sent after the request was taken, so none lands in a later run.
+* a kicker counts itself in before it reads the runner's thread id and out after its
+  signal is sent, and a runner leaving waits for the kickers counted in: no kick is
+  sent to a thread after its run left, so none lands in a later run.
 
 Deadlines (``vp.run(timeout=...)``, ``RunLoop.run(deadline=...)``) are kept by
 one watchdog thread, which kicks a run past its deadline until it ends.
@@ -97,80 +98,95 @@ def already_running(what: str, tid: int, me: int) -> RuntimeError:
 class RunState:
     """One VP's run bookkeeping. It refers to no Vp, so a watchdog or kicker never keeps one alive.
 
+    Who runs the VP and whether an interrupt is requested live in C memory (``struct
+    mshv_run_owner``, build_ext/vp_kick.py), shared with the Cython run path, which enters and
+    leaves a run there with atomic steps. Kickers count themselves in before they read the
+    runner's tid and out after their signal is sent; a runner leaving waits for them.
+
     Attributes:
-        word: ``int[1]``, nonzero while an interrupt is requested and not yet taken; the
+        word: ``int *``, nonzero while an interrupt is requested and not yet taken; the
             Cython loop reads it through its address.
-        tid: the kernel thread id of the thread inside a run of the VP, 0 when none.
+        owner_address: the address of the ``struct mshv_run_owner``, for C code.
         kicks: signals sent to this VP's runs so far (more than one per request means a
             kick arrived before RUN_VP was entered, or was lost, and was repeated).
     """
 
-    __slots__ = ("word", "tid", "kicks", "_lock")
+    __slots__ = ("word", "owner_address", "kicks", "_owner", "_lock")
 
     def __init__(self) -> None:
-        self.word: Any = ffi.new("int[1]")
-        self.tid = 0
+        self._owner: Any = ffi.new("struct mshv_run_owner *")
+        self.word: Any = ffi.addressof(self._owner[0], "request")
+        self.owner_address = int(ffi.cast("uintptr_t", self._owner))
         self.kicks = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # kickers among themselves (the count of kicks)
 
     @property
     def word_address(self) -> int:
         """The address of :attr:`word`, for C code."""
         return int(ffi.cast("uintptr_t", self.word))
 
+    @property
+    def tid(self) -> int:
+        """The kernel thread id of the thread inside a run of the VP, 0 when none."""
+        return int(self._owner.tid)
+
+    @tid.setter
+    def tid(self, value: int) -> None:
+        self._owner.tid = value
+
     # -- the runner's side -------------------------------------------------------------------
     def enter(self, what: str, tid: int = 0) -> None:
         """Record the calling thread (its kernel id ``tid``, found when 0) as the one running the
         VP; refuses a second runner."""
         me = tid or _native_id()
-        with self._lock:
-            if self.tid:
-                raise already_running(what, self.tid, me)
-            self.tid = me
+        running = lib.mshv_run_enter(self._owner, me)
+        if running:
+            raise already_running(what, running, me)
 
     def leave(self) -> None:
-        """The run is over: no kick is sent to this thread for it any more. Under the lock kicks
-        are sent under, so a kick in flight ends first and none reaches the thread's next run."""
-        with self._lock:
-            self.tid = 0
+        """The run is over: no kick is sent to this thread for it any more. A kick in flight
+        is sent before this returns, so none reaches the thread's next run."""
+        lib.mshv_run_leave(self._owner)
 
     def take_request(self) -> bool:
-        """Take a pending interrupt request (True), under the lock kicks are sent under."""
-        with self._lock:
-            if self.word[0]:
-                self.word[0] = 0
-                return True
-            return False
+        """Take a pending interrupt request (True)."""
+        return bool(lib.mshv_run_take_request(self._owner))
 
     # -- the kicker's side -------------------------------------------------------------------
     def kick(self) -> None:
         """Send one kick to the thread in a run of the VP, if there is one (not this thread)."""
         with self._lock:
-            tid = self.tid
-            if tid and tid != _native_id():
-                lib.mshv_kick_thread(tid)  # ESRCH (the thread is gone) is harmless
-                self.kicks += 1
+            tid = lib.mshv_run_kick_begin(self._owner)
+            try:
+                if tid and tid != _native_id():
+                    lib.mshv_kick_thread(tid)  # ESRCH (the thread is gone) is harmless
+                    self.kicks += 1
+            finally:
+                lib.mshv_run_kick_end(self._owner)
 
     def interrupt(self, *, until_left: bool = False) -> None:
         """Request an interrupt and kick the run in progress until it took the request
         (``until_left``: until the run is over). Returns at once when no run is in progress
         (the request then stops the next run) or when the caller is the running thread."""
-        self.word[0] = 1  # before tid is read: a runner entering now sees the request
+        lib.mshv_run_request(self._owner)  # before tid is read: a runner entering now sees it
         me = _native_id()
         next_kick = 0.0
         while True:
             with self._lock:
-                tid = self.tid
-                if not tid or tid == me:
-                    return
-                if self.word[0]:
-                    now = time.monotonic()
-                    if now >= next_kick:
-                        lib.mshv_kick_thread(tid)
-                        self.kicks += 1
-                        next_kick = now + KICK_RETRY
-                elif not until_left:
-                    return
+                tid = lib.mshv_run_kick_begin(self._owner)
+                try:
+                    if not tid or tid == me:
+                        return
+                    if self.word[0]:
+                        now = time.monotonic()
+                        if now >= next_kick:
+                            lib.mshv_kick_thread(tid)
+                            self.kicks += 1
+                            next_kick = now + KICK_RETRY
+                    elif not until_left:
+                        return
+                finally:
+                    lib.mshv_run_kick_end(self._owner)
             time.sleep(_POLL)
 
 

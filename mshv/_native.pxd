@@ -9,6 +9,15 @@ cdef extern from "mshv_kernel_table.h" nogil:
     struct mshv_kernel_table:
         int (*ioctl)(int fd, unsigned long request, void *arg) nogil
 
+# -- who runs a VP (struct and steps written at build time from build_ext/vp_kick.py) -------
+cdef extern from "mshv_run_owner.h" nogil:
+    struct mshv_run_owner:
+        int request
+        long tid
+    long mshv_run_enter(mshv_run_owner *o, long me)
+    int mshv_run_leave_begin(mshv_run_owner *o)
+    void mshv_run_wait_kickers(mshv_run_owner *o)
+
 # -- linux/mshv.h, the header mshv._abi was compiled against -------------------------------
 cdef extern from "<sys/ioctl.h>":
     pass
@@ -198,18 +207,23 @@ cdef class RunCalls:
     cdef mshv_kernel_table *_table
     cdef int _fd                      # the VP fd; -1 once closed
     cdef mshv_run_vp *_run            # the VP's struct mshv_run_vp (borrowed from _run_owner)
-    cdef object _keep                 # the cffi objects behind _run and _kick (kept alive)
+    cdef object _keep                 # the cffi object behind _run (kept alive)
     cdef int *_kick                   # the VP's interrupt request word (mshv._kick.RunState.word)
+    cdef object _state                # the VP's mshv._kick.RunState
+    cdef mshv_run_owner *_owner       # its C side (the request word is its first field)
     cdef hv_vp_register_page *_page   # the VP's register page (borrowed), NULL when none or closed
     cdef dict _slots                  # register name -> index: 0-15 GPRs, 16 rip, 17 rflags
     cdef object _io_type              # mshv.intercepts.IoPortIntercept
     cdef object _memory_type          # mshv.intercepts.MemoryIntercept
+    cdef Py_ssize_t _io_at[12]        # slot offsets in an IoPortIntercept (_IO_SLOTS order)
+    cdef Py_ssize_t _memory_at[11]    # slot offsets in a MemoryIntercept (_MEMORY_SLOTS order)
     cdef dict _mtypes                 # message type number -> its HvMessageType member
     cdef object _decode               # mshv.intercepts.decode: every other message type
     cdef RegisterCalls _regs          # Vp.get_registers/set_registers in C; None without them
     cdef uint32_t _index              # the VP's index
 
-    cdef object _intercept(self, object kind, hv_message *msg, hv_x64_intercept_message_header *h,
-                           object raw)
+    cdef object _run_once(self)
+    cdef object _intercept(self, object kind, Py_ssize_t *at, hv_message *msg,
+                           hv_x64_intercept_message_header *h, object raw)
     cdef object _io(self, hv_message *msg, object raw)
     cdef object _memory(self, hv_message *msg, object raw)

@@ -103,6 +103,58 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    #include <structmember.h>
+    /* The offset of the __slots__ member `name` of instances of type t (a member descriptor
+     * holding an object, T_OBJECT_EX: what a slots dataclass field is), or -1 with TypeError
+     * set. */
+    static Py_ssize_t mshv_slot_offset(PyObject *t, PyObject *name)
+    {
+        PyObject *d = PyObject_GetAttr(t, name);
+        Py_ssize_t offset = -1;
+
+        if (d == NULL)
+            return -1;
+        if (Py_TYPE(d) == &PyMemberDescr_Type &&
+            ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX)
+            offset = ((PyMemberDescrObject *)d)->d_member->offset;
+        else
+            PyErr_Format(PyExc_TypeError, "%R.%U is not a slot", t, name);
+        Py_DECREF(d);
+        return offset;
+    }
+
+    /* Store v in the slot at `offset` of o, as the member descriptor's setter does
+     * (PyMember_SetOne, T_OBJECT_EX), without finding the descriptor by name first. */
+    static inline void mshv_slot_set(PyObject *o, Py_ssize_t offset, PyObject *v)
+    {
+        PyObject **slot = (PyObject **)((char *)o + offset);
+        PyObject *old = *slot;
+
+        Py_INCREF(v);
+        *slot = v;
+        Py_XDECREF(old);
+    }
+    """
+    Py_ssize_t mshv_slot_offset(object t, object name) except -1
+    void mshv_slot_set(object o, Py_ssize_t offset, object v)
+
+# The slots RunCalls fills, in the order of its offset arrays (mshv.intercepts: X64Intercept,
+# then IoPortIntercept's or MemoryIntercept's own).
+_X64_SLOTS = ("message_type", "raw", "_header", "_header_values", "next_rip", "is_write")
+_IO_SLOTS = _X64_SLOTS + ("port", "size", "string", "rep", "rax", "_string_fields")
+_MEMORY_SLOTS = _X64_SLOTS + ("gpa", "gva", "gva_valid", "instruction_bytes", "cache_type")
+assert len(_IO_SLOTS) == 12 and len(_MEMORY_SLOTS) == 11  # the sizes of RunCalls' arrays
+
+
+cdef int _slot_offsets(object cls, tuple names, Py_ssize_t *out) except -1:
+    """The slot offsets of ``names`` in instances of ``cls``, into ``out``."""
+    for i, name in enumerate(names):
+        out[i] = mshv_slot_offset(cls, name)
+    return 0
+
+
+cdef extern from *:
+    """
     #include <pthread.h>
     #include <sys/syscall.h>
     #include <unistd.h>
@@ -631,6 +683,28 @@ cdef inline object _new_slots(object cls):
     return (<PyTypeObject *>cls).tp_new(cls, <PyObject *>_NO_ARGS, NULL)
 
 
+cdef inline mshv_run_owner *_owner_of(object run):
+    """The C side of RunState ``run``."""
+    return <mshv_run_owner *><uintptr_t>run.owner_address
+
+
+cdef int _enter(mshv_run_owner *o, str what) except -1:
+    """Make the calling thread the runner of ``o``; RuntimeError when a run is in progress."""
+    cdef long me = mshv_thread_id()
+    cdef long tid = mshv_run_enter(o, me)
+    if tid:
+        from mshv._kick import already_running
+        raise already_running(what, tid, me)
+    return 0
+
+
+cdef void _leave(mshv_run_owner *o) noexcept:
+    """The run of ``o`` is over: tid 0, then a wait (without the GIL) for a kick in flight."""
+    if mshv_run_leave_begin(o):
+        with nogil:
+            mshv_run_wait_kickers(o)
+
+
 cdef class RunCalls:
     """One VP's run path in C: ``Vp.run``'s MSHV_RUN_VP and decode, ``Vp.complete_registers``'s
     register page write (see :mod:`mshv.vp`).
@@ -638,9 +712,9 @@ cdef class RunCalls:
     Args:
         table: address of the kernel table (``mshv_kernel_table()``).
         fd: the VP fd.
-        keep: the cffi objects behind ``run_address`` and ``kick`` (kept alive).
+        keep: the cffi object behind ``run_address`` (kept alive).
         run_address: address of the VP's ``struct mshv_run_vp`` (the message lands there).
-        kick: address of the VP's interrupt request word (``RunState.word``).
+        state: the VP's ``mshv._kick.RunState``: who runs it, and its interrupt request word.
         page: address of the VP's mapped register page, or 0 where it has none.
         slots: ``{name: index}`` of the page's writable registers: 0-15 the GPRs in
             encoding order, 16 ``rip``, 17 ``rflags``.
@@ -653,18 +727,22 @@ cdef class RunCalls:
         index: the VP's index.
     """
 
-    def __cinit__(self, uintptr_t table, int fd, object keep, uintptr_t run_address, uintptr_t kick,
+    def __cinit__(self, uintptr_t table, int fd, object keep, uintptr_t run_address, object state,
                   uintptr_t page, dict slots, object io_type, object memory_type, dict mtypes, object decode,
                   RegisterCalls regs=None, uint32_t index=0):
         self._table = <mshv_kernel_table *>table
         self._fd = fd
         self._keep = keep
         self._run = <mshv_run_vp *>run_address
-        self._kick = <int *>kick
+        self._state = state
+        self._owner = <mshv_run_owner *><uintptr_t>state.owner_address
+        self._kick = &self._owner.request
         self._page = <hv_vp_register_page *>page
         self._slots = slots
         self._io_type = io_type
         self._memory_type = memory_type
+        _slot_offsets(io_type, _IO_SLOTS, self._io_at)
+        _slot_offsets(memory_type, _MEMORY_SLOTS, self._memory_at)
         self._mtypes = mtypes
         self._decode = decode
         self._regs = regs
@@ -724,31 +802,35 @@ cdef class RunCalls:
         self._page = NULL
 
     def enter(self, object run, str what):
-        """``run.enter(what)`` (mshv._kick.RunState) for the calling thread, in C: under the same
-        lock, the same ``tid``, the same refusal of a second runner."""
-        cdef long me = mshv_thread_id()
-        lock = run._lock
-        lock.acquire()
-        try:
-            tid = run.tid
-            if tid:
-                from mshv._kick import already_running
-                raise already_running(what, tid, me)
-            run.tid = me
-        finally:
-            lock.release()
+        """``run.enter(what)`` (mshv._kick.RunState) for the calling thread, in C: the same
+        ``tid``, set by the same atomic step, the same refusal of a second runner."""
+        _enter(self._owner if run is self._state else _owner_of(run), what)
 
     def leave(self, object run):
-        """``run.leave()`` (mshv._kick.RunState), in C: ``tid`` 0 under the lock kicks are sent
-        under."""
-        lock = run._lock
-        lock.acquire()
-        run.tid = 0
-        lock.release()
+        """``run.leave()`` (mshv._kick.RunState), in C: ``tid`` 0, then a wait (without the
+        GIL) for a kick still being sent, so none reaches the thread's next run."""
+        _leave(self._owner if run is self._state else _owner_of(run))
 
     def run(self):
         """One MSHV_RUN_VP with the GIL released: the decoded intercept, or the errno (an int);
         -1 and no RUN_VP while an interrupt request is pending (the caller takes it)."""
+        return self._run_once()
+
+    def run_owned(self, str what):
+        """``enter(state, what)``, ``run()``, then ``leave(state)``, in one call (``Vp.run``).
+        When ``run()`` gives an int (no exit) the VP is left entered: the caller decides, runs
+        again and leaves."""
+        _enter(self._owner, what)
+        try:
+            exit_ = self._run_once()
+        except BaseException:
+            _leave(self._owner)
+            raise
+        if type(exit_) is not int:
+            _leave(self._owner)
+        return exit_
+
+    cdef object _run_once(self):
         cdef int rc, err = 0
         if self._fd < 0:
             raise ValueError("the VP is closed")
@@ -769,44 +851,46 @@ cdef class RunCalls:
             return self._memory(msg, raw)
         return self._decode(raw)
 
-    cdef object _intercept(self, object kind, hv_message *msg, hv_x64_intercept_message_header *h,
-                           object raw):
-        """A new ``kind`` with the fields every x64 intercept has (mshv.intercepts.X64Intercept)."""
+    cdef object _intercept(self, object kind, Py_ssize_t *at, hv_message *msg,
+                           hv_x64_intercept_message_header *h, object raw):
+        """A new ``kind`` with the fields every x64 intercept has (mshv.intercepts.X64Intercept),
+        written into its slots at the offsets ``at`` (``_X64_SLOTS`` order)."""
         o = _new_slots(kind)
-        o.message_type = self._mtypes[msg.header.message_type]
-        o.raw = raw
-        o._header = None
-        o._header_values = None  # X64Intercept.header reads raw at first access
-        o.next_rip = h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
-                              HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT)
-        o.is_write = h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE
+        mshv_slot_set(o, at[0], self._mtypes[msg.header.message_type])
+        mshv_slot_set(o, at[1], raw)
+        mshv_slot_set(o, at[2], None)
+        mshv_slot_set(o, at[3], None)  # X64Intercept.header reads raw at first access
+        mshv_slot_set(o, at[4], h.rip + ((h.instruction_length_cr8 & HV_X64_INTERCEPT_INSTRUCTION_LENGTH_MASK) >>
+                                         HV_X64_INTERCEPT_INSTRUCTION_LENGTH_SHIFT))
+        mshv_slot_set(o, at[5], h.intercept_access_type == HV_INTERCEPT_ACCESS_WRITE)
         return o
 
     cdef object _io(self, hv_message *msg, object raw):
-        # mshv.intercepts._io: the same fields, the same values
+        # mshv.intercepts._io: the same fields, the same values (_IO_SLOTS order)
         cdef hv_x64_io_port_intercept_message *m = <hv_x64_io_port_intercept_message *>msg.payload
-        cdef hv_x64_intercept_message_header *h = &m.header
         cdef uint8_t info = m.access_info
-        o = self._intercept(self._io_type, msg, h, raw)
-        o.port = m.port_number
-        o.size = (info & HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK) >> HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
-        o.string = (info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP) != 0
-        o.rep = (info & HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX) != 0
-        o.rax = m.rax
-        o._string_fields = None
+        cdef Py_ssize_t *at = self._io_at
+        o = self._intercept(self._io_type, at, msg, &m.header, raw)
+        mshv_slot_set(o, at[6], m.port_number)
+        mshv_slot_set(o, at[7], (info & HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK) >>
+                      HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT)
+        mshv_slot_set(o, at[8], (info & HV_X64_IO_PORT_ACCESS_INFO_STRING_OP) != 0)
+        mshv_slot_set(o, at[9], (info & HV_X64_IO_PORT_ACCESS_INFO_REP_PREFIX) != 0)
+        mshv_slot_set(o, at[10], m.rax)
+        mshv_slot_set(o, at[11], None)
         return o
 
     cdef object _memory(self, hv_message *msg, object raw):
-        # mshv.intercepts._memory: the same fields, the same values
+        # mshv.intercepts._memory: the same fields, the same values (_MEMORY_SLOTS order)
         cdef hv_x64_memory_intercept_message *m = <hv_x64_memory_intercept_message *>msg.payload
-        cdef hv_x64_intercept_message_header *h = &m.header
         cdef int count = m.instruction_byte_count
-        o = self._intercept(self._memory_type, msg, h, raw)
-        o.gpa = m.guest_physical_address
-        o.gva = m.guest_virtual_address
-        o.gva_valid = (m.memory_access_info & HV_X64_MEMORY_ACCESS_INFO_GVA_VALID) != 0
-        o.instruction_bytes = PyBytes_FromStringAndSize(<char *>m.instruction_bytes, 16 if count > 16 else count)
-        o.cache_type = m.cache_type
+        cdef Py_ssize_t *at = self._memory_at
+        o = self._intercept(self._memory_type, at, msg, &m.header, raw)
+        mshv_slot_set(o, at[6], m.guest_physical_address)
+        mshv_slot_set(o, at[7], m.guest_virtual_address)
+        mshv_slot_set(o, at[8], (m.memory_access_info & HV_X64_MEMORY_ACCESS_INFO_GVA_VALID) != 0)
+        mshv_slot_set(o, at[9], PyBytes_FromStringAndSize(<char *>m.instruction_bytes, 16 if count > 16 else count))
+        mshv_slot_set(o, at[10], m.cache_type)
         return o
 
     def complete_io(self, object intercept, object value):

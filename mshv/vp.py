@@ -194,6 +194,12 @@ class Vp(FdOwner):
         self.set_registers({name: value})
 
     # -- running --------------------------------------------------------------------------
+    @property
+    def last_exit(self) -> Intercept | None:
+        """The intercept the VP stopped at in its last run, which the completions accept;
+        None before the first run, while a run is in progress, and after a failed one."""
+        return self._last_exit
+
     def run(self, *, interruptible: bool = False, timeout: float | None = None) -> Intercept:
         """Run the VP until its next intercept (MSHV_RUN_VP; the GIL is released).
 
@@ -212,30 +218,45 @@ class Vp(FdOwner):
         native = self._native
         if native is None or timeout is not None:
             return self._run(interruptible, timeout)
-        # the C run path without a timeout: RUN_VP and the decode in one call
+        # the C run path without a timeout: enter, RUN_VP, the decode and leave in one call
         if self._fd < 0:
             self._live()  # raises
-        run = self._run_state
-        native.enter(run, self._what)  # raises: a run is already in progress
+        exit_: Intercept | int = native.run_owned(self._what)  # raises: a run is already in progress
         self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
+        if isinstance(exit_, int):  # no exit (a request, a signal or an error): still entered
+            exit_ = self._run_on(native, exit_, interruptible)
+        # self._exited(exit_), inline: right after a run every Python call runs cold
+        self.exits += 1
+        self._last_exit = exit_
+        if exit_.__class__ is UnrecoverableException:
+            self._name_host_limit(exit_)
+        return exit_
+
+    def _run_on(self, native: Any, err: int, interruptible: bool) -> Intercept:
+        """The C run path after a run that made no exit (``err``): raise, or run again until
+        an exit; the run entered by ``run_owned`` is left at the end."""
         try:
-            exit_ = native.run()
-            while exit_.__class__ is int:  # no exit: an interrupt request, a signal or an error
+            exit_: Intercept | int = err
+            while isinstance(exit_, int):
                 self._not_run(exit_, interruptible)
                 exit_ = native.run()
         finally:
-            native.leave(run)
-        return self._exited(exit_)
+            native.leave(self._run_state)
+        return exit_
 
     def _exited(self, exit_: Intercept) -> Intercept:
         """Count the exit ``exit_``, keep it as the one the VP is at, and name a host limit."""
         self.exits += 1
         self._last_exit = exit_
-        if exit_.__class__ is UnrecoverableException:  # name the host's limit, if it is one
-            from mshv import limits
-
-            exit_.host_limit = limits.host_cause(self, exit_)
+        if exit_.__class__ is UnrecoverableException:
+            self._name_host_limit(exit_)
         return exit_
+
+    def _name_host_limit(self, exit_: UnrecoverableException) -> None:
+        """Name the host's limit behind ``exit_``, if it is one."""
+        from mshv import limits
+
+        exit_.host_limit = limits.host_cause(self, exit_)
 
     def _not_run(self, err: int, interruptible: bool) -> None:
         """What a C run that made no exit means: raise, or return to run again."""
@@ -493,7 +514,7 @@ def _run_calls(vp: Vp) -> Any:
     page = vp.register_page
     run = vp._run_state
     return RunCalls(
-        table, vp.fd, (vp._run_buf, run.word), int(ffi.cast("uintptr_t", vp._run_buf)), run.word_address,
+        table, vp.fd, vp._run_buf, int(ffi.cast("uintptr_t", vp._run_buf)), run,
         page.address if page is not None else 0, _PAGE_SLOTS,
         IoPortIntercept, MemoryIntercept, run_path_types(), decode, _regcalls._NATIVE, vp.index,
     )  # fmt: skip

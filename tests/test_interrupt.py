@@ -198,10 +198,17 @@ def test_a_handler_may_interrupt_its_own_loop(backend_ready: None, native: bool)
 
 
 @contextlib.contextmanager
-def _runner_sides(which: str) -> Iterator[tuple[Callable[[Any, str], None], Callable[[Any], None]]]:
-    """``(enter(state, what), leave(state))``: RunState's own, or the C ones ``Vp.run`` uses
-    (RunCalls.enter/leave, on the same lock and tid)."""
-    if which == "python":
+def _runner_sides(
+    which: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Callable[[Any, str], None], Callable[[Any], None]]]:
+    """``(enter(state, what), leave(state))``: RunState's own (on the compiled run owner steps,
+    or on their Python twins of a build without a compiler), or the C ones ``Vp.run`` uses
+    (RunCalls.enter/leave, on the same owner)."""
+    if which in ("python", "python-twins"):
+        if which == "python-twins":
+            from mshv import _abi_nocc, _kick
+
+            monkeypatch.setattr(_kick, "lib", _abi_nocc.lib)
         yield (lambda state, what: state.enter(what)), (lambda state: state.leave())
         return
     with partition_with_one_vp(assemble("hlt"), lapic=False) as (_pt, vp, _mem):
@@ -211,7 +218,9 @@ def _runner_sides(which: str) -> Iterator[tuple[Callable[[Any, str], None], Call
         yield native.enter, native.leave
 
 
-RUNNER_SIDES = pytest.mark.parametrize("which", ["python", "C"] if native_available() else ["python"])
+RUNNER_SIDES = pytest.mark.parametrize(
+    "which", ["python", "python-twins", "C"] if native_available() else ["python", "python-twins"]
+)
 
 
 @RUNNER_SIDES
@@ -220,13 +229,17 @@ def test_no_kick_reaches_a_run_after_it_left(
 ) -> None:
     """A kick in flight when its run ends finishes before ``leave()`` returns, so it cannot land
     in the thread's next run (of any VP) as a stray EINTR: the runner's leave and the kicker's
-    send are ordered by one lock. The send is slowed down here to hold the race open."""
+    send are ordered (the kicker counts itself in before it reads the runner's tid, the runner
+    waits for it). The send is slowed down here to hold the race open."""
     from mshv import _kick
 
     events: list[str] = []
     started = threading.Event()
 
     class SlowKick:
+        def __init__(self, lib: Any) -> None:
+            self._lib = lib
+
         def mshv_kick_thread(self, tid: int) -> int:
             events.append("kick sent")
             started.set()
@@ -234,8 +247,11 @@ def test_no_kick_reaches_a_run_after_it_left(
             events.append("kick done")
             return 0
 
-    with _runner_sides(which) as (_enter, leave):
-        monkeypatch.setattr(_kick, "lib", SlowKick())
+        def __getattr__(self, name: str) -> Any:  # the run owner's steps: the real ones
+            return getattr(self._lib, name)
+
+    with _runner_sides(which, monkeypatch) as (_enter, leave):
+        monkeypatch.setattr(_kick, "lib", SlowKick(_kick.lib))
         state = _kick.RunState()
         state.tid = threading.get_native_id() + 1  # a run in progress on some other thread
         kicker = threading.Thread(target=state.kick)
@@ -250,10 +266,10 @@ def test_no_kick_reaches_a_run_after_it_left(
 
 
 @RUNNER_SIDES
-def test_a_second_runner_is_refused_under_the_lock(which: str, backend_ready: None) -> None:
+def test_a_second_runner_is_refused(which: str, monkeypatch: pytest.MonkeyPatch, backend_ready: None) -> None:
     from mshv import _kick
 
-    with _runner_sides(which) as (enter, leave):
+    with _runner_sides(which, monkeypatch) as (enter, leave):
         state = _kick.RunState()
         enter(state, "VP 0")
         with pytest.raises(RuntimeError, match="VP 0 is already running in this thread"):

@@ -271,3 +271,64 @@ def test_the_pure_loops_byte_access_follows_handlers_bytes_rules() -> None:
                 write(base + offset, size, value)
                 bytes_write(theirs, offset, size, value)
                 assert ours == theirs, (offset, size, hex(value))
+
+
+def test_run_owned_leaves_the_run_on_an_exit_and_keeps_it_otherwise() -> None:
+    """``RunCalls.run_owned`` (``Vp.run``'s one call): enter, RUN_VP, decode, leave. A run that
+    made no exit stays entered for the caller, which decides and leaves; a refused or failed
+    run leaves nothing entered."""
+    with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
+        native, state, me = vp._native, vp._run_state, threading.get_native_id()
+        exit_ = native.run_owned("VP 0")
+        assert isinstance(exit_, IoPortIntercept) and state.tid == 0
+        state.tid = me + 1  # another thread's run
+        with pytest.raises(RuntimeError, match=f"VP 0 is already running in thread {me + 1}"):
+            native.run_owned("VP 0")
+        assert state.tid == me + 1
+        state.tid = 0
+        vp.interrupt()  # no run in progress: the next one stops before its RUN_VP, entered
+        assert native.run_owned("VP 0") == -1 and state.tid == me
+        assert state.take_request()
+        native.leave(state)
+        assert state.tid == 0
+        native.close()
+        with pytest.raises(ValueError, match="closed"):
+            native.run_owned("VP 0")
+        assert state.tid == 0
+
+
+def test_last_exit_is_the_intercept_the_vp_stopped_at() -> None:
+    with partition_with_one_vp(assemble("out %al, $0x10; hlt"), lapic=False) as (_pt, vp, _mem):
+        assert vp.last_exit is None
+        exit_ = vp.run()
+        assert vp.last_exit is exit_ and isinstance(exit_, IoPortIntercept)
+        vp.interrupt()
+        with pytest.raises(InterruptedError):
+            vp.run()
+        assert vp.last_exit is None  # the run failed: the VP is at no intercept a completion takes
+        with pytest.raises(ValueError):
+            vp.complete_io(exit_)
+
+
+def test_the_c_decode_refuses_an_intercept_type_without_plain_slots() -> None:
+    """RunCalls writes the intercept fields into their slots by offset, found once when it is
+    made: a type whose field is not a plain slot is refused then, not written wrongly later."""
+
+    class Odd(IoPortIntercept):
+        rax = property(lambda self: 0)  # type: ignore[assignment]  # where IoPortIntercept has a slot
+
+    with partition_with_one_vp(assemble("hlt"), lapic=False) as (_pt, vp, _mem):
+        from mshv import vp as vp_module
+
+        with pytest.raises(TypeError, match="rax is not a slot"):
+            _native.RunCalls(
+                _native_table(), vp.fd, vp._run_buf, 0, vp._run_state, 0, {}, Odd, MemoryIntercept,
+                {}, decode,
+            )  # fmt: skip
+        assert vp_module._run_calls(vp) is not None  # the library's own types are taken
+
+
+def _native_table() -> int:
+    from mshv._abi import ffi, lib
+
+    return int(ffi.cast("uintptr_t", lib.mshv_kernel_table()))

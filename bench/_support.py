@@ -107,9 +107,9 @@ def guest_image(kind: str) -> Path:
 def compile_c(name: str, *, shared: bool = False) -> Path:
     """gcc bench/c/<name>.c (an executable, or a shared library) into the cache.
 
-    The cache key covers the sources and headers.
+    The cache key covers the source and every header it may include.
     """
-    sources = [C_DIR / f"{name}.c", C_DIR / "bench_common.h"]
+    sources = [C_DIR / f"{name}.c", *sorted(C_DIR.glob("*.h"))]
     sources += sorted(p for d in INCLUDE_DIRS for p in d.rglob("*.h"))
     digest = hashlib.sha256()
     for path in sources:
@@ -128,12 +128,14 @@ def compile_c(name: str, *, shared: bool = False) -> Path:
 
 @dataclass
 class CResult:
-    """One C baseline: median ns per exit or per call, and its samples."""
+    """One C baseline: median ns per exit or per call, its samples, and what else it reported
+    (the exit cases: their paired raw KVM median and ratios, see bench/c/mshv_client.c)."""
 
     case: str
     unit: str
     median_ns: float
     samples_ns: list[float] = field(default_factory=list)
+    paired: dict[str, float] = field(default_factory=dict)
 
 
 class CBaselines:
@@ -152,7 +154,9 @@ class CBaselines:
         if proc.returncode != 0:
             raise RuntimeError(f"{exe.name} {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         data = json.loads(proc.stdout.strip().splitlines()[-1])
-        result = CResult(data["case"], data["unit"], float(data["median_ns"]), data["samples_ns"])
+        case, unit, median, samples = (data.pop(k) for k in ("case", "unit", "median_ns", "samples_ns"))
+        paired = {key: float(value) for key, value in data.items()}
+        result = CResult(case, unit, float(median), samples, paired)
         self.results[result.case] = result
         return result
 

@@ -1,9 +1,14 @@
 """Exit latency: one guest, four exit kinds, every driver, ns per exit, against C.
 
 The guest loops on one access (`out`, `in`, an MMIO read, an MMIO write) in
-64-bit mode. Drivers: the raw KVM loop in C (the floor), the /dev/mshv C
-client (its own process; register page or hypercall completion), the Cython
-RunLoop, the pure-Python RunLoop, and plain ``vp.run()`` + completion.
+64-bit mode. Drivers: the raw KVM loop in C, the /dev/mshv C client (its own
+process; register page or hypercall completion), the Cython RunLoop, the
+pure-Python RunLoop, and plain ``vp.run()`` + completion.
+
+The C client runs each of its rounds right after a round of a raw KVM loop in
+its own process and one of that loop's floor (bench/c/bench_kvm.h: what an
+emulator of /dev/mshv on KVM cannot leave out), and reports the medians of the
+per-round ratios (``ratio_to_kvm``, ``floor_ratio_to_kvm``).
 
 ``ratio_to_c`` is to C driving the *same VP* from inside this process
 (bench/c/inproc.c: MSHV_RUN_VP through the kernel table, register-page

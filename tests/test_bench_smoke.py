@@ -59,6 +59,11 @@ def test_bench_quick_writes_every_case(tmp_path: Path) -> None:
         assert case["ratio_to_c"] > 0 and case["c_median_ns"] > 0, name
     for name, result in report["c"].items():
         assert result["median_ns"] > 0, name
+    for kind in KINDS:  # the client's exit rounds were paired with raw KVM rounds in its process
+        for how in ("regpage", "hvcall"):
+            result = report["c"][f"c_mshv_{kind}_{how}"]
+            assert result["kvm_median_ns"] > 0 and result["ratio_to_kvm"] > 0, result
+            assert result["floor_ratio_to_kvm"] > 0, result
     growth = {"4k_python", "4k_c"} | ({"2m_python", "2m_c"} if hugetlb else set())
     assert growth <= set(report["growth"]) and "map+unmap cost by region size" in proc.stdout
     if has_plot:
@@ -198,3 +203,30 @@ def test_the_plot_draws_what_the_table_says() -> None:
     assert ax.bars["Cython RunLoop"] == [20.7]
     assert ax.bars["C on the same VP (what the ratio compares with)"] == [21.1]
     assert "0.98x" in ax.texts
+
+
+def test_the_client_ratio_to_kvm_is_its_own_paired_one() -> None:
+    """A C client exit case that paired its rounds with raw KVM rounds keeps that ratio and its
+    floor (the separate raw KVM run, minutes away, is not divided in); one that did not gets the
+    ratio to the separate run."""
+    from mshv.bench import build_report, format_table
+
+    c = {
+        "results": {
+            "c_kvm_out": {"case": "c_kvm_out", "unit": "exit", "median_ns": 7_000.0},
+            "c_mshv_out_regpage": {
+                "unit": "exit", "median_ns": 9_000.0,
+                "paired": {"kvm_median_ns": 8_000.0, "ratio_to_kvm": 1.125, "floor_ratio_to_kvm": 1.05},
+            },
+            "c_mshv_out_hvcall": {"unit": "exit", "median_ns": 10_500.0},
+        },
+        "notes": [],
+    }  # fmt: skip
+    machine = {"backend": "emulator", "backend_reason": "r", "kernel": "k", "cpu": "c", "cpus": 2,
+               "python": "3", "quick": True}  # fmt: skip
+    report = build_report(machine, {"benchmarks": []}, c)
+    assert report["c"]["c_mshv_out_regpage"]["ratio_to_kvm"] == 1.125
+    assert report["c"]["c_mshv_out_hvcall"]["ratio_to_kvm"] == 1.5
+    table = format_table(report).splitlines()
+    row = next(line for line in table if line.startswith("c_mshv_out_regpage"))
+    assert row.split()[-2:] == ["1.12x", "1.05x"], row

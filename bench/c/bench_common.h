@@ -47,19 +47,31 @@ static inline int bench_cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Print the result line; sorts samples in place. */
-static inline void bench_report(const char *name, const char *unit, double *samples, int n)
+/* The median of v[0..n); sorts v in place. */
+static inline double bench_median(double *v, int n)
 {
-	double median;
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
-	qsort(samples, (size_t)n, sizeof(*samples), bench_cmp_double);
-	median = n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
+/* Print the result line, with `extra` (JSON members, each ", \"key\": value") before the end. */
+static inline void bench_report_with(const char *name, const char *unit, double *samples, int n,
+				     const char *extra)
+{
+	double median = bench_median(samples, n);
+
 	printf("{\"case\": \"%s\", \"unit\": \"%s\", \"median_ns\": %.3f, \"samples_ns\": [", name,
 	       unit, median);
 	for (int i = 0; i < n; i++)
 		printf("%s%.3f", i ? ", " : "", samples[i]);
-	printf("]}\n");
+	printf("]%s}\n", extra);
 	fflush(stdout);
+}
+
+/* Print the result line; sorts samples in place. */
+static inline void bench_report(const char *name, const char *unit, double *samples, int n)
+{
+	bench_report_with(name, unit, samples, n, "");
 }
 
 static inline void bench_load_image(uint8_t *mem, size_t mem_size, const char *path)

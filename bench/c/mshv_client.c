@@ -2,7 +2,9 @@
 /*
  * The C baseline on /dev/mshv: a VMM that includes only <linux/mshv.h>,
  * mshv_hvdefs.h and libc. On a root host it talks to the kernel; elsewhere it
- * runs under LD_PRELOAD=$(mshv emulator --preload-path).
+ * runs under LD_PRELOAD=$(mshv emulator --preload-path). Its exit rounds are
+ * interleaved with those of a raw KVM loop in the same process (bench_kvm.h,
+ * <linux/kvm.h>), the floor the exit latency is measured against.
  *
  *   mshv_client exits <image> <out|in|mmio_read|mmio_write> <exits> <rounds> <regpage|hvcall>
  *   mshv_client map <size> <hugetlb 0|1> <rounds>
@@ -27,6 +29,7 @@
 
 #include "bench_common.h"
 #include "bench_complete.h"
+#include "bench_kvm.h"
 
 #define RWX ((1 << MSHV_SET_MEM_BIT_WRITABLE) | (1 << MSHV_SET_MEM_BIT_EXECUTABLE))
 #define HUGE_2M (2UL << 20)
@@ -193,18 +196,30 @@ static int complete(struct world *w, const struct hv_message *m, enum bench_kind
 	}
 }
 
+/*
+ * Exit latency on /dev/mshv, each round right after a round of the raw KVM
+ * loop and one of its floor (bench_kvm.h: one /dev/mshv call per exit with the
+ * register page, two with the hypercall) on a KVM VM of this process running
+ * the same guest: the host's speed drifts by phases, so the ratios are taken
+ * round by round and reported as their medians (ratio_to_kvm, floor_ratio_to_kvm).
+ */
 static void case_exits(char **argv)
 {
 	enum bench_kind kind = bench_kind(argv[1]);
 	int exits = atoi(argv[2]), rounds = bench_rounds(argv[3]);
 	bool regpage = !strcmp(argv[4], "regpage");
-	double samples[BENCH_MAX_ROUNDS];
+	double samples[BENCH_MAX_ROUNDS], kvm[BENCH_MAX_ROUNDS];
+	double ratio[BENCH_MAX_ROUNDS], floor_ratio[BENCH_MAX_ROUNDS];
 	struct mshv_run_vp run;
+	struct bench_kvm k;
 	struct world w;
-	char name[64];
+	char name[64], extra[160];
 
 	world_init(&w, argv[0]);
+	bench_kvm_init(&k, argv[0]);
 	for (int r = -1; r < rounds; r++) {		/* round -1 warms up */
+		double raw = bench_kvm_round(&k, kind, exits, 0, -1);
+		double floor = bench_kvm_round(&k, kind, exits, regpage ? 1 : 2, w.vp);
 		uint64_t t0 = bench_now_ns();
 
 		for (int i = 0; i < exits; i++) {
@@ -216,11 +231,19 @@ static void case_exits(char **argv)
 				exit(1);
 			}
 		}
-		if (r >= 0)
+		if (r >= 0) {
 			samples[r] = (double)(bench_now_ns() - t0) / exits;
+			kvm[r] = raw;
+			ratio[r] = samples[r] / raw;
+			floor_ratio[r] = floor / raw;
+		}
 	}
+	snprintf(extra, sizeof(extra),
+		 ", \"kvm_median_ns\": %.3f, \"ratio_to_kvm\": %.4f, \"floor_ratio_to_kvm\": %.4f",
+		 bench_median(kvm, rounds), bench_median(ratio, rounds),
+		 bench_median(floor_ratio, rounds));
 	snprintf(name, sizeof(name), "c_mshv_%s_%s", argv[1], argv[4]);
-	bench_report(name, "exit", samples, rounds);
+	bench_report_with(name, "exit", samples, rounds, extra);
 }
 
 /* Guest memory of size bytes (2 MiB hugetlb pages when huge), not touched. */

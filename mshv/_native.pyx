@@ -818,17 +818,13 @@ cdef class RunCalls:
 
     def run_owned(self, str what):
         """``enter(state, what)``, ``run()``, then ``leave(state)``, in one call (``Vp.run``).
-        When ``run()`` gives an int (no exit) the VP is left entered: the caller decides, runs
-        again and leaves."""
+        The run is left whatever ``run()`` gave: a signal's Python handler, which runs once
+        this returns, may raise before the caller could leave it."""
         _enter(self._owner, what)
         try:
-            exit_ = self._run_once()
-        except BaseException:
+            return self._run_once()
+        finally:
             _leave(self._owner)
-            raise
-        if type(exit_) is not int:
-            _leave(self._owner)
-        return exit_
 
     cdef object _run_once(self):
         cdef int rc, err = 0

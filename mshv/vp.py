@@ -221,27 +221,16 @@ class Vp(FdOwner):
         # the C run path without a timeout: enter, RUN_VP, the decode and leave in one call
         if self._fd < 0:
             self._live()  # raises
-        exit_: Intercept | int = native.run_owned(self._what)  # raises: a run is already in progress
         self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
-        if isinstance(exit_, int):  # no exit (a request, a signal or an error): still entered
-            exit_ = self._run_on(native, exit_, interruptible)
+        exit_: Intercept | int = native.run_owned(self._what)  # raises: a run is already in progress
+        while isinstance(exit_, int):  # no exit: an interrupt request, a signal or an error
+            self._not_run(exit_, interruptible)
+            exit_ = native.run_owned(self._what)
         # self._exited(exit_), inline: right after a run every Python call runs cold
         self.exits += 1
         self._last_exit = exit_
         if exit_.__class__ is UnrecoverableException:
             self._name_host_limit(exit_)
-        return exit_
-
-    def _run_on(self, native: Any, err: int, interruptible: bool) -> Intercept:
-        """The C run path after a run that made no exit (``err``): raise, or run again until
-        an exit; the run entered by ``run_owned`` is left at the end."""
-        try:
-            exit_: Intercept | int = err
-            while isinstance(exit_, int):
-                self._not_run(exit_, interruptible)
-                exit_ = native.run()
-        finally:
-            native.leave(self._run_state)
         return exit_
 
     def _exited(self, exit_: Intercept) -> Intercept:

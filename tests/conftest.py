@@ -6,8 +6,11 @@ missing /dev/kvm FAILS these tests: it is never a reason to skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -45,3 +48,35 @@ def memory(partition: Partition) -> Iterator[GuestMemory]:
         partition.map_memory(mem, 0)
         yield mem
         partition.close()
+
+
+@contextlib.contextmanager
+def _alarms_to_this_thread(first: float, period: float | None = None) -> Iterator[None]:
+    """SIGALRM sent to the calling thread (pthread_kill) after ``first`` seconds, then every
+    ``period``. Thread-directed, as a kick is: a process-directed signal (setitimer) that arrives
+    while the emulator's RUN_VP code runs with signals blocked may be taken by another thread of
+    the process (the kernel's complete_signal picks a thread that does not block it)."""
+    target, stop = threading.get_ident(), threading.Event()
+
+    def send() -> None:
+        wait = first
+        while not stop.wait(wait):
+            signal.pthread_kill(target, signal.SIGALRM)
+            if period is None:
+                return
+            wait = period
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join()
+
+
+@pytest.fixture
+def thread_alarms() -> Callable[..., contextlib.AbstractContextManager[None]]:
+    """``thread_alarms(first, period=None)``: SIGALRM to the calling thread, see
+    :func:`_alarms_to_this_thread`."""
+    return _alarms_to_this_thread

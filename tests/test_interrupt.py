@@ -282,3 +282,29 @@ def test_a_second_runner_is_refused(which: str, monkeypatch: pytest.MonkeyPatch,
         assert state.tid == 0
         enter(state, "VP 0")
         leave(state)
+
+
+class _Alarm(Exception):
+    pass
+
+
+def test_a_python_signal_handler_raising_in_a_run_leaves_the_vp_runnable(thread_alarms: Any) -> None:
+    """A signal whose Python handler raises (Ctrl-C's KeyboardInterrupt) ends ``vp.run()`` with
+    that exception, and the run is left: the next run is not refused as one in progress (the
+    handler runs as soon as RUN_VP has returned EINTR, before any Python code of the run)."""
+    import signal
+
+    def raising(signum: int, frame: object) -> None:
+        raise _Alarm(signum)
+
+    previous = signal.signal(signal.SIGALRM, raising)
+    try:
+        with partition_with_one_vp(SPIN, lapic=False) as (_pt, vp, _mem):
+            for _ in range(3):
+                with thread_alarms(0.05), pytest.raises(_Alarm):
+                    vp.run()
+                assert vp._run_state.tid == 0 and vp.last_exit is None
+            with pytest.raises(TimeoutError):
+                vp.run(timeout=0.05)
+    finally:
+        signal.signal(signal.SIGALRM, previous)

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -347,32 +348,7 @@ class _Alarm(Exception):
     pass
 
 
-@contextlib.contextmanager
-def _alarms_to_this_thread(first: float, period: float | None = None) -> Iterator[None]:
-    """SIGALRM sent to the calling thread (pthread_kill) after ``first`` seconds, then every
-    ``period``. Thread-directed, as a kick is: a process-directed signal (setitimer) that arrives
-    while the emulator's RUN_VP code runs with signals blocked may be taken by another thread of
-    the process (the kernel's complete_signal picks a thread that does not block it)."""
-    target, stop = threading.get_ident(), threading.Event()
-
-    def send() -> None:
-        wait = first
-        while not stop.wait(wait):
-            signal.pthread_kill(target, signal.SIGALRM)
-            if period is None:
-                return
-            wait = period
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sender.join()
-
-
-def test_signal_interrupts_a_guest_that_makes_no_exits(native: bool) -> None:
+def test_signal_interrupts_a_guest_that_makes_no_exits(native: bool, thread_alarms: Any) -> None:
     def raising(signum: int, frame: object) -> None:
         raise _Alarm(signum)
 
@@ -383,14 +359,14 @@ def test_signal_interrupts_a_guest_that_makes_no_exits(native: bool) -> None:
     previous = signal.signal(signal.SIGALRM, raising)
     try:
         with real_mode("jmp .", native) as (_vp, loop):
-            with _alarms_to_this_thread(0.2, 0.2):
+            with thread_alarms(0.2, 0.2):
                 with pytest.raises(_Alarm):
                     loop.run()
                 signal.signal(signal.SIGALRM, quiet)
                 result = loop.run()
             assert (result.reason, result.exits, fired[:1]) == ("signal", 0, [signal.SIGALRM])
             signal.signal(signal.SIGALRM, lambda signum, frame: loop.stop())
-            with _alarms_to_this_thread(0.1):
+            with thread_alarms(0.1):
                 assert loop.run().reason == "stopped"
     finally:
         signal.signal(signal.SIGALRM, previous)

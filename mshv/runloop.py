@@ -306,17 +306,21 @@ class RunLoop:
         ports = tuple(check_int(p, "stop port", 0, MAX_PORT) for p in stop_ports)
         until = -1.0 if deadline is None else max(0.0, float(deadline))
         before = self._engine.exits
-        run = vp._run_state
-        run.enter(f"VP {vp.index}")
-        vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
+        run, what, me = vp._run_state, f"VP {vp.index}", _kick._native_id()
+        if run.tid == me:  # a run of this thread's own is in progress (a handler's)
+            raise _kick.already_running(what, me, me)
         try:
+            # inside the try: a signal's Python handler may raise as soon as enter returns
+            run.enter(what, me)  # raises: a run is in progress in another thread
+            vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
             if until >= 0:
                 _kick.watch(run, until)
             reason, exits, raw = self._engine.run(
                 limit, types, ports, until, bool(self.stop_on_halt), self._slow
             )
         finally:
-            run.leave()
+            if run.tid == me:  # this call entered (another thread's run is not left)
+                run.leave()
             if until >= 0:
                 _kick.unwatch(run)
             vp.exits += int(self._engine.exits - before)

@@ -264,9 +264,13 @@ class Vp(FdOwner):
         deadline = None if timeout is None else _kick.deadline_after(timeout)
         run = self._run_state
         word, run_buf, native = run.word, self._run_buf, self._native
-        run.enter(self._what, _thread_id())  # raises: a run is already in progress
-        self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
+        me = _thread_id()
+        if run.tid == me:  # a run of this thread's own is in progress (a run loop handler)
+            raise _kick.already_running(self._what, me, me)
         try:
+            # inside the try: a signal's Python handler may raise as soon as enter returns
+            run.enter(self._what, me)  # raises: a run is in progress in another thread
+            self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
             if deadline is not None:
                 _kick.watch(run, deadline)
             while True:
@@ -299,7 +303,8 @@ class Vp(FdOwner):
                 if interruptible and not word[0]:
                     raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}")
         finally:
-            run.leave()
+            if run.tid == me:  # this call entered (another thread's run is not left)
+                run.leave()
             if deadline is not None:
                 _kick.unwatch(run)
         return self._exited(exit_)

@@ -308,3 +308,44 @@ def test_a_python_signal_handler_raising_in_a_run_leaves_the_vp_runnable(thread_
                 vp.run(timeout=0.05)
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+RUNS_THAT_ENTER_IN_PYTHON = ["vp.run(timeout)", "RunLoop(native=False)"] + (
+    ["RunLoop(native=True)"] if native_available() else []
+)
+
+
+@pytest.mark.parametrize("how", RUNS_THAT_ENTER_IN_PYTHON)
+def test_an_exception_right_after_enter_leaves_the_vp_runnable(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs that enter from Python: a signal whose Python handler raises (Ctrl-C) as soon as
+    ``RunState.enter`` returns, simulated here, ends the run with that exception and leaves it
+    (before: the VP stayed entered and every later run was refused as one in progress)."""
+    from mshv import _kick
+
+    real_enter = _kick.RunState.enter
+
+    def enter_then_interrupted(state: Any, what: str, tid: int = 0) -> None:
+        real_enter(state, what, tid)
+        raise KeyboardInterrupt
+
+    with partition_with_one_vp(assemble("out %al, $0x10; jmp .-2"), lapic=False) as (_pt, vp, _mem):
+
+        def run() -> Any:
+            if how == "vp.run(timeout)":
+                return vp.run(timeout=5)
+            with RunLoop(vp, native=how == "RunLoop(native=True)") as loop:
+                loop.port_counter(0x10)
+                return loop.run(max_exits=3)
+
+        monkeypatch.setattr(_kick.RunState, "enter", enter_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+        assert vp._run_state.tid == 0
+        monkeypatch.undo()
+        result = run()  # not refused as a run in progress
+        if how == "vp.run(timeout)":
+            assert isinstance(result, IoPortIntercept) and result.port == 0x10
+        else:
+            assert (result.reason, result.exits) == ("max_exits", 3)

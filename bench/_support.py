@@ -315,6 +315,19 @@ def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: 
         info["ratio_min_to_c"] = min(rounds_ns) / min(c.samples_ns)
 
 
+def record_python_floor(benchmark: Any, floor_ns: list[float]) -> None:
+    """Store the Python floor of a paired case: its C rounds, each timed from Python around
+    the one call that runs it (the call and its return, cold after the system calls, and the
+    timer: what a Python caller pays on top of C whatever the binding). ``ratio_to_python_floor``
+    is the median of the per-round ratios, as ``ratio_to_c`` is."""
+    rounds_ns = [t * 1e9 for t in benchmark.stats.stats.data]
+    if len(floor_ns) != len(rounds_ns):
+        raise ValueError(f"{len(floor_ns)} floor rounds for {len(rounds_ns)} Python rounds")
+    info = benchmark.extra_info
+    info["python_floor_ns"] = statistics.median(floor_ns)
+    info["ratio_to_python_floor"] = statistics.median(p / q for p, q in zip(rounds_ns, floor_ns, strict=True))
+
+
 @contextmanager
 def long_mode_vp(kind: str) -> Iterator[tuple[Partition, Vp, GuestMemory]]:
     """A partition with RAM at GPA 0 and VP 0 in 64-bit mode at guest ``kind``'s code."""

@@ -59,6 +59,9 @@ def test_bench_quick_writes_every_case(tmp_path: Path) -> None:
         assert case["ratio_to_c"] > 0 and case["c_median_ns"] > 0, name
     for name, result in report["c"].items():
         assert result["median_ns"] > 0, name
+    for name, case in report["cases"].items():  # map+unmap: also against C called from Python
+        if name.startswith("map_"):
+            assert case["python_floor_ns"] > 0 and case["ratio_to_python_floor"] > 0, name
     for kind in KINDS:  # the client's exit rounds were paired with raw KVM rounds in its process
         for how in ("regpage", "hvcall"):
             result = report["c"][f"c_mshv_{kind}_{how}"]
@@ -205,10 +208,11 @@ def test_the_plot_draws_what_the_table_says() -> None:
     assert "0.98x" in ax.texts
 
 
-def test_the_client_ratio_to_kvm_is_its_own_paired_one() -> None:
+def test_the_table_shows_each_ratio_beside_its_floor() -> None:
     """A C client exit case that paired its rounds with raw KVM rounds keeps that ratio and its
     floor (the separate raw KVM run, minutes away, is not divided in); one that did not gets the
-    ratio to the separate run."""
+    ratio to the separate run. A map+unmap case shows its ratio to C and to C called from
+    Python."""
     from mshv.bench import build_report, format_table
 
     c = {
@@ -224,9 +228,19 @@ def test_the_client_ratio_to_kvm_is_its_own_paired_one() -> None:
     }  # fmt: skip
     machine = {"backend": "emulator", "backend_reason": "r", "kernel": "k", "cpu": "c", "cpus": 2,
                "python": "3", "quick": True}  # fmt: skip
-    report = build_report(machine, {"benchmarks": []}, c)
+    bench = {
+        "benchmarks": [
+            {"stats": {"rounds": 5}, "extra_info": {
+                "case": "map_4k_4096", "group": "map_4k", "impl": "python", "unit": "call",
+                "median_ns": 80_000.0, "c_case": "c_inproc_map_4k_4096", "c_median_ns": 70_000.0,
+                "ratio_to_c": 1.14, "python_floor_ns": 77_000.0, "ratio_to_python_floor": 1.03}},
+        ]
+    }  # fmt: skip
+    report = build_report(machine, bench, c)
     assert report["c"]["c_mshv_out_regpage"]["ratio_to_kvm"] == 1.125
     assert report["c"]["c_mshv_out_hvcall"]["ratio_to_kvm"] == 1.5
     table = format_table(report).splitlines()
     row = next(line for line in table if line.startswith("c_mshv_out_regpage"))
     assert row.split()[-2:] == ["1.12x", "1.05x"], row
+    row = next(line for line in table if line.startswith("map_4k_4096"))  # its ratio, then to the floor
+    assert row.split()[-2:] == ["1.14x", "1.03x"], row

@@ -22,7 +22,7 @@ from mshv._msgread import PAYLOAD_OFFSET, Reader
 from mshv.errors import MshvError
 from mshv.handlers import bytes_read, bytes_write
 from mshv.x86._mov import decode_mov
-from mshv.x86.cpu import code_bits, in_rax, merge_gpr
+from mshv.x86.cpu import code_bits, in_rax, merge_gpr, replaces_gpr
 
 __all__ = ["KINDS", "PyEngine"]
 
@@ -396,7 +396,7 @@ class PyEngine:
     def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, ...]:
         """mshv.x86._mov.decode_mov of the instruction at a memory intercept, as the loop uses it:
         (is_write, size, reg, shift, imm, length, the size's mask, the code size, whether a load
-        replaces the whole register (merge_gpr's first case)), or () for no simple MOV."""
+        replaces the whole register (replaces_gpr, merge_gpr's first case)), or () for no simple MOV."""
         if len(self._movs) >= _MOV_CACHE_SIZE:
             self._movs.clear()
         bits = code_bits(state, cs)
@@ -404,7 +404,7 @@ class PyEngine:
         mov: tuple[Any, ...] = ()
         if insn is not None:
             size = insn[1]
-            mov = (*insn, (1 << (8 * size)) - 1, bits, size == 8 or (size == 4 and bits == 64))
+            mov = (*insn, (1 << (8 * size)) - 1, bits, replaces_gpr(size, bits))
         self._movs[(code, count, state, cs)] = mov
         return mov
 

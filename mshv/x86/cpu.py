@@ -21,6 +21,7 @@ __all__ = [
     "code_bits",
     "in_rax",
     "merge_gpr",
+    "replaces_gpr",
 ]
 
 # EFLAGS bits (Intel SDM vol. 1, 3.4.3 "EFLAGS Register")
@@ -53,6 +54,12 @@ def code_bits(execution_state: int, cs_attributes: int) -> int:
     return 16
 
 
+def replaces_gpr(size: int, bits: int) -> bool:
+    """Whether writing ``size`` bytes to a GPR replaces all 64 bits: a 64-bit write, or a 32-bit
+    one in 64-bit code (it zero-extends)."""
+    return size == 8 or (size == 4 and bits == 64)
+
+
 def merge_gpr(old: int, value: int, size: int, shift: int, bits: int) -> int:
     """A 64-bit GPR after an instruction writes ``size`` bytes of ``value`` to it.
 
@@ -60,7 +67,7 @@ def merge_gpr(old: int, value: int, size: int, shift: int, bits: int) -> int:
     write zero-extends in 64-bit code (``bits`` 64) and keeps the upper half otherwise;
     a 64-bit write replaces the register (Intel SDM vol. 1, 3.4.1.1).
     """
-    if size == 8 or (size == 4 and bits == 64):
+    if replaces_gpr(size, bits):
         return value & ((1 << (8 * size)) - 1)
     field = ((1 << (8 * size)) - 1) << shift
     return (old & ~field & _MASK64) | ((value << shift) & field)

@@ -12,7 +12,7 @@ from mshv import GuestMemory, Mshv, RunLoop, Segment
 from mshv._abi import lib
 from mshv.intercepts import InterceptHeader
 from mshv.testing import assemble, entry_gpa, start_vp
-from mshv.x86.cpu import code_bits, in_rax, merge_gpr
+from mshv.x86.cpu import code_bits, in_rax, merge_gpr, replaces_gpr
 
 LMA, PE = lib.HV_X64_EXECUTION_STATE_EFER_LMA, lib.HV_X64_EXECUTION_STATE_CR0_PE
 CS_L, CS_D = lib.HV_X64_SEGMENT_ATTR_L_MASK, lib.HV_X64_SEGMENT_ATTR_DB_MASK
@@ -43,6 +43,9 @@ def test_register_write_rules() -> None:
     assert merge_gpr(old, 0x01020304, 4, 0, 64) == 0x01020304  # zero-extended in 64-bit code
     assert merge_gpr(old, 0x01020304, 4, 0, 32) == 0x1122334401020304  # kept outside it
     assert merge_gpr(old, 1 << 70 | 5, 8, 0, 64) == 5
+    assert [replaces_gpr(size, bits) for size, bits in ((8, 64), (4, 64), (4, 32), (2, 64), (1, 64))] == [
+        True, True, False, False, False,
+    ]  # fmt: skip
 
 
 def _guest(mode: str) -> str:

@@ -23,15 +23,17 @@ one watchdog thread, which kicks a run past its deadline until it ends.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from mshv._abi import ffi, lib
 
-__all__ = ["KICK_RETRY", "RunState", "deadline_after", "install", "unwatch", "watch"]
+__all__ = ["KICK_RETRY", "RunState", "deadline_after", "install", "unwatch", "watch", "watching"]
 
 #: Seconds between two kicks of a run that has not come back yet.
 KICK_RETRY = 0.01
@@ -135,6 +137,21 @@ class RunState:
         self._owner.tid = value
 
     # -- the runner's side -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def entered(self, what: str, tid: int) -> Iterator[None]:
+        """:meth:`enter` for thread ``tid`` around a ``with`` block, and :meth:`leave` after it.
+        The enter is inside the ``try``: a signal's Python handler may raise as soon as it
+        returns, and the run is left all the same. A run of this thread's own already in
+        progress (a run loop handler) is refused first, so it is never left here."""
+        if self.tid == tid:
+            raise already_running(what, tid, tid)
+        try:
+            self.enter(what, tid)  # raises: a run is in progress in another thread
+            yield
+        finally:
+            if self.tid == tid:  # this call entered (another thread's run is not left)
+                self.leave()
+
     def enter(self, what: str, tid: int = 0) -> None:
         """Record the calling thread (its kernel id ``tid``, found when 0) as the one running the
         VP; refuses a second runner."""
@@ -153,16 +170,23 @@ class RunState:
         return bool(lib.mshv_run_take_request(self._owner))
 
     # -- the kicker's side -------------------------------------------------------------------
-    def kick(self) -> None:
-        """Send one kick to the thread in a run of the VP, if there is one (not this thread)."""
+    @contextlib.contextmanager
+    def _counted_in(self) -> Iterator[int]:
+        """A kicker's turn: the runner's tid (0: none), which it may kick until the block ends;
+        a runner leaving meanwhile waits for it."""
         with self._lock:
             tid = lib.mshv_run_kick_begin(self._owner)
             try:
-                if tid and tid != _native_id():
-                    lib.mshv_kick_thread(tid)  # ESRCH (the thread is gone) is harmless
-                    self.kicks += 1
+                yield tid
             finally:
                 lib.mshv_run_kick_end(self._owner)
+
+    def kick(self) -> None:
+        """Send one kick to the thread in a run of the VP, if there is one (not this thread)."""
+        with self._counted_in() as tid:
+            if tid and tid != _native_id():
+                lib.mshv_kick_thread(tid)  # ESRCH (the thread is gone) is harmless
+                self.kicks += 1
 
     def interrupt(self, *, until_left: bool = False) -> None:
         """Request an interrupt and kick the run in progress until it took the request
@@ -172,21 +196,17 @@ class RunState:
         me = _native_id()
         next_kick = 0.0
         while True:
-            with self._lock:
-                tid = lib.mshv_run_kick_begin(self._owner)
-                try:
-                    if not tid or tid == me:
-                        return
-                    if self.word[0]:
-                        now = time.monotonic()
-                        if now >= next_kick:
-                            lib.mshv_kick_thread(tid)
-                            self.kicks += 1
-                            next_kick = now + KICK_RETRY
-                    elif not until_left:
-                        return
-                finally:
-                    lib.mshv_run_kick_end(self._owner)
+            with self._counted_in() as tid:
+                if not tid or tid == me:
+                    return
+                if self.word[0]:
+                    now = time.monotonic()
+                    if now >= next_kick:
+                        lib.mshv_kick_thread(tid)
+                        self.kicks += 1
+                        next_kick = now + KICK_RETRY
+                elif not until_left:
+                    return
             time.sleep(_POLL)
 
 
@@ -243,3 +263,16 @@ def watch(state: RunState, deadline: float) -> None:
 def unwatch(state: RunState) -> None:
     """Stop watching ``state``'s deadline (its run is over)."""
     _WATCHDOG.unwatch(state)
+
+
+@contextlib.contextmanager
+def watching(state: RunState, deadline: float | None) -> Iterator[None]:
+    """:func:`watch` ``state`` until the ``with`` block ends; nothing when ``deadline`` is None."""
+    if deadline is None:
+        yield
+        return
+    watch(state, deadline)
+    try:
+        yield
+    finally:
+        unwatch(state)

@@ -306,23 +306,16 @@ class RunLoop:
         ports = tuple(check_int(p, "stop port", 0, MAX_PORT) for p in stop_ports)
         until = -1.0 if deadline is None else max(0.0, float(deadline))
         before = self._engine.exits
-        run, what, me = vp._run_state, f"VP {vp.index}", _kick._native_id()
-        if run.tid == me:  # a run of this thread's own is in progress (a handler's)
-            raise _kick.already_running(what, me, me)
+        run = vp._run_state
         try:
-            # inside the try: a signal's Python handler may raise as soon as enter returns
-            run.enter(what, me)  # raises: a run is in progress in another thread
-            vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
-            if until >= 0:
-                _kick.watch(run, until)
-            reason, exits, raw = self._engine.run(
-                limit, types, ports, until, bool(self.stop_on_halt), self._slow
-            )
+            # raises: a run is already in progress
+            watched = None if deadline is None else until
+            with run.entered(f"VP {vp.index}", _kick._native_id()), _kick.watching(run, watched):
+                vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
+                reason, exits, raw = self._engine.run(
+                    limit, types, ports, until, bool(self.stop_on_halt), self._slow
+                )
         finally:
-            if run.tid == me:  # this call entered (another thread's run is not left)
-                run.leave()
-            if until >= 0:
-                _kick.unwatch(run)
             vp.exits += int(self._engine.exits - before)
         intercept = decode(raw) if raw is not None else None
         vp._last_exit = intercept  # the loop completed every other exit: none is pending

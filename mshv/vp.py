@@ -264,15 +264,9 @@ class Vp(FdOwner):
         deadline = None if timeout is None else _kick.deadline_after(timeout)
         run = self._run_state
         word, run_buf, native = run.word, self._run_buf, self._native
-        me = _thread_id()
-        if run.tid == me:  # a run of this thread's own is in progress (a run loop handler)
-            raise _kick.already_running(self._what, me, me)
-        try:
-            # inside the try: a signal's Python handler may raise as soon as enter returns
-            run.enter(self._what, me)  # raises: a run is in progress in another thread
+        # raises: a run is already in progress
+        with run.entered(self._what, _thread_id()), _kick.watching(run, deadline):
             self._last_exit = None  # once the VP runs on, the exit it was at is no longer current
-            if deadline is not None:
-                _kick.watch(run, deadline)
             while True:
                 # a request is checked before every RUN_VP (one made as the thread gets here is
                 # not lost), and before the deadline
@@ -302,11 +296,6 @@ class Vp(FdOwner):
                     raise MshvError(err, "MSHV_RUN_VP", details=self._what)
                 if interruptible and not word[0]:
                     raise InterruptedError(_EINTR, f"MSHV_RUN_VP on {self._what}")
-        finally:
-            if run.tid == me:  # this call entered (another thread's run is not left)
-                run.leave()
-            if deadline is not None:
-                _kick.unwatch(run)
         return self._exited(exit_)
 
     def interrupt(self) -> None:

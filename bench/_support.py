@@ -289,6 +289,19 @@ class InProcessC:
         return self._ffi.cast("void *", page.address)
 
 
+def _rounds_ns(benchmark: Any, per: int) -> list[float]:
+    """The Python rounds of ``benchmark``, in order, in ns per ``per`` operations."""
+    return [t * 1e9 / per for t in benchmark.stats.stats.data]
+
+
+def _paired_ratio(case: str, rounds_ns: list[float], baseline_ns: list[float]) -> float:
+    """The median of the per-round ratios of ``rounds_ns`` to ``baseline_ns`` (one baseline
+    round run right before each Python round, in order)."""
+    if len(baseline_ns) != len(rounds_ns):
+        raise ValueError(f"{case}: {len(baseline_ns)} baseline rounds for {len(rounds_ns)} Python rounds")
+    return statistics.median(p / q for p, q in zip(rounds_ns, baseline_ns, strict=True))
+
+
 def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: int,
            c: CResult | None, paired: bool = False, **extra: Any) -> None:  # fmt: skip
     """Store the case's median (ns per ``unit``) and its ratio to the C baseline in the JSON.
@@ -304,11 +317,9 @@ def record(benchmark: Any, *, case: str, group: str, impl: str, unit: str, per: 
         return
     info.update(c_case=c.case, c_median_ns=c.median_ns, ratio_to_c=median_ns / c.median_ns)
     info["ratio_of_medians"] = info["ratio_to_c"]
-    rounds_ns = [t * 1e9 / per for t in benchmark.stats.stats.data]
+    rounds_ns = _rounds_ns(benchmark, per)
     if paired:
-        if len(c.samples_ns) != len(rounds_ns):
-            raise ValueError(f"{case}: {len(c.samples_ns)} C rounds for {len(rounds_ns)} Python rounds")
-        info["ratio_to_c"] = statistics.median(p / q for p, q in zip(rounds_ns, c.samples_ns, strict=True))
+        info["ratio_to_c"] = _paired_ratio(case, rounds_ns, c.samples_ns)
     # Minimum over rounds: less sensitive to the host's slow phases (shared 2-CPU machine),
     # which can hit the C process and the Python process at different times.
     if c.samples_ns:
@@ -320,12 +331,9 @@ def record_python_floor(benchmark: Any, floor_ns: list[float]) -> None:
     the one call that runs it (the call and its return, cold after the system calls, and the
     timer: what a Python caller pays on top of C whatever the binding). ``ratio_to_python_floor``
     is the median of the per-round ratios, as ``ratio_to_c`` is."""
-    rounds_ns = [t * 1e9 for t in benchmark.stats.stats.data]
-    if len(floor_ns) != len(rounds_ns):
-        raise ValueError(f"{len(floor_ns)} floor rounds for {len(rounds_ns)} Python rounds")
     info = benchmark.extra_info
     info["python_floor_ns"] = statistics.median(floor_ns)
-    info["ratio_to_python_floor"] = statistics.median(p / q for p, q in zip(rounds_ns, floor_ns, strict=True))
+    info["ratio_to_python_floor"] = _paired_ratio(info["case"], _rounds_ns(benchmark, 1), floor_ns)
 
 
 @contextmanager

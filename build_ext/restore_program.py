@@ -83,7 +83,9 @@ int mshv_restore(const struct mshv_restore_program *program, const int *fds,
                  struct mshv_restore_outcome *outcome);
 """
 
-CUSTOMIZATIONS = DECLARATIONS + r"""
+CUSTOMIZATIONS = (
+    DECLARATIONS
+    + r"""
 static int mshv_restore_failed(struct mshv_restore_outcome *out, int batch, int step)
 {
 	out->batch = batch;
@@ -144,3 +146,4 @@ static int mshv_restore(const struct mshv_restore_program *p, const int *fds,
 	return MSHV_RESTORE_DONE;
 }
 """
+)

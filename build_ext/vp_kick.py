@@ -127,6 +127,7 @@ def run_owner_header() -> str:
         f"{RUN_OWNER_STRUCT}{RUN_OWNER_C}#endif\n"
     )
 
+
 CUSTOMIZATIONS = r"""
 static void mshv_kick_handler(int signo)
 {

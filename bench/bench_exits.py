@@ -115,18 +115,25 @@ def bench_exit_python_run(benchmark: Any, kind: str, cbase: CBaselines) -> None:
     _record(benchmark, cbase, kind, "python_run", n, paired.result(rounds))
 
 
-def _runloop(vp: Vp, native: bool, kind: str) -> Any:
-    """A RunLoop whose native handler serves the guest of ``kind`` with no Python per exit."""
+def _runloop(vp: Vp, native: bool, kind: str) -> tuple[Any, Any]:
+    """A RunLoop whose native handler serves the guest of ``kind`` with no Python per exit, and
+    the handler.
+
+    The IN queue holds a byte for every exit of the case (its warm-up round included) and one
+    more, so each IN is served from it, as C serves IN_VALUE: an empty queue takes another path.
+    """
     from mshv.runloop import RunLoop
 
     loop = RunLoop(vp, native=native)  # native=True fails loudly if the extension is missing
+    handler: Any
     if kind == "out":
-        loop.port_counter(PORT)
+        handler = loop.port_counter(PORT)
     elif kind == "in":
-        loop.port_buffer(PORT, data=bytes([IN_VALUE]) * (64 * 1024))
+        n, rounds = exits_per_round()
+        handler = loop.port_buffer(PORT, data=bytes([IN_VALUE]) * (n * (rounds + 1) + 1))
     else:
-        loop.mmio_bytes(MMIO_GPA, bytearray(MMIO_VALUE.to_bytes(8, "little")))
-    return loop
+        handler = loop.mmio_bytes(MMIO_GPA, bytearray(MMIO_VALUE.to_bytes(8, "little")))
+    return loop, handler
 
 
 @pytest.mark.parametrize("kind", EXIT_KINDS)
@@ -135,7 +142,7 @@ def bench_exit_runloop(benchmark: Any, kind: str, native: bool, cbase: CBaseline
     """``RunLoop.run(max_exits=n)`` with a native handler: no Python per exit (Cython)."""
     n, rounds = exits_per_round()
     with long_mode_vp(kind) as (_pt, vp, _mem):
-        loop = _runloop(vp, native, kind)
+        loop, handler = _runloop(vp, native, kind)
         paired = _PairedC(vp, kind, n)
 
         def run_n() -> None:
@@ -143,4 +150,6 @@ def bench_exit_runloop(benchmark: Any, kind: str, native: bool, cbase: CBaseline
             assert result.exits == n, result
 
         benchmark.pedantic(run_n, setup=paired.round, rounds=rounds, warmup_rounds=1)
+        if kind == "in":  # every IN of every round read a queued byte
+            assert handler.pending == 1, handler.pending
     _record(benchmark, cbase, kind, "runloop_cython" if native else "runloop_pure", n, paired.result(rounds))

@@ -34,7 +34,8 @@ _RUN_VP = lib.MSHV_RUN_VP
 _HALT = lib.HVMSG_X64_HALT
 _IO = lib.HVMSG_X64_IO_PORT_INTERCEPT
 _MEMORY = (lib.HVMSG_UNMAPPED_GPA, lib.HVMSG_GPA_INTERCEPT)
-_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
+_READ, _WRITE = lib.HV_INTERCEPT_ACCESS_READ, lib.HV_INTERCEPT_ACCESS_WRITE
+_NO_LIMIT = 1 << 64  # above any exit count: run() with no max_exits
 _STRING = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
 _SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
 _SIZE_SHIFT = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_SHIFT
@@ -275,36 +276,41 @@ class PyEngine:
         deadline: float,
         stop_on_halt: bool,
     ) -> str:
-        n = 0
+        # self.exits counts every exit as it comes (a Python handler may read it); the limit is
+        # the count to stop at
+        stop_at = self.exits + max_exits if max_exits >= 0 else _NO_LIMIT
+        timed = deadline >= 0
         fd, buf, words, kick, view = self._fd, self._buf, self._words, self._kick_view, self._view
-        memory, pages, movs = _MEMORY, self._page_views, self._movs
-        ioctl, io_type, halt = _ioctl_raw, _IO, _HALT
+        memory, movs, run_vp, payload = _MEMORY, self._movs, _RUN_VP, PAYLOAD_OFFSET
+        ioctl, io_type, halt, write = _ioctl_raw, _IO, _HALT, _WRITE
+        # the register page as isvalid (bytes), dirty (uint32s) and registers (uint64s); with no
+        # page, one zero byte at isvalid: the page is never valid
+        valid, dirty_words, q = self._page_views or (memoryview(bytes(_ISVALID + 1)), None, None)
         while True:
             if kick[0] and self._take_request():  # before every RUN_VP: no request is lost
                 return "stopped"
-            if 0 <= max_exits <= n:
+            if self.exits >= stop_at:
                 return "max_exits"
-            if deadline >= 0 and time.monotonic() >= deadline:
+            if timed and time.monotonic() >= deadline:
                 return "deadline"
-            if ioctl(fd, _RUN_VP, buf) < 0:
+            if ioctl(fd, run_vp, buf) < 0:
                 err = _kernel.errno()
                 if err != _EINTR:
                     raise MshvError(err, "MSHV_RUN_VP", details=f"fd={fd}")
                 _check_signals()
                 if kick[0] and self._take_request():
                     return "stopped"
-                if deadline >= 0 and time.monotonic() >= deadline:
+                if timed and time.monotonic() >= deadline:
                     return "deadline"
                 return "signal"
             self.exits += 1
-            n += 1
             mtype = words[_TYPE_AT]
             if mtype == halt and stop_on_halt:
                 return "halt"
             if stop_types and mtype in stop_types:
                 return "message_type"
             if mtype == io_type:  # buffer and counter ports are served here, the rest in _python
-                length_cr8, access, rip, port, info, rax = _read_io(view, PAYLOAD_OFFSET)
+                length_cr8, access, rip, port, info, rax = _read_io(view, payload)
                 if stop_ports and port in stop_ports:
                     return "port"
                 e = self._last_port
@@ -319,55 +325,51 @@ class PyEngine:
                     continue
                 size = (info & _SIZE_MASK) >> _SIZE_SHIFT
                 next_rip = rip + ((length_cr8 & _LEN_MASK) >> _LEN_SHIFT)
-                if access == _WRITE:
+                e.hits += 1
+                if access == write:
                     if e.output is not None:
                         e.output += (rax & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-                    e.hits += 1
-                    if pages is not None and pages[0][_ISVALID]:  # as the Cython loop's _complete_io
-                        pages[2][_RIP] = next_rip
-                        pages[1][_DIRTY] |= _DIRTY_IP
+                    if valid[_ISVALID]:  # as the Cython loop's _complete_io
+                        q[_RIP] = next_rip  # type: ignore[index]
+                        dirty_words[_DIRTY] |= _DIRTY_IP  # type: ignore[index]
                     else:
                         self._complete({"rip": next_rip})
                     continue
-                value = 0
-                if e.kind == _BUFFER:
+                if e.kind != _BUFFER:
+                    rax = in_rax(rax, size, 0)
+                elif size == 1 and e.inq_pos < len(e.inq):  # IN AL of a byte: in_rax's AL case, no slice
+                    rax = rax & ~0xFF | e.inq[e.inq_pos]
+                    e.inq_pos += 1
+                else:
                     inq, pos = e.inq, e.inq_pos
-                    if size == 1 and pos < len(inq):  # IN AL: one byte, no slice
-                        value = inq[pos]
-                        e.inq_pos = pos + 1
-                    else:
-                        chunk = inq[pos : pos + size]
-                        e.inq_pos = pos + len(chunk)
-                        value = int.from_bytes(chunk, "little")
-                e.hits += 1
-                rax = in_rax(rax, size, value)
-                if pages is not None and pages[0][_ISVALID]:
-                    q = pages[2]
-                    q[_RIP] = next_rip
-                    q[_RAX] = rax
-                    pages[1][_DIRTY] |= _DIRTY_IP_GENERAL
+                    chunk = inq[pos : pos + size]
+                    e.inq_pos = pos + len(chunk)
+                    rax = in_rax(rax, size, int.from_bytes(chunk, "little"))
+                if valid[_ISVALID]:
+                    q[_RIP] = next_rip  # type: ignore[index]
+                    q[_RAX] = rax  # type: ignore[index]
+                    dirty_words[_DIRTY] |= _DIRTY_IP_GENERAL  # type: ignore[index]
                 else:
                     self._complete({"rip": next_rip, "rax": rax})
                 continue
             elif mtype in memory:  # a MOV on a byte-backed range is done here, the rest in _python
-                access, state, cs, rip, count, gpa, code = _read_memory(view, PAYLOAD_OFFSET)
+                access, state, cs, rip, count, gpa, code = _read_memory(view, payload)
                 e = self._last_mmio
                 if e is None or not e.first <= gpa <= e.last:
                     e = self._find_mmio(gpa)
                     if e is None:
                         return "unhandled"
-                if e.kind == _BYTES and pages is not None and pages[0][_ISVALID]:
+                if e.kind == _BYTES and valid[_ISVALID]:
                     mov = movs.get((code, count, state, cs))
                     if mov is None:
                         mov = self._decode_mov(code, count, state, cs)
-                    if mov and mov[0] == (access == _WRITE):  # () when it is no simple MOV
+                    if mov[0] == access:  # (None,) when it is no simple MOV
                         # as the Cython loop's _mmio_bytes: the MOV through the register page
-                        is_write, size, reg, shift, imm, length, mask, bits, whole = mov
-                        q = pages[2]
+                        _, size, at, shift, imm, length, mask, bits, whole = mov
                         data, offset = e.data, gpa - e.first
                         end = offset + size
-                        if is_write:
-                            value = (imm if reg < 0 else q[_RAX + reg] >> shift) & mask
+                        if access == write:
+                            value = (imm if at < 0 else q[at] >> shift) & mask  # type: ignore[index]
                             if end <= len(data):  # type: ignore[arg-type]  # what e.write does, without its frame
                                 data[offset:end] = value.to_bytes(size, "little")  # type: ignore[index]
                             else:
@@ -379,12 +381,10 @@ class PyEngine:
                             else:
                                 value = e.read(gpa, size)  # type: ignore[misc]
                             # merge_gpr, its whole-register case without its frame
-                            q[_RAX + reg] = (
-                                value & mask if whole else merge_gpr(q[_RAX + reg], value, size, shift, bits)
-                            )
+                            q[at] = value & mask if whole else merge_gpr(q[at], value, size, shift, bits)  # type: ignore[index]
                             dirty = _DIRTY_IP_GENERAL
-                        q[_RIP] = rip + length
-                        pages[1][_DIRTY] |= dirty
+                        q[_RIP] = rip + length  # type: ignore[index]
+                        dirty_words[_DIRTY] |= dirty  # type: ignore[index]
                         e.hits += 1
                         continue
                 reason = self._python(e)
@@ -395,16 +395,21 @@ class PyEngine:
 
     def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, ...]:
         """mshv.x86._mov.decode_mov of the instruction at a memory intercept, as the loop uses it:
-        (is_write, size, reg, shift, imm, length, the size's mask, the code size, whether a load
-        replaces the whole register (replaces_gpr, merge_gpr's first case)), or () for no simple MOV."""
+        (the intercept access type it makes, size, the register's item in the page's uint64s or -1
+        for an immediate, shift, imm, length, the size's mask, the code size, whether a load
+        replaces the whole register (replaces_gpr, merge_gpr's first case)), or (None,) for no
+        simple MOV."""
         if len(self._movs) >= _MOV_CACHE_SIZE:
             self._movs.clear()
         bits = code_bits(state, cs)
         insn = decode_mov(code[:count], bits)
-        mov: tuple[Any, ...] = ()
+        mov: tuple[Any, ...] = (None,)
         if insn is not None:
-            size = insn[1]
-            mov = (*insn, (1 << (8 * size)) - 1, bits, replaces_gpr(size, bits))
+            is_write, size, reg, shift, imm, length = insn
+            access = _WRITE if is_write else _READ
+            at = _RAX + reg if reg >= 0 else -1
+            mask = (1 << (8 * size)) - 1
+            mov = (access, size, at, shift, imm, length, mask, bits, replaces_gpr(size, bits))
         self._movs[(code, count, state, cs)] = mov
         return mov
 

@@ -624,7 +624,7 @@ cdef class RegisterCalls:
         cdef reg_entry *plan = _plan_memory(small, total)
         try:
             keep = self._plan(keys, plan, total)  # holds the names of plan's entries it made
-            items = PyDict_Values(values) if type(values) is dict else [values[key] for key in keys]
+            items = PyDict_Values(values) if type(values) is dict else _values_of(values, keys)
             return self._write(fd, vp_index, plan, items, collect)
         finally:
             if plan != small:
@@ -643,6 +643,7 @@ cdef class RegisterCalls:
         cdef mshv_root_hvcall args
         cdef int rc, err = 0
         cdef dict collected = {}
+        cdef bint collecting = bool(collect)  # once: a truth test per register adds up
         # every element packed (and so checked) before the first call; reserved fields zero
         if one_chunk:  # straight into the input
             memset(inbuf, 0, header + sizeof(hv_register_assoc) * total)
@@ -652,7 +653,7 @@ cdef class RegisterCalls:
             elements = <hv_register_assoc *><char *>packed
         for i in range(total):
             self._fill(&elements[i], &plan[i], items[i])
-            if collect and <object>plan[i].name in collect:
+            if collecting and <object>plan[i].name in collect:
                 collected[<object>plan[i].name] = items[i]
         while start < total:  # chunks of HV_SET_VP_REGISTERS_BATCH_MAX
             count = min(<Py_ssize_t>HV_SET_VP_REGISTERS_BATCH_MAX, total - start)
@@ -676,6 +677,23 @@ cdef class RegisterCalls:
         first hypercall, so bad input changes nothing. Returns {name: value} of the registers
         written whose names are in ``collect``."""
         return self._set(fd, vp_index, values, collect)
+
+
+cdef object _DICT_GETITEM = dict.__getitem__
+
+
+cdef list _values_of(object values, list keys):
+    """``[values[key] for key in keys]``. A dict subclass that keeps dict's ``__getitem__`` is
+    read with dict's own lookup: its type's subscript slot is the generic one, a method call
+    per key. A key it lacks still goes through ``values[key]`` (``__missing__``, KeyError)."""
+    cdef PyObject *found
+    if not (isinstance(values, dict) and type(values).__getitem__ is _DICT_GETITEM):
+        return [values[key] for key in keys]
+    found_values = []
+    for key in keys:
+        found = PyDict_GetItemWithError(values, key)
+        found_values.append(<object>found if found != NULL else values[key])
+    return found_values
 
 
 cdef inline object _new_slots(object cls):

@@ -392,6 +392,55 @@ def test_batches_longer_than_a_hypercall_are_chunked(vp: Vp) -> None:
     assert vp.get_registers(GPRS) == {name: last[name] for name in GPRS}
 
 
+class _Doubling(dict[str, int]):
+    """A dict subclass with its own lookup: every value reads twice what it holds."""
+
+    def __getitem__(self, key: str) -> int:
+        return 2 * super().__getitem__(key)
+
+    def values(self) -> Any:
+        return [self[key] for key in self]
+
+
+class _NamesInOrder(dict[str, int]):
+    """A dict subclass that keeps dict's lookup, iterated in a batch order of its own with a
+    name repeated and one name it does not hold (``__missing__`` gives that value)."""
+
+    def __init__(self, names: list[str], values: dict[str, int], missing: dict[str, int]) -> None:
+        super().__init__(values)
+        self._names, self._missing = names, missing
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __missing__(self, key: str) -> int:
+        return self._missing[key]
+
+    def values(self) -> Any:
+        return [self[key] for key in self._names]
+
+
+def test_dict_subclasses_are_read_through_their_own_lookup(vp: Vp) -> None:
+    """An OrderedDict, a dict subclass with its own ``__getitem__``, and one that keeps dict's
+    (read with dict's lookup in C) with repeated names and a ``__missing__``: each value is the
+    one the mapping gives for its name."""
+    from collections import OrderedDict
+
+    vp.set_registers(OrderedDict([("rbx", 1), ("rcx", 2)]))  # type: ignore[arg-type]
+    assert vp.get_registers(["rbx", "rcx"]) == {"rbx": 1, "rcx": 2}
+    vp.set_registers(_Doubling(rbx=5, rcx=6))  # type: ignore[arg-type]
+    assert vp.get_registers(["rbx", "rcx"]) == {"rbx": 10, "rcx": 12}
+    batch = _NamesInOrder(["rbx", "rdx", "rbx", "r9"], {"rbx": 7, "rdx": 8}, {"r9": 9})
+    vp.set_registers(batch)  # type: ignore[arg-type]
+    assert vp.get_registers(["rbx", "rdx", "r9"]) == {"rbx": 7, "rdx": 8, "r9": 9}
+    with pytest.raises(KeyError):  # a name neither held nor supplied
+        vp.set_registers(_NamesInOrder(["rbx", "r10"], {"rbx": 1}, {}))  # type: ignore[arg-type]
+    assert vp.get_registers(["rbx"]) == {"rbx": 7}  # nothing was written
+
+
 def test_a_set_updates_the_register_page_copy(vp: Vp) -> None:
     """Vp.set_registers also writes the page's copy of the GPRs, RIP and RFLAGS it sets (from
     what the call layer resolved), in every key form, the last of a repeated name winning."""

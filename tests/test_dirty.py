@@ -206,7 +206,7 @@ def test_bitmap_pages_lists_exactly_the_set_pages(compiled: bool) -> None:
 
     ffi_, lib_ = (ffi, dirty.lib) if compiled else (_abi_nocc.ffi, _abi_nocc.lib)
     rng = random.Random(21)
-    for npages in (1, 7, 63, 64, 65, 128, 129, 300, 4096 * 8):
+    for npages in (1, 7, 63, 64, 65, 128, 129, 300, 511, 512, 513, 2000, 4096 * 8):
         for density in (0.0, 0.001, 0.1, 0.5, 1.0):
             expected = [i for i in range(npages) if rng.random() < density]
             packed = bytearray((npages + 7) // 8)

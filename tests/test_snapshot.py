@@ -372,8 +372,8 @@ def test_bitmap_page_copy_copies_exactly_the_set_pages(compiled: bool) -> None:
     bits past ``npages`` in the last byte ignored."""
     ffi, lib_ = (compiled_ffi, lib) if compiled else (_abi_nocc.ffi, _abi_nocc.lib)
     rng = random.Random(15)
-    for npages in (1, 7, 63, 64, 65, 128, 129, 300):
-        for density in (0.0, 0.1, 0.5, 0.9, 1.0):
+    for npages in (1, 7, 63, 64, 65, 128, 129, 300, 511, 512, 513, 2000):
+        for density in (0.0, 0.002, 0.1, 0.5, 0.9, 1.0):
             bitmap = bytearray(1 if rng.random() < density else 0 for _ in range(npages))
             packed = bytearray((npages + 7) // 8)
             for i, bit in enumerate(bitmap):

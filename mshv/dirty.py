@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-from mshv import _cstruct, _kernel
+from mshv import _kernel
 from mshv._abi import ffi, lib
 from mshv.errors import MshvError
 from mshv.hvcall import HvcallInput, hvcall
@@ -88,13 +88,15 @@ def bitmap_request(access_type: int, gpa: int, npages: int) -> tuple[Any, Any]:
     from ``gpa``, and the ``unsigned char[]`` the kernel writes the bits into."""
     _check_range(gpa, npages)
     bitmap = ffi.new("unsigned char[]", (npages + 7) // 8)
-    arg = _cstruct.new(
-        "struct mshv_gpap_access_bitmap",
-        access_type=access_type,
-        access_op=lib.MSHV_GPAP_ACCESS_OP_CLEAR,
-        page_count=npages,
-        gpap_base=gpa // PAGE_SIZE,
-        bitmap_ptr=ffi.cast("uint64_t", bitmap),
+    arg = ffi.new(  # the fields set by cffi in one call; the reserved bytes stay zero
+        "struct mshv_gpap_access_bitmap *",
+        {
+            "access_type": access_type,
+            "access_op": lib.MSHV_GPAP_ACCESS_OP_CLEAR,
+            "page_count": npages,
+            "gpap_base": gpa // PAGE_SIZE,
+            "bitmap_ptr": ffi.cast("uint64_t", bitmap),
+        },
     )
     return arg, bitmap
 

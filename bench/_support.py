@@ -197,6 +197,8 @@ class InProcessC:
             " unsigned long long gpa, unsigned long long size);"
             "long long bench_regs_ns(void *table, int fd, unsigned int vp_index, int set,"
             " const unsigned int *names, void *values, int n);"
+            "long long bench_bitmap_ns(void *table, int pt_fd, unsigned long long gpa,"
+            " unsigned long long npages, void *bitmap);"
             "struct bench_region_copy { void *dst; const void *src; const void *bitmap;"
             " unsigned long long npages; };"
             "long long bench_restore_ns(void *table, const int *fds, void *const *batches,"
@@ -226,6 +228,19 @@ class InProcessC:
         if ns < 0:
             raise OSError(-ns, f"C first touch of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
         return ns
+
+    def bitmap(self, pt: Partition, gpa: int, npages: int) -> Callable[[], int]:
+        """``timer()``: ns for one read and clear of the dirty bits of ``npages`` pages from
+        ``gpa`` (MSHV_GET_GPAP_ACCESS_BITMAP), timed in C."""
+        bitmap = self._ffi.new("unsigned char[]", (npages + 7) // 8)
+
+        def timer() -> int:
+            ns = int(self._lib.bench_bitmap_ns(self._table, pt.fd, gpa, npages, bitmap))
+            if ns < 0:
+                raise OSError(-ns, f"C dirty bitmap of {npages} pages at {gpa:#x}: {os.strerror(-ns)}")
+            return ns
+
+        return timer
 
     def regs(self, vp: Vp, names: list[int]) -> Callable[[str], int]:
         """``timer(op)``: ns for one batch of ``names`` on ``vp``, read ("get") or written back

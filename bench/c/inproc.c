@@ -8,6 +8,7 @@
  *  - bench_touch_ns: the MSHV_RUN_VP in which the "touch" guest first writes a
  *    freshly mapped region, on the Python side's VP;
  *  - bench_regs_ns: one register batch, read or written, on the Python side's VP;
+ *  - bench_bitmap_ns: one dirty bitmap read and clear on the Python side's partition;
  *  - bench_restore_ns: a snapshot restore's prepared calls and dirty-page copies.
  * The benches call them right before each Python round, so both sides see the
  * same moment of a host whose speed drifts between slow and fast phases.
@@ -130,6 +131,28 @@ static int bench_hvcall(const struct mshv_kernel_table *k, int fd, uint16_t code
 	if (k->ioctl(fd, MSHV_ROOT_HVCALL, &a) < 0)
 		return -1;
 	return a.reps;
+}
+
+/*
+ * ns for one MSHV_GET_GPAP_ACCESS_BITMAP of the dirty bits of npages pages from gpa, read
+ * and cleared into bitmap (npages bits), or -errno.
+ */
+int64_t bench_bitmap_ns(const struct mshv_kernel_table *k, int pt_fd, uint64_t gpa, uint64_t npages,
+			uint8_t *bitmap)
+{
+	struct mshv_gpap_access_bitmap a;
+	uint64_t t0;
+
+	memset(&a, 0, sizeof(a));
+	a.access_type = MSHV_GPAP_ACCESS_TYPE_DIRTY;
+	a.access_op = MSHV_GPAP_ACCESS_OP_CLEAR;
+	a.page_count = npages;
+	a.gpap_base = gpa / 4096;
+	a.bitmap_ptr = (uint64_t)(uintptr_t)bitmap;
+	t0 = bench_now_ns();
+	if (k->ioctl(pt_fd, MSHV_GET_GPAP_ACCESS_BITMAP, &a) < 0)
+		return -errno;
+	return (int64_t)(bench_now_ns() - t0);
 }
 
 /*

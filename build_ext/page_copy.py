@@ -44,8 +44,8 @@ static uint64_t mshv_bitmap_word(const unsigned char *bitmap, uint64_t first, ui
 }
 
 /*
- * Whether the 512 bits from bit first (a multiple of 512) are all clear, and all
- * within npages: a clean bitmap is skipped 64 bytes per test.
+ * Whether bit first starts a block of 512 clear bits (first a multiple of 512, the
+ * block within npages): a clean bitmap is skipped 64 bytes per test.
  */
 static int mshv_bitmap_block_clear(const unsigned char *bitmap, uint64_t first, uint64_t npages)
 {

@@ -197,6 +197,7 @@ class InProcessC:
             " unsigned long long gpa, unsigned long long size);"
             "long long bench_regs_ns(void *table, int fd, unsigned int vp_index, int set,"
             " const unsigned int *names, void *values, int n);"
+            "long long bench_run_ns(void *table, int vp_fd, void *register_page);"
             "long long bench_bitmap_ns(void *table, int pt_fd, unsigned long long gpa,"
             " unsigned long long npages, void *bitmap);"
             "struct bench_region_copy { void *dst; const void *src; const void *bitmap;"
@@ -228,6 +229,19 @@ class InProcessC:
         if ns < 0:
             raise OSError(-ns, f"C first touch of {size:#x} bytes at {gpa:#x}: {os.strerror(-ns)}")
         return ns
+
+    def run(self, vp: Vp) -> Callable[[], int]:
+        """``timer()``: ns for one MSHV_RUN_VP of ``vp`` that ends in the bench's OUT (completed
+        after), timed in C."""
+        fd, page = vp.fd, self._page(vp)
+
+        def timer() -> int:
+            ns = int(self._lib.bench_run_ns(self._table, fd, page))
+            if ns < 0:
+                raise OSError(-ns, f"C run of VP {vp.index}: {os.strerror(-ns)}")
+            return ns
+
+        return timer
 
     def bitmap(self, pt: Partition, gpa: int, npages: int) -> Callable[[], int]:
         """``timer()``: ns for one read and clear of the dirty bits of ``npages`` pages from

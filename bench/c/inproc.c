@@ -7,6 +7,7 @@
  *    side also drives, each completed through the register page;
  *  - bench_touch_ns: the MSHV_RUN_VP in which the "touch" guest first writes a
  *    freshly mapped region, on the Python side's VP;
+ *  - bench_run_ns: one MSHV_RUN_VP that ends in the bench's OUT, on the Python side's VP;
  *  - bench_regs_ns: one register batch, read or written, on the Python side's VP;
  *  - bench_bitmap_ns: one dirty bitmap read and clear on the Python side's partition;
  *  - bench_restore_ns: a snapshot restore's prepared calls and dirty-page copies.
@@ -131,6 +132,26 @@ static int bench_hvcall(const struct mshv_kernel_table *k, int fd, uint16_t code
 	if (k->ioctl(fd, MSHV_ROOT_HVCALL, &a) < 0)
 		return -1;
 	return a.reps;
+}
+
+/*
+ * ns for one MSHV_RUN_VP of VP vp_fd that ends in the bench's OUT, which is then
+ * completed through the register page rp; -errno, or -EPROTO for another exit.
+ */
+int64_t bench_run_ns(const struct mshv_kernel_table *k, int vp_fd, struct hv_vp_register_page *rp)
+{
+	struct bench_completion c;
+	struct mshv_run_vp run;
+	uint64_t t0 = bench_now_ns();
+	int64_t ns;
+
+	if (k->ioctl(vp_fd, MSHV_RUN_VP, &run) < 0)
+		return -errno;
+	ns = (int64_t)(bench_now_ns() - t0);
+	if (bench_completion((const struct hv_message *)run.msg_buf, BENCH_OUT, &c) != 0)
+		return -EPROTO;
+	bench_complete_regpage(rp, &c);
+	return ns;
 }
 
 /*

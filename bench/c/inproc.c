@@ -168,7 +168,7 @@ int64_t bench_bitmap_ns(const struct mshv_kernel_table *k, int pt_fd, uint64_t g
 	a.access_type = MSHV_GPAP_ACCESS_TYPE_DIRTY;
 	a.access_op = MSHV_GPAP_ACCESS_OP_CLEAR;
 	a.page_count = npages;
-	a.gpap_base = gpa / 4096;
+	a.gpap_base = gpa / BENCH_PAGE;
 	a.bitmap_ptr = (uint64_t)(uintptr_t)bitmap;
 	t0 = bench_now_ns();
 	if (k->ioctl(pt_fd, MSHV_GET_GPAP_ACCESS_BITMAP, &a) < 0)

@@ -34,7 +34,7 @@ _RUN_VP = lib.MSHV_RUN_VP
 _HALT = lib.HVMSG_X64_HALT
 _IO = lib.HVMSG_X64_IO_PORT_INTERCEPT
 _MEMORY = (lib.HVMSG_UNMAPPED_GPA, lib.HVMSG_GPA_INTERCEPT)
-_READ, _WRITE = lib.HV_INTERCEPT_ACCESS_READ, lib.HV_INTERCEPT_ACCESS_WRITE
+_WRITE = lib.HV_INTERCEPT_ACCESS_WRITE
 _NO_LIMIT = 1 << 64  # above any exit count: run() with no max_exits
 _STRING = lib.HV_X64_IO_PORT_ACCESS_INFO_STRING_OP
 _SIZE_MASK = lib.HV_X64_IO_PORT_ACCESS_INFO_ACCESS_SIZE_MASK
@@ -363,12 +363,12 @@ class PyEngine:
                     mov = movs.get((code, count, state, cs))
                     if mov is None:
                         mov = self._decode_mov(code, count, state, cs)
-                    if mov[0] == access:  # (None,) when it is no simple MOV
+                    if mov[0] == (access == write):  # (None,) when it is no simple MOV
                         # as the Cython loop's _mmio_bytes: the MOV through the register page
-                        _, size, at, shift, imm, length, mask, bits, whole = mov
+                        is_write, size, at, shift, imm, length, mask, bits, whole = mov
                         data, offset = e.data, gpa - e.first
                         end = offset + size
-                        if access == write:
+                        if is_write:
                             value = (imm if at < 0 else q[at] >> shift) & mask  # type: ignore[index]
                             if end <= len(data):  # type: ignore[arg-type]  # what e.write does, without its frame
                                 data[offset:end] = value.to_bytes(size, "little")  # type: ignore[index]
@@ -395,10 +395,9 @@ class PyEngine:
 
     def _decode_mov(self, code: bytes, count: int, state: int, cs: int) -> tuple[Any, ...]:
         """mshv.x86._mov.decode_mov of the instruction at a memory intercept, as the loop uses it:
-        (the intercept access type it makes, size, the register's item in the page's uint64s or -1
-        for an immediate, shift, imm, length, the size's mask, the code size, whether a load
-        replaces the whole register (replaces_gpr, merge_gpr's first case)), or (None,) for no
-        simple MOV."""
+        (is_write, size, the register's item in the page's uint64s or -1 for an immediate,
+        shift, imm, length, the size's mask, the code size, whether a load replaces the whole
+        register (replaces_gpr, merge_gpr's first case)), or (None,) for no simple MOV."""
         if len(self._movs) >= _MOV_CACHE_SIZE:
             self._movs.clear()
         bits = code_bits(state, cs)
@@ -406,10 +405,9 @@ class PyEngine:
         mov: tuple[Any, ...] = (None,)
         if insn is not None:
             is_write, size, reg, shift, imm, length = insn
-            access = _WRITE if is_write else _READ
             at = _RAX + reg if reg >= 0 else -1
             mask = (1 << (8 * size)) - 1
-            mov = (access, size, at, shift, imm, length, mask, bits, replaces_gpr(size, bits))
+            mov = (is_write, size, at, shift, imm, length, mask, bits, replaces_gpr(size, bits))
         self._movs[(code, count, state, cs)] = mov
         return mov
 

@@ -163,6 +163,37 @@ def test_mmio_bytes_in_long_mode(native: bool) -> None:
         assert device.exits == 8 and result.exits == 11
 
 
+def test_mmio_bytes_moves_across_the_end_of_the_bytes(native: bool) -> None:
+    """A MOV that runs past the end of an MMIO bytes range reads 0s there and drops the bytes
+    written there (handlers.bytes_read/bytes_write); one that fits is served whole, every size."""
+    asm = f"""
+        mov ${MMIO_GPA:#x}, %rbx
+        mov $0x8877665544332211, %rcx
+        mov %ecx, 4(%rbx)             # 4 bytes at 4 of 6: two land, two are dropped
+        mov 3(%rbx), %eax             # 4 bytes at 3 of 6: 0s from 6 on
+        out %eax, $0x62
+        mov 5(%rbx), %dx              # 2 bytes at 5 of 6: 0s past the end
+        mov %edx, %eax
+        out %eax, $0x62
+        movb $0x77, 5(%rbx)           # the last byte, whole
+        mov (%rbx), %rax              # 8 bytes at 0 of 6
+        out %eax, $0x62
+        shr $32, %rax
+        out %eax, $0x62
+        hlt
+    """
+    data = bytearray(b"\xa0\xa1\xa2\xa3\xa4\xa5")
+    with long_mode(asm, native) as (_vp, loop):
+        device = loop.mmio_bytes(MMIO_GPA, data)
+        out = loop.port_buffer(0x62)
+        result = loop.run()
+        assert result.reason == "halt", result
+        assert data == bytearray(b"\xa0\xa1\xa2\xa3\x11\x77")
+        words = [int.from_bytes(out.output[i : i + 4], "little") for i in range(0, 16, 4)]
+        assert words == [0x0022_11A3, 0x0022, 0xA3A2_A1A0, 0x0000_7711], [hex(w) for w in words]
+        assert device.exits == 5
+
+
 def test_mmio_bytes_in_real_mode(native: bool) -> None:
     asm = """
         mov $0x2000, %ax

@@ -305,11 +305,11 @@ class RunLoop:
         types = tuple(check_int(int(t), "stop_on type", 0, 0xFFFFFFFF) for t in stop_on)
         ports = tuple(check_int(p, "stop port", 0, MAX_PORT) for p in stop_ports)
         until = -1.0 if deadline is None else max(0.0, float(deadline))
+        watched = None if deadline is None else until  # the watchdog's deadline, if any
         before = self._engine.exits
         run = vp._run_state
         try:
             # raises: a run is already in progress
-            watched = None if deadline is None else until
             with run.entered(f"VP {vp.index}", _kick._native_id()), _kick.watching(run, watched):
                 vp._last_exit = None  # the VP runs on: the exit it was at is no longer current
                 reason, exits, raw = self._engine.run(
